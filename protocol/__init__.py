@@ -1,1 +1,53 @@
-"""Wire format and client of the Neural Style daemon (pure Python: pyzmq and msgpack only)."""
+"""Wire format and client of the Neural Style daemon (pure Python: pyzmq and msgpack only).
+
+The GIMP plug-in imports this package inside GIMP's own Python, so nothing here may
+import torch, numpy, PIL or ``neural_style.daemon``; imports inside are relative so the
+folder can be copied next to the plug-in. The contract is docs/PROTOCOL.md.
+"""
+
+from .endpoint import DEFAULT_ENDPOINT, ENDPOINT_ENV, default_endpoint, is_local, resolve_endpoint
+from .errors import (
+    ERROR_CODES,
+    DaemonError,
+    DaemonUnavailable,
+    ErrorCode,
+    NeuralStyleError,
+    ProtocolError,
+)
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, HEARTBEAT_INTERVAL, configure_zmtp_heartbeat
+from .images import Encoding, ImageData, ImageRef
+from .messages import (
+    Accepted,
+    Cancel,
+    CancelAck,
+    Error,
+    Heartbeat,
+    JobInfo,
+    Loss,
+    Message,
+    Ping,
+    Pong,
+    Progress,
+    Reply,
+    Request,
+    Result,
+    Status,
+    StatusReply,
+    Stylize,
+    decode_reply,
+    decode_request,
+    encode_message,
+    error_frames,
+)
+from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
+
+__all__ = [
+    "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "default_endpoint", "is_local", "resolve_endpoint",
+    "ERROR_CODES", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
+    "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",
+    "Encoding", "ImageData", "ImageRef",
+    "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
+    "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize",
+    "decode_reply", "decode_request", "encode_message", "error_frames",
+    "MAX_HEADER_BYTES", "PROTOCOL_VERSION", "Envelope", "decode", "encode",
+]

@@ -1,0 +1,68 @@
+"""Error codes of protocol v1 and the exceptions this package raises.
+
+The codes are part of the public contract (docs/PROTOCOL.md, "Error codes"): a client
+in any language branches on them, so they are plain strings on the wire.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    """Every ``code`` an ``error`` reply may carry (see docs/PROTOCOL.md)."""
+
+    BAD_REQUEST = "bad_request"  # malformed msgpack, wrong types, unknown fields/params/layers, bad frames
+    TOO_LARGE = "too_large"  # over a size limit: pixels, message bytes, iterations, decompression bomb
+    BUSY = "busy"  # the job queue is full; retry later
+    CANCELLED = "cancelled"  # cancelled by the client, by a vanished client, or by daemon shutdown
+    NOT_FOUND = "not_found"  # cancel named an id that has no unfinished job on this connection
+    NO_WEIGHTS = "no_weights"  # the daemon has no VGG19 weights loaded
+    UNSUPPORTED_VERSION = "unsupported_version"  # header "v" is not a version the daemon speaks
+    INTERNAL = "internal"  # a bug or an unexpected failure inside the daemon (e.g. out of memory)
+
+
+ERROR_CODES: frozenset[str] = frozenset(code.value for code in ErrorCode)
+
+
+def code_value(code: ErrorCode | str) -> str:
+    """The wire string of a code (accepts the enum or its string)."""
+    return code.value if isinstance(code, ErrorCode) else str(code)
+
+
+class NeuralStyleError(Exception):
+    """Base of every exception raised by ``neural_style.protocol``."""
+
+
+class ProtocolError(NeuralStyleError, ValueError):
+    """A message breaks protocol v1; ``code`` is the error code the daemon answers with.
+
+    ``request_id`` is the header's id when it could be read (so the daemon can address its
+    ``error`` reply), else ``None``.
+    """
+
+    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code: str = code_value(code)
+        self.message = message
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class DaemonError(NeuralStyleError):
+    """The daemon answered a request with an ``error`` message."""
+
+    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code: str = code_value(code)
+        self.message = message
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class DaemonUnavailable(NeuralStyleError, ConnectionError):
+    """No daemon answered in time, or contact with it was lost in the middle of a job."""
