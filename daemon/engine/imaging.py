@@ -1,0 +1,65 @@
+"""Tensor image operations the engine needs around the optimisation: resizing, alpha, colour.
+
+Images are float tensors (C, H, W) in [0, 1], sRGB-encoded, C = 3 or 4.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# ITU-R BT.601 luma/chroma (YIQ), as used by Gatys et al. 2016 "Preserving color in neural artistic style transfer".
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+
+
+def fit_longest_side(height: int, width: int, longest: int) -> tuple[int, int]:
+    """(h, w) scaled so that the longer side is at most ``longest``; never upscaled."""
+    if max(height, width) <= longest:
+        return height, width
+    scale = longest / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def scale_to_longest_side(height: int, width: int, longest: int) -> tuple[int, int]:
+    """(h, w) scaled so that the longer side is exactly ``longest`` (up or down): for style images."""
+    scale = longest / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of (C, H, W) or (N, C, H, W), antialiased when shrinking."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    batched = image if image.dim() == 4 else image.unsqueeze(0)
+    shrinking = size[0] < batched.shape[-2] or size[1] < batched.shape[-1]
+    out = F.interpolate(batched, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+    return out if image.dim() == 4 else out.squeeze(0)
+
+
+def split_alpha(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(rgb, alpha or None): the network sees colour only; alpha is carried past it untouched."""
+    if image.shape[0] == 4:
+        return image[:3], image[3:4]
+    if image.shape[0] == 3:
+        return image, None
+    raise ValueError(f"images need 3 or 4 channels, got {image.shape[0]}")
+
+
+def join_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """Reattach the source alpha, resized to the result if needed."""
+    if alpha is None:
+        return rgb
+    return torch.cat([rgb, resize(alpha, tuple(rgb.shape[-2:])).clamp(0, 1)], dim=0)
+
+
+def preserve_colors(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer: the stylized image's luma Y with the content's chroma I, Q."""
+    content = resize(content, tuple(stylized.shape[-2:]))
+    to_yiq = _RGB_TO_YIQ.to(stylized)
+    to_rgb = _YIQ_TO_RGB.to(stylized)
+    yiq_styled = torch.einsum("ij,jhw->ihw", to_yiq, stylized)
+    yiq_content = torch.einsum("ij,jhw->ihw", to_yiq, content)
+    merged = torch.cat([yiq_styled[:1], yiq_content[1:]], dim=0)
+    return torch.einsum("ij,jhw->ihw", to_rgb, merged).clamp(0, 1)

@@ -1,0 +1,38 @@
+"""VGG19's layer names as the paper uses them, and their order in torchvision's ``features``.
+
+Kept apart from the network so that parameter checking can name layers without importing torch.
+"""
+from __future__ import annotations
+
+# Channels per convolution block; "M" marks a pooling layer (torchvision's configuration "E").
+VGG19_CONFIG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    block, index = 1, 1
+    for item in VGG19_CONFIG:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+        else:
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+            index += 1
+    return tuple(names)
+
+
+#: conv1_1, relu1_1, conv1_2, …, pool5: 16 convolutions, 16 ReLUs and 5 poolings. The position of a
+#: name in this tuple is its index in torchvision's ``vgg19().features``.
+LAYER_NAMES: tuple[str, ...] = _layer_names()
+LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
+CONV_NAMES: tuple[str, ...] = tuple(n for n in LAYER_NAMES if n.startswith("conv"))
+
+#: The paper's Fig. 1 / Fig. 3 layers, one per block.
+BLOCK_FIRST_CONVS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+
+def relu_of(conv_name: str) -> str:
+    """The ReLU output that the paper means by "conv4_2" and friends (the response, not the pre-activation)."""
+    return conv_name.replace("conv", "relu", 1)

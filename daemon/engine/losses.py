@@ -1,0 +1,71 @@
+"""The paper's losses, exactly as Gatys, Ecker & Bethge (2015) define them.
+
+- content:  L_content = ½ Σ (F^l − P^l)²
+- style:    G^l = F^l F^lᵀ,  E_l = 1/(4 N_l² M_l²) Σ (G^l − A^l)²,  L_style = Σ w_l E_l
+- total:    α L_content + β L_style (+ an optional total-variation term, off by default)
+
+Gram matrices are kept divided by M_l (``g = F Fᵀ / M``). Then (G − A)/(2 N M) = (g − a)/(2 N), so
+E_l = Σ ((g − a) / (2 N))²: the same number, computed without the 10¹⁵-sized intermediates that would
+cost precision in fp32 and overflow in fp16.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The weighted loss terms of one evaluation (α·L_content, β·L_style, tv·L_tv) and their sum."""
+
+    total: float
+    content: float
+    style: float
+    tv: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"total": self.total, "content": self.content, "style": self.style, "tv": self.tv}
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """g = F Fᵀ / M for one image's activations (1, N, H, W) or (N, H, W); always float32.
+
+    Float32 even under autocast, because the style loss subtracts nearly equal Gram entries.
+    """
+    channels = features.shape[-3]
+    flat = features.reshape(channels, -1).float()
+    return (flat @ flat.t()) / flat.shape[1]
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_content = ½ Σ (F − P)²."""
+    return 0.5 * (features.float() - target.float()).pow(2).sum()
+
+
+def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """E_l = 1/(4 N² M²) Σ (G − A)², from M-normalised Gram matrices (see the module docstring)."""
+    channels = gram.shape[0]
+    return ((gram - target_gram) / (2.0 * channels)).pow(2).sum()
+
+
+def style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float],
+) -> torch.Tensor:
+    """L_style = Σ_l w_l E_l over the style layers."""
+    total = torch.zeros((), device=next(iter(target_grams.values())).device)
+    for layer, weight in layer_weights.items():
+        if weight:
+            total = total + weight * style_layer_loss(gram_matrix(features[layer]), target_grams[layer])
+    return total
+
+
+def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
+    """Σ of squared differences between neighbouring pixels: a smoothness prior (not in the paper)."""
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    return dy.pow(2).sum() + dx.pow(2).sum()
+

@@ -1,0 +1,146 @@
+"""VGG19 as a feature extractor: 16 convolutions and 5 poolings, no fully connected layers.
+
+The network runs only as deep as the deepest layer a request needs, and the pooling kind is chosen
+per call (pooling layers carry no weights), so one warm model serves average and max pooling alike.
+"""
+from __future__ import annotations
+
+from typing import Collection, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import CONV_NAMES, LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
+
+WEIGHT_FORMATS = ("torchvision", "caffe")
+
+# torchvision's ImageNet statistics (RGB, inputs in [0, 1]).
+_TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+_TORCHVISION_STD = (0.229, 0.224, 0.225)
+# The Caffe VGG19 (neural-style-pt's conversion): BGR, 0–255, mean subtracted.
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+class WeightsFormatError(ValueError):
+    """A state dict does not have VGG19's convolution shapes."""
+
+
+class VGG19Features(nn.Module):
+    """VGG19's convolutional part, returning the activations of named layers.
+
+    ``weights_format`` fixes how an sRGB image in [0, 1] is normalised before the first layer,
+    because torchvision and Caffe weights were trained on differently scaled inputs.
+    """
+
+    def __init__(self, weights_format: str = "torchvision", description: str = "") -> None:
+        super().__init__()
+        if weights_format not in WEIGHT_FORMATS:
+            raise WeightsFormatError(f"weights format must be one of {', '.join(WEIGHT_FORMATS)}")
+        self.weights_format = weights_format
+        self.description = description
+        convs = []
+        in_channels = 3
+        for item in VGG19_CONFIG:
+            if item == "M":
+                continue
+            convs.append(nn.Conv2d(in_channels, int(item), kernel_size=3, padding=1))
+            in_channels = int(item)
+        self.convs = nn.ModuleList(convs)
+        if weights_format == "torchvision":
+            mean, scale = torch.tensor(_TORCHVISION_MEAN), 1.0 / torch.tensor(_TORCHVISION_STD)
+        else:
+            mean, scale = torch.tensor(_CAFFE_MEAN_BGR[::-1]) / 255.0, torch.full((3,), 255.0)
+        self.register_buffer("_mean", mean.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.convs[0].weight.device
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """sRGB in [0, 1] → the input the weights were trained on."""
+        x = (image - self._mean) * self._scale
+        if self.weights_format == "caffe":
+            x = x.flip(1)  # RGB → BGR
+        return x
+
+    def forward(self, image: torch.Tensor, layers: Collection[str], pooling: str = "avg") -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` for a batch of sRGB images (N, 3, H, W) in [0, 1].
+
+        Stops after the deepest requested layer. A ReLU runs in place unless the convolution output
+        before it was itself requested, which saves one activation's memory per layer.
+        """
+        wanted = set(layers)
+        unknown = wanted - set(LAYER_INDEX)
+        if unknown:
+            raise KeyError(f"unknown VGG19 layers: {sorted(unknown)}")
+        if not wanted:
+            return {}
+        last = max(LAYER_INDEX[name] for name in wanted)
+        pool = F.avg_pool2d if pooling == "avg" else F.max_pool2d
+        x = self.normalize(image)
+        out: dict[str, torch.Tensor] = {}
+        conv_i = 0
+        for name in LAYER_NAMES[: last + 1]:
+            if name.startswith("conv"):
+                x = self.convs[conv_i](x)
+                conv_i += 1
+            elif name.startswith("relu"):
+                conv_name = "conv" + name[4:]
+                x = F.relu(x, inplace=conv_name not in wanted)
+            else:
+                x = pool(x, kernel_size=2, stride=2)
+            if name in wanted:
+                out[name] = x
+        return out
+
+    # ------------------------------------------------------------------ weights
+    def load_vgg_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Load a torchvision-layout VGG19 state dict: full model (``features.N.*``) or features only (``N.*``).
+
+        Classifier weights, if present, are ignored: the paper uses no fully connected layers.
+        """
+        conv_indices = [LAYER_INDEX[name] for name in CONV_NAMES]
+        prefix = "features." if any(k.startswith("features.") for k in state_dict) else ""
+        for conv, index in zip(self.convs, conv_indices):
+            for part in ("weight", "bias"):
+                key = f"{prefix}{index}.{part}"
+                if key not in state_dict:
+                    raise WeightsFormatError(f"not a VGG19 state dict: key {key!r} is missing")
+                tensor = state_dict[key]
+                target = getattr(conv, part)
+                if tuple(tensor.shape) != tuple(target.shape):
+                    raise WeightsFormatError(
+                        f"not a VGG19 state dict: {key} has shape {tuple(tensor.shape)}, expected {tuple(target.shape)}"
+                    )
+                with torch.no_grad():
+                    target.copy_(tensor.to(target.dtype))
+
+
+def random_vgg19(seed: int = 0, weights_format: str = "torchvision") -> VGG19Features:
+    """Seeded random weights (He initialisation, so activations neither vanish nor explode through 16 layers).
+
+    For tests and demos without the real file; the description says so, and outputs made with it carry it.
+    """
+    model = VGG19Features(weights_format, description=f"random VGG19 weights (seed {seed}), NOT a trained network")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in model.convs:
+            fan_in = conv.in_channels * 9
+            conv.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+            conv.bias.zero_()
+    return model
+
+
+def random_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict in torchvision's full-model layout (features.N.*), as the tests write to disk."""
+    model = random_vgg19(seed)
+    conv_indices = [LAYER_INDEX[name] for name in CONV_NAMES]
+    state: dict[str, torch.Tensor] = {}
+    for conv, index in zip(model.convs, conv_indices):
+        state[f"features.{index}.weight"] = conv.weight.detach().clone()
+        state[f"features.{index}.bias"] = conv.bias.detach().clone()
+    return state
