@@ -1,27 +1,596 @@
 #!/usr/bin/env python3
-"""Install Neural Style: a virtual environment with the package, then (later) the GIMP plug-in.
+"""Install Neural Style for GIMP: the Python package, the GIMP 3 plug-in, and the VGG19 weights.
 
-Placeholder written by the lead; the GIMP plug-in helper extends it.
+    python3 install.py                      # everything, into every GIMP 3 profile found
+    python3 install.py --gimp-dir DIR       # the plug-in into DIR/plug-ins (DIR = a GIMP 3 profile)
+    python3 install.py --dry-run            # print every step, change nothing
+    python3 install.py --uninstall          # remove exactly what earlier runs installed
+
+Steps, each skippable:
+  1. a virtual environment (--venv, default .venv next to this file) with the package and
+     its test dependencies (`pip install -e .[test]`)                          [--no-venv]
+  2. the plug-in, copied to <profile>/plug-ins/neural_style_gimp/ together with the pure-Python
+     protocol package (neural_style/protocol/) and neural_style_gimp.json, which records the
+     daemon command (<venv>/bin/neural-style serve --bind ENDPOINT) and the endpoint [--no-plugin]
+  3. GIMP's Python is checked for pyzmq and msgpack; when it lacks them, matching wheels are
+     unpacked into the plug-in's vendor/ folder (the plug-in puts it on sys.path) [--no-wheels]
+  4. the torchvision VGG19 weights (vgg19-dcbb9e9d.pth, 548 MB) into torch's hub cache
+                                                   [--no-weights, or --weights FILE to use yours]
+A manifest (in --state-dir, default ~/.local/share/neural-style) lists what was created, so
+that --uninstall removes exactly that.  Running it twice is harmless.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+import urllib.request
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+PLUGIN_NAME = "neural_style_gimp"
+PLUGIN_SRC = ROOT / "plugin" / PLUGIN_NAME
+PROTOCOL_SRC = ROOT / "protocol"
+CONFIG_NAME = "neural_style_gimp.json"  # = plugin/neural_style_gimp/nsgimp/config.py CONFIG_NAME
+FOLDER_MANIFEST = ".neural-style-install.json"
+MANIFEST_NAME = "install-manifest.json"
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
+WEIGHTS_NAME = "vgg19-dcbb9e9d.pth"
+WEIGHTS_URL = "https://download.pytorch.org/models/" + WEIGHTS_NAME
+WEIGHTS_SHA256_PREFIX = "dcbb9e9d"
+WHEEL_PACKAGES = ("pyzmq", "msgpack")
+FLATPAK_ID = "org.gimp.GIMP"
+
+
+class InstallError(Exception):
+    """A step failed in a way the user must act on; the message says how."""
+
+
+# --------------------------------------------------------------------------- output
+class Out:
+    def __init__(self, dry_run: bool, quiet: bool = False) -> None:
+        self.dry_run = dry_run
+        self.quiet = quiet
+        self.warnings: list[str] = []
+
+    def step(self, text: str) -> None:
+        print(f"==> {text}", flush=True)
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            print(f"    {text}", flush=True)
+
+    def do(self, text: str) -> None:
+        print(f"    {'[dry-run] would ' if self.dry_run else ''}{text}", flush=True)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+        print(f"    WARNING: {text}", flush=True)
+
+
+# --------------------------------------------------------------------------- places
+def default_state_dir() -> Path:
+    env = os.environ.get("NEURAL_STYLE_STATE_DIR")
+    if env:
+        return Path(env)
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "neural-style"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "neural-style"
+
+
+def gimp_profile_candidates() -> list[tuple[str, Path]]:
+    """(kind, profile folder) of every place a GIMP 3 user profile lives, existing or not."""
+    home = Path.home()
+    out: list[tuple[str, Path]] = []
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    out.append(("linux", xdg / "GIMP" / "3.0"))
+    out.append(("flatpak", home / ".var" / "app" / FLATPAK_ID / "config" / "GIMP" / "3.0"))
+    out.append(("macos", home / "Library" / "Application Support" / "GIMP" / "3.0"))
+    if os.environ.get("APPDATA"):
+        out.append(("windows", Path(os.environ["APPDATA"]) / "GIMP" / "3.0"))
+    return out
+
+
+def find_gimp3_binary() -> str | None:
+    for name in ("gimp-3.0", "gimp-console-3.0", "gimp3", "gimp"):
+        path = shutil.which(name)
+        if path and (name != "gimp" or _gimp_is_3(path)):
+            return path
+    return None
+
+
+def _gimp_is_3(path: str) -> bool:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return " 3." in out
+
+
+def plugin_targets(args: argparse.Namespace, out: Out) -> list[tuple[str, Path]]:
+    """(kind, plug-ins folder) to install into."""
+    if args.gimp_dir:
+        targets = []
+        for d in args.gimp_dir:
+            d = Path(d).expanduser().resolve()
+            plug_ins = d if d.name == "plug-ins" else d / "plug-ins"
+            targets.append(("given", plug_ins))
+        return targets
+    found = [(kind, p / "plug-ins") for kind, p in gimp_profile_candidates() if p.is_dir()]
+    if found:
+        return found
+    binary = find_gimp3_binary()
+    if binary and sys.platform.startswith("linux"):
+        kind, profile = gimp_profile_candidates()[0]
+        out.info(f"GIMP 3 found ({binary}) but no profile yet: using {profile}")
+        return [(kind, profile / "plug-ins")]
+    return []
+
+
+def venv_bin(venv_dir: Path, name: str) -> Path:
+    if os.name == "nt":
+        return venv_dir / "Scripts" / (name + ".exe")
+    return venv_dir / "bin" / name
+
+
+def torch_checkpoints_dir() -> Path:
+    if os.environ.get("TORCH_HOME"):
+        return Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "torch" / "hub" / "checkpoints"
+
+
+# --------------------------------------------------------------------------- manifest
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict = {"format": 1, "venv": None, "plugins": {}, "weights": []}
+        if path.is_file():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(loaded, dict):
+                    self.data.update(loaded)
+            except (OSError, ValueError):
+                pass
+
+    def save(self, out: Out) -> None:
+        if out.dry_run:
+            out.do(f"write the manifest {self.path}")
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+# --------------------------------------------------------------------------- step 1: venv
+def step_venv(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
+    out.step(f"Python package in the virtual environment {args.venv}")
+    python = venv_bin(args.venv, "python")
+    created = False
+    if python.exists():
+        out.info(f"{args.venv} exists: reusing it")
+    else:
+        out.do(f"create the virtual environment {args.venv}")
+        if not args.dry_run:
+            try:
+                venv.EnvBuilder(with_pip=True).create(args.venv)
+            except Exception as exc:
+                raise InstallError(f"cannot create the virtual environment {args.venv}: {exc}. "
+                                   "On Debian/Ubuntu: apt-get install python3-venv")
+        created = True
+    command = [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"]
+    out.do("run " + " ".join(shlex.quote(c) for c in command))
+    if not args.dry_run:
+        proc = subprocess.run(command)
+        if proc.returncode != 0:
+            raise InstallError("pip could not install the package (see pip's messages above); "
+                               "check the network or pip's configuration and run install.py again")
+    previous = manifest.data.get("venv") or {}
+    if previous.get("path") == str(args.venv) and previous.get("created"):
+        created = True  # an earlier run made it: still ours
+    manifest.data["venv"] = {"path": str(args.venv), "created": created}
+
+
+# --------------------------------------------------------------------------- step 2: plug-in
+def plugin_files() -> list[tuple[Path, Path]]:
+    """(source, path relative to the plug-in folder) of every file the plug-in needs."""
+    files: list[tuple[Path, Path]] = []
+    files.append((PLUGIN_SRC / f"{PLUGIN_NAME}.py", Path(f"{PLUGIN_NAME}.py")))
+    for src in sorted((PLUGIN_SRC / "nsgimp").glob("*.py")):
+        files.append((src, Path("nsgimp") / src.name))
+    for src in sorted(PROTOCOL_SRC.glob("*.py")):
+        files.append((src, Path("neural_style") / "protocol" / src.name))
+    return files
+
+
+NEURAL_STYLE_INIT = '"""Neural Style, as bundled with the GIMP plug-in: only the pure-Python protocol package."""\n'
+
+
+def daemon_command(args: argparse.Namespace) -> list[str]:
+    exe = venv_bin(args.venv, "neural-style")
+    if not exe.exists() and args.no_venv and shutil.which("neural-style"):
+        exe = Path(shutil.which("neural-style"))
+    command = [str(exe), "serve", "--bind", args.endpoint]
+    if args.weights:
+        command += ["--weights", str(Path(args.weights).expanduser().resolve())]
+    return command
+
+
+def _write(path: Path, data: bytes, executable: bool, out: Out) -> None:
+    if path.is_file() and path.read_bytes() == data and (not executable or os.access(path, os.X_OK)):
+        return
+    if out.dry_run:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    if executable:
+        tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.replace(tmp, path)
+
+
+def step_plugin(args: argparse.Namespace, out: Out, manifest: Manifest, kind: str, plug_ins: Path) -> Path:
+    dest = plug_ins / PLUGIN_NAME
+    out.step(f"GIMP plug-in into {dest}")
+    record = manifest.data["plugins"].get(str(dest)) or {"files": [], "dirs": [], "kind": kind}
+    folder_manifest = dest / FOLDER_MANIFEST
+    if folder_manifest.is_file():
+        try:
+            earlier = json.loads(folder_manifest.read_text(encoding="utf-8"))
+            record["files"] = sorted(set(record["files"]) | set(earlier.get("files", [])))
+            record["dirs"] = sorted(set(record["dirs"]) | set(earlier.get("dirs", [])))
+        except (OSError, ValueError):
+            pass
+    # Folders we create (so that --uninstall removes them, and only them).
+    missing_parents = []
+    parent = plug_ins.parent
+    while not parent.exists() and parent != parent.parent:
+        missing_parents.append(parent)
+        parent = parent.parent
+    for folder in (*reversed(missing_parents), plug_ins, dest, dest / "nsgimp", dest / "neural_style",
+                   dest / "neural_style" / "protocol"):
+        if not folder.exists():
+            out.do(f"create {folder}")
+            if not args.dry_run:
+                folder.mkdir(parents=True, exist_ok=True)
+            record["dirs"] = sorted(set(record["dirs"]) | {str(folder)})
+    wanted: dict[Path, tuple[bytes, bool]] = {}
+    for src, rel in plugin_files():
+        wanted[dest / rel] = (src.read_bytes(), rel == Path(f"{PLUGIN_NAME}.py"))
+    wanted[dest / "neural_style" / "__init__.py"] = (NEURAL_STYLE_INIT.encode(), False)
+    config = {"format": 1, "endpoint": args.endpoint, "daemon_command": daemon_command(args), "autostart": True}
+    wanted[dest / CONFIG_NAME] = ((json.dumps(config, indent=2) + "\n").encode(), False)
+    out.do(f"copy the plug-in ({len(wanted) - 1} files, protocol package included) and write {CONFIG_NAME}")
+    out.info("daemon command: " + " ".join(shlex.quote(c) for c in config["daemon_command"]))
+    for path, (data, executable) in wanted.items():
+        _write(path, data, executable, out)
+    # Files an older version installed that this one no longer ships.
+    stale = [f for f in record["files"] if Path(f) not in wanted and Path(f).parent != dest / "vendor"
+             and not Path(f).is_relative_to(dest / "vendor")]
+    for f in stale:
+        if Path(f).is_file():
+            out.do(f"remove the stale file {f}")
+            if not args.dry_run:
+                Path(f).unlink()
+    record["files"] = sorted({str(p) for p in wanted} | {f for f in record["files"] if f not in stale})
+    record["kind"] = kind
+    manifest.data["plugins"][str(dest)] = record
+    if not args.dry_run:
+        folder_manifest.write_text(json.dumps({"files": record["files"], "dirs": record["dirs"]}, indent=2) + "\n",
+                                   encoding="utf-8")
+    record["files"] = sorted(set(record["files"]) | {str(folder_manifest)})
+    return dest
+
+
+# --------------------------------------------------------------------------- step 3: GIMP's Python
+PROBE = (
+    "import json, sys, sysconfig, platform\n"
+    "missing = []\n"
+    "for name in ('zmq', 'msgpack'):\n"
+    "    try:\n"
+    "        __import__(name)\n"
+    "    except Exception:\n"
+    "        missing.append(name)\n"
+    "print(json.dumps({'version': '%d.%d' % sys.version_info[:2], 'platform': sysconfig.get_platform(),"
+    " 'machine': platform.machine(), 'missing': missing}))\n"
+)
+
+
+def gimp_python_command(args: argparse.Namespace, kind: str) -> list[str] | None:
+    if args.gimp_python:
+        return shlex.split(args.gimp_python)
+    if kind == "flatpak" and shutil.which("flatpak"):
+        return ["flatpak", "run", f"--command=python3", FLATPAK_ID]
+    if kind == "macos":
+        for app in sorted(Path("/Applications").glob("GIMP*.app"), reverse=True):
+            for cand in sorted((app / "Contents" / "MacOS").glob("python3*")):
+                return [str(cand)]
+    if kind == "windows" or os.name == "nt":
+        for base in (os.environ.get("ProgramFiles"), os.environ.get("LOCALAPPDATA")):
+            if not base:
+                continue
+            for cand in sorted(Path(base).glob("GIMP 3*/bin/python*.exe"), reverse=True):
+                return [str(cand)]
+    # Linux distro GIMP: an interpreters/*.interp line naming python, else python3 on PATH (the
+    # plug-in's "#!/usr/bin/env python3").
+    for interp in sorted(Path("/usr/lib").glob("*/gimp/3.0/interpreters/*.interp")) + sorted(
+            Path("/usr/lib/gimp/3.0/interpreters").glob("*.interp")):
+        try:
+            for line in interp.read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.startswith("python3=") or line.startswith("python="):
+                    return [line.split("=", 1)[1].strip()]
+        except OSError:
+            pass
+    python3 = shutil.which("python3")
+    return [python3] if python3 else None
+
+
+def wheel_platforms(platform_tag: str, machine: str) -> list[str]:
+    """pip --platform values for a sysconfig platform such as linux-x86_64, macosx-11.0-arm64, win-amd64."""
+    tag = platform_tag.replace("-", "_").replace(".", "_")
+    if tag.startswith("linux"):
+        arch = machine or tag.split("_", 1)[1]
+        return [f"manylinux_2_{v}_{arch}" for v in (28, 27, 26, 24, 17)] + [f"manylinux2014_{arch}"]
+    if tag.startswith("macosx"):
+        parts = tag.split("_")
+        arch = parts[-1]
+        return [f"macosx_{major}_0_{a}" for major in (14, 13, 12, 11, 10) for a in (arch, "universal2")] + [
+            f"macosx_10_9_{a}" for a in (arch, "universal2")]
+    if tag.startswith("win"):
+        return [tag]
+    return [tag]
+
+
+def step_wheels(args: argparse.Namespace, out: Out, manifest: Manifest, kind: str, dest: Path) -> None:
+    out.step(f"GIMP's Python: pyzmq and msgpack for {dest}")
+    command = gimp_python_command(args, kind)
+    if not command:
+        out.warn("cannot find the Python GIMP runs plug-ins with; name it with --gimp-python. "
+                 "On Debian/Ubuntu: apt-get install python3-zmq python3-msgpack")
+        return
+    try:
+        proc = subprocess.run(command + ["-c", PROBE], capture_output=True, text=True, timeout=120)
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        out.warn(f"cannot run GIMP's Python ({' '.join(command)}); name it with --gimp-python. "
+                 "On Debian/Ubuntu: apt-get install python3-zmq python3-msgpack")
+        return
+    out.info(f"{' '.join(command)}: Python {info['version']} on {info['platform']}")
+    vendor = dest / "vendor"
+    if not info["missing"]:
+        out.info("it imports zmq and msgpack: no wheels needed")
+        return
+    out.info(f"it lacks {', '.join(info['missing'])}: placing wheels in {vendor}")
+    if sys.platform.startswith("linux"):
+        out.info("(with Debian/Ubuntu's GIMP, apt-get install python3-zmq python3-msgpack is the alternative)")
+    pip_python = venv_bin(args.venv, "python")
+    pip = [str(pip_python) if pip_python.exists() else sys.executable, "-m", "pip"]
+    cmd = pip + ["install", "-q", "--target", str(vendor), "--upgrade", "--only-binary=:all:",
+                 "--python-version", info["version"], "--implementation", "cp"]
+    for plat in wheel_platforms(info["platform"], info.get("machine", "")):
+        cmd += ["--platform", plat]
+    cmd += list(WHEEL_PACKAGES)
+    out.do("run " + " ".join(shlex.quote(c) for c in cmd))
+    record = manifest.data["plugins"].setdefault(str(dest), {"files": [], "dirs": [], "kind": kind})
+    if args.dry_run:
+        return
+    existed = vendor.exists()
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        out.warn("pip could not fetch pyzmq/msgpack wheels for GIMP's Python; the plug-in will say so when run. "
+                 "On Debian/Ubuntu: apt-get install python3-zmq python3-msgpack")
+        return
+    if not existed:
+        record["dirs"] = sorted(set(record["dirs"]) | {str(vendor)})
+    record["vendor"] = str(vendor)
+
+
+# --------------------------------------------------------------------------- step 4: weights
+def step_weights(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
+    out.step("VGG19 weights")
+    if args.weights:
+        path = Path(args.weights).expanduser()
+        if not path.is_file():
+            raise InstallError(f"--weights {path}: no such file")
+        out.info(f"using {path.resolve()} (recorded in the daemon command)")
+        return
+    if args.no_weights:
+        out.info("skipped (--no-weights); the daemon needs them: run install.py again without --no-weights, "
+                 "or give it --weights FILE")
+        return
+    target = torch_checkpoints_dir() / WEIGHTS_NAME
+    if target.is_file():
+        out.info(f"{target} is already there")
+        return
+    out.do(f"download {WEIGHTS_URL} (548 MB) to {target}")
+    if args.dry_run:
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=WEIGHTS_NAME + ".", suffix=".part", dir=target.parent)
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(WEIGHTS_URL, timeout=args.download_timeout) as resp:
+                total = int(resp.headers.get("Content-Length") or 0)
+                done = 0
+                next_report = 0
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if total and done >= next_report:
+                        out.info(f"{done >> 20} / {total >> 20} MB")
+                        next_report += total // 10 or 1
+            if not digest.hexdigest().startswith(WEIGHTS_SHA256_PREFIX):
+                raise InstallError(f"the download's SHA-256 does not start with {WEIGHTS_SHA256_PREFIX}: corrupted")
+            os.replace(tmp_name, target)
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+    except (OSError, InstallError, ValueError) as exc:
+        out.warn(f"could not download the VGG19 weights ({exc}). Everything else is installed; the daemon "
+                 f"will answer 'no_weights' until you put {WEIGHTS_NAME} in {target.parent} "
+                 "(or run install.py --weights FILE, or again when online).")
+        return
+    manifest.data["weights"] = sorted(set(manifest.data.get("weights", [])) | {str(target)})
+    out.info(f"saved {target}")
+
+
+# --------------------------------------------------------------------------- uninstall
+def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
+    out.step("Uninstall: removing what install.py created")
+    plugins = dict(manifest.data.get("plugins") or {})
+    for _kind, plug_ins in plugin_targets(args, out) if args.gimp_dir else []:
+        dest = plug_ins / PLUGIN_NAME
+        fm = dest / FOLDER_MANIFEST
+        if fm.is_file():
+            try:
+                earlier = json.loads(fm.read_text(encoding="utf-8"))
+                rec = plugins.setdefault(str(dest), {"files": [], "dirs": []})
+                rec["files"] = sorted(set(rec["files"]) | set(earlier.get("files", [])) | {str(fm)})
+                rec["dirs"] = sorted(set(rec["dirs"]) | set(earlier.get("dirs", [])))
+            except (OSError, ValueError):
+                pass
+    if args.gimp_dir:  # only the named profiles
+        wanted = {str(p / PLUGIN_NAME) for _k, p in plugin_targets(args, out)}
+        plugins = {k: v for k, v in plugins.items() if k in wanted}
+    if not plugins and not manifest.data.get("weights") and not (manifest.data.get("venv") or {}).get("created"):
+        out.info(f"nothing recorded in {manifest.path}: nothing to remove")
+    for dest, rec in plugins.items():
+        out.info(f"plug-in {dest}")
+        vendor = rec.get("vendor")
+        if vendor and Path(vendor).exists():
+            out.do(f"remove {vendor} (wheels)")
+            if not args.dry_run:
+                shutil.rmtree(vendor, ignore_errors=True)
+        for f in rec.get("files", []):
+            p = Path(f)
+            if p.is_file() or p.is_symlink():
+                out.do(f"remove {p}")
+                if not args.dry_run:
+                    p.unlink()
+            cache = p.parent / "__pycache__"
+            if cache.is_dir() and not args.dry_run:
+                shutil.rmtree(cache, ignore_errors=True)
+        for d in sorted(rec.get("dirs", []), key=lambda s: -len(s)):
+            p = Path(d)
+            if p.is_dir():
+                if not args.dry_run:
+                    shutil.rmtree(p / "__pycache__", ignore_errors=True)
+                    try:
+                        p.rmdir()
+                        out.do(f"remove the folder {p}")
+                    except OSError:
+                        out.info(f"kept {p}: it holds files install.py did not put there")
+                else:
+                    out.do(f"remove the folder {p} (if empty)")
+        manifest.data["plugins"].pop(dest, None)
+    if not args.gimp_dir:
+        for w in manifest.data.get("weights", []):
+            if Path(w).is_file():
+                out.do(f"remove the weights {w}")
+                if not args.dry_run:
+                    Path(w).unlink()
+        manifest.data["weights"] = []
+        v = manifest.data.get("venv") or {}
+        if v.get("created") and Path(v["path"]).is_dir():
+            if args.keep_venv:
+                out.info(f"kept the virtual environment {v['path']} (--keep-venv)")
+            else:
+                out.do(f"remove the virtual environment {v['path']}")
+                if not args.dry_run:
+                    shutil.rmtree(v["path"], ignore_errors=True)
+                manifest.data["venv"] = None
+        elif v.get("path"):
+            out.info(f"kept {v['path']}: it existed before install.py ran")
+    if args.dry_run:
+        return
+    if not manifest.data.get("plugins") and not manifest.data.get("weights") and not manifest.data.get("venv"):
+        if manifest.path.is_file():
+            manifest.path.unlink()
+            out.info(f"removed the manifest {manifest.path}")
+    else:
+        manifest.save(out)
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--venv", type=Path, default=ROOT / ".venv", help="virtual environment (default: %(default)s)")
+    p.add_argument("--no-venv", action="store_true", help="do not create or update the virtual environment")
+    p.add_argument("--gimp-dir", action="append", metavar="DIR",
+                   help="GIMP 3 profile folder (or its plug-ins folder) to install into; repeatable. "
+                        "Default: every GIMP 3 profile found")
+    p.add_argument("--no-plugin", action="store_true", help="do not install the GIMP plug-in")
+    p.add_argument("--gimp-python", metavar="CMD", help="the Python GIMP runs plug-ins with (a command line)")
+    p.add_argument("--no-wheels", action="store_true", help="do not check GIMP's Python for pyzmq/msgpack")
+    p.add_argument("--endpoint", default=os.environ.get("NEURAL_STYLE_ENDPOINT", DEFAULT_ENDPOINT),
+                   help="daemon endpoint recorded for the plug-in (default: %(default)s)")
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--no-weights", action="store_true", help="do not download the VGG19 weights")
+    w.add_argument("--weights", metavar="FILE", help="use this VGG19 weights file instead of downloading")
+    p.add_argument("--download-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help="where the install manifest lives (default: ~/.local/share/neural-style)")
+    p.add_argument("--dry-run", action="store_true", help="print every step without doing it")
+    p.add_argument("--uninstall", action="store_true", help="remove what earlier runs installed")
+    p.add_argument("--keep-venv", action="store_true", help="with --uninstall: keep the virtual environment")
+    args = p.parse_args(argv)
+    args.venv = args.venv.expanduser().absolute()
+    args.state_dir = (args.state_dir or default_state_dir()).expanduser().absolute()
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--venv", type=Path, default=ROOT / ".venv")
-    args = parser.parse_args(argv)
-    python = args.venv / "bin" / "python"
-    if not python.exists():
-        venv.EnvBuilder(with_pip=True).create(args.venv)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"], check=True)
+    args = parse_args(argv)
+    out = Out(args.dry_run)
+    manifest = Manifest(args.state_dir / MANIFEST_NAME)
+    try:
+        if args.uninstall:
+            uninstall(args, out, manifest)
+            print("Uninstalled." if not args.dry_run else "Dry run: nothing was changed.")
+            return 0
+        if not args.no_venv:
+            step_venv(args, out, manifest)
+        if not args.no_plugin:
+            targets = plugin_targets(args, out)
+            if not targets:
+                out.step("GIMP plug-in")
+                out.warn("no GIMP 3 profile found (run GIMP 3 once, or name one with --gimp-dir DIR)")
+            for kind, plug_ins in targets:
+                dest = step_plugin(args, out, manifest, kind, plug_ins)
+                if not args.no_wheels:
+                    step_wheels(args, out, manifest, kind, dest)
+                manifest.save(out)
+        step_weights(args, out, manifest)
+        manifest.save(out)
+    except InstallError as exc:
+        print(f"install.py: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("install.py: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # no tracebacks for users: say what failed
+        print(f"install.py: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print("Dry run: nothing was changed.")
+    elif out.warnings:
+        print(f"Installed, with {len(out.warnings)} warning(s) above.")
+    else:
+        print("Installed. In GIMP 3: Filters → Artistic → Neural Style…")
     return 0
 
 

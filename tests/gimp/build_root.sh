@@ -1,0 +1,76 @@
+#!/bin/sh
+# Build (or reuse) a Debian trixie root with GIMP 3 and its Python plug-in support,
+# for the real-GIMP tests (issue 4). Usage: build_root.sh [ROOT]
+# Default ROOT: $NEURAL_STYLE_GIMP_ROOT or /var/cache/neural-style/trixie-root.
+# A marker file ROOT/.neural-style-root-complete is written only after a full build;
+# a root without it is removed and rebuilt. flock serialises concurrent builders.
+set -eu
+
+ROOT="${1:-${NEURAL_STYLE_GIMP_ROOT:-/var/cache/neural-style/trixie-root}}"
+MARKER="$ROOT/.neural-style-root-complete"
+LOCK="$ROOT.lock"
+PACKAGES="gimp gir1.2-gimp-3.0 python3 python3-gi python3-zmq python3-msgpack"
+
+# The mirror: the first URIs line of the host's deb822 sources (not the snapshot comment).
+MIRROR="${NEURAL_STYLE_DEBIAN_MIRROR:-}"
+if [ -z "$MIRROR" ]; then
+    for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        MIRROR=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$f" | grep -v security | head -n 1)
+        [ -n "$MIRROR" ] && break
+    done
+fi
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "build_root.sh: needs root (debootstrap, chroot)" >&2
+    exit 3
+fi
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+    echo "build_root.sh: debootstrap missing; trying apt-get install debootstrap" >&2
+    apt-get install -y --no-install-recommends debootstrap >&2 || {
+        echo "build_root.sh: cannot install debootstrap" >&2
+        exit 4
+    }
+fi
+
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$LOCK"
+flock 9
+
+if [ -f "$MARKER" ]; then
+    echo "build_root.sh: reusing $ROOT"
+    exit 0
+fi
+
+if [ -e "$ROOT" ]; then
+    echo "build_root.sh: removing incomplete root $ROOT"
+    # make sure nothing is still mounted inside it
+    grep -o " $ROOT/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+    rm -rf --one-file-system "$ROOT"
+fi
+
+start=$(date +%s)
+echo "build_root.sh: debootstrap trixie into $ROOT from $MIRROR"
+debootstrap --variant=minbase trixie "$ROOT" "$MIRROR"
+
+cat > "$ROOT/etc/apt/sources.list" <<SRC
+deb $MIRROR trixie main
+SRC
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+
+echo "build_root.sh: installing $PACKAGES"
+unshare --mount --pid --fork sh -c "
+    mount -t proc proc '$ROOT/proc' &&
+    chroot '$ROOT' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        sh -c 'apt-get update && apt-get install -y --no-install-recommends $PACKAGES && apt-get clean'
+"
+
+# sanity: GIMP and its Python bindings are there
+test -x "$ROOT/usr/bin/gimp-console-3.0"
+test -e "$ROOT/usr/lib/$(ls "$ROOT/usr/lib" | grep -m1 -- '-linux-gnu')/girepository-1.0/Gimp-3.0.typelib" \
+    || ls "$ROOT"/usr/lib/*/girepository-1.0/Gimp-3.0.typelib >/dev/null
+
+date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER"
+echo "build_root.sh: done in $(( $(date +%s) - start )) s: $ROOT"
