@@ -5,6 +5,8 @@ import torch, numpy, PIL or ``neural_style.daemon``; imports inside are relative
 folder can be copied next to the plug-in. The contract is docs/PROTOCOL.md.
 """
 
+from .autostart import DaemonHandle, DaemonStartFailed, ensure_daemon
+from .client import Client, CurveKeys, StylizeEvent, new_request_id
 from .endpoint import DEFAULT_ENDPOINT, ENDPOINT_ENV, default_endpoint, is_local, resolve_endpoint
 from .errors import (
     ERROR_CODES,
@@ -42,6 +44,7 @@ from .messages import (
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
 
 __all__ = [
+    "Client", "CurveKeys", "StylizeEvent", "new_request_id", "DaemonHandle", "DaemonStartFailed", "ensure_daemon",
     "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "default_endpoint", "is_local", "resolve_endpoint",
     "ERROR_CODES", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
     "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",

@@ -1,0 +1,257 @@
+"""A small typed client of the daemon: one DEALER socket, replies demultiplexed by id.
+
+A Client and its socket belong to the thread that uses them (ZeroMQ sockets are not
+thread-safe); use one Client per thread. Nothing here blocks without a deadline: every
+wait ends in a reply, a DaemonError, or DaemonUnavailable.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+import zmq
+
+from .endpoint import resolve_endpoint
+from .errors import DaemonError, DaemonUnavailable, ErrorCode
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_zmtp_heartbeat
+from .images import ImageData
+from .messages import (
+    Accepted,
+    Cancel,
+    CancelAck,
+    Error,
+    Heartbeat,
+    Message,
+    Ping,
+    Pong,
+    Progress,
+    Reply,
+    Result,
+    Status,
+    StatusReply,
+    Stylize,
+    decode_reply,
+)
+
+DEFAULT_TIMEOUT = 5.0
+StylizeEvent = Union[Accepted, Progress, Heartbeat, Result]
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CURVE keys (Z85 bytes) for a daemon bound beyond loopback (docs/PROTOCOL.md, Security)."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Client:
+    """Talks protocol v1 to one daemon endpoint.
+
+    ``timeout`` bounds each request/reply exchange (and the wait for ``accepted``);
+    ``liveness_timeout`` is how long a running job may stay silent before the daemon is
+    declared gone (the daemon sends heartbeats every 0.5 s, so this only fires when it is).
+    """
+
+    def __init__(self, endpoint: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, *,
+                 liveness_timeout: float = CLIENT_LIVENESS_TIMEOUT,
+                 context: Optional[zmq.Context] = None, curve: Optional[CurveKeys] = None) -> None:
+        self.endpoint = resolve_endpoint(endpoint)
+        self.timeout = timeout
+        self.liveness_timeout = liveness_timeout
+        self._context = context or zmq.Context.instance()
+        self._socket: Optional[zmq.Socket] = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        configure_zmtp_heartbeat(self._socket)
+        if curve is not None:
+            self._socket.curve_serverkey = curve.server_public
+            self._socket.curve_publickey = curve.public
+            self._socket.curve_secretkey = curve.secret
+        try:
+            self._socket.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._socket.close(0)
+            self._socket = None
+            raise ValueError(f"cannot connect to endpoint {self.endpoint!r}: {exc}") from None
+        self._inbox: dict[str, deque[Reply]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the socket at once (LINGER 0): unsent requests are dropped."""
+        if self._socket is not None:
+            self._socket.close(0)
+            self._socket = None
+        self._inbox.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._socket is None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ requests
+    def ping(self, timeout: Optional[float] = None) -> Pong:
+        """Is a daemon there? Raises DaemonUnavailable when nothing answers in time."""
+        return self._request(Ping(new_request_id()), Pong, timeout)  # type: ignore[return-value]
+
+    def status(self, timeout: Optional[float] = None) -> StatusReply:
+        return self._request(Status(new_request_id()), StatusReply, timeout)  # type: ignore[return-value]
+
+    def cancel(self, request_id: str, timeout: Optional[float] = None) -> CancelAck:
+        """Ask the daemon to stop stylize job ``request_id`` (sent by this client).
+
+        The job's own stream then ends with DaemonError ``cancelled``; an unknown or
+        finished id raises DaemonError ``not_found``.
+        """
+        return self._request(Cancel(new_request_id(), request_id), CancelAck, timeout)  # type: ignore[return-value]
+
+    def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
+                params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
+                *, request_id: Optional[str] = None, heartbeats: bool = False) -> Iterator[StylizeEvent]:
+        """Submit a job and yield its events: Accepted, Progress…, and finally Result.
+
+        An ``error`` reply raises DaemonError. Heartbeats are consumed silently unless
+        ``heartbeats`` is true. Abandoning the iterator early cancels the job.
+        """
+        message = Stylize(request_id or new_request_id(), content, list(styles), dict(params or {}),
+                          list(style_blend) if style_blend is not None else None)
+        frames = message.to_frames()  # validate before anything is sent
+        return self._stream(message.id, frames, heartbeats)
+
+    def stylize_blocking(self, content: Optional[ImageData], styles: Sequence[ImageData],
+                         params: Optional[Mapping[str, Any]] = None,
+                         style_blend: Optional[Sequence[float]] = None, *,
+                         on_progress: Optional[Callable[[Progress], None]] = None,
+                         on_event: Optional[Callable[[StylizeEvent], None]] = None,
+                         request_id: Optional[str] = None) -> Result:
+        """Run a job to the end and return its Result; ``on_progress`` sees each Progress.
+
+        ``on_event`` sees every event (heartbeats included), e.g. to keep a UI alive; an
+        exception raised by a callback cancels the job and propagates.
+        """
+        events = self.stylize(content, styles, params, style_blend, request_id=request_id,
+                              heartbeats=on_event is not None)
+        try:
+            for event in events:
+                if on_event is not None:
+                    on_event(event)
+                if isinstance(event, Progress) and on_progress is not None:
+                    on_progress(event)
+                if isinstance(event, Result):
+                    return event
+        finally:
+            events.close()  # type: ignore[attr-defined]
+        raise DaemonUnavailable("the job's stream ended without a result")  # pragma: no cover
+
+    # ------------------------------------------------------------------ internals
+    def _sock(self) -> zmq.Socket:
+        if self._socket is None:
+            raise RuntimeError("client is closed")
+        return self._socket
+
+    def _send(self, message_id: str, frames: list) -> None:
+        sock = self._sock()
+        self._inbox[message_id] = deque()
+        try:
+            if not sock.poll(int(self.timeout * 1000), zmq.POLLOUT):
+                raise zmq.Again()
+            sock.send_multipart(frames, copy=False)
+        except zmq.Again:
+            self._inbox.pop(message_id, None)
+            raise DaemonUnavailable(f"cannot send to the daemon at {self.endpoint}: nothing accepts messages") from None
+
+    def _request(self, message: Message, expected: type, timeout: Optional[float]) -> Reply:
+        self._send(message.id, message.to_frames())
+        try:
+            wait = self.timeout if timeout is None else timeout
+            reply = self._next(message.id, wait, f"no daemon answered {message.TYPE} at {self.endpoint} "
+                                                 f"within {wait:g} s")
+        finally:
+            self._inbox.pop(message.id, None)
+        if isinstance(reply, Error):
+            raise DaemonError(reply.code, reply.message, message.id)
+        if not isinstance(reply, expected):
+            raise DaemonError(ErrorCode.INTERNAL, f"daemon answered {message.TYPE} with {reply.TYPE}", message.id)
+        return reply
+
+    def _stream(self, job_id: str, frames: list, heartbeats: bool) -> Iterator[StylizeEvent]:
+        self._send(job_id, frames)
+        finished = False
+        accepted = False
+        try:
+            while True:
+                if accepted:
+                    wait, why = self.liveness_timeout, (
+                        f"lost contact with the daemon at {self.endpoint}: no message for job {job_id} "
+                        f"in {self.liveness_timeout:g} s")
+                else:
+                    wait, why = self.timeout, (
+                        f"no daemon accepted the job at {self.endpoint} within {self.timeout:g} s")
+                reply = self._next(job_id, wait, why)
+                if isinstance(reply, Error):
+                    finished = True
+                    raise DaemonError(reply.code, reply.message, job_id)
+                if isinstance(reply, Result):
+                    finished = True
+                    yield reply
+                    return
+                if isinstance(reply, Accepted):
+                    accepted = True
+                    yield reply
+                elif isinstance(reply, Progress):
+                    accepted = True
+                    yield reply
+                elif isinstance(reply, Heartbeat):
+                    accepted = True
+                    if heartbeats:
+                        yield reply
+                # any other reply type for this id is ignored (forward compatibility)
+        finally:
+            self._inbox.pop(job_id, None)
+            if not finished and self._socket is not None:
+                self._abandon(job_id)
+
+    def _abandon(self, job_id: str) -> None:
+        """Best-effort cancel of a job whose caller stopped listening; the ack is dropped."""
+        try:
+            self._socket.send_multipart(Cancel(new_request_id(), job_id).to_frames(), zmq.NOBLOCK)  # type: ignore[union-attr]
+        except zmq.ZMQError:
+            pass
+
+    def _next(self, message_id: str, wait: float, why: str) -> Reply:
+        """The next reply for ``message_id``, buffering replies to other pending requests."""
+        queue = self._inbox[message_id]
+        deadline = time.monotonic() + wait
+        sock = self._sock()
+        while not queue:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
+                if queue:
+                    break
+                raise DaemonUnavailable(why)
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                reply = decode_reply(frames)
+                if reply.id == "" and isinstance(reply, Error):
+                    raise DaemonError(reply.code, reply.message, message_id)
+                pending = self._inbox.get(reply.id)
+                if pending is not None:
+                    pending.append(reply)
+                # replies to requests nobody waits for any more are dropped
+        return queue.popleft()
