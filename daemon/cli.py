@@ -1,0 +1,313 @@
+"""The ``neural-style`` command: stylize, reconstruct and figures in-process; serve and status for the daemon.
+
+Every user error ends in one line on stderr and a documented exit code, never a traceback:
+0 done, 1 unexpected internal error, 2 bad input or options, 3 no weights, 4 no daemon answered,
+5 the daemon refused or failed the job, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_NO_WEIGHTS = 3
+EXIT_NO_DAEMON = 4
+EXIT_DAEMON_ERROR = 5
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("neural_style.cli")
+
+
+class UsageError(Exception):
+    """Bad input found before any work: one line for the user, exit code 2."""
+
+
+# ---------------------------------------------------------------------- options
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--weights", metavar="PATH|random",
+                       help="VGG19 weights file, or 'random' for seeded random weights (tests and demos); "
+                            "default: the torchvision cache")
+    group.add_argument("--weights-format", choices=("torchvision", "caffe"), default="torchvision",
+                       help="torchvision state dict, or the Caffe-converted VGG19 of neural-style-pt")
+    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+
+
+def _add_param_options(parser: argparse.ArgumentParser, *, texture: bool = False) -> None:
+    """The engine's StyleParams as options, same names in kebab-case (see StyleParams for the meanings)."""
+    group = parser.add_argument_group("style transfer")
+    group.add_argument("--iterations", type=int, help="loss-and-gradient evaluations (default 500)")
+    group.add_argument("--size", type=int, help="longest side to process at, in pixels (default 512); larger inputs are scaled down")
+    group.add_argument("--content-weight", type=float, help="α (default 1)")
+    group.add_argument("--style-weight", type=float, help="β (default 1000, α/β = 10⁻³ as in the paper's Fig. 2)")
+    group.add_argument("--tv-weight", type=float, help="total-variation smoothing weight (default 0: off, as in the paper)")
+    group.add_argument("--content-layers", type=_layer_list, help="comma-separated, default relu4_2 (the paper's conv4_2 response)")
+    group.add_argument("--style-layers", type=_layer_list, help="comma-separated, default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1")
+    group.add_argument("--style-layer-weights", type=_number_list, help="w_l per style layer (default 1/|layers| each)")
+    group.add_argument("--style-blend", type=_number_list, help="weights of several style images (default equal)")
+    group.add_argument("--optimizer", choices=("lbfgs", "adam"), help="default lbfgs")
+    group.add_argument("--learning-rate", type=float, help="Adam's step size in [0,1] pixel units (default 0.02)")
+    group.add_argument("--init", choices=("noise", "content", "style"), help="starting image (default noise, as in the paper)")
+    group.add_argument("--seed", type=int, help="random seed; CPU runs repeat bit for bit (default 0)")
+    group.add_argument("--pooling", choices=("avg", "max"), help="default avg (the paper's choice)")
+    group.add_argument("--preserve-color", action="store_true", default=None, help="keep the content's colours (luminance-only transfer)")
+    group.add_argument("--style-scale", type=float, help="style image size relative to the output (default 1)")
+    group.add_argument("--scales", type=int, help="coarse-to-fine levels, each twice the size of the last (default 1)")
+    group.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="autocast the network (default auto = fp32)")
+    group.add_argument("--progress-every", type=int, help="report progress every N iterations (default 10)")
+    if texture:
+        group.add_argument("--width", type=int, help="output width for texture synthesis (default --size)")
+        group.add_argument("--height", type=int, help="output height for texture synthesis (default --size)")
+
+
+_PARAM_NAMES = (
+    "iterations", "size", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
+    "style_layer_weights", "style_blend", "optimizer", "learning_rate", "init", "seed", "pooling", "preserve_color",
+    "style_scale", "scales", "precision", "progress_every", "width", "height",
+)
+
+
+def _layer_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _number_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def params_from_args(args: argparse.Namespace, **overrides):
+    """StyleParams from the options the user gave (others keep their defaults), validated."""
+    from .engine import StyleParams
+
+    given = {name: getattr(args, name) for name in _PARAM_NAMES if getattr(args, name, None) is not None}
+    given.update(overrides)
+    params = StyleParams(**given)
+    params.validate()
+    return params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neural-style",
+        description="Neural style transfer after Gatys, Ecker & Bethge (2015), in-process or through the warm daemon.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stylize = commands.add_parser("stylize", help="paint CONTENT in the style of STYLE (the paper's Fig. 2)")
+    stylize.add_argument("content", type=Path)
+    stylize.add_argument("styles", type=Path, nargs="+", metavar="style")
+    stylize.add_argument("-o", "--output", type=Path, required=True)
+    stylize.add_argument("--local", action="store_true", help="run in this process instead of through the daemon")
+    stylize.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
+    stylize.add_argument("--no-autostart", action="store_true", help="fail instead of starting a daemon when none answers")
+    _add_param_options(stylize)
+    _add_model_options(stylize)
+
+    reconstruct = commands.add_parser(
+        "reconstruct", help="content reconstruction or texture synthesis from chosen layers (the paper's Fig. 1)")
+    source = reconstruct.add_mutually_exclusive_group(required=True)
+    source.add_argument("--content", type=Path, help="reconstruct this image's content (β = 0)")
+    source.add_argument("--style", type=Path, action="append", help="synthesise this image's texture (no content); repeatable")
+    reconstruct.add_argument("-o", "--output", type=Path, required=True)
+    _add_param_options(reconstruct, texture=True)
+    _add_model_options(reconstruct)
+
+    figures = commands.add_parser("figures", help="the paper's Fig. 1 rows and Fig. 3 grid as one labelled sheet")
+    figures.add_argument("content", type=Path)
+    figures.add_argument("style", type=Path)
+    figures.add_argument("-o", "--output", type=Path, required=True)
+    figures.add_argument("--iterations", type=int, default=300, help="per cell (default 300)")
+    figures.add_argument("--size", type=int, default=256, help="longest side of each cell (default 256)")
+    figures.add_argument("--seed", type=int, default=0)
+    figures.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    figures.add_argument("--pooling", choices=("avg", "max"), default="avg")
+    _add_model_options(figures)
+
+    serve = commands.add_parser("serve", help="run the warm daemon (ZeroMQ) until SIGINT/SIGTERM")
+    _add_model_options(serve)
+    _add_serve_options(serve)
+
+    status = commands.add_parser("status", help="ask the daemon what it is doing")
+    status.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
+    return parser
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    try:
+        from .server.main import add_serve_arguments
+    except ImportError:  # the server is optional for in-process use
+        return
+    add_serve_arguments(parser)
+
+
+# ---------------------------------------------------------------------- commands
+def _run_stylize(args: argparse.Namespace) -> int:
+    params = params_from_args(args)
+    _check_readable(args.content, *args.styles)
+    _check_writable(args.output)
+    if not args.local:
+        from . import remote
+
+        return remote.stylize(args, args.content, list(args.styles), params, args.output)
+    from .images import load_image
+
+    content = load_image(args.content)
+    styles = [load_image(path) for path in args.styles]
+    return _run_local(args, content, styles, params)
+
+
+def _run_reconstruct(args: argparse.Namespace) -> int:
+    from .images import load_image
+
+    _check_writable(args.output)
+    if args.content is not None:
+        _check_readable(args.content)
+        params = params_from_args(args, **_defaults(args, style_weight=0.0, style_layers=()))
+        return _run_local(args, load_image(args.content), [], params)
+    _check_readable(*args.style)
+    params = params_from_args(args, **_defaults(args, content_layers=()))
+    return _run_local(args, None, [load_image(path) for path in args.style], params)
+
+
+def _defaults(args: argparse.Namespace, **values) -> dict:
+    """Mode-specific defaults that the user's own options still override."""
+    return {name: value for name, value in values.items() if getattr(args, name, None) is None}
+
+
+def _run_local(args: argparse.Namespace, content, styles, params) -> int:
+    from .engine import stylize
+    from .images import save_image
+    from .progress_bar import ProgressBar
+    from .weights import load_model
+
+    model = load_model(args.weights, args.weights_format, args.device)
+    bar = ProgressBar(params.iterations)
+    try:
+        result = stylize(model, content, styles, params, on_progress=lambda p: bar.update(p.iteration, p.loss.total))
+    finally:
+        bar.close()
+    save_image(result.image, args.output, _metadata(model.description, params))
+    log.info("wrote %s (%d iterations, %.1f s, loss %.4g)", args.output, result.iterations, result.elapsed,
+             result.loss.total)
+    return EXIT_OK
+
+
+def _run_figures(args: argparse.Namespace) -> int:
+    from .figures import FigureSettings, render_figure_sheet
+    from .images import load_image, save_image
+    from .progress_bar import ProgressBar
+    from .weights import load_model
+
+    _check_readable(args.content, args.style)
+    _check_writable(args.output)
+    if args.iterations < 1 or args.size < 16:
+        raise UsageError("--iterations must be at least 1 and --size at least 16")
+    settings = FigureSettings(iterations=args.iterations, size=args.size, seed=args.seed,
+                              optimizer=args.optimizer, pooling=args.pooling)
+    content, style = load_image(args.content), load_image(args.style)
+    model = load_model(args.weights, args.weights_format, args.device)
+    bar = ProgressBar(settings.cell_count, label="cells")
+    try:
+        sheet = render_figure_sheet(model, content, style, settings, on_cell=lambda done, title: bar.update(done, None, title))
+    finally:
+        bar.close()
+    save_image(sheet, args.output, {"Software": "neural-style-gimp figures", "NeuralStyle-Weights": model.description})
+    log.info("wrote %s", args.output)
+    return EXIT_OK
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server.main import serve
+    except ImportError as error:
+        raise UsageError(f"the daemon is not available in this installation ({error})") from None
+    return serve(args)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from . import remote
+
+    return remote.status(args)
+
+
+def _metadata(weights_description: str, params) -> dict[str, str]:
+    """PNG text chunks: which weights made the image (random weights say so) and with which settings."""
+    return {
+        "Software": "neural-style-gimp",
+        "NeuralStyle-Weights": weights_description,
+        "NeuralStyle-Params": json.dumps(params.to_mapping(), sort_keys=True),
+    }
+
+
+def _check_readable(*paths: Path) -> None:
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"no such file: {path}")
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder, not an image")
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {parent} does not exist")
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "stylize": _run_stylize,
+    "reconstruct": _run_reconstruct,
+    "figures": _run_figures,
+    "serve": _run_serve,
+    "status": _run_status,
+}
+
+
+# ---------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return _guarded(_COMMANDS[args.command], args)
+
+
+def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Turn the errors a user can cause into one message and an exit code; only bugs keep a traceback (-v)."""
+    from .engine import Cancelled, ParamError
+    from .engine.vgg import WeightsFormatError
+    from .images import ImageError
+    from .weights import WeightsNotFound
+
+    try:
+        return command(args)
+    except (UsageError, ParamError, ImageError) as error:
+        _say(f"error: {error}")
+        return EXIT_BAD_INPUT
+    except (WeightsNotFound, WeightsFormatError) as error:
+        _say(f"error: {error}")
+        return EXIT_NO_WEIGHTS
+    except (KeyboardInterrupt, Cancelled):
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: say so plainly, keep the traceback for -v
+        log.debug("unexpected error", exc_info=True)
+        _say(f"internal error: {type(error).__name__}: {error} (run with -v for details)")
+        return EXIT_INTERNAL
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Image files and bytes ↔ float tensors (C, H, W) in [0, 1], sRGB, with alpha kept when present."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+#: Default ceiling on decoded pixels (a 16k × 16k image), against decompression bombs.
+DEFAULT_MAX_PIXELS = 16384 * 16384
+
+
+class ImageError(ValueError):
+    """A file or byte string is not a usable image; the message says which and why."""
+
+
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Read an image file: RGB, or RGBA when it has transparency; EXIF rotation applied."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"no such file: {path}")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image")
+    try:
+        with Image.open(path) as image:
+            return _to_tensor(image, max_pixels, str(path))
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ImageError(f"{path} is not an image PIL can read ({error})") from None
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode PNG/JPEG (or any PIL format) bytes, checking the size before the pixels are decompressed."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _to_tensor(image, max_pixels, "image data")
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ImageError(f"image data could not be decoded ({error})") from None
+
+
+def _to_tensor(image: Image.Image, max_pixels: int, name: str) -> torch.Tensor:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(f"{name} is {width}×{height} = {width * height} pixels, above the limit of {max_pixels}")
+    image = ImageOps.exif_transpose(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def tensor_from_bytes(data: bytes, width: int, height: int, channels: int) -> torch.Tensor:
+    """Raw 8-bit interleaved RGB/RGBA, row-major (the protocol's ``raw`` encoding) → tensor."""
+    expected = width * height * channels
+    if channels not in (3, 4):
+        raise ImageError(f"raw images have 3 or 4 channels, not {channels}")
+    if len(data) != expected:
+        raise ImageError(f"raw image of {width}×{height}×{channels} needs {expected} bytes, got {len(data)}")
+    array = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def tensor_to_array(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] → (H, W, C) uint8, rounded."""
+    return (image.detach().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def tensor_to_bytes(image: torch.Tensor) -> tuple[bytes, int, int, int]:
+    """Tensor → (raw bytes, width, height, channels) in the protocol's ``raw`` encoding."""
+    array = tensor_to_array(image)
+    height, width, channels = array.shape
+    return array.tobytes(), width, height, channels
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    array = tensor_to_array(image)
+    return Image.fromarray(array, "RGBA" if array.shape[2] == 4 else "RGB")
+
+
+def save_image(image: torch.Tensor, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
+    """Write PNG (with ``metadata`` as text chunks) or, by extension, any format PIL writes."""
+    path = Path(path)
+    pil = to_pil(image)
+    try:
+        if path.suffix.lower() in (".png", ""):
+            info = PngImagePlugin.PngInfo()
+            for key, value in (metadata or {}).items():
+                info.add_text(key, value)
+            pil.save(path, format="PNG", pnginfo=info)
+        else:
+            if pil.mode == "RGBA" and path.suffix.lower() in (".jpg", ".jpeg"):
+                pil = pil.convert("RGB")
+            pil.save(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ImageError(f"could not write {path} ({error})") from None
