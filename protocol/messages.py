@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 from .errors import ERROR_CODES, ErrorCode, ProtocolError
-from .images import Buffer, Encoding, ImageData, ImageRef
+from .images import Buffer, ImageData, ImageRef
 from .wire import MAX_HEADER_BYTES, Envelope, decode, encode
 
 JOB_STATES = ("queued", "running")
@@ -178,9 +178,8 @@ class Stylize(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Stylize":
-        content = f.image("content", required=False)
-        if content is not None and content.encoding == Encoding.RAW.value and content.channels not in (3, 4):
-            raise f.fail("content channels must be 3 or 4")
+        content_raw = f.raw("content", True)  # required, nil for texture synthesis: never by omission
+        content = f.image_value(content_raw) if content_raw is not None else None
         styles_raw = f.raw("styles", True)
         if not isinstance(styles_raw, list) or not styles_raw:
             raise f.fail("'styles' must be a non-empty list of images")

@@ -1,0 +1,242 @@
+"""Typed messages: round trips, strict request validation, image descriptor checks."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from neural_style.protocol import (
+    Accepted,
+    Cancel,
+    CancelAck,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    ImageData,
+    ImageRef,
+    JobInfo,
+    Loss,
+    Ping,
+    Pong,
+    Progress,
+    ProtocolError,
+    Result,
+    Status,
+    StatusReply,
+    Stylize,
+    decode_reply,
+    decode_request,
+    encode_message,
+    error_frames,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
+
+
+def rgb(w: int, h: int, value: int = 7) -> ImageData:
+    return ImageData.raw(bytes([value]) * (w * h * 3), w, h, 3)
+
+
+def rgba(w: int, h: int) -> ImageData:
+    return ImageData.raw(bytes(i % 251 for i in range(w * h * 4)), w, h, 4)
+
+
+def frames_of(header: dict, *payloads: bytes) -> list[bytes]:
+    return [msgpack.packb({"v": 1, **header}, use_bin_type=True), *payloads]
+
+
+def raw_ref(frame: int, w: int = 2, h: int = 2, c: int = 3) -> dict:
+    return {"frame": frame, "encoding": "raw", "width": w, "height": h, "channels": c}
+
+
+# ----------------------------------------------------------------------------- round trips
+
+REQUESTS = [
+    Ping("p"),
+    Status("s"),
+    Cancel("c", target="job"),
+    Stylize("j1", rgba(3, 2), [rgb(2, 2), ImageData.png(PNG), ImageData.jpeg(JPEG)],
+            {"iterations": 3, "style_layers": ["relu1_1"], "preview": True}, [0.5, 0.25, 0.25]),
+    Stylize("synth", None, [rgb(4, 4)], {"width": 32, "height": 16}),
+]
+
+REPLIES = [
+    Pong("p", "0.1.0", 1, "cuda:0", True, "vgg19 caffe", 2, {"max_pixels": 4096 * 4096}),
+    Pong("p2", "0.1.0", 1, "cpu", False, None, 0),
+    StatusReply("s", JobInfo("a", "running", 0, 5, 10, 1.25), [JobInfo("b", "queued", 1)]),
+    StatusReply("s2"),
+    CancelAck("c", "job", "running"),
+    Accepted("j1", 3),
+    Heartbeat("j1", "running", 0),
+    Progress("j1", 10, 100, Loss(6.0, 1.0, 4.0, 1.0), 2.5),
+    Progress("j1", 20, 100, Loss(1, 1, 0, 0), 3.0, rgba(3, 2)),
+    Result("j1", rgba(3, 2), Loss(1.0, 0.5, 0.25, 0.25), 100, 9.5, 1, 2),
+    Error("j1", ErrorCode.CANCELLED, "cancelled by the client"),
+]
+
+
+@pytest.mark.parametrize("message", REQUESTS, ids=lambda m: m.TYPE + ":" + m.id)
+def test_requests_round_trip(message) -> None:
+    decoded = decode_request(encode_message(message))
+    assert type(decoded) is type(message)
+    assert decoded == message
+
+
+@pytest.mark.parametrize("message", REPLIES, ids=lambda m: m.TYPE + ":" + m.id)
+def test_replies_round_trip(message) -> None:
+    decoded = decode_reply(encode_message(message))
+    assert type(decoded) is type(message)
+    assert decoded == message
+
+
+def test_stylize_frames_are_numbered_from_one_in_order() -> None:
+    message = Stylize("j", rgb(1, 1, 1), [rgb(1, 1, 2), rgb(1, 1, 3)])
+    frames = encode_message(message)
+    header = msgpack.unpackb(frames[0])
+    assert header["content"]["frame"] == 1
+    assert [s["frame"] for s in header["styles"]] == [2, 3]
+    assert [bytes(f) for f in frames[1:]] == [b"\x01" * 3, b"\x02" * 3, b"\x03" * 3]
+    assert header["content"] == raw_ref(1, 1, 1, 3)
+
+
+def test_error_code_enum_becomes_its_string() -> None:
+    assert Error("x", ErrorCode.BUSY, "queue full").code == "busy"
+    frames = error_frames(None, ErrorCode.BAD_REQUEST, "unreadable")
+    reply = decode_reply(frames)
+    assert isinstance(reply, Error) and reply.id == "" and reply.code == "bad_request"
+
+
+# ----------------------------------------------------------------------------- request validation
+
+
+def _code_of(frames) -> str:
+    with pytest.raises(ProtocolError) as err:
+        decode_request(frames)
+    return err.value.code
+
+
+@pytest.mark.parametrize(
+    "header, payloads",
+    [
+        ({"type": "pong", "id": "a"}, []),  # a reply type sent as a request
+        ({"type": "launch_missiles", "id": "a"}, []),
+        ({"type": "ping", "id": "a", "colour": "blue"}, []),  # unknown field
+        ({"type": "ping", "id": "a"}, [b"stray"]),  # unreferenced payload frame
+        ({"type": "cancel", "id": "a"}, []),  # missing target
+        ({"type": "cancel", "id": "a", "target": 5}, []),
+        ({"type": "cancel", "id": "a", "target": ""}, []),
+        ({"type": "stylize", "id": "a", "content": None}, []),  # missing styles
+        ({"type": "stylize", "id": "a", "content": None, "styles": []}, []),
+        ({"type": "stylize", "id": "a", "content": None, "styles": "x"}, []),
+        ({"type": "stylize", "id": "a", "styles": [raw_ref(1)]}, [bytes(12)]),  # missing content key
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "params": [1]}, [bytes(12)]),
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [1, 2]},
+         [bytes(12)]),
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [-1]},
+         [bytes(12)]),
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [0]},
+         [bytes(12)]),
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [True]},
+         [bytes(12)]),
+        ({"type": "stylize", "id": "a", "content": raw_ref(1), "styles": [raw_ref(1)]}, [bytes(12)]),  # reuse
+        ({"type": "stylize", "id": "a", "content": raw_ref(1), "styles": [raw_ref(2)]},
+         [bytes(12), bytes(12), bytes(12)]),  # frame 3 unreferenced
+    ],
+)
+def test_bad_requests_are_bad_request(header, payloads) -> None:
+    assert _code_of(frames_of(header, *payloads)) == "bad_request"
+
+
+def test_unsupported_version_is_reported_with_its_id() -> None:
+    frames = [msgpack.packb({"v": 2, "type": "ping", "id": "later"})]
+    with pytest.raises(ProtocolError) as err:
+        decode_request(frames)
+    assert err.value.code == "unsupported_version" and err.value.request_id == "later"
+
+
+def test_params_are_opaque_to_the_protocol() -> None:
+    params = {"iterations": 5, "some_future_knob": {"nested": [1, 2]}, "style_layers": "relu1_1,relu2_1"}
+    message = decode_request(frames_of({"type": "stylize", "id": "a", "content": None,
+                                        "styles": [raw_ref(1)], "params": params}, bytes(12)))
+    assert isinstance(message, Stylize) and message.params == params and message.content is None
+
+
+def test_replies_ignore_unknown_fields_but_requests_do_not() -> None:
+    reply = decode_reply(frames_of({"type": "accepted", "id": "a", "position": 0, "eta": 12.0}))
+    assert reply == Accepted("a", 0)
+    assert _code_of(frames_of({"type": "status", "id": "a", "verbose": True})) == "bad_request"
+
+
+def test_unknown_reply_type_is_an_error_for_the_decoder() -> None:
+    with pytest.raises(ProtocolError):
+        decode_reply(frames_of({"type": "ping", "id": "a"}))
+
+
+# ----------------------------------------------------------------------------- image descriptors
+
+
+@pytest.mark.parametrize(
+    "ref, payload, fragment",
+    [
+        (raw_ref(1, 2, 2, 3), bytes(11), "needs 12"),  # truncated raw frame
+        (raw_ref(1, 2, 2, 3), bytes(13), "needs 12"),  # too long
+        (raw_ref(1, 2, 2, 4), bytes(12), "needs 16"),
+        (raw_ref(1, 2, 2, 2), bytes(8), "channels"),
+        (raw_ref(1, 2, 2, 1), bytes(4), "channels"),
+        (raw_ref(1, 0, 2, 3), b"", "width"),
+        (raw_ref(1, 2, -2, 3), b"", "height"),
+        (raw_ref(1, 2.0, 2, 3), bytes(12), "width"),
+        (raw_ref(2), bytes(12), "does not exist"),  # frame index past the end
+        (raw_ref(0), bytes(12), "does not exist"),  # frame 0 is the header
+        ({"frame": "1", "encoding": "raw", "width": 2, "height": 2, "channels": 3}, bytes(12), "frame"),
+        ({"frame": 1, "encoding": "raw", "width": 2, "height": 2}, bytes(12), "needs 'width'"),
+        ({"frame": 1, "encoding": "bmp"}, b"BM", "encoding"),
+        ({"frame": 1, "encoding": "png"}, JPEG, "not a PNG"),
+        ({"frame": 1, "encoding": "jpeg"}, PNG, "not a JPEG"),
+        ({"frame": 1, "encoding": "png", "path": "/etc/passwd"}, PNG, "unknown image field"),
+        ([1, "raw"], PNG, "must be a map"),
+    ],
+)
+def test_bad_image_descriptors(ref, payload, fragment) -> None:
+    frames = frames_of({"type": "stylize", "id": "img", "content": None, "styles": [ref]}, payload)
+    with pytest.raises(ProtocolError) as err:
+        decode_request(frames)
+    assert err.value.code == "bad_request"
+    assert err.value.request_id == "img"
+    assert fragment in err.value.message
+
+
+def test_encoded_images_need_no_dimensions() -> None:
+    frames = frames_of({"type": "stylize", "id": "a", "content": {"frame": 1, "encoding": "png"},
+                        "styles": [{"frame": 2, "encoding": "jpeg", "width": 9}]}, PNG, JPEG)
+    message = decode_request(frames)
+    assert message.content.encoding == "png" and message.content.width is None
+    assert message.styles[0].width == 9
+
+
+def test_image_ref_map_round_trip_and_imagedata_validation() -> None:
+    ref = ImageRef(3, "raw", 4, 5, 4)
+    assert ImageRef.from_map(ref.to_map(), frame_count=3) == ref
+    assert ImageRef(1, "png").to_map() == {"frame": 1, "encoding": "png"}
+    with pytest.raises(ProtocolError):
+        ImageData.raw(bytes(10), 2, 2, 3)
+    with pytest.raises(ProtocolError):
+        ImageData(bytes(12), 2, 2, 3, "gif")
+    with pytest.raises(ValueError):  # ProtocolError is a ValueError for callers that build images
+        ImageData.raw(bytes(12), 2, 2, 5)
+    assert "bytes=12" in repr(rgb(2, 2))  # never the pixels themselves
+
+
+def test_result_must_carry_an_image() -> None:
+    with pytest.raises(ProtocolError):
+        decode_reply(frames_of({"type": "result", "id": "a", "loss": {}, "elapsed": 1.0}))
+    with pytest.raises(ValueError):
+        encode_message(Result("a"))
+
+
+def test_nan_loss_is_rejected() -> None:
+    frames = [msgpack.packb({"v": 1, "type": "progress", "id": "a", "iteration": 1, "iterations": 2,
+                             "loss": {"total": float("nan")}, "elapsed": 0.1})]
+    with pytest.raises(ProtocolError):
+        decode_reply(frames)
