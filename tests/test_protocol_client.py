@@ -1,0 +1,275 @@
+"""The client against a minimal real ROUTER socket over real ZeroMQ (tcp loopback, random port).
+
+The fake daemon below speaks protocol v1 through the same wire module as the real one;
+its behaviour per stylize job is chosen by ``params["mode"]`` (params are opaque to the
+protocol). It owns its socket in its own thread, as the real daemon does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import zmq
+
+from neural_style.protocol import (
+    Accepted,
+    CancelAck,
+    Client,
+    DaemonError,
+    DaemonUnavailable,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    ImageData,
+    JobInfo,
+    Loss,
+    Pong,
+    Progress,
+    ProtocolError,
+    Result,
+    StatusReply,
+    decode_request,
+    error_frames,
+)
+from neural_style.protocol.messages import Cancel, Ping, Status, Stylize
+
+
+class FakeDaemon(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.stop = threading.Event()
+        self.jobs: dict[tuple[bytes, str], list] = {}  # (peer, id) -> scheduled [time, frames] list
+        self.received: list = []
+        self.cancelled: list[str] = []
+
+    def send(self, peer: bytes, frames) -> None:
+        self.sock.send_multipart([peer, *frames])
+
+    def handle(self, peer: bytes, frames) -> None:
+        try:
+            request = decode_request(frames)
+        except ProtocolError as exc:
+            self.send(peer, error_frames(exc.request_id, exc.code, exc.message))
+            return
+        self.received.append(request)
+        if isinstance(request, Ping):
+            self.send(peer, Pong(request.id, "test", 1, "cpu", True, "random", len(self.jobs)).to_frames())
+        elif isinstance(request, Status):
+            running = [JobInfo(i, "running", 0, 1, 3, 0.1) for (_, i) in self.jobs]
+            self.send(peer, StatusReply(request.id, running[0] if running else None).to_frames())
+        elif isinstance(request, Cancel):
+            key = (peer, request.target)
+            if key in self.jobs:
+                del self.jobs[key]
+                self.cancelled.append(request.target)
+                self.send(peer, CancelAck(request.id, request.target, "running").to_frames())
+                self.send(peer, Error(request.target, ErrorCode.CANCELLED, "cancelled").to_frames())
+            else:
+                self.send(peer, Error(request.id, ErrorCode.NOT_FOUND, f"no job {request.target}").to_frames())
+        elif isinstance(request, Stylize):
+            self.stylize(peer, request)
+
+    def stylize(self, peer: bytes, job: Stylize) -> None:
+        mode = job.params.get("mode", "ok")
+        if mode == "busy":
+            self.send(peer, Error(job.id, ErrorCode.BUSY, "queue full").to_frames())
+            return
+        self.send(peer, Accepted(job.id, 0).to_frames())
+        now = time.monotonic()
+        plan: list = []
+        n = job.params.get("iterations", 3)
+        step = job.params.get("step", 0.0)
+        if mode == "silent":
+            plan = []
+        elif mode == "slow":  # heartbeats only, until cancelled
+            plan = [[now + 0.05 * k, Heartbeat(job.id, "running", 0).to_frames()] for k in range(1, 200)]
+        else:
+            for i in range(1, n + 1):
+                plan.append([now + step * i, Heartbeat(job.id, "running", 0).to_frames()])
+                preview = job.content if job.params.get("preview") else None
+                plan.append([now + step * i, Progress(job.id, i, n, Loss(3.0 / i, 1, 2 / i, 0), 0.01 * i,
+                                                      preview).to_frames()])
+            if mode == "error":
+                plan.append([now + step * (n + 1), Error(job.id, ErrorCode.INTERNAL, "boom").to_frames()])
+            else:
+                plan.append([now + step * (n + 1), Result(job.id, job.content, Loss(1, 1, 0, 0), n, 0.5, 1, 0)
+                             .to_frames()])
+        self.jobs[(peer, job.id)] = plan
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.sock.poll(10):
+                msg = self.sock.recv_multipart()
+                self.handle(msg[0], msg[1:])
+            now = time.monotonic()
+            for key in list(self.jobs):
+                plan = self.jobs[key]
+                while plan and plan[0][0] <= now:
+                    try:
+                        self.send(key[0], plan.pop(0)[1])
+                    except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
+                        plan.clear()
+                if not plan and self.jobs.get(key) is plan:
+                    del self.jobs[key]
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def daemon():
+    fake = FakeDaemon()
+    fake.start()
+    yield fake
+    fake.stop.set()
+    fake.join(5)
+
+
+def image(w: int = 3, h: int = 2, c: int = 4) -> ImageData:
+    return ImageData.raw(bytes(range(w * h * c)), w, h, c)
+
+
+def test_ping_and_status(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2) as client:
+        pong = client.ping()
+        assert isinstance(pong, Pong) and pong.protocol == 1 and pong.device == "cpu"
+        status = client.status()
+        assert isinstance(status, StatusReply) and status.running is None and status.queue_length == 0
+
+
+def test_stylize_stream_yields_accepted_progress_then_result(daemon) -> None:
+    content = image()
+    with Client(daemon.endpoint, timeout=2) as client:
+        events = list(client.stylize(content, [image(2, 2, 3)], {"iterations": 4, "preview": True}))
+    assert isinstance(events[0], Accepted)
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [p.iteration for p in progress] == [1, 2, 3, 4]
+    assert all(p.image == content for p in progress)
+    assert isinstance(events[-1], Result) and events[-1].image == content
+    assert not any(isinstance(e, Heartbeat) for e in events)  # consumed silently by default
+    assert len({e.id for e in events}) == 1
+    sent = daemon.received[-1]
+    assert isinstance(sent, Stylize) and sent.styles[0].channels == 3
+
+
+def test_stylize_blocking_reports_progress_and_heartbeats(daemon) -> None:
+    seen: list = []
+    events: list = []
+    with Client(daemon.endpoint, timeout=2) as client:
+        result = client.stylize_blocking(image(), [image()], {"iterations": 3}, on_progress=seen.append,
+                                         on_event=events.append)
+    assert result.iterations == 3 and result.style_cache_hits == 1
+    assert [p.iteration for p in seen] == [1, 2, 3]
+    assert sum(isinstance(e, Heartbeat) for e in events) == 3
+
+
+def test_error_reply_raises_daemon_error_with_code(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2) as client:
+        with pytest.raises(DaemonError) as err:
+            client.stylize_blocking(image(), [image()], {"mode": "busy"})
+        assert err.value.code == "busy"
+        with pytest.raises(DaemonError) as err:
+            client.stylize_blocking(image(), [image()], {"mode": "error", "iterations": 1})
+        assert err.value.code == "internal" and err.value.message == "boom"
+        assert client.ping().protocol == 1  # the client is still usable
+
+
+def test_cancel_acks_and_ends_the_job_with_cancelled(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2) as client:
+        events = client.stylize(image(), [image()], {"mode": "slow"}, request_id="job-7")
+        assert isinstance(next(events), Accepted)
+        ack = client.cancel("job-7")  # the job's messages meanwhile are buffered, not lost
+        assert isinstance(ack, CancelAck) and ack.target == "job-7"
+        with pytest.raises(DaemonError) as err:
+            list(events)
+        assert err.value.code == "cancelled" and err.value.request_id == "job-7"
+        with pytest.raises(DaemonError) as err:
+            client.cancel("no-such-job")
+        assert err.value.code == "not_found"
+
+
+def test_abandoning_the_iterator_cancels_the_job(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2) as client:
+        events = client.stylize(image(), [image()], {"mode": "slow"}, request_id="left")
+        next(events)
+        events.close()
+        deadline = time.monotonic() + 2
+        while "left" not in daemon.cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert daemon.cancelled == ["left"]
+
+
+def test_nothing_listening_raises_daemon_unavailable_quickly() -> None:
+    ctx = zmq.Context.instance()
+    probe = ctx.socket(zmq.ROUTER)
+    port = probe.bind_to_random_port("tcp://127.0.0.1")
+    probe.close(0)  # a port that was free a moment ago: nothing listens there now
+    started = time.monotonic()
+    with Client(f"tcp://127.0.0.1:{port}", timeout=0.3) as client:
+        with pytest.raises(DaemonUnavailable) as err:
+            client.ping()
+        with pytest.raises(DaemonUnavailable):
+            next(client.stylize(image(), [image()]))
+    assert time.monotonic() - started < 2
+    assert f"127.0.0.1:{port}" in str(err.value)
+
+
+def test_a_silent_daemon_mid_job_is_detected_by_liveness_timeout(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2, liveness_timeout=0.3) as client:
+        started = time.monotonic()
+        with pytest.raises(DaemonUnavailable, match="lost contact"):
+            list(client.stylize(image(), [image()], {"mode": "silent"}))
+        assert time.monotonic() - started < 1.5
+
+
+def test_heartbeats_keep_a_long_job_alive_past_the_liveness_timeout(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2, liveness_timeout=0.3) as client:
+        result = client.stylize_blocking(image(), [image()], {"iterations": 4, "step": 0.2})
+    assert result.iterations == 4  # 1 s in all, but never 0.3 s without a message
+
+
+def test_two_clients_interleave_without_mixing_replies(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2) as a, Client(daemon.endpoint, timeout=2) as b:
+        ea = a.stylize(image(2, 2, 3), [image()], {"iterations": 2}, request_id="same")
+        eb = b.stylize(image(3, 3, 4), [image()], {"iterations": 2}, request_id="same")
+        ra = [e for e in ea][-1]
+        rb = [e for e in eb][-1]
+    assert ra.image.channels == 3 and rb.image.channels == 4
+
+
+def test_invalid_input_is_refused_before_anything_is_sent(daemon) -> None:
+    with Client(daemon.endpoint, timeout=2) as client:
+        with pytest.raises(ValueError):
+            client.stylize(ImageData.raw(b"short", 2, 2, 3), [image()])
+        with pytest.raises(ValueError):
+            Client("not-an-endpoint")
+    assert not any(isinstance(r, Stylize) for r in daemon.received)
+
+
+def test_closed_client_refuses_work() -> None:
+    client = Client("tcp://127.0.0.1:1", timeout=0.1)
+    client.close()
+    client.close()  # idempotent
+    assert client.closed
+    with pytest.raises(RuntimeError):
+        client.ping()
+
+
+def test_endpoint_comes_from_the_environment(monkeypatch) -> None:
+    from neural_style.protocol import DEFAULT_ENDPOINT, default_endpoint, is_local
+
+    monkeypatch.setenv("NEURAL_STYLE_ENDPOINT", "ipc:///tmp/ns-test.sock")
+    assert default_endpoint() == "ipc:///tmp/ns-test.sock"
+    with Client(timeout=0.1) as client:
+        assert client.endpoint == "ipc:///tmp/ns-test.sock"
+    monkeypatch.setenv("NEURAL_STYLE_ENDPOINT", "  ")
+    assert default_endpoint() == DEFAULT_ENDPOINT == "tcp://127.0.0.1:5570"
+    assert is_local("tcp://127.0.0.1:5570") and is_local("ipc:///x") and is_local("tcp://[::1]:5")
+    assert not is_local("tcp://0.0.0.0:5570") and not is_local("tcp://192.168.1.2:5570")
