@@ -1,0 +1,90 @@
+"""Request images ↔ tensors, for the daemon only.
+
+Why here and not in the socket loop: probing a PNG/JPEG header is cheap and
+happens in the loop (a decompression bomb is refused before ``accepted``);
+inflating pixels and converting to float tensors is not, so the worker does it
+when the job starts.  The actual conversions are the lead's
+``neural_style.daemon.images`` functions; this module adds the daemon's error
+mapping (``ImageProblem`` carries a protocol error code) and the pixel limit.
+
+The daemon never opens a file a request names: images arrive as bytes only.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import torch
+from PIL import Image
+
+from neural_style.protocol.errors import ErrorCode
+from neural_style.protocol.images import ImageData
+
+__all__ = ["ImageProblem", "probe", "decode_request_image", "encode_result"]
+
+
+class ImageProblem(ValueError):
+    """An image in a request that the daemon cannot use; ``code`` is the protocol error code."""
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        super().__init__(message)
+        self.code = code.value if isinstance(code, ErrorCode) else str(code)
+
+
+def _buffer(payload: Any) -> memoryview:
+    return payload if isinstance(payload, memoryview) else memoryview(payload)
+
+
+def probe(payload: Any, encoding: str, max_pixels: int) -> tuple[int, int]:
+    """Width and height of a PNG/JPEG from its header alone, refusing more than ``max_pixels``.
+
+    Pillow reads only the header here; no pixel is inflated, so a tiny file that claims
+    to be 100000×100000 costs nothing to refuse.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(_buffer(payload)), formats=[encoding.upper()]) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem(ErrorCode.TOO_LARGE, f"refused as a decompression bomb: {exc}") from None
+    except Exception as exc:  # Pillow raises many types for broken data
+        raise ImageProblem(ErrorCode.BAD_REQUEST, f"not a readable {encoding} image: {exc}") from None
+    if width * height > max_pixels:
+        raise ImageProblem(ErrorCode.TOO_LARGE,
+                           f"{encoding} image is {width}x{height} = {width * height} pixels; "
+                           f"this daemon accepts at most {max_pixels} pixels per image")
+    return width, height
+
+
+def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
+    """The float (C, H, W) tensor in [0, 1] of one request image (raw, PNG or JPEG)."""
+    from neural_style.daemon import images
+
+    ref, payload = image, image.data
+    if ref.encoding == "raw":
+        assert ref.width is not None and ref.height is not None and ref.channels is not None
+        try:
+            return images.tensor_from_bytes(_buffer(payload), ref.width, ref.height, ref.channels)
+        except (ValueError, TypeError) as exc:
+            raise ImageProblem(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
+    try:
+        return images.decode_image(bytes(_buffer(payload)), max_pixels)
+    except images.ImageError as exc:
+        message = str(exc)
+        code = ErrorCode.TOO_LARGE if ("pixel" in message.lower() or "bomb" in message.lower()) \
+            else ErrorCode.BAD_REQUEST
+        raise ImageProblem(code, f"{ref.encoding} image: {message}") from None
+
+
+def encode_result(image: torch.Tensor) -> tuple[bytes, int, int, int]:
+    """A result or preview tensor as raw 8-bit interleaved bytes: (data, width, height, channels)."""
+    return images_tensor_to_bytes(image.detach().to("cpu"))
+
+
+def images_tensor_to_bytes(image: torch.Tensor) -> tuple[bytes, int, int, int]:
+    from neural_style.daemon import images
+
+    return images.tensor_to_bytes(image)

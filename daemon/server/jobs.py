@@ -1,0 +1,160 @@
+"""Job records and the FIFO queue between the socket loop and the worker.
+
+Why: the loop accepts, cancels and reports on jobs while the worker runs
+them, so the two threads share exactly this: a queue with a lock and
+condition, and per-job ``threading.Event`` flags that the engine's
+``should_stop`` reads between iterations.  Everything else a job holds is
+written by one thread only (the loop before queuing, the worker while running).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterator
+
+from .limits import StylizeRequest
+
+__all__ = ["JobState", "Job", "JobQueue", "JobTimings"]
+
+_serial = itertools.count(1)
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass
+class JobTimings:
+    """Monotonic timestamps and durations of a job, for the per-job log line."""
+
+    received: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    decoded: float | None = None
+    finished: float | None = None
+
+    def summary(self) -> str:
+        """e.g. "waited 0.00s, decode 0.01s, run 1.23s" (only the parts that happened)."""
+        parts = []
+        if self.started is not None:
+            parts.append(f"waited {self.started - self.received:.2f}s")
+            if self.decoded is not None:
+                parts.append(f"decode {self.decoded - self.started:.2f}s")
+                if self.finished is not None:
+                    parts.append(f"run {self.finished - self.decoded:.2f}s")
+        end = self.finished if self.finished is not None else time.monotonic()
+        parts.append(f"total {end - self.received:.2f}s")
+        return ", ".join(parts)
+
+
+@dataclass(eq=False)
+class Job:
+    """One accepted stylize request, from ``accepted`` to its single terminal message."""
+
+    client: bytes  # ROUTER routing id of the connection that sent it
+    request_id: str
+    request: StylizeRequest
+    serial: int = field(default_factory=lambda: next(_serial))
+    state: JobState = JobState.QUEUED
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
+    timings: JobTimings = field(default_factory=JobTimings)
+    iteration: int = 0  # last reported, for status
+    terminal_sent: bool = False  # set by the loop: exactly one terminal message per job
+
+    @property
+    def key(self) -> tuple[bytes, str]:
+        return (self.client, self.request_id)
+
+    @property
+    def iterations(self) -> int:
+        return self.request.params.iterations
+
+    def cancel(self, reason: str) -> None:
+        """Ask the worker to stop this job between two iterations (first reason wins)."""
+        if not self.cancel_event.is_set():
+            self.cancel_reason = reason
+            self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def label(self) -> str:
+        return f"job {self.serial} id={self.request_id!r} client={self.client.hex()}"
+
+
+class JobQueue:
+    """A bounded FIFO of queued jobs; ``take`` blocks the worker until one arrives or the queue closes."""
+
+    def __init__(self, max_length: int) -> None:
+        self.max_length = max_length
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, job: Job) -> int | None:
+        """Append ``job``; return its position (1 = next to run), or None when full or closed."""
+        with self._cond:
+            if self._closed or len(self._jobs) >= self.max_length:
+                return None
+            self._jobs.append(job)
+            self._cond.notify()
+            return len(self._jobs)
+
+    def take(self, timeout: float | None = None) -> Job | None:
+        """The next job (now owned by the caller), or None on timeout or when closed and empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._jobs:
+                if self._closed:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            job = self._jobs.popleft()
+            job.state = JobState.RUNNING
+            return job
+
+    def remove(self, job: Job) -> bool:
+        """Take a queued job out (cancel before it ran); False if the worker already has it."""
+        with self._cond:
+            try:
+                self._jobs.remove(job)
+            except ValueError:
+                return False
+            return True
+
+    def drain(self) -> list[Job]:
+        """Close the queue and return every job still waiting (shutdown)."""
+        with self._cond:
+            self._closed = True
+            jobs = list(self._jobs)
+            self._jobs.clear()
+            self._cond.notify_all()
+            return jobs
+
+    def snapshot(self) -> list[Job]:
+        with self._cond:
+            return list(self._jobs)
+
+    def position(self, job: Job) -> int | None:
+        with self._cond:
+            for i, queued in enumerate(self._jobs, start=1):
+                if queued is job:
+                    return i
+        return None
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.snapshot())

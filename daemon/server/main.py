@@ -1,0 +1,257 @@
+"""Lifecycle of the warm daemon (``neural-style serve``): options, sockets, threads, signals.
+
+Why: this is the only module that knows the whole picture.  It checks the
+security of the bind address before anything listens, binds the ROUTER with the
+options the protocol requires (``ROUTER_MANDATORY``, ZMTP heartbeats, a
+message-size ceiling), starts the worker that loads the model once, serves until
+SIGINT/SIGTERM, and then ends every job with ``cancelled`` before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from neural_style.protocol.endpoint import default_endpoint
+from neural_style.protocol.heartbeat import configure_zmtp_heartbeat
+
+from .jobs import JobQueue
+from .limits import Limits, MiB
+from .router import Router
+from .security import SecurityError, SecuritySettings, check_bind_allowed, enable_curve
+from .style_cache import StyleTargetCache
+from .worker import ModelSettings, Worker
+
+__all__ = ["ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
+
+log = logging.getLogger("neural_style.daemon.server")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_OPTIONS = 2
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``serve`` needs, independent of argparse (tests build it directly)."""
+
+    bind: str
+    model: ModelSettings = field(default_factory=ModelSettings)
+    limits: Limits = field(default_factory=Limits)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    cache_entries: int = 64
+    cache_bytes: int = 512 * MiB
+    shutdown_grace: float = 5.0  # seconds the running job gets to stop on SIGINT/SIGTERM
+    send_hwm: int = 16  # messages queued in ZeroMQ per connection before EAGAIN (then we coalesce)
+
+
+def daemon_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("neural-style-gimp")
+    except Exception:  # not installed (running from a source tree)
+        return "0.1.0"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
+    return value
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The daemon's own options (the CLI adds --weights, --weights-format and --device beside them)."""
+    d = Limits()
+    group = parser.add_argument_group("daemon")
+    group.add_argument("--bind", metavar="ENDPOINT",
+                       help="ZeroMQ endpoint to listen on, tcp://HOST:PORT or ipc://PATH "
+                            "(default: $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
+    group.add_argument("--curve-dir", type=Path, metavar="DIR",
+                       help="CURVE keys: DIR/server.key_secret and allowed client keys in DIR/clients/*.key "
+                            "(required to bind a non-loopback address; create with "
+                            "`python -m neural_style.daemon.server.security init DIR`)")
+    group.add_argument("--insecure", action="store_true",
+                       help="allow binding a non-loopback address WITHOUT encryption or authentication")
+    group.add_argument("--max-pixels", type=_positive_int, default=d.max_pixels,
+                       help=f"largest input image, width×height (default {d.max_pixels})")
+    group.add_argument("--max-message-mb", type=_positive_int, default=d.max_message_bytes // MiB,
+                       help=f"largest request message in MiB, all frames together (default {d.max_message_bytes // MiB})")
+    group.add_argument("--max-iterations", type=_positive_int, default=d.max_iterations,
+                       help=f"most iterations one job may ask for (default {d.max_iterations})")
+    group.add_argument("--max-size", type=_positive_int, default=d.max_size,
+                       help=f"largest processing size (size, width, height) in pixels (default {d.max_size})")
+    group.add_argument("--max-queue", type=_non_negative_int, default=d.max_queue,
+                       help=f"jobs that may wait behind the running one before requests get 'busy' (default {d.max_queue})")
+    group.add_argument("--max-styles", type=_positive_int, default=d.max_styles,
+                       help=f"style images per request (default {d.max_styles})")
+    group.add_argument("--style-cache-entries", type=_non_negative_int, default=64,
+                       help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
+    group.add_argument("--style-cache-mb", type=_non_negative_int, default=512,
+                       help="memory the style-target cache may use, in MiB (default 512)")
+    group.add_argument("--log-file", type=Path, metavar="PATH",
+                       help="also append the daemon's log to this file")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Build a ServerConfig; raises ValueError for inconsistent options."""
+    limits = Limits(
+        max_pixels=args.max_pixels,
+        max_message_bytes=args.max_message_mb * MiB,
+        max_iterations=args.max_iterations,
+        max_size=args.max_size,
+        max_queue=args.max_queue,
+        max_styles=args.max_styles,
+    )
+    weights = getattr(args, "weights", None)
+    model = ModelSettings(
+        weights=str(weights) if weights is not None else None,
+        weights_format=getattr(args, "weights_format", None) or "torchvision",
+        device=getattr(args, "device", None) or "auto",
+    )
+    return ServerConfig(
+        bind=args.bind or default_endpoint(),
+        model=model,
+        limits=limits,
+        security=SecuritySettings(curve_dir=args.curve_dir, insecure=bool(args.insecure)),
+        cache_entries=args.style_cache_entries,
+        cache_bytes=args.style_cache_mb * MiB,
+    )
+
+
+def _configure_logging(log_file: Path | None) -> None:
+    """stderr always (unless the CLI already set it up), plus ``log_file`` when given."""
+    root = logging.getLogger()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    if log_file is not None:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Entry point of ``neural-style serve``: run until SIGINT/SIGTERM; return the exit code."""
+    try:
+        _configure_logging(getattr(args, "log_file", None))
+    except OSError as exc:
+        log.error("cannot open the log file: %s", exc)
+        return EXIT_BAD_OPTIONS
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        log.error("bad daemon options: %s", exc)
+        return EXIT_BAD_OPTIONS
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, _frame: object) -> None:
+            if stop.is_set():
+                log.warning("second %s: exiting now", signal.Signals(signum).name)
+                raise SystemExit(EXIT_FAILED)
+            log.info("%s: cancelling jobs and shutting down", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    return run_server(config, stop)
+
+
+def _bind_router(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, object | None]:
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished client fails: that is how we notice
+    sock.setsockopt(zmq.LINGER, 2000)
+    sock.setsockopt(zmq.SNDHWM, config.send_hwm)
+    sock.setsockopt(zmq.RCVHWM, 64)
+    # libzmq drops the *connection* of a peer whose frame exceeds MAXMSGSIZE (no reply is possible),
+    # so the hard ceiling sits well above the limit that gets a clear `too_large` answer.
+    sock.setsockopt(zmq.MAXMSGSIZE, 2 * config.limits.max_message_bytes + MiB)
+    configure_zmtp_heartbeat(sock)
+    curve = None
+    try:
+        if config.security.curve_dir is not None:
+            curve = enable_curve(ctx, sock, config.security.curve_dir)
+        sock.bind(config.bind)
+    except BaseException:
+        sock.close(linger=0)
+        if curve is not None:
+            curve.close()  # type: ignore[attr-defined]
+        raise
+    return sock, curve
+
+
+def run_server(config: ServerConfig, stop: threading.Event) -> int:
+    """Serve ``config`` until ``stop`` is set; usable from a thread (no signal handling here)."""
+    try:
+        check_bind_allowed(config.bind, config.security)
+    except SecurityError as exc:
+        log.error("%s", exc)
+        return EXIT_BAD_OPTIONS
+
+    ctx = zmq.Context()
+    try:
+        sock, curve = _bind_router(ctx, config)
+    except SecurityError as exc:
+        log.error("%s", exc)
+        ctx.term()
+        return EXIT_BAD_OPTIONS
+    except zmq.ZMQError as exc:
+        hint = " (is another daemon running there?)" if exc.errno == zmq.EADDRINUSE else ""
+        log.error("cannot listen on %s: %s%s", config.bind, exc, hint)
+        ctx.term()
+        return EXIT_FAILED
+
+    wake_endpoint = f"inproc://neural-style-wake-{id(ctx):x}"
+    wake = ctx.socket(zmq.PAIR)
+    wake.setsockopt(zmq.LINGER, 0)
+    wake.bind(wake_endpoint)
+
+    jobs = JobQueue(config.limits.max_queue)
+    cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
+    worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
+    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device)
+    log.info("neural-style daemon %s listening on %s%s (protocol 1); loading %s weights on %s",
+             daemon_version(), config.bind, " with CURVE" if curve is not None else "",
+             config.model.weights or "default", config.model.device)
+    worker.start()
+    code = EXIT_OK
+    try:
+        router.serve(stop)
+    except Exception:
+        log.exception("the socket loop failed")
+        code = EXIT_FAILED
+    finally:
+        started = time.monotonic()
+        router.shutdown(grace=config.shutdown_grace)
+        worker.join(timeout=1.0)
+        sock.close(linger=1000)
+        wake.close()
+        if curve is not None:
+            curve.close()  # type: ignore[attr-defined]
+        if worker.is_alive():
+            log.warning("the worker is still busy; exiting without waiting for it")
+        else:
+            ctx.term()
+        log.info("daemon stopped after %d job(s) (shutdown took %.2fs)", router.jobs_done,
+                 time.monotonic() - started)
+    return code

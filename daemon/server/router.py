@@ -1,0 +1,372 @@
+"""The socket loop: one ROUTER, requests in, replies and job events out.
+
+Why it is separate from the worker: ``ping``, ``status`` and ``cancel`` must be
+answered at once while a job runs, and heartbeats must keep flowing so that a
+vanished client is noticed (docs/PROTOCOL.md, section 7).  This thread owns the
+ROUTER and the wake-up PAIR socket; it never runs tensor code.  The worker
+reports through a thread-safe queue and pokes the PAIR socket.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import zmq
+
+from neural_style.protocol.errors import ErrorCode, ProtocolError
+from neural_style.protocol.heartbeat import HEARTBEAT_INTERVAL
+from neural_style.protocol.images import ImageData
+from neural_style.protocol.messages import (
+    Accepted,
+    Cancel,
+    CancelAck,
+    Error,
+    Heartbeat,
+    JobInfo,
+    Loss,
+    Message,
+    Ping,
+    Pong,
+    Progress,
+    Result,
+    Status,
+    StatusReply,
+    Stylize,
+    decode_request,
+)
+from neural_style.protocol.wire import peek_id
+
+from .jobs import Job, JobQueue, JobState
+from .limits import Limits, Rejected, message_size, validate_stylize
+from .outbox import Outbox, Outgoing
+from .style_cache import StyleTargetCache
+from .worker import JobFinished, JobProgress, JobStarted, ModelFailed, ModelReady, Worker
+
+__all__ = ["ModelState", "Router"]
+
+log = logging.getLogger("neural_style.daemon.server")
+
+SHUTDOWN_MESSAGE = "the daemon is shutting down"
+
+
+@dataclass
+class ModelState:
+    """What the loop knows about the worker's model (for ``pong`` and ``no_weights``)."""
+
+    loaded: bool = False
+    failed: str | None = None  # the loader's message when there are no weights
+    device: str = ""
+    description: str | None = None
+
+
+class Router:
+    """Serves one bound ROUTER socket until ``stop`` is set, then shuts down cleanly."""
+
+    def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: Worker,
+                 limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str) -> None:
+        self.sock = sock
+        self.wake = wake
+        self.jobs = jobs
+        self.worker = worker
+        self.limits = limits
+        self.cache = cache
+        self.daemon_version = daemon_version
+        self.model = ModelState(device=device_hint)
+        self.unfinished: dict[tuple[bytes, str], Job] = {}  # queued or running, by (client, id)
+        self.running: Job | None = None
+        self.outboxes: dict[bytes, Outbox] = {}
+        self._next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+        self.jobs_done = 0
+
+    # ================================================================== main loop
+    def serve(self, stop: threading.Event) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.wake, zmq.POLLIN)
+        while not stop.is_set():
+            timeout = self._poll_timeout()
+            ready = dict(poller.poll(timeout * 1000))
+            if self.wake in ready:
+                self._drain_wake()
+            self._handle_events()
+            if self.sock in ready:
+                self._receive_some()
+            now = time.monotonic()
+            if now >= self._next_heartbeat:
+                self._queue_heartbeats()
+                self._next_heartbeat = now + HEARTBEAT_INTERVAL
+            self._flush()
+
+    def _poll_timeout(self) -> float:
+        """Seconds to wait: until the next heartbeat, sooner when a slow client has mail, at most 0.1 s
+        (so a signal handler's stop flag is seen quickly)."""
+        timeout = max(0.0, min(0.1, self._next_heartbeat - time.monotonic()))
+        if any(self.outboxes.values()):
+            timeout = min(timeout, 0.01)
+        return timeout
+
+    def _drain_wake(self) -> None:
+        while True:
+            try:
+                self.wake.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    def _receive_some(self, budget: int = 64) -> None:
+        """Handle up to ``budget`` queued requests, then let events and sends have a turn."""
+        for _ in range(budget):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) < 2:  # a routing id with nothing after it: nothing to answer
+                continue
+            client = frames[0].bytes
+            try:
+                self._handle_request(client, frames[1:])
+            except Exception:  # a bug must not take the daemon down for everyone
+                log.exception("unexpected failure handling a request from %s", client.hex())
+                self._reply(client, Error(peek_id(frames[1]) or "", ErrorCode.INTERNAL.value,
+                                          "the daemon failed to handle this request (see its log)"))
+
+    # ================================================================== requests
+    def _handle_request(self, client: bytes, frames: Sequence[Any]) -> None:
+        size = message_size([f.buffer for f in frames])
+        if size > self.limits.max_message_bytes:
+            self._reject(client, peek_id(frames[0]), ErrorCode.TOO_LARGE.value,
+                         f"the message is {size} bytes; this daemon accepts at most "
+                         f"{self.limits.max_message_bytes} bytes per message")
+            return
+        if len(frames) > self.limits.max_styles + 2:
+            self._reject(client, peek_id(frames[0]), ErrorCode.BAD_REQUEST.value,
+                         f"the message has {len(frames)} frames; a request has at most "
+                         f"{self.limits.max_styles + 2}")
+            return
+        try:
+            request = decode_request(frames)
+        except ProtocolError as exc:
+            self._reject(client, exc.request_id, exc.code, exc.message)
+            return
+        if isinstance(request, Ping):
+            self._reply(client, self._pong(request.id))
+        elif isinstance(request, Status):
+            self._reply(client, self._status(request.id))
+        elif isinstance(request, Cancel):
+            self._cancel(client, request)
+        elif isinstance(request, Stylize):
+            self._stylize(client, request)
+        else:  # pragma: no cover - decode_request only returns the four request types
+            self._reject(client, request.id, ErrorCode.BAD_REQUEST.value, f"unexpected request {request!r}")
+
+    def _reject(self, client: bytes, request_id: str | None, code: str, message: str) -> None:
+        log.info("rejected a request from %s (id=%r): %s: %s", client.hex(), request_id, code, message)
+        self._reply(client, Error(request_id or "", code, message))
+
+    def _pong(self, request_id: str) -> Pong:
+        return Pong(request_id, daemon_version=self.daemon_version, protocol=1, device=self.model.device,
+                    weights_loaded=self.model.loaded, weights=self.model.description,
+                    queue_length=len(self.unfinished), limits=self.limits.describe())
+
+    def _job_info(self, job: Job, position: int) -> JobInfo:
+        started = job.timings.started
+        elapsed = time.monotonic() - started if started is not None and job is self.running else 0.0
+        return JobInfo(job.request_id, "running" if job is self.running else "queued", position,
+                       job.iteration, job.iterations, elapsed)
+
+    def _status(self, request_id: str) -> StatusReply:
+        offset = 1 if self.running is not None else 0
+        queued = [j for j in self.unfinished.values() if j is not self.running]
+        queued.sort(key=lambda j: j.serial)
+        return StatusReply(request_id,
+                           self._job_info(self.running, 0) if self.running is not None else None,
+                           [self._job_info(j, offset + i) for i, j in enumerate(queued)])
+
+    def _position(self, job: Job) -> int:
+        """Jobs that run before ``job``: every unfinished job that was accepted earlier."""
+        return sum(1 for other in self.unfinished.values() if other.serial < job.serial)
+
+    def _cancel(self, client: bytes, request: Cancel) -> None:
+        job = self.unfinished.get((client, request.target))
+        if job is None:
+            self._reject(client, request.id, ErrorCode.NOT_FOUND.value,
+                         f"no unfinished stylize job with id {request.target!r} on this connection")
+            return
+        state = "running" if job.state is JobState.RUNNING else "queued"
+        self._reply(client, CancelAck(request.id, request.target, state))
+        self._cancel_job(job, "cancelled by the client")
+
+    def _cancel_job(self, job: Job, reason: str) -> None:
+        """Stop ``job``: a queued one ends here at once, a running one at its next iteration."""
+        job.cancel(reason)
+        if self.jobs.remove(job):
+            job.state = JobState.DONE
+            self._finish(job, Error(job.request_id, ErrorCode.CANCELLED.value, reason), "cancelled")
+
+    def _stylize(self, client: bytes, request: Stylize) -> None:
+        key = (client, request.id)
+        if key in self.unfinished:
+            self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
+                         f"id {request.id!r} is already used by an unfinished job on this connection")
+            return
+        if self.model.failed is not None:
+            self._reject(client, request.id, ErrorCode.NO_WEIGHTS.value, self.model.failed)
+            return
+        try:
+            validated = validate_stylize(request, self.limits)
+        except Rejected as exc:
+            self._reject(client, request.id, exc.code, exc.message)
+            return
+        job = Job(client=client, request_id=request.id, request=validated)
+        if self.jobs.put(job) is None:
+            self._reject(client, request.id, ErrorCode.BUSY.value,
+                         f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
+            return
+        self.unfinished[key] = job
+        position = self._position(job)
+        log.info("%s accepted at position %d: %d iterations at size %s, %d style(s)%s", job.label(), position,
+                 validated.params.iterations, validated.params.size, len(validated.styles),
+                 "" if validated.content is not None else ", texture synthesis")
+        self._reply(client, Accepted(request.id, position))
+
+    # ================================================================== worker events
+    def _handle_events(self) -> None:
+        events = self.worker.events
+        while True:
+            try:
+                event = events.get_nowait()
+            except Exception:  # queue.Empty
+                return
+            if isinstance(event, JobProgress):
+                self._on_progress(event)
+            elif isinstance(event, JobFinished):
+                self._on_finished(event)
+            elif isinstance(event, JobStarted):
+                self.running = event.job
+            elif isinstance(event, ModelReady):
+                self.model = ModelState(loaded=True, device=event.device, description=event.description)
+            elif isinstance(event, ModelFailed):
+                self.model = ModelState(loaded=False, failed=event.message, device=self.model.device)
+
+    def _on_progress(self, event: JobProgress) -> None:
+        job = event.job
+        if job.terminal_sent:
+            return
+        job.iteration = event.iteration
+        image = ImageData.raw(*event.preview) if event.preview is not None else None
+        self._reply(job.client, Progress(job.request_id, event.iteration, event.iterations, Loss(**event.loss),
+                                         event.elapsed, image))
+
+    def _on_finished(self, event: JobFinished) -> None:
+        job = event.job
+        if self.running is job:
+            self.running = None
+        job.state = JobState.DONE
+        if event.error_code is not None:
+            message: Message = Error(job.request_id, event.error_code, event.error_message)
+            outcome = event.error_code
+        else:
+            assert event.image is not None
+            message = Result(job.request_id, ImageData.raw(*event.image), Loss(**event.loss), event.iterations,
+                             event.elapsed, event.cache_hits, event.cache_misses)
+            outcome = "result"
+        if job.iteration < event.iterations:
+            job.iteration = event.iterations
+        self._finish(job, message, outcome, event)
+
+    def _finish(self, job: Job, message: Message, outcome: str, event: JobFinished | None = None) -> None:
+        """Queue the single terminal message of ``job`` and log its one line."""
+        self.unfinished.pop(job.key, None)
+        if job.terminal_sent:  # pragma: no cover - guarded by the callers; never send two
+            log.error("%s: a second terminal message (%s) was suppressed", job.label(), outcome)
+            return
+        job.terminal_sent = True
+        self.jobs_done += 1
+        detail = ""
+        if event is not None and event.error_code is None:
+            rate = event.iterations / event.elapsed if event.elapsed > 0 else 0.0
+            w, h = (event.image[1], event.image[2]) if event.image else (0, 0)
+            detail = (f"; {event.iterations} iterations ({rate:.2f} it/s) at {w}x{h}, loss {event.loss.get('total', 0):.4g}, "
+                      f"style cache {event.cache_hits} hit(s) {event.cache_misses} miss(es)")
+        elif isinstance(message, Error):
+            detail = f": {message.message}"
+        log.info("%s %s: %s%s", job.label(), outcome, job.timings.summary(), detail)
+        self._reply(job.client, message)
+
+    # ================================================================== sending
+    def _reply(self, client: bytes, message: Message) -> None:
+        outbox = self.outboxes.get(client)
+        if outbox is None:
+            outbox = self.outboxes[client] = Outbox()
+        outbox.add(Outgoing(message.TYPE, message.id, message.to_frames()))
+        self._flush_client(client, outbox)
+
+    def _queue_heartbeats(self) -> None:
+        for job in list(self.unfinished.values()):
+            if job.terminal_sent:
+                continue
+            state = "running" if job is self.running else "queued"
+            self._reply(job.client, Heartbeat(job.request_id, state, 0 if state == "running" else self._position(job)))
+
+    def _flush(self) -> None:
+        for client, outbox in list(self.outboxes.items()):
+            if outbox:
+                self._flush_client(client, outbox)
+            else:
+                del self.outboxes[client]
+
+    def _flush_client(self, client: bytes, outbox: Outbox) -> None:
+        while outbox:
+            item = outbox.peek()
+            assert item is not None
+            try:
+                self.sock.send_multipart([client, *item.frames], flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:  # alive but slow: retry soon; progress and heartbeats coalesce meanwhile
+                return
+            except zmq.ZMQError as exc:
+                if exc.errno == errno.EHOSTUNREACH:
+                    self._client_gone(client)
+                    return
+                raise
+            outbox.pop()
+
+    def _client_gone(self, client: bytes) -> None:
+        """The connection is gone (EHOSTUNREACH): cancel its unfinished jobs, forget its mail."""
+        self.outboxes.pop(client, None)
+        jobs = [j for j in self.unfinished.values() if j.client == client]
+        if jobs:
+            log.warning("client %s is gone; cancelling %d job(s)", client.hex(), len(jobs))
+        for job in jobs:
+            self._cancel_job(job, "the client disconnected")
+        self.outboxes.pop(client, None)  # the cancelled errors above cannot be delivered either
+
+    # ================================================================== shutdown
+    def shutdown(self, grace: float = 5.0, flush: float = 2.0) -> None:
+        """Cancel every job with ``cancelled``, wait up to ``grace`` s for the running one to stop,
+        then give the outgoing messages up to ``flush`` s to leave."""
+        for job in self.jobs.drain():
+            job.cancel(SHUTDOWN_MESSAGE)
+            job.state = JobState.DONE
+            self._finish(job, Error(job.request_id, ErrorCode.CANCELLED.value, SHUTDOWN_MESSAGE), "cancelled")
+        for job in list(self.unfinished.values()):
+            job.cancel(SHUTDOWN_MESSAGE)
+        self.worker.stop()
+        deadline = time.monotonic() + grace
+        poller = zmq.Poller()
+        poller.register(self.wake, zmq.POLLIN)
+        while self.unfinished and time.monotonic() < deadline:
+            if poller.poll(50):
+                self._drain_wake()
+            self._handle_events()
+            self._flush()
+        for job in list(self.unfinished.values()):  # the worker did not stop in time
+            log.warning("%s did not stop within %.1fs", job.label(), grace)
+            self._finish(job, Error(job.request_id, ErrorCode.CANCELLED.value, SHUTDOWN_MESSAGE), "cancelled")
+        deadline = time.monotonic() + flush
+        while any(self.outboxes.values()) and time.monotonic() < deadline:
+            self._flush()
+            time.sleep(0.01)
