@@ -27,11 +27,12 @@ _children: list[subprocess.Popen] = []  # keep handles alive: no ResourceWarning
 class DaemonStartFailed(DaemonUnavailable):
     """The daemon we started exited or did not answer in time; ``log_tail`` says why."""
 
-    def __init__(self, message: str, log_path: Optional[Path], log_tail: str) -> None:
+    def __init__(self, message: str, log_path: Optional[Path], log_tail: str, pid: Optional[int] = None) -> None:
         full = message + (f"\n--- last lines of {log_path} ---\n{log_tail}" if log_tail else "")
         super().__init__(full)
         self.log_path = log_path
         self.log_tail = log_tail
+        self.pid = pid  # set when the process is still running
 
 
 @dataclass(frozen=True)
@@ -126,5 +127,5 @@ def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: floa
                                     path, log_tail(path))
         if time.monotonic() >= deadline:
             raise DaemonStartFailed(f"the daemon (pid {process.pid}) did not answer at {target} within "
-                                    f"{timeout:g} s; it is still running", path, log_tail(path))
+                                    f"{timeout:g} s; it is still running", path, log_tail(path), process.pid)
         time.sleep(0.1)
