@@ -66,8 +66,8 @@ def _add_arguments(procedure):
     procedure.add_boolean_argument("preserve-colors", "_Preserve colours", "Keep the photo's colours, take only the style's texture",
                                    False, rw)
     init_choice = Gimp.Choice.new()
-    init_choice.add("content", 0, "Content (the photo)", "")
-    init_choice.add("noise", 1, "Noise (as in the paper)", "")
+    init_choice.add("noise", 0, "Noise (as in the paper)", "")
+    init_choice.add("content", 1, "Content (the photo)", "")
     init_choice.add("style", 2, "Style image", "")
     procedure.add_choice_argument("init", "I_nitial image", "What the optimisation starts from",
                                   init_choice, S.INIT_DEFAULT, rw)
@@ -180,7 +180,7 @@ def _protocol():
         from neural_style.protocol.client import Client
         from neural_style.protocol.errors import DaemonError, DaemonUnavailable
         from neural_style.protocol.images import ImageData
-        from neural_style.protocol.messages import Progress, Result
+        from neural_style.protocol.messages import Accepted, Heartbeat, Progress, Result
     except ImportError as exc:
         raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
                         "Run install.py again.")
@@ -189,7 +189,8 @@ def _protocol():
     except ImportError:
         ensure_daemon = None
     return dict(Client=Client, DaemonError=DaemonError, DaemonUnavailable=DaemonUnavailable,
-                ImageData=ImageData, Progress=Progress, Result=Result, ensure_daemon=ensure_daemon)
+                ImageData=ImageData, Accepted=Accepted, Heartbeat=Heartbeat, Progress=Progress, Result=Result,
+                ensure_daemon=ensure_daemon)
 
 
 def _connect(protocol, settings, plugin_config, timeout):
@@ -307,8 +308,15 @@ def _run(image, drawables, config):
         Gimp.progress_set_text("Neural Style: waiting for the daemon…")
         result = None
         try:
-            for event in client.stylize(content, styles, settings.params(), style_blend=settings.style_blend):
-                if isinstance(event, protocol["Progress"]):
+            events = client.stylize(content, styles, settings.params(), style_blend=settings.style_blend,
+                                    heartbeats=True)
+            for event in events:
+                if isinstance(event, (protocol["Accepted"], protocol["Heartbeat"])):
+                    position = getattr(event, "position", 0)
+                    if position > 0 and getattr(event, "state", "queued") == "queued":
+                        Gimp.progress_set_text(S.queue_text(position))
+                        Gimp.progress_pulse()
+                elif isinstance(event, protocol["Progress"]):
                     Gimp.progress_set_text(S.progress_text(event.iteration, event.iterations, event.loss.total))
                     Gimp.progress_update(S.progress_fraction(event.iteration, event.iterations))
                     if event.image is not None:

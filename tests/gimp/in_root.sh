@@ -11,7 +11,7 @@ BINDS=""
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do BINDS="$BINDS $1"; shift; done
 [ "${1:-}" = "--" ] && shift
 export ROOT SHARE BINDS
-exec unshare --mount --pid --fork --propagation private sh -c '
+exec unshare --mount --pid --fork --kill-child --propagation private sh -c '
     set -eu
     mount -t proc proc "$ROOT/proc"
     mount -t tmpfs tmpfs "$ROOT/tmp"

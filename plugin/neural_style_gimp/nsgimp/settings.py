@@ -28,7 +28,7 @@ ITERATIONS_MIN, ITERATIONS_MAX, ITERATIONS_DEFAULT = 1, 5000, 200
 SIZE_MIN, SIZE_MAX, SIZE_DEFAULT = 16, 4096, 512
 BLEND_DEFAULT = 0.5
 INITS = ("noise", "content", "style")
-INIT_DEFAULT = "content"
+INIT_DEFAULT = "noise"  # the paper's and the engine's default
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 CONNECT_TIMEOUT_DEFAULT = 10.0  # seconds without any answer before the daemon counts as unavailable
 AUTOSTART_TIMEOUT_DEFAULT = 120.0  # seconds to wait for an autostarted daemon (it loads VGG19 first)
@@ -170,3 +170,8 @@ def progress_fraction(iteration: int, iterations: int) -> float:
     if iterations <= 0:
         return 0.0
     return min(max(iteration / iterations, 0.0), 1.0)
+
+
+def queue_text(position: int) -> str:
+    jobs = "job" if position == 1 else "jobs"
+    return f"Neural Style: waiting in the daemon's queue ({position} {jobs} ahead)"

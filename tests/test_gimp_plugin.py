@@ -1,0 +1,384 @@
+"""Real GIMP 3 runs the plug-in (issue 4): no fake ``gi`` module anywhere.
+
+GIMP 3 comes from a Debian trixie root that tests/gimp/build_root.sh builds once with
+debootstrap and caches (default /var/cache/neural-style/trixie-root, or
+$NEURAL_STYLE_GIMP_ROOT).  Each case runs ``gimp-console-3.0`` inside it through
+tests/gimp/in_root.sh (unshare --mount --pid --fork + chroot; the network namespace is the
+host's, so the plug-in reaches a daemon on the host at tcp://127.0.0.1:PORT).  The plug-in
+is installed into a throw-away GIMP profile with ``install.py --gimp-dir``; the daemon runs
+on the host with random weights.  tests/gimp/batch_neural_style.py calls the procedure
+non-interactively and saves an XCF and PNGs that these tests check from outside.
+
+Where the root cannot be built or entered (not root, no debootstrap, no Debian mirror,
+unshare not permitted) every test here is skipped with that reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gimp
+
+REPO = Path(__file__).resolve().parents[1]
+GIMP_TESTS = REPO / "tests" / "gimp"
+sys.path.insert(0, str(GIMP_TESTS))
+import xcf  # noqa: E402
+
+ROOT = Path(os.environ.get("NEURAL_STYLE_GIMP_ROOT", "/var/cache/neural-style/trixie-root"))
+IMAGES = Path(os.environ.get("NEURAL_STYLE_IMAGES", REPO.parent / "shared" / "images"))
+PROCEDURE = "plug-in-neural-style"
+CONTENT_SIZE = (160, 120)
+GIMP_TIMEOUT = 240
+QUICK_ARGS = {"iterations": 4, "size": 48, "init": "noise", "autostart": False, "timeout": 20}
+
+
+# --------------------------------------------------------------------------- the root
+def _skip_reason_for_machine() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "the real-GIMP tests need Linux (debootstrap, unshare, chroot)"
+    if os.geteuid() != 0:
+        return "the real-GIMP tests need root (debootstrap, chroot, mount namespaces)"
+    for tool in ("unshare", "chroot", "flock"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def gimp_root() -> Path:
+    reason = _skip_reason_for_machine()
+    if reason:
+        pytest.skip(reason)
+    probe = subprocess.run(["unshare", "--mount", "--pid", "--fork", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare --mount --pid is not permitted here: {probe.stderr.strip()}")
+    started = time.monotonic()
+    try:
+        build = subprocess.run([str(GIMP_TESTS / "build_root.sh"), str(ROOT)], capture_output=True, text=True,
+                               timeout=1800)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"building the trixie root in {ROOT} took more than 30 minutes")
+    if build.returncode != 0:
+        tail = "\n".join((build.stdout + build.stderr).strip().splitlines()[-8:])
+        pytest.skip(f"cannot build the Debian trixie root with GIMP 3 in {ROOT} "
+                    f"(build_root.sh exit {build.returncode}):\n{tail}")
+    elapsed = time.monotonic() - started
+    if elapsed > 5:
+        print(f"\nbuilt the trixie root in {elapsed:.0f} s: {ROOT}", file=sys.stderr)
+    return ROOT
+
+
+# --------------------------------------------------------------------------- the daemon
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def daemon_command(endpoint: str) -> list[str]:
+    exe = Path(sys.executable).with_name("neural-style")
+    if exe.exists():
+        return [str(exe), "serve", "--weights", "random", "--bind", endpoint]
+    return [sys.executable, "-m", "neural_style.daemon.server", "--weights", "random", "--bind", endpoint]
+
+
+class Daemon:
+    def __init__(self, log_dir: Path) -> None:
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.log_path = log_dir / f"daemon-{self.endpoint.rsplit(':', 1)[1]}.log"
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(daemon_command(self.endpoint), stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        from neural_style.protocol.client import Client
+        from neural_style.protocol.errors import DaemonUnavailable
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with Client(self.endpoint, timeout=1.0) as client:
+                    if client.ping().weights_loaded:
+                        return
+            except DaemonUnavailable:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the daemon did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def running_job(self) -> bool:
+        from neural_style.protocol.client import Client
+        from neural_style.protocol.errors import NeuralStyleError
+
+        try:
+            with Client(self.endpoint, timeout=1.0) as client:
+                status = client.status()
+        except NeuralStyleError:
+            return False
+        return status.running is not None
+
+    def log_tail(self) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    try:
+        import neural_style.protocol.client  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"the protocol client is not importable: {exc}")
+    d = Daemon(tmp_path_factory.mktemp("daemon"))
+    try:
+        d.wait_ready()
+    except RuntimeError as exc:
+        d.stop()
+        pytest.fail(str(exc))
+    yield d
+    d.stop()
+
+
+# --------------------------------------------------------------------------- the share folder
+def _photo_like(size):
+    """A stand-in for tubingen.jpg when ../shared/images is absent: sky, hills, houses, noise."""
+    from PIL import Image, ImageDraw, ImageFilter
+    import random
+
+    rng = random.Random(4)
+    w, h = size
+    im = Image.new("RGB", size)
+    px = im.load()
+    for y in range(h):
+        for x in range(w):
+            t = y / h
+            px[x, y] = (int(90 + 80 * t), int(140 + 60 * t), int(230 - 60 * t))
+    d = ImageDraw.Draw(im)
+    d.polygon([(0, h * 0.6), (w * 0.3, h * 0.35), (w * 0.6, h * 0.55), (w, h * 0.4), (w, h), (0, h)], fill=(60, 110, 50))
+    for i in range(6):
+        x0 = int(w * (0.05 + i * 0.15))
+        d.rectangle([x0, int(h * 0.45), x0 + int(w * 0.1), int(h * 0.8)],
+                    fill=(rng.randrange(150, 250), rng.randrange(80, 200), rng.randrange(50, 150)))
+    noise = Image.effect_noise(size, 20).convert("RGB")
+    return Image.blend(im, noise, 0.1).filter(ImageFilter.SMOOTH)
+
+
+def _swirl_style(size=(128, 128)):
+    from PIL import Image
+    import math
+
+    im = Image.new("RGB", size)
+    px = im.load()
+    for y in range(size[1]):
+        for x in range(size[0]):
+            v = math.sin(x / 6.0 + 3 * math.sin(y / 11.0))
+            px[x, y] = (int(40 + 40 * v), int(60 + 50 * v), int(160 + 90 * v))
+    return im
+
+
+@pytest.fixture(scope="module")
+def share(tmp_path_factory, gimp_root, daemon):
+    """The folder mounted at /share inside the root: profile with the plug-in, inputs, batch script."""
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("gimp-share")
+    (base / "home").mkdir()
+    (base / "in").mkdir()
+    (base / "out").mkdir()
+    tubingen, starry = IMAGES / "tubingen.jpg", IMAGES / "starry_night.jpg"
+    if tubingen.is_file() and starry.is_file():
+        content = Image.open(tubingen).convert("RGB")
+        content.thumbnail(CONTENT_SIZE)
+        shutil.copy(starry, base / "in" / "starry_night.jpg")
+        base.joinpath("images-source.txt").write_text(f"{IMAGES}\n")
+    else:
+        print(f"\n{IMAGES} has no tubingen.jpg/starry_night.jpg: using generated images", file=sys.stderr)
+        content = _photo_like(CONTENT_SIZE)
+        _swirl_style().save(base / "in" / "starry_night.jpg", quality=92)
+    content.save(base / "in" / "content.png")
+    shutil.copy(GIMP_TESTS / "batch_neural_style.py", base / "batch_neural_style.py")
+    profile = base / "home" / ".config" / "GIMP" / "3.0"
+    install = subprocess.run(
+        [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir", str(base / "state"),
+         "--no-venv", "--no-weights", "--no-wheels", "--endpoint", daemon.endpoint],
+        capture_output=True, text=True, timeout=120)
+    assert install.returncode == 0, install.stdout + install.stderr
+    plugin = profile / "plug-ins" / "neural_style_gimp" / "neural_style_gimp.py"
+    assert plugin.is_file() and os.access(plugin, os.X_OK)
+    return base
+
+
+def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, source_offsets=None,
+             background: bool = False):
+    out = share / "out" / name
+    case = {"name": name, "image": "/share/in/content.png", "out_dir": f"/share/out/{name}",
+            "procedure": PROCEDURE, "args": {"style": "/share/in/starry_night.jpg", **args}}
+    if select:
+        case["select"] = list(select)
+    if source_offsets:
+        case["source_offsets"] = list(source_offsets)
+    (share / "case.json").write_text(json.dumps(case))
+    command = [str(GIMP_TESTS / "in_root.sh"), str(root), str(share), "--",
+               "env", "NEURAL_STYLE_DEBUG=1",
+               "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
+               "-b", "exec(open('/share/batch_neural_style.py').read())", "--quit"]
+    log = open(share / "out" / f"{name}.gimp.log", "wb")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if background:
+        return proc, out
+    return finish_case(proc, share, name, out)
+
+
+def finish_case(proc, share: Path, name: str, out: Path):
+    try:
+        rc = proc.wait(GIMP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        pytest.fail(f"GIMP did not finish case {name} within {GIMP_TIMEOUT} s:\n{gimp_log(share, name)}")
+    log = gimp_log(share, name)
+    assert rc == 0, f"GIMP exited with {rc} (64 = the batch script failed):\n{log}"
+    result_path = out / "result.json"
+    assert result_path.is_file(), f"the batch script left no result:\n{log}"
+    result = json.loads(result_path.read_text())
+    assert "harness_error" not in result, f"{result['harness_error']}\n{(out / 'batch.log').read_text()}\n{log}"
+    assert result["procedure_found"], f"GIMP did not register {PROCEDURE}:\n{log}"
+    assert "Traceback" not in log, log
+    return result, out
+
+
+def gimp_log(share: Path, name: str) -> str:
+    path = share / "out" / f"{name}.gimp.log"
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    noise = ("scriptfu-WARNING", "Gtk-WARNING", "Broken pipe")
+    return "\n".join(l for l in lines if l.strip() and not any(n in l for n in noise))[-4000:]
+
+
+# --------------------------------------------------------------------------- checks
+def pixels(path: Path, mode="RGB"):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert(mode)
+
+
+def mean_abs_diff(a, b) -> float:
+    from PIL import ImageChops, ImageStat
+
+    assert a.size == b.size, (a.size, b.size)
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def assert_source_untouched(share: Path, out: Path) -> None:
+    original = pixels(share / "in" / "content.png")
+    before, after = pixels(out / "source_before.png"), pixels(out / "source_after.png")
+    assert before.tobytes() == original.tobytes(), "GIMP did not load the content image as given"
+    assert after.tobytes() == before.tobytes(), "the source layer was modified"
+
+
+# --------------------------------------------------------------------------- tests
+def test_gimp_adds_stylized_layer_above_source(gimp_root, share, daemon):
+    result, out = run_case(gimp_root, share, "basic", {**QUICK_ARGS, "endpoint": daemon.endpoint},
+                           source_offsets=(7, 5))
+    assert result["status"] == "success", result
+    before, after = result["layers_before"], result["layers_after"]
+    assert len(after) == len(before) + 1
+    new, source = after[0], after[1]
+    assert result["source_index_after"] == 1, "the new layer is not directly above the source"
+    assert new["name"] == "Neural Style: starry_night"
+    assert (new["width"], new["height"], new["offsets"]) == (source["width"], source["height"], [7, 5])
+    assert not new["has_mask"]
+
+    saved = xcf.read_xcf(str(out / "image.xcf"))  # the file, read from outside GIMP
+    assert [l.name for l in saved.layers] == ["Neural Style: starry_night", "Background"]
+    assert saved.layers[0].offsets == saved.layers[1].offsets == (7, 5)
+    assert (saved.layers[0].width, saved.layers[0].height) == CONTENT_SIZE
+
+    assert_source_untouched(share, out)
+    stylized = pixels(out / "new_layer.png")
+    assert stylized.size == CONTENT_SIZE, "the result was not scaled to the layer's size"
+    assert mean_abs_diff(stylized, pixels(out / "source_before.png")) > 10, "the new layer equals the source"
+
+
+def test_gimp_selection_limits_the_effect(gimp_root, share, daemon):
+    box = (40, 30, 80, 60)
+    result, out = run_case(gimp_root, share, "selection", {**QUICK_ARGS, "endpoint": daemon.endpoint}, select=box)
+    assert result["status"] == "success", result
+    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
+    new = result["layers_after"][0]
+    assert new["has_mask"], "the selection did not become the new layer's mask"
+    assert (new["offsets"], new["width"], new["height"]) == ([40, 30], 80, 60), new
+    assert result["mask_mean"] == pytest.approx(1.0, abs=0.01)  # the whole box is selected
+    saved = xcf.read_xcf(str(out / "image.xcf"))
+    assert saved.layers[0].has_mask and saved.layers[0].offsets == (40, 30)
+    assert_source_untouched(share, out)
+    crop = pixels(out / "source_before.png").crop((40, 30, 120, 90))
+    assert mean_abs_diff(pixels(out / "new_layer.png"), crop) > 10
+
+
+def test_gimp_no_daemon_gives_clear_error(gimp_root, share):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    result, out = run_case(gimp_root, share, "no-daemon", {**QUICK_ARGS, "endpoint": endpoint, "timeout": 5})
+    assert result["status"] == "execution-error", result
+    message = result["error"] or ""
+    assert f"no daemon answers at {endpoint}" in message and "Start it with" in message, message
+    assert "Traceback" not in message
+    assert len(result["layers_after"]) == len(result["layers_before"])
+    assert result["elapsed"] < 60
+    assert_source_untouched(share, out)
+
+
+def test_gimp_autostart_failure_is_reported(gimp_root, share):
+    # The recorded daemon command is a host path that does not exist inside the root, so
+    # autostart fails: the plug-in must say so in one message, not crash.
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    args = {**QUICK_ARGS, "endpoint": endpoint, "timeout": 5, "autostart": True}
+    result, out = run_case(gimp_root, share, "autostart-fails", args)
+    assert result["status"] == "execution-error", result
+    assert "Starting it did not help" in (result["error"] or ""), result["error"]
+    assert len(result["layers_after"]) == len(result["layers_before"])
+    assert_source_untouched(share, out)
+
+
+def test_gimp_daemon_killed_mid_run(gimp_root, share, tmp_path):
+    victim = Daemon(tmp_path)
+    try:
+        victim.wait_ready()
+        args = {**QUICK_ARGS, "endpoint": victim.endpoint, "iterations": 2000, "size": 96, "timeout": 20}
+        proc, out = run_case(gimp_root, share, "killed", args, background=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not victim.running_job():
+            assert proc.poll() is None, gimp_log(share, "killed")
+            time.sleep(0.2)
+        assert victim.running_job(), f"the job never reached the daemon:\n{gimp_log(share, 'killed')}"
+        time.sleep(2.0)  # let it work for a while
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(10)
+        killed_at = time.monotonic()
+        result, out = finish_case(proc, share, "killed", out)
+    finally:
+        victim.stop()
+    assert time.monotonic() - killed_at < 90
+    assert result["status"] == "execution-error", result
+    assert "stopped answering" in (result["error"] or ""), result["error"]
+    assert len(result["layers_after"]) == len(result["layers_before"]), "the unfinished layer was left behind"
+    assert_source_untouched(share, out)
