@@ -1,0 +1,192 @@
+"""stylize(): every mode and option, on tiny images with seeded random weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import smooth_image
+from neural_style.daemon.engine import Cancelled, ParamError, StyleParams, stylize
+from neural_style.daemon.engine.imaging import _RGB_TO_YIQ
+
+FAST = StyleParams(iterations=6, size=48, progress_every=1)
+
+
+def run(model, content, styles, **changes):
+    events = []
+    result = stylize(model, content, styles, FAST.replace(**changes), on_progress=events.append)
+    return result, events
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize("iterations", [1, 2, 7])
+def test_iterations_are_exact_evaluation_budgets(model, content, style, optimizer, iterations):
+    result, events = run(model, content, [style], optimizer=optimizer, iterations=iterations)
+    assert result.iterations == iterations
+    assert [e.iteration for e in events] == list(range(1, iterations + 1))
+    assert all(e.iterations == iterations for e in events)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimisation_lowers_the_loss(model, content, style, optimizer):
+    result, events = run(model, content, [style], optimizer=optimizer, iterations=12, learning_rate=0.05)
+    assert events[-1].loss.total < 0.5 * events[0].loss.total
+    assert result.loss == events[-1].loss
+
+
+def test_seed_repeats_bit_for_bit_on_cpu(model, content, style):
+    first, _ = run(model, content, [style], seed=7)
+    again, _ = run(model, content, [style], seed=7)
+    other, _ = run(model, content, [style], seed=8)
+    assert torch.equal(first.image, again.image)
+    assert not torch.equal(first.image, other.image)
+
+
+def test_progress_every_and_previews(model, content, style):
+    result, events = run(model, content, [style], iterations=7, progress_every=3, preview=True)
+    assert [e.iteration for e in events] == [3, 6, 7]  # every third, and always the last
+    assert all(e.image is not None and e.image.shape == result.image.shape for e in events)
+    assert all(e.elapsed >= 0 for e in events)
+    _, quiet = run(model, content, [style], iterations=3, progress_every=1, preview=False)
+    assert all(e.image is None for e in quiet)
+
+
+def test_cancel_between_iterations(model, content, style):
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(Cancelled) as stopped:
+        stylize(model, content, [style], FAST.replace(iterations=50), should_stop=should_stop)
+    assert stopped.value.iteration == 3
+
+
+def test_alpha_passes_through_untouched(model, style):
+    rgba = smooth_image(40, 48, seed=3, channels=4)
+    result, _ = run(model, rgba, [style])
+    assert result.image.shape == (4, 40, 48)
+    assert torch.equal(result.image[3], rgba[3])
+
+
+def test_large_inputs_are_processed_at_size_and_alpha_follows(model, style):
+    big = smooth_image(100, 60, seed=4, channels=4)
+    result, _ = run(model, big, [style], size=50)
+    assert result.image.shape == (4, 50, 30)
+    assert torch.allclose(result.image[3].mean(), big[3].mean(), atol=0.02)
+    small, _ = run(model, smooth_image(20, 30, seed=5), [style], size=50)
+    assert small.image.shape == (3, 20, 30)  # never upscaled
+
+
+def test_preserve_color_keeps_content_chroma(model, content, style):
+    plain, _ = run(model, content, [style])
+    kept, _ = run(model, content, [style], preserve_color=True)
+
+    def chroma(image):
+        return torch.einsum("ij,jhw->ihw", _RGB_TO_YIQ, image)[1:]
+
+    assert (chroma(kept.image) - chroma(content)).abs().mean() < 0.02
+    assert (chroma(plain.image) - chroma(content)).abs().mean() > (chroma(kept.image) - chroma(content)).abs().mean()
+
+
+def test_multi_scale_runs_coarse_to_fine_within_the_budget(model, content, style):
+    result, events = run(model, content, [style], iterations=9, scales=3)
+    assert result.iterations == 9
+    assert [e.scale for e in events] == [1] * 3 + [2] * 3 + [3] * 3
+    assert result.image.shape == (3, 40, 48)
+
+
+@pytest.mark.parametrize("init", ["noise", "content", "style"])
+def test_init_choices(model, content, style, init):
+    _, events = run(model, content, [style], init=init, iterations=1)
+    if init == "content":
+        assert events[0].loss.content == 0.0
+    else:
+        assert events[0].loss.content > 0.0
+
+
+def test_texture_synthesis_without_content(model, style):
+    result, events = run(model, None, [style], width=40, height=24, content_layers=())
+    assert result.image.shape == (3, 24, 40)
+    assert all(e.loss.content == 0.0 for e in events)
+    assert events[-1].loss.style < events[0].loss.style
+
+
+def test_content_reconstruction_from_any_layer(model, content):
+    for layer in ("relu1_1", "conv3_1", "relu5_1"):
+        result, events = run(model, content, [], content_layers=(layer,), style_layers=(), style_weight=0.0)
+        assert result.loss.style == 0.0
+        assert events[-1].loss.content < events[0].loss.content
+
+
+def test_style_targets_are_cached_by_image_and_settings(model, content, style):
+    cache: dict = {}
+    first = stylize(model, content, [style], FAST, target_cache=cache)
+    second = stylize(model, content, [style], FAST, target_cache=cache)
+    rescaled = stylize(model, content, [style], FAST.replace(style_scale=0.5), target_cache=cache)
+    assert (first.style_cache_misses, first.style_cache_hits) == (1, 0)
+    assert (second.style_cache_misses, second.style_cache_hits) == (0, 1)
+    assert rescaled.style_cache_misses == 1
+    assert torch.equal(first.image, second.image)
+    assert not torch.equal(first.image, rescaled.image)
+
+
+def test_style_blend_weights_the_grams(model, content, style):
+    other = smooth_image(30, 40, seed=9)
+    only_first, _ = run(model, content, [style])
+    blended_all_first, _ = run(model, content, [style, other], style_blend=(1.0, 0.0))
+    half, _ = run(model, content, [style, other], style_blend=(1.0, 1.0))
+    assert torch.equal(only_first.image, blended_all_first.image)
+    assert not torch.equal(only_first.image, half.image)
+
+
+def test_tv_weight_adds_a_smoothness_term(model, content, style):
+    off, _ = run(model, content, [style])
+    on, _ = run(model, content, [style], tv_weight=10.0)
+    assert off.loss.tv == 0.0 and on.loss.tv > 0.0
+
+
+def test_style_layer_weights_and_pooling_change_the_result(model, content, style):
+    base, _ = run(model, content, [style])
+    weighted, _ = run(model, content, [style], style_layer_weights=(1, 0, 0, 0, 0))
+    pooled, _ = run(model, content, [style], pooling="max")
+    assert not torch.equal(base.image, weighted.image)
+    assert not torch.equal(base.image, pooled.image)
+
+
+def test_bf16_autocast_runs_with_float32_losses(model, content, style):
+    result, events = run(model, content, [style], precision="bf16", iterations=3)
+    assert torch.isfinite(torch.tensor(result.loss.total))
+    assert result.image.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"iterations": 0}, "iterations"),
+        ({"style_weight": -1}, "style_weight"),
+        ({"content_layers": ["conv9_9"]}, "unknown layer"),
+        ({"colour": True}, "unknown parameter"),
+        ({"iterations": "many"}, "integer"),
+        ({"preserve_color": 1}, "true or false"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"style_layer_weights": [1, 2]}, "style_layer_weights"),
+        ({"size": 4}, "size"),
+        ({"style_weight": float("nan")}, "style_weight"),
+    ],
+)
+def test_bad_parameters_are_refused_with_a_clear_message(mapping, message):
+    with pytest.raises(ParamError, match=message):
+        StyleParams.from_mapping(mapping)
+
+
+def test_params_round_trip_through_a_mapping():
+    params = StyleParams(iterations=9, style_layers=("relu1_1",), style_blend=(1.0, 2.0), preserve_color=True)
+    assert StyleParams.from_mapping(params.to_mapping()) == params
+
+
+def test_missing_inputs_are_refused(model, content):
+    with pytest.raises(ParamError, match="style image"):
+        stylize(model, content, [], FAST)
+    with pytest.raises(ParamError, match="nothing to optimise"):
+        stylize(model, None, [], FAST)
