@@ -1,0 +1,236 @@
+"""The CLI's daemon side: ``neural-style status`` and ``neural-style stylize`` through the warm daemon.
+
+Why a module apart from ``cli.py``: the CLI parses options and runs jobs
+in-process (``--local``); everything that talks to a daemon (finding or
+autostarting it, sending images, streaming progress into the progress bar,
+turning protocol errors into one clear line and an exit code) lives here.
+Every failure ends in one message on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TextIO
+
+from neural_style.protocol import (
+    Accepted,
+    Client,
+    DaemonError,
+    DaemonUnavailable,
+    Heartbeat,
+    ImageData,
+    Progress,
+    Result,
+    resolve_endpoint,
+)
+
+__all__ = ["status", "stylize", "daemon_command", "request_params", "image_for_request"]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_NO_WEIGHTS = 3
+EXIT_NO_DAEMON = 4
+EXIT_DAEMON_ERROR = 5
+EXIT_INTERRUPTED = 130
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+AUTOSTART_TIMEOUT = 120.0  # seconds for a fresh daemon to load VGG19 and answer ping
+
+
+def _say(message: str, stream: TextIO | None = None) -> None:
+    print(message, file=stream or sys.stderr)
+
+
+def daemon_command(args: argparse.Namespace, endpoint: str) -> list[str]:
+    """The command that autostarts a daemon with this invocation's model options."""
+    command = [sys.executable, "-m", "neural_style.daemon.cli", "serve", "--bind", endpoint]
+    if getattr(args, "weights", None):
+        command += ["--weights", str(args.weights)]
+    if getattr(args, "weights_format", None):
+        command += ["--weights-format", str(args.weights_format)]
+    if getattr(args, "device", None):
+        command += ["--device", str(args.device)]
+    return command
+
+
+def request_params(params: Any) -> tuple[dict[str, Any], list[float] | None]:
+    """The ``params`` map of a request (only values that differ from the defaults) and ``style_blend``.
+
+    Sending only what the user changed keeps the request small and lets a daemon with newer
+    defaults apply them; ``style_blend`` travels as a top-level request field (PROTOCOL.md).
+    """
+    from neural_style.daemon.engine import StyleParams
+
+    defaults = StyleParams()
+    out: dict[str, Any] = {}
+    for f in fields(params):
+        value = getattr(params, f.name)
+        if value != getattr(defaults, f.name):
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    blend = out.pop("style_blend", None)
+    return out, blend
+
+
+def image_for_request(path: Path) -> ImageData:
+    """A file as a request image: PNG/JPEG bytes as they are (the daemon decodes them with its limits),
+    any other format decoded here and sent raw."""
+    data = Path(path).read_bytes()
+    if data.startswith(PNG_SIGNATURE):
+        return ImageData.png(data)
+    if data.startswith(JPEG_SIGNATURE):
+        return ImageData.jpeg(data)
+    from neural_style.daemon.images import load_image, tensor_to_bytes
+
+    raw, width, height, channels = tensor_to_bytes(load_image(path))
+    return ImageData.raw(raw, width, height, channels)
+
+
+def _connect(args: argparse.Namespace, endpoint: str) -> str | None:
+    """Make sure a daemon answers at ``endpoint`` (autostarting one unless told not to).
+
+    Returns the weights description the daemon reports, or raises DaemonUnavailable.
+    """
+    if getattr(args, "no_autostart", False):
+        with Client(endpoint, timeout=2.0) as client:
+            try:
+                pong = client.ping()
+            except DaemonUnavailable:
+                raise DaemonUnavailable(
+                    f"no daemon answered at {endpoint} (start one with `neural-style serve`, "
+                    f"or drop --no-autostart, or use --local)") from None
+        return pong.weights
+    from neural_style.protocol.autostart import ensure_daemon
+
+    handle = ensure_daemon(endpoint, daemon_command(args, endpoint), timeout=AUTOSTART_TIMEOUT)
+    if handle.started:
+        _say(f"started a daemon at {endpoint} (pid {handle.pid}, log {handle.log_path})")
+    return handle.pong.weights
+
+
+def status(args: argparse.Namespace) -> int:
+    """``neural-style status``: what the daemon at ``args.endpoint`` is doing (never autostarts)."""
+    endpoint = resolve_endpoint(getattr(args, "endpoint", None))
+    try:
+        with Client(endpoint, timeout=3.0) as client:
+            pong = client.ping()
+            state = client.status()
+    except DaemonUnavailable:
+        _say(f"no daemon answered at {endpoint} (start one with `neural-style serve`)")
+        return EXIT_NO_DAEMON
+    except DaemonError as exc:
+        _say(f"the daemon at {endpoint} refused: {exc}")
+        return EXIT_DAEMON_ERROR
+    except ValueError as exc:  # an endpoint ZeroMQ cannot parse
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    out = sys.stdout
+    weights = pong.weights if pong.weights_loaded else "NONE (every stylize will fail with no_weights)"
+    print(f"daemon {pong.daemon_version} at {endpoint} (protocol {pong.protocol})", file=out)
+    print(f"device:  {pong.device}", file=out)
+    print(f"weights: {weights}", file=out)
+    if state.running is None:
+        print("running: nothing", file=out)
+    else:
+        job = state.running
+        print(f"running: {job.id} iteration {job.iteration}/{job.iterations}, {job.elapsed:.1f}s", file=out)
+    print(f"queued:  {len(state.queued)}", file=out)
+    for job in state.queued:
+        print(f"  {job.position}. {job.id} ({job.iterations} iterations)", file=out)
+    return EXIT_OK
+
+
+def _progress_bar(total: int) -> Any:
+    try:
+        from neural_style.daemon.progress_bar import ProgressBar
+    except ImportError:  # pragma: no cover - the lead's module ships with the package
+        return None
+    return ProgressBar(total, stream=sys.stderr)
+
+
+def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], params: Any,
+            output: Path) -> int:
+    """``neural-style stylize`` through the daemon; returns the exit code."""
+    endpoint = resolve_endpoint(getattr(args, "endpoint", None))
+    try:
+        images = ([image_for_request(content)] if content is not None else [None]) + \
+                 [image_for_request(p) for p in styles]
+    except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    content_image, style_images = images[0], images[1:]
+    wire_params, blend = request_params(params)
+
+    bar = None
+    try:
+        weights = _connect(args, endpoint)
+        with Client(endpoint, timeout=30.0) as client:
+            result: Result | None = None
+            for event in client.stylize(content_image, style_images, wire_params, blend, heartbeats=True):
+                if isinstance(event, Accepted):
+                    if event.position > 0:
+                        _say(f"queued behind {event.position} job(s) at {endpoint}")
+                    else:  # starts now: start the bar's clock now, so its rate is right
+                        bar = _progress_bar(params.iterations)
+                elif isinstance(event, Heartbeat):
+                    if bar is None and event.state == "running":
+                        bar = _progress_bar(params.iterations)
+                elif isinstance(event, Progress):
+                    if bar is None:
+                        bar = _progress_bar(event.iterations)
+                    if bar is not None:
+                        bar.update(event.iteration, event.loss.total)
+                    else:
+                        _say(f"iteration {event.iteration}/{event.iterations} loss {event.loss.total:.4g}")
+                elif isinstance(event, Result):
+                    result = event
+    except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned
+        if bar is not None:
+            bar.close()
+        _say("interrupted (the job was cancelled)")
+        return EXIT_INTERRUPTED
+    except DaemonError as exc:
+        if bar is not None:
+            bar.close()
+        _say(f"error from the daemon at {endpoint}: {exc.code}: {exc.message}")
+        return EXIT_NO_WEIGHTS if exc.code == "no_weights" else EXIT_DAEMON_ERROR
+    except DaemonUnavailable as exc:
+        if bar is not None:
+            bar.close()
+        _say(f"error: {exc}")
+        return EXIT_NO_DAEMON
+    except ValueError as exc:  # an endpoint ZeroMQ cannot parse
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    if bar is not None:
+        bar.close()
+    if result is None or result.image is None:  # pragma: no cover - the client raises instead
+        _say(f"error: the daemon at {endpoint} ended the job without a result")
+        return EXIT_DAEMON_ERROR
+    return _write_result(result, output, weights, params)
+
+
+def _write_result(result: Result, output: Path, weights: str | None, params: Any) -> int:
+    from neural_style.daemon.images import ImageError, save_image, tensor_from_bytes
+
+    image = result.image
+    assert image is not None and image.width and image.height and image.channels
+    tensor = tensor_from_bytes(bytes(image.data), image.width, image.height, image.channels)
+    metadata = {
+        "Software": "neural-style-gimp",
+        "NeuralStyle-Weights": weights or "unknown",
+        "NeuralStyle-Params": json.dumps(params.to_mapping(), sort_keys=True),
+    }
+    try:
+        save_image(tensor, output, metadata)
+    except ImageError as exc:
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    _say(f"wrote {output} ({image.width}x{image.height}, {result.iterations} iterations in {result.elapsed:.1f}s, "
+         f"loss {result.loss.total:.4g}, style cache {result.style_cache_hits} hit(s))")
+    return EXIT_OK

@@ -1,0 +1,244 @@
+"""Helpers for the daemon's integration tests: a real ``neural-style serve`` process, tiny images,
+and a raw pyzmq + msgpack client written from docs/PROTOCOL.md alone.
+
+Why a real process: the tests must see what a client sees (sockets, signals, exit codes,
+log lines), not what an in-process object does.  Daemons are started once per test module
+(module-scoped fixtures in the test files), with random weights and tiny images, so the
+whole daemon suite stays well inside CI's budget on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import msgpack
+import numpy as np
+import zmq
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Cheap engine settings: two shallow style layers keep one iteration at a few milliseconds.
+FAST = {"size": 32, "content_layers": ["relu2_1"], "style_layers": ["relu1_1", "relu2_1"]}
+# A job that would run for minutes: used for cancel, kill and shutdown tests (it never finishes).
+ENDLESS = {"size": 64, "iterations": 4000, "progress_every": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rgb_bytes(width: int, height: int, channels: int = 3, seed: int = 0) -> bytes:
+    """A smooth-ish random image as raw interleaved 8-bit bytes."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(1, height // 4), max(1, width // 4), channels), dtype=np.uint8)
+    big = np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)
+    out = np.zeros((height, width, channels), dtype=np.uint8)
+    out[: big.shape[0], : big.shape[1]] = big[:height, :width]
+    return out.tobytes()
+
+
+def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
+    import io
+
+    from PIL import Image
+
+    arr = np.frombuffer(rgb_bytes(width, height, 3, seed), dtype=np.uint8).reshape(height, width, 3)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def raw_image(frame: int, width: int, height: int, channels: int = 3) -> dict[str, Any]:
+    return {"frame": frame, "encoding": "raw", "width": width, "height": height, "channels": channels}
+
+
+@dataclass
+class Daemon:
+    """A daemon process started by a test; ``stop()`` sends SIGTERM and waits for its exit."""
+
+    process: subprocess.Popen
+    endpoint: str
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise AssertionError(f"daemon did not exit within {timeout}s of SIGTERM\n{self.log()}")
+
+
+def daemon_command(endpoint: str, *extra: str, weights: str | None = "random") -> list[str]:
+    command = [sys.executable, "-m", "neural_style.daemon.cli", "serve", "--bind", endpoint, "--device", "cpu"]
+    if weights is not None:
+        command += ["--weights", weights]
+    return command + list(extra)
+
+
+def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: str | None = "random",
+                 env: dict[str, str] | None = None, wait: bool = True, timeout: float = 60.0) -> Daemon:
+    """Start ``neural-style serve`` and (``wait``) return once it answers ``ping``."""
+    endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
+    log_path = tmp / f"daemon-{uuid.uuid4().hex[:8]}.log"
+    command = daemon_command(endpoint, *extra, weights=weights)
+    full_env = dict(os.environ, **(env or {}))
+    full_env.setdefault("OMP_NUM_THREADS", "2")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=full_env, cwd=str(tmp))
+    daemon = Daemon(process, endpoint, log_path, command)
+    if wait:
+        wait_for_ping(daemon, timeout)
+    return daemon
+
+
+def wait_for_ping(daemon: Daemon, timeout: float = 60.0, weights_loaded: bool | None = True) -> dict[str, Any]:
+    """Ping until the daemon answers (and, by default, has its model loaded)."""
+    deadline = time.monotonic() + timeout
+    with RawClient(daemon.endpoint) as client:
+        while time.monotonic() < deadline:
+            if not daemon.alive():
+                raise AssertionError(f"daemon exited with {daemon.process.returncode}:\n{daemon.log()}")
+            client.send({"type": "ping", "id": "wait"})
+            reply = client.recv_for("wait", timeout=1.0, missing_ok=True)
+            if reply is not None and (weights_loaded is None or reply[0]["weights_loaded"] == weights_loaded):
+                return reply[0]
+            time.sleep(0.05)
+    raise AssertionError(f"daemon did not answer within {timeout}s:\n{daemon.log()}")
+
+
+class RawClient:
+    """A DEALER speaking protocol v1 with nothing but pyzmq and msgpack (PROTOCOL.md sections 1–3).
+
+    Replies to ids nobody asked for yet are kept, so several requests can be in flight.
+    """
+
+    def __init__(self, endpoint: str, *, rcvhwm: int | None = None, curve: tuple[bytes, bytes, bytes] | None = None):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for opt, ms in ((zmq.HEARTBEAT_IVL, 500), (zmq.HEARTBEAT_TIMEOUT, 1500), (zmq.HEARTBEAT_TTL, 2000)):
+            self.sock.setsockopt(opt, ms)
+        if rcvhwm is not None:
+            self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        if curve is not None:
+            server_public, public, secret = curve
+            self.sock.curve_serverkey = server_public
+            self.sock.curve_publickey = public
+            self.sock.curve_secretkey = secret
+        self.sock.connect(endpoint)
+        self.pending: list[tuple[dict[str, Any], list[bytes]]] = []
+
+    def __enter__(self) -> "RawClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+    def send(self, header: dict[str, Any], *payloads: bytes, version: Any = 1) -> None:
+        full = {"v": version, **header} if version is not None else dict(header)
+        self.send_frames([msgpack.packb(full, use_bin_type=True), *payloads])
+
+    def send_frames(self, frames: Iterable[bytes]) -> None:
+        self.sock.send_multipart(list(frames))
+
+    def _recv(self, timeout: float) -> tuple[dict[str, Any], list[bytes]] | None:
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        frames = self.sock.recv_multipart()
+        header = msgpack.unpackb(frames[0], raw=False)
+        assert isinstance(header, dict) and header.get("v") == 1, header
+        return header, frames[1:]
+
+    def recv_for(self, request_id: str, timeout: float = 10.0, missing_ok: bool = False,
+                 skip: tuple[str, ...] = ("heartbeat",)) -> tuple[dict[str, Any], list[bytes]] | None:
+        """The next reply with ``id == request_id`` whose type is not in ``skip``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (header, payloads) in enumerate(self.pending):
+                if header["id"] == request_id and header["type"] not in skip:
+                    del self.pending[i]
+                    return header, payloads
+            remaining = deadline - time.monotonic()
+            message = self._recv(max(0.0, remaining)) if remaining > 0 else None
+            if message is None:
+                if missing_ok:
+                    return None
+                raise AssertionError(f"no reply for {request_id!r} within {timeout}s (pending: "
+                                     f"{[(h['type'], h['id']) for h, _ in self.pending]})")
+            if message[0]["id"] == request_id and message[0]["type"] in skip:
+                continue
+            self.pending.append(message)
+
+    def request(self, header: dict[str, Any], *payloads: bytes, timeout: float = 10.0,
+                version: Any = 1) -> dict[str, Any]:
+        self.send(header, *payloads, version=version)
+        reply = self.recv_for(header["id"], timeout)
+        assert reply is not None
+        return reply[0]
+
+    def stream(self, request_id: str, timeout: float = 60.0) -> list[tuple[dict[str, Any], list[bytes]]]:
+        """Every reply of one stylize up to and including its terminal message (heartbeats included),
+        then 1 s more to prove that nothing follows the terminal message."""
+        out = []
+        while True:
+            reply = self.recv_for(request_id, timeout, skip=())
+            assert reply is not None
+            out.append(reply)
+            if reply[0]["type"] in ("result", "error"):
+                break
+        late = self.recv_for(request_id, timeout=1.0, missing_ok=True, skip=())
+        assert late is None, f"a message after the terminal one: {late[0]}"
+        return out
+
+    def stylize(self, request_id: str, params: dict[str, Any], *, width: int = 40, height: int = 32,
+                channels: int = 3, seed: int = 0) -> None:
+        content = rgb_bytes(width, height, channels, seed)
+        style = rgb_bytes(24, 24, 3, seed + 1)
+        self.send({"type": "stylize", "id": request_id,
+                   "content": raw_image(1, width, height, channels),
+                   "styles": [raw_image(2, 24, 24, 3)],
+                   "params": params}, content, style)
+
+
+def terminal_of(stream: list[tuple[dict[str, Any], list[bytes]]]) -> dict[str, Any]:
+    """The single terminal header of a stream, checking there is exactly one and it is last."""
+    terminals = [h for h, _ in stream if h["type"] in ("result", "error")]
+    assert len(terminals) == 1, [h["type"] for h, _ in stream]
+    assert stream[-1][0] is terminals[0]
+    return terminals[0]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``predicate`` until true; fails with ``what`` after ``timeout`` s (a bound, not a timing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
