@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
@@ -27,12 +27,14 @@ _children: list[subprocess.Popen] = []  # keep handles alive: no ResourceWarning
 class DaemonStartFailed(DaemonUnavailable):
     """The daemon we started exited or did not answer in time; ``log_tail`` says why."""
 
-    def __init__(self, message: str, log_path: Optional[Path], log_tail: str, pid: Optional[int] = None) -> None:
+    def __init__(self, message: str, log_path: Optional[Path], log_tail: str,
+                 process: Optional[subprocess.Popen] = None) -> None:
         full = message + (f"\n--- last lines of {log_path} ---\n{log_tail}" if log_tail else "")
         super().__init__(full)
         self.log_path = log_path
         self.log_tail = log_tail
-        self.pid = pid  # set when the process is still running
+        self.process = process  # set when it is still running: the caller may stop it
+        self.pid = process.pid if process is not None else None
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class DaemonHandle:
     started: bool
     pid: Optional[int] = None
     log_path: Optional[Path] = None
+    process: Optional[subprocess.Popen] = field(default=None, repr=False, compare=False)
 
 
 def default_log_path() -> Path:
@@ -117,7 +120,7 @@ def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: floa
     while True:
         pong = _ping(target, min(ping_timeout, max(0.05, deadline - time.monotonic())))
         if pong is not None:
-            return DaemonHandle(target, pong, started=True, pid=process.pid, log_path=path)
+            return DaemonHandle(target, pong, started=True, pid=process.pid, log_path=path, process=process)
         code = process.poll()
         if code is not None:
             pong = _ping(target, ping_timeout)  # lost a start race to another client's daemon?
@@ -127,5 +130,5 @@ def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: floa
                                     path, log_tail(path))
         if time.monotonic() >= deadline:
             raise DaemonStartFailed(f"the daemon (pid {process.pid}) did not answer at {target} within "
-                                    f"{timeout:g} s; it is still running", path, log_tail(path), process.pid)
+                                    f"{timeout:g} s; it is still running", path, log_tail(path), process)
         time.sleep(0.1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -34,11 +33,9 @@ def free_endpoint() -> str:
     return f"tcp://127.0.0.1:{port}"
 
 
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _stop(process) -> None:
+    process.kill()
+    process.wait(10)
 
 
 def test_starts_a_daemon_once_and_then_finds_it(tmp_path: Path) -> None:
@@ -56,7 +53,7 @@ def test_starts_a_daemon_once_and_then_finds_it(tmp_path: Path) -> None:
         assert "starting:" in text and "fake daemon starting" in text
         assert os.getsid(handle.pid) == handle.pid  # detached: its own session
     finally:
-        _kill(handle.pid)
+        _stop(handle.process)
 
 
 def test_a_daemon_that_dies_is_reported_with_its_log_tail(tmp_path: Path) -> None:
@@ -73,8 +70,8 @@ def test_a_daemon_that_never_answers_times_out(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "import time; print('loading forever', flush=True); time.sleep(60)"]
     with pytest.raises(DaemonStartFailed) as err:
         ensure_daemon(free_endpoint(), command, timeout=0.8, log_path=tmp_path / "d.log", ping_timeout=0.2)
-    assert err.value.pid is not None
-    _kill(err.value.pid)
+    assert err.value.pid is not None and err.value.process.poll() is None  # left running, as documented
+    _stop(err.value.process)
     assert "did not answer" in str(err.value) and "loading forever" in err.value.log_tail
 
 
