@@ -44,7 +44,7 @@ FOLDER_MANIFEST = ".neural-style-install.json"
 MANIFEST_NAME = "install-manifest.json"
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 WEIGHTS_NAME = "vgg19-dcbb9e9d.pth"
-WEIGHTS_URL = "https://download.pytorch.org/models/" + WEIGHTS_NAME
+WEIGHTS_URL = os.environ.get("NEURAL_STYLE_WEIGHTS_URL") or "https://download.pytorch.org/models/" + WEIGHTS_NAME
 WEIGHTS_SHA256_PREFIX = "dcbb9e9d"
 WHEEL_PACKAGES = ("pyzmq", "msgpack")
 FLATPAK_ID = "org.gimp.GIMP"
@@ -414,6 +414,12 @@ def step_weights(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
     out.do(f"download {WEIGHTS_URL} (548 MB) to {target}")
     if args.dry_run:
         return
+    created_dirs = []
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        created_dirs.append(str(parent))
+        parent = parent.parent
+    tmp_name = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=WEIGHTS_NAME + ".", suffix=".part", dir=target.parent)
@@ -440,11 +446,17 @@ def step_weights(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
     except (OSError, InstallError, ValueError) as exc:
+        for d in created_dirs:  # deepest first: leave no empty folders behind
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         out.warn(f"could not download the VGG19 weights ({exc}). Everything else is installed; the daemon "
                  f"will answer 'no_weights' until you put {WEIGHTS_NAME} in {target.parent} "
                  "(or run install.py --weights FILE, or again when online).")
         return
     manifest.data["weights"] = sorted(set(manifest.data.get("weights", [])) | {str(target)})
+    manifest.data["weights_dirs"] = sorted(set(manifest.data.get("weights_dirs", [])) | set(created_dirs))
     out.info(f"saved {target}")
 
 
@@ -504,6 +516,15 @@ def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
                 if not args.dry_run:
                     Path(w).unlink()
         manifest.data["weights"] = []
+        for d in sorted(manifest.data.get("weights_dirs", []), key=lambda s: -len(s)):
+            if Path(d).is_dir():
+                out.do(f"remove the folder {d} (if empty)")
+                if not args.dry_run:
+                    try:
+                        Path(d).rmdir()
+                    except OSError:
+                        out.info(f"kept {d}: it holds other files")
+        manifest.data["weights_dirs"] = []
         v = manifest.data.get("venv") or {}
         if v.get("created") and Path(v["path"]).is_dir():
             if args.keep_venv:
@@ -517,10 +538,15 @@ def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
             out.info(f"kept {v['path']}: it existed before install.py ran")
     if args.dry_run:
         return
-    if not manifest.data.get("plugins") and not manifest.data.get("weights") and not manifest.data.get("venv"):
+    if not manifest.data.get("plugins") and not manifest.data.get("weights") and not manifest.data.get("weights_dirs") \
+            and not (manifest.data.get("venv") or {}).get("created"):
         if manifest.path.is_file():
             manifest.path.unlink()
             out.info(f"removed the manifest {manifest.path}")
+        try:
+            manifest.path.parent.rmdir()  # only when empty
+        except OSError:
+            pass
     else:
         manifest.save(out)
 

@@ -1,0 +1,170 @@
+"""install.py in a sandbox: HOME, XDG folders, TORCH_HOME and the manifest all point into tmp_path.
+
+Nothing here touches the real ~/.config, ~/.cache or ~/.local; the virtual-environment step
+is skipped (--no-venv) except in --dry-run, which only prints it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL = REPO / "install.py"
+PLUGIN = "neural_style_gimp"
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*")) if "__pycache__" not in p.parts}
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ)
+    for k in ("APPDATA", "LOCALAPPDATA", "NEURAL_STYLE_ENDPOINT", "NEURAL_STYLE_WEIGHTS_URL"):
+        env.pop(k, None)
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
+               XDG_CACHE_HOME=str(home / ".cache"), TORCH_HOME=str(home / "torch"),
+               NEURAL_STYLE_STATE_DIR=str(home / "state"))
+
+    def run(*args, extra_env=None, check=True):
+        proc = subprocess.run([sys.executable, str(INSTALL), *args], capture_output=True, text=True,
+                              env={**env, **(extra_env or {})}, timeout=300)
+        text = proc.stdout + proc.stderr
+        assert "Traceback" not in text, text
+        if check:
+            assert proc.returncode == 0, text
+        return proc, text
+
+    run.home = home
+    return run
+
+
+QUIET = ("--no-venv", "--no-weights", "--no-wheels")
+
+
+def test_dry_run_changes_nothing(sandbox):
+    home = sandbox.home
+    before = snapshot(home)
+    _, text = sandbox("--dry-run", "--gimp-dir", str(home / "prof"))
+    assert snapshot(home) == before
+    assert "[dry-run] would create the virtual environment" in text or "exists: reusing it" in text
+    assert "[dry-run] would copy the plug-in" in text
+    assert "[dry-run] would download" in text
+    assert "Dry run: nothing was changed." in text
+
+
+def test_install_into_gimp_dir_then_uninstall_leaves_nothing(sandbox, tmp_path):
+    home = sandbox.home
+    other = home / "prof" / "plug-ins" / "someone_elses_plugin"
+    other.mkdir(parents=True)
+    (other / "someone_elses_plugin.py").write_text("# not ours\n")
+    before = snapshot(home)
+
+    _, text = sandbox("--gimp-dir", str(home / "prof"), *QUIET, "--endpoint", "tcp://127.0.0.1:6123")
+    dest = home / "prof" / "plug-ins" / PLUGIN
+    main = dest / f"{PLUGIN}.py"
+    assert main.is_file() and os.access(main, os.X_OK)
+    assert (dest / "neural_style" / "protocol" / "client.py").is_file()
+    assert (dest / "nsgimp" / "settings.py").is_file()
+    cfg = json.loads((dest / "neural_style_gimp.json").read_text())
+    assert cfg["endpoint"] == "tcp://127.0.0.1:6123"
+    assert cfg["daemon_command"][1:] == ["serve", "--bind", "tcp://127.0.0.1:6123"]
+    assert cfg["daemon_command"][0].endswith(os.path.join("bin", "neural-style"))
+    assert "Installed" in text
+
+    # The copied protocol is importable from the plug-in folder alone (as GIMP's Python would).
+    probe = subprocess.run([sys.executable, "-I", "-c",
+                            "import sys; sys.path[:0] = [sys.argv[1]] + [p for p in sys.argv[2:]];"
+                            "import neural_style.protocol.client as c, nsgimp.settings;"
+                            "print(c.__file__)", str(dest),
+                            *[p for p in sys.path if "site-packages" in p]],
+                           capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().startswith(str(dest))
+
+    # Twice is harmless: same files, same config.
+    after_first = snapshot(home)
+    sandbox("--gimp-dir", str(home / "prof"), *QUIET, "--endpoint", "tcp://127.0.0.1:6123")
+    assert snapshot(home) == after_first
+
+    _, text = sandbox("--uninstall", "--gimp-dir", str(home / "prof"))
+    assert not dest.exists()
+    assert (other / "someone_elses_plugin.py").is_file()
+    assert snapshot(home) == before, "uninstall left something behind or removed too much"
+    _, text = sandbox("--uninstall")
+    assert snapshot(home) == before
+
+
+def test_finds_every_gimp3_profile(sandbox):
+    home = sandbox.home
+    linux = home / ".config" / "GIMP" / "3.0"
+    flatpak = home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0"
+    linux.mkdir(parents=True)
+    flatpak.mkdir(parents=True)
+    sandbox(*QUIET)
+    assert (linux / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file()
+    assert (flatpak / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file()
+    sandbox("--uninstall")
+    assert not (linux / "plug-ins").exists() and not (flatpak / "plug-ins").exists()
+    assert linux.is_dir() and flatpak.is_dir()  # the profiles were the user's: kept
+
+
+def test_no_gimp_found_is_a_warning(sandbox):
+    env = {"PATH": "/nonexistent"}
+    proc, text = sandbox(*QUIET, extra_env=env)
+    assert "no GIMP 3 profile found" in text and "--gimp-dir" in text
+
+
+def test_failed_weights_download_warns_and_exits_0(sandbox):
+    home = sandbox.home
+    proc, text = sandbox("--no-venv", "--no-plugin",
+                         extra_env={"NEURAL_STYLE_WEIGHTS_URL": "http://127.0.0.1:9/vgg19-dcbb9e9d.pth"})
+    assert proc.returncode == 0
+    assert "WARNING: could not download the VGG19 weights" in text
+    assert not (home / "torch").exists(), "a failed download left folders behind"
+
+
+def test_corrupt_weights_download_is_rejected(sandbox, tmp_path):
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(b"not the weights")
+    proc, text = sandbox("--no-venv", "--no-plugin", extra_env={"NEURAL_STYLE_WEIGHTS_URL": bogus.as_uri()})
+    assert proc.returncode == 0 and "SHA-256" in text
+    assert not list((sandbox.home).rglob("*.pth"))
+
+
+def test_weights_file_is_recorded_in_the_daemon_command(sandbox, tmp_path):
+    weights = tmp_path / "my-vgg19.pth"
+    weights.write_bytes(b"x")
+    sandbox("--gimp-dir", str(sandbox.home / "prof"), "--no-venv", "--no-wheels", "--weights", str(weights))
+    cfg = json.loads((sandbox.home / "prof" / "plug-ins" / PLUGIN / "neural_style_gimp.json").read_text())
+    assert cfg["daemon_command"][-2:] == ["--weights", str(weights)]
+    proc, text = sandbox("--no-venv", "--no-plugin", "--weights", str(tmp_path / "missing.pth"), check=False)
+    assert proc.returncode == 1 and "no such file" in text
+
+
+def test_wheels_for_a_gimp_python_without_zmq(sandbox, tmp_path):
+    bare = tmp_path / "gimp-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = bare / "bin" / "python"
+    lacks = subprocess.run([str(python), "-c", "import zmq"], capture_output=True)
+    if lacks.returncode == 0:
+        pytest.skip("this interpreter already has zmq")
+    home = sandbox.home
+    proc, text = sandbox("--gimp-dir", str(home / "prof"), "--no-venv", "--no-weights", "--gimp-python", str(python))
+    if "could not fetch" in text:
+        pytest.skip("pip cannot reach a package index here: " + text[-300:])
+    vendor = home / "prof" / "plug-ins" / PLUGIN / "vendor"
+    check = subprocess.run([str(python), "-c", "import sys; sys.path.insert(0, sys.argv[1]); import zmq, msgpack;"
+                            "print(zmq.__file__)", str(vendor)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith(str(vendor))
+    sandbox("--uninstall", "--gimp-dir", str(home / "prof"))
+    assert not (home / "prof").exists()
