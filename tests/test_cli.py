@@ -1,0 +1,108 @@
+"""The neural-style command as a user runs it: real processes, real files, one message per mistake."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import smooth_image
+from neural_style.daemon.images import save_image
+
+CLI = [sys.executable, "-m", "neural_style.daemon.cli"]
+
+
+def neural_style(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    paths = {"content": folder / "content.png", "style": folder / "style.png", "rgba": folder / "rgba.png"}
+    save_image(smooth_image(40, 56, seed=1), paths["content"])
+    save_image(smooth_image(48, 48, seed=2), paths["style"])
+    save_image(smooth_image(40, 56, seed=3, channels=4), paths["rgba"])
+    (folder / "notes.txt").write_text("not an image")
+    paths["text"] = folder / "notes.txt"
+    return paths
+
+
+def test_stylize_local_on_the_papers_images(shared_images, tmp_path):
+    out = tmp_path / "out.png"
+    done = neural_style("stylize", shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", "-o", out,
+                        "--local", "--weights", "random", "--size", "64", "--iterations", "6")
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        assert max(image.size) == 64
+        assert "random" in image.text["NeuralStyle-Weights"]  # outputs made with random weights say so
+    assert "random VGG19 weights" in done.stderr
+    assert "iteration 6/6" in done.stderr  # plain progress lines when not a terminal
+
+
+def test_alpha_survives_the_command_line(images, tmp_path):
+    out = tmp_path / "out.png"
+    done = neural_style("stylize", images["rgba"], images["style"], "-o", out, "--local", "--weights", "random",
+                        "--iterations", "2", "--preserve-color", "--scales", "2", "--optimizer", "adam")
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as result, Image.open(images["rgba"]) as source:
+        assert result.mode == "RGBA"
+        assert result.getchannel("A").tobytes() == source.getchannel("A").tobytes()
+
+
+def test_reconstruct_content_and_texture(images, tmp_path):
+    content_out, texture_out = tmp_path / "content.png", tmp_path / "texture.png"
+    first = neural_style("reconstruct", "--content", images["content"], "--content-layers", "relu3_1", "-o", content_out,
+                         "--weights", "random", "--iterations", "3")
+    second = neural_style("reconstruct", "--style", images["style"], "--style-layers", "relu1_1,relu2_1", "-o", texture_out,
+                          "--weights", "random", "--iterations", "3", "--width", "40", "--height", "24")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    with Image.open(texture_out) as texture:
+        assert texture.size == (40, 24)
+
+
+def test_figures_sheet(images, tmp_path):
+    out = tmp_path / "sheet.png"
+    done = neural_style("figures", images["content"], images["style"], "-o", out, "--weights", "random",
+                        "--iterations", "1", "--size", "24")
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as sheet:
+        assert sheet.width > 5 * 24 and sheet.height > 7 * 24  # 5 columns; inputs, 2 Fig. 1 rows, 4 Fig. 3 rows
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["stylize", "{missing}", "{style}"], "no such file"),
+        (["stylize", "{text}", "{style}"], "not an image"),
+        (["stylize", "{content}", "{style}", "--content-layers", "relu9_9"], "unknown layer"),
+        (["stylize", "{content}", "{style}", "--style-weight", "-1"], "style_weight"),
+        (["stylize", "{content}", "{style}", "--iterations", "0"], "iterations"),
+        (["stylize", "{content}", "{style}", "--scales", "9"], "scales"),
+    ],
+)
+def test_bad_input_gets_one_message_and_exit_2(images, tmp_path, arguments, message):
+    filled = [a.format(missing=tmp_path / "missing.jpg", **{k: str(v) for k, v in images.items()}) for a in arguments]
+    budget = [] if "--iterations" in filled else ["--iterations", "2"]
+    done = neural_style(*filled, "-o", tmp_path / "o.png", "--local", "--weights", "random", *budget)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_missing_weights_exit_3_with_the_three_ways(images, tmp_path):
+    env = {**__import__("os").environ, "TORCH_HOME": str(tmp_path / "empty")}
+    done = neural_style("stylize", images["content"], images["style"], "-o", tmp_path / "o.png", "--local", env=env)
+    assert done.returncode == 3
+    assert "No VGG19 weights found" in done.stderr and "install.py" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unwritable_output_folder(images, tmp_path):
+    done = neural_style("stylize", images["content"], images["style"], "-o", tmp_path / "no" / "such" / "o.png",
+                        "--local", "--weights", "random")
+    assert done.returncode == 2 and "does not exist" in done.stderr
