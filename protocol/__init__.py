@@ -36,6 +36,7 @@ from .messages import (
     Status,
     StatusReply,
     Stylize,
+    UnknownReply,
     decode_reply,
     decode_request,
     encode_message,
@@ -50,7 +51,7 @@ __all__ = [
     "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",
     "Encoding", "ImageData", "ImageRef",
     "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
-    "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize",
+    "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize", "UnknownReply",
     "decode_reply", "decode_request", "encode_message", "error_frames",
     "MAX_HEADER_BYTES", "PROTOCOL_VERSION", "Envelope", "decode", "encode",
 ]

@@ -34,6 +34,7 @@ from .messages import (
     Status,
     StatusReply,
     Stylize,
+    UnknownReply,
     decode_reply,
 )
 
@@ -124,7 +125,8 @@ class Client:
         """Submit a job and yield its events: Accepted, Progress…, and finally Result.
 
         An ``error`` reply raises DaemonError. Heartbeats are consumed silently unless
-        ``heartbeats`` is true. Abandoning the iterator early cancels the job.
+        ``heartbeats`` is true. The request is sent when iteration starts; abandoning the
+        iterator before the end (``close()``, ``break``) sends a ``cancel`` for the job.
         """
         message = Stylize(request_id or new_request_id(), content, list(styles), dict(params or {}),
                           list(style_blend) if style_blend is not None else None)
@@ -175,17 +177,21 @@ class Client:
 
     def _request(self, message: Message, expected: type, timeout: Optional[float]) -> Reply:
         self._send(message.id, message.to_frames())
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        why = f"no daemon answered {message.TYPE} at {self.endpoint} within {wait:g} s"
         try:
-            wait = self.timeout if timeout is None else timeout
-            reply = self._next(message.id, wait, f"no daemon answered {message.TYPE} at {self.endpoint} "
-                                                 f"within {wait:g} s")
+            while True:
+                reply = self._next(message.id, deadline - time.monotonic(), why)
+                if isinstance(reply, Error):
+                    raise DaemonError(reply.code, reply.message, message.id)
+                if isinstance(reply, expected):
+                    return reply
+                if not isinstance(reply, UnknownReply):
+                    raise DaemonError(ErrorCode.INTERNAL, f"daemon answered {message.TYPE} with {reply.TYPE}",
+                                      message.id)
         finally:
             self._inbox.pop(message.id, None)
-        if isinstance(reply, Error):
-            raise DaemonError(reply.code, reply.message, message.id)
-        if not isinstance(reply, expected):
-            raise DaemonError(ErrorCode.INTERNAL, f"daemon answered {message.TYPE} with {reply.TYPE}", message.id)
-        return reply
 
     def _stream(self, job_id: str, frames: list, heartbeats: bool) -> Iterator[StylizeEvent]:
         self._send(job_id, frames)
@@ -244,7 +250,7 @@ class Client:
                 raise DaemonUnavailable(why)
             while True:
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)  # images stay in zmq buffers
                 except zmq.Again:
                     break
                 reply = decode_reply(frames)

@@ -115,7 +115,11 @@ def check_payload(encoding: str, payload: Buffer, width: Optional[int], height: 
 
 @dataclass(frozen=True)
 class ImageData:
-    """An image as code handles it: the bytes and what they are. Validated on construction."""
+    """An image as code handles it: the bytes and what they are. Validated on construction.
+
+    ``data`` is any bytes-like object; received images are memoryviews of ZeroMQ's own
+    buffers (no copy of a 64 MiB frame), so call ``bytes(image.data)`` where bytes are needed.
+    """
 
     data: Buffer
     width: Optional[int] = None

@@ -434,8 +434,17 @@ class Error(Message):
         return self.code in ERROR_CODES
 
 
+@dataclass
+class UnknownReply(Message):
+    """A reply type this client does not know (sent by a newer daemon): to be ignored."""
+
+    TYPE: ClassVar[str] = ""
+    type: str = ""
+    header: dict[str, Any] = field(default_factory=dict)
+
+
 Request = Union[Ping, Status, Stylize, Cancel]
-Reply = Union[Pong, StatusReply, CancelAck, Accepted, Heartbeat, Progress, Result, Error]
+Reply = Union[Pong, StatusReply, CancelAck, Accepted, Heartbeat, Progress, Result, Error, UnknownReply]
 TERMINAL_TYPES = frozenset({Result.TYPE, Error.TYPE})
 
 REQUEST_TYPES: dict[str, type[Message]] = {c.TYPE: c for c in (Ping, Status, Stylize, Cancel)}
@@ -447,6 +456,8 @@ def _decode_typed(frames: Sequence[Any], types: dict[str, type[Message]], strict
                   kind: str, **kwargs: Any) -> Message:
     env = decode(frames, **kwargs)
     cls = types.get(env.type)
+    if cls is None and not strict:
+        return UnknownReply(env.id, env.type, env.header)
     if cls is None:
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             f"unknown {kind} type {env.type!r} (expected one of {', '.join(sorted(types))})",
@@ -463,7 +474,8 @@ def decode_request(frames: Sequence[Any], *, max_header_bytes: int = MAX_HEADER_
 
 
 def decode_reply(frames: Sequence[Any]) -> Reply:
-    """Client side: frames to a reply; unknown fields are ignored for forward compatibility."""
+    """Client side: frames to a reply. Unknown fields are ignored and unknown types come back
+    as UnknownReply, for forward compatibility; known fields are still type-checked."""
     return _decode_typed(frames, REPLY_TYPES, False, "reply", allow_empty_id=True)  # type: ignore[return-value]
 
 
@@ -479,7 +491,7 @@ def error_frames(request_id: Optional[str], code: Union[ErrorCode, str], message
 
 __all__ = [
     "Message", "Ping", "Status", "Stylize", "Cancel", "Pong", "StatusReply", "CancelAck", "Accepted",
-    "Heartbeat", "Progress", "Result", "Error", "Loss", "JobInfo", "ImageData", "ImageRef", "Request",
+    "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "JobInfo", "ImageData", "ImageRef", "Request",
     "Reply", "REQUEST_TYPES", "REPLY_TYPES", "TERMINAL_TYPES", "decode_request", "decode_reply",
     "encode_message", "error_frames", "JOB_STATES",
 ]

@@ -34,6 +34,7 @@ from neural_style.protocol import (
     error_frames,
 )
 from neural_style.protocol.messages import Cancel, Ping, Status, Stylize
+from neural_style.protocol.wire import encode
 
 
 class FakeDaemon(threading.Thread):
@@ -64,6 +65,7 @@ class FakeDaemon(threading.Thread):
             return
         self.received.append(request)
         if isinstance(request, Ping):
+            self.send(peer, encode({"type": "news_from_v1_5", "id": request.id}))  # clients must skip it
             self.send(peer, Pong(request.id, "test", 1, "cpu", True, "random", len(self.jobs)).to_frames())
         elif isinstance(request, Status):
             running = [JobInfo(i, "running", 0, 1, 3, 0.1) for (_, i) in self.jobs]
@@ -86,6 +88,7 @@ class FakeDaemon(threading.Thread):
             self.send(peer, Error(job.id, ErrorCode.BUSY, "queue full").to_frames())
             return
         self.send(peer, Accepted(job.id, 0).to_frames())
+        self.send(peer, encode({"type": "news_from_v1_5", "id": job.id, "eta": 1.0}))
         now = time.monotonic()
         plan: list = []
         n = job.params.get("iterations", 3)
@@ -155,6 +158,7 @@ def test_stylize_stream_yields_accepted_progress_then_result(daemon) -> None:
     assert isinstance(events[-1], Result) and events[-1].image == content
     assert not any(isinstance(e, Heartbeat) for e in events)  # consumed silently by default
     assert len({e.id for e in events}) == 1
+    assert all(isinstance(e, (Accepted, Progress, Result)) for e in events)  # unknown types skipped
     sent = daemon.received[-1]
     assert isinstance(sent, Stylize) and sent.styles[0].channels == 3
 

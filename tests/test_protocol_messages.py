@@ -24,6 +24,7 @@ from neural_style.protocol import (
     Status,
     StatusReply,
     Stylize,
+    UnknownReply,
     decode_reply,
     decode_request,
     encode_message,
@@ -168,9 +169,11 @@ def test_replies_ignore_unknown_fields_but_requests_do_not() -> None:
     assert _code_of(frames_of({"type": "status", "id": "a", "verbose": True})) == "bad_request"
 
 
-def test_unknown_reply_type_is_an_error_for_the_decoder() -> None:
-    with pytest.raises(ProtocolError):
-        decode_reply(frames_of({"type": "ping", "id": "a"}))
+def test_unknown_reply_types_are_returned_for_the_client_to_ignore() -> None:
+    reply = decode_reply(frames_of({"type": "eta", "id": "a", "seconds": 3}))
+    assert isinstance(reply, UnknownReply) and reply.type == "eta" and reply.header["seconds"] == 3
+    with pytest.raises(ProtocolError):  # but a known type with ill-typed fields is still an error
+        decode_reply(frames_of({"type": "accepted", "id": "a", "position": "first"}))
 
 
 # ----------------------------------------------------------------------------- image descriptors
