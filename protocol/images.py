@@ -41,7 +41,7 @@ def _positive_int(value: Any, name: str, request_id: Optional[str]) -> int:
 
 def _check_dims(encoding: str, width: Any, height: Any, channels: Any,
                 request_id: Optional[str]) -> None:
-    if encoding not in ENCODINGS:
+    if not isinstance(encoding, str) or encoding not in ENCODINGS:
         raise _bad(f"image 'encoding' must be one of raw, png, jpeg; got {encoding!r}", request_id)
     if encoding == Encoding.RAW.value and None in (width, height, channels):
         raise _bad("a raw image needs 'width', 'height' and 'channels'", request_id)

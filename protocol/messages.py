@@ -287,7 +287,8 @@ class Pong(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Pong":
-        limits = f.map("limits", required=False) or {}
+        limits = {k: v for k, v in (f.map("limits", required=False) or {}).items()
+                  if isinstance(v, int) and not isinstance(v, bool)}  # unknown kinds of limit: skipped
         return cls(f.id, f.str("daemon_version"), f.int("protocol"), f.str("device"),
                    f.bool("weights_loaded"), f.str("weights", required=False),
                    f.int("queue_length", required=False), limits)

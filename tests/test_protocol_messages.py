@@ -195,6 +195,9 @@ def test_unknown_reply_types_are_returned_for_the_client_to_ignore() -> None:
         ({"frame": "1", "encoding": "raw", "width": 2, "height": 2, "channels": 3}, bytes(12), "frame"),
         ({"frame": 1, "encoding": "raw", "width": 2, "height": 2}, bytes(12), "needs 'width'"),
         ({"frame": 1, "encoding": "bmp"}, b"BM", "encoding"),
+        ({"frame": 1, "encoding": ["raw"]}, b"BM", "encoding"),  # unhashable: no TypeError
+        ({"frame": 1, "encoding": {"raw": 1}}, b"BM", "encoding"),
+        ({"frame": 1, "encoding": "raw", "width": 2, "height": 2, "channels": [3]}, bytes(12), "channels"),
         ({"frame": 1, "encoding": "png"}, JPEG, "not a PNG"),
         ({"frame": 1, "encoding": "jpeg"}, PNG, "not a JPEG"),
         ({"frame": 1, "encoding": "png", "path": "/etc/passwd"}, PNG, "unknown image field"),
