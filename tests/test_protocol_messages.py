@@ -246,3 +246,50 @@ def test_nan_loss_is_rejected() -> None:
                              "loss": {"total": float("nan")}, "elapsed": 0.1})]
     with pytest.raises(ProtocolError):
         decode_reply(frames)
+
+
+def test_decoders_raise_only_protocol_error_on_garbage() -> None:
+    """The daemon answers malformed input with an error code; it must never see a TypeError."""
+    import random
+
+    rng = random.Random(3)
+    atoms = [None, True, 0, 3, -1, 10**6, 1.5, float("nan"), "raw", "png", "queued", "", b"b", [], {}, [1], {"a": 1}]
+
+    def pick():
+        r = rng.random()
+        if r < 0.15:
+            return [pick() for _ in range(rng.randint(0, 2))]
+        return {"total": pick(), "frame": pick()} if r < 0.25 else rng.choice(atoms)
+
+    def image():
+        m = {"frame": 1, "encoding": "raw", "width": 2, "height": 2, "channels": 3}
+        return {k: (pick() if rng.random() < 0.3 else v) for k, v in m.items()}
+
+    fields = {
+        "stylize": lambda: {"content": rng.choice([None, image()]), "styles": [image() for _ in range(rng.randint(0, 2))],
+                            "params": rng.choice([{}, pick()]), "style_blend": rng.choice([None, [pick()]])},
+        "cancel": lambda: {"target": pick()},
+        "pong": lambda: {"daemon_version": pick(), "protocol": pick(), "device": "cpu", "weights_loaded": pick(),
+                         "limits": pick()},
+        "status_reply": lambda: {"running": rng.choice([None, pick(), {"id": "j", "state": pick()}]),
+                                 "queued": pick()},
+        "progress": lambda: {"iteration": pick(), "iterations": 1, "loss": pick(), "elapsed": pick(),
+                             "image": rng.choice([image(), None])},
+        "result": lambda: {"image": image(), "loss": {"total": pick()}, "elapsed": pick()},
+        "error": lambda: {"code": pick(), "message": pick()},
+        "accepted": lambda: {"position": pick()},
+        "heartbeat": lambda: {"state": pick(), "position": pick()},
+    }
+    outcomes = {"ok": 0, "rejected": 0}
+    for _ in range(3000):
+        kind = rng.choice(sorted(fields))
+        header = {"v": 1, "type": kind, "id": "a", **fields[kind]()}
+        frames = [msgpack.packb(header, use_bin_type=True)] + [bytes(rng.choice([0, 12, 13]))] * rng.randint(0, 2)
+        for decoder in (decode_request, decode_reply):
+            try:
+                decoder(frames)
+                outcomes["ok"] += 1
+            except ProtocolError as exc:
+                assert exc.code == "bad_request"
+                outcomes["rejected"] += 1
+    assert outcomes["ok"] > 0 and outcomes["rejected"] > 0  # the fuzz reached both paths
