@@ -37,6 +37,7 @@ ROOT = Path(os.environ.get("NEURAL_STYLE_GIMP_ROOT", "/var/cache/neural-style/tr
 IMAGES = Path(os.environ.get("NEURAL_STYLE_IMAGES", REPO.parent / "shared" / "images"))
 PROCEDURE = "plug-in-neural-style"
 CONTENT_SIZE = (160, 120)
+STYLE_SIZE = (256, 256)
 GIMP_TIMEOUT = 240
 QUICK_ARGS = {"iterations": 4, "size": 48, "init": "noise", "autostart": False, "timeout": 20}
 
@@ -116,7 +117,7 @@ class Daemon:
             time.sleep(0.2)
         raise RuntimeError(f"the daemon did not answer within {timeout} s:\n{self.log_tail()}")
 
-    def running_job(self) -> bool:
+    def running_job(self, min_iteration: int = 0) -> bool:
         from neural_style.protocol.client import Client
         from neural_style.protocol.errors import NeuralStyleError
 
@@ -125,7 +126,7 @@ class Daemon:
                 status = client.status()
         except NeuralStyleError:
             return False
-        return status.running is not None
+        return status.running is not None and status.running.iteration >= min_iteration
 
     def log_tail(self) -> str:
         self.log.flush()
@@ -208,13 +209,27 @@ def share(tmp_path_factory, gimp_root, daemon):
     if tubingen.is_file() and starry.is_file():
         content = Image.open(tubingen).convert("RGB")
         content.thumbnail(CONTENT_SIZE)
-        shutil.copy(starry, base / "in" / "starry_night.jpg")
+        style = Image.open(starry).convert("RGB")
+        style.thumbnail(STYLE_SIZE)  # the daemon works at a small size anyway: keep the test quick
+        style.save(base / "in" / "starry_night.jpg", quality=92)
         base.joinpath("images-source.txt").write_text(f"{IMAGES}\n")
     else:
         print(f"\n{IMAGES} has no tubingen.jpg/starry_night.jpg: using generated images", file=sys.stderr)
         content = _photo_like(CONTENT_SIZE)
         _swirl_style().save(base / "in" / "starry_night.jpg", quality=92)
     content.save(base / "in" / "content.png")
+    scream = IMAGES / "the_scream.jpg"
+    if scream.is_file():
+        style = Image.open(scream).convert("RGB")
+        style.thumbnail(STYLE_SIZE)
+        style.save(base / "in" / "the_scream.jpg", quality=92)
+    else:
+        _swirl_style().transpose(Image.Transpose.ROTATE_90).save(base / "in" / "the_scream.jpg", quality=92)
+    rgba = content.convert("RGBA")
+    alpha = Image.new("L", rgba.size, 255)
+    alpha.paste(0, (0, 0, rgba.size[0] // 4, rgba.size[1]))  # the left quarter is transparent
+    rgba.putalpha(alpha)
+    rgba.save(base / "in" / "content_alpha.png")
     shutil.copy(GIMP_TESTS / "batch_neural_style.py", base / "batch_neural_style.py")
     profile = base / "home" / ".config" / "GIMP" / "3.0"
     install = subprocess.run(
@@ -228,9 +243,9 @@ def share(tmp_path_factory, gimp_root, daemon):
 
 
 def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, source_offsets=None,
-             background: bool = False):
+             background: bool = False, image: str = "content.png"):
     out = share / "out" / name
-    case = {"name": name, "image": "/share/in/content.png", "out_dir": f"/share/out/{name}",
+    case = {"name": name, "image": f"/share/in/{image}", "out_dir": f"/share/out/{name}",
             "procedure": PROCEDURE, "args": {"style": "/share/in/starry_night.jpg", **args}}
     if select:
         case["select"] = list(select)
@@ -278,7 +293,11 @@ def pixels(path: Path, mode="RGB"):
     from PIL import Image
 
     with Image.open(path) as im:
-        return im.convert(mode)
+        im = im.convert(mode)
+    if mode == "RGBA":  # fully transparent pixels have no colour: PNG writers may zero it
+        transparent = im.getchannel("A").point(lambda a: 255 if a == 0 else 0)
+        im.paste((0, 0, 0, 0), mask=transparent)
+    return im
 
 
 def mean_abs_diff(a, b) -> float:
@@ -288,9 +307,9 @@ def mean_abs_diff(a, b) -> float:
     return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
 
 
-def assert_source_untouched(share: Path, out: Path) -> None:
-    original = pixels(share / "in" / "content.png")
-    before, after = pixels(out / "source_before.png"), pixels(out / "source_after.png")
+def assert_source_untouched(share: Path, out: Path, image: str = "content.png", mode: str = "RGB") -> None:
+    original = pixels(share / "in" / image, mode)
+    before, after = pixels(out / "source_before.png", mode), pixels(out / "source_after.png", mode)
     assert before.tobytes() == original.tobytes(), "GIMP did not load the content image as given"
     assert after.tobytes() == before.tobytes(), "the source layer was modified"
 
@@ -300,6 +319,10 @@ def test_gimp_adds_stylized_layer_above_source(gimp_root, share, daemon):
     result, out = run_case(gimp_root, share, "basic", {**QUICK_ARGS, "endpoint": daemon.endpoint},
                            source_offsets=(7, 5))
     assert result["status"] == "success", result
+    assert result["menu_label"] == "Neural Style…" and "<Image>/Filters/Artistic" in result["menu_paths"]
+    for arg in ("style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init", "seed",
+                "endpoint", "autostart"):
+        assert arg in result["arguments"], arg
     before, after = result["layers_before"], result["layers_after"]
     assert len(after) == len(before) + 1
     new, source = after[0], after[1]
@@ -363,7 +386,7 @@ def test_gimp_daemon_killed_mid_run(gimp_root, share, tmp_path):
     victim = Daemon(tmp_path)
     try:
         victim.wait_ready()
-        args = {**QUICK_ARGS, "endpoint": victim.endpoint, "iterations": 2000, "size": 96, "timeout": 20}
+        args = {**QUICK_ARGS, "endpoint": victim.endpoint, "iterations": 2000, "size": 64, "timeout": 20}
         proc, out = run_case(gimp_root, share, "killed", args, background=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not victim.running_job():
@@ -382,3 +405,83 @@ def test_gimp_daemon_killed_mid_run(gimp_root, share, tmp_path):
     assert "stopped answering" in (result["error"] or ""), result["error"]
     assert len(result["layers_after"]) == len(result["layers_before"]), "the unfinished layer was left behind"
     assert_source_untouched(share, out)
+
+
+def test_gimp_two_styles_alpha_and_preserved_colours(gimp_root, share, daemon):
+    args = {**QUICK_ARGS, "endpoint": daemon.endpoint, "style2": "/share/in/the_scream.jpg", "blend": 0.3,
+            "strength": 70.0, "preserve-colors": True, "seed": 3}
+    result, out = run_case(gimp_root, share, "two-styles-alpha", args, image="content_alpha.png")
+    assert result["status"] == "success", result
+    new, source = result["layers_after"][0], result["layers_after"][1]
+    assert new["name"] == "Neural Style: starry_night + the_scream"
+    assert source["has_alpha"] and new["has_alpha"]
+    assert_source_untouched(share, out, "content_alpha.png", "RGBA")
+    stylized = pixels(out / "new_layer.png", "RGBA")
+    w, h = stylized.size
+    alpha = stylized.getchannel("A")
+    assert alpha.crop((0, 0, w // 4 - 6, h)).getextrema()[1] < 30, "the content's transparency was lost"
+    assert alpha.crop((w // 4 + 6, 0, w, h)).getextrema()[0] > 225, "opaque pixels (or the edges) became transparent"
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _plugin_pid(gimp_pid: int) -> int | None:
+    for pid in _descendants(gimp_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"neural_style_gimp.py" in cmdline:
+            return pid
+    return None
+
+
+def test_gimp_cancel_kills_plugin_daemon_notices_last_preview_stays(gimp_root, share, daemon):
+    """Cancelling GIMP's progress bar kills the plug-in process; simulate exactly that."""
+    from neural_style.protocol.client import Client
+
+    args = {**QUICK_ARGS, "endpoint": daemon.endpoint, "iterations": 2000, "size": 64, "timeout": 20}
+    proc, out = run_case(gimp_root, share, "cancelled", args, background=True)
+    try:
+        deadline = time.monotonic() + 120
+        # progress_every is 10 for 2000 iterations: past iteration 12 a preview has been painted
+        while time.monotonic() < deadline and not daemon.running_job(min_iteration=12):
+            assert proc.poll() is None, gimp_log(share, "cancelled")
+            time.sleep(0.2)
+        assert daemon.running_job(min_iteration=12), gimp_log(share, "cancelled")
+        time.sleep(0.5)
+        pid = _plugin_pid(proc.pid)
+        assert pid is not None, "cannot find the plug-in process"
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        while daemon.running_job() and time.monotonic() - killed_at < 30:
+            time.sleep(0.2)
+        noticed = time.monotonic() - killed_at
+        result, out = finish_case(proc, share, "cancelled", out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not daemon.running_job(), "the daemon kept working for a plug-in that was gone"
+    assert noticed < 10, f"the daemon noticed the vanished plug-in only after {noticed:.1f} s"
+    assert result["status"] != "success", result
+    assert len(result["layers_after"]) == len(result["layers_before"]) + 1, "the painted layer should stay"
+    assert_source_untouched(share, out)
+    preview = pixels(out / "new_layer.png")
+    assert mean_abs_diff(preview, pixels(out / "source_before.png")) > 10, "no preview was painted into the layer"
+    with Client(daemon.endpoint, timeout=5) as client:  # and it still serves
+        assert client.ping().weights_loaded

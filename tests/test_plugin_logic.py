@@ -49,7 +49,7 @@ def test_params_use_the_protocol_names(tmp_path):
     params = st.params()
     assert params == {
         "iterations": 300, "size": 256, "content_weight": 1.0, "style_weight": pytest.approx(10 ** 4.0),
-        "preserve_color": True, "init": "content", "seed": 7, "progress_every": 15, "preview": True,
+        "preserve_color": True, "init": "content", "seed": 7, "progress_every": 6, "preview": True,
     }
     assert st.style_blend is None and st.style_paths == [st.style]
 
@@ -103,7 +103,7 @@ def test_progress_text():
     assert S.progress_text(40, 200, 123456.0) == "Neural Style: iteration 40/200, loss 1.23e+05"
     assert S.progress_text(1, 2, float("nan")) == "Neural Style: iteration 1/2"
     assert S.progress_fraction(50, 200) == 0.25 and S.progress_fraction(5, 0) == 0.0
-    assert S.progress_every_for(10) == 1 and S.progress_every_for(500) == 25
+    assert S.progress_every_for(10) == 1 and S.progress_every_for(250) == 5 and S.progress_every_for(5000) == 10
     assert "2 jobs ahead" in S.queue_text(2) and "1 job ahead" in S.queue_text(1)
 
 

@@ -154,6 +154,10 @@ def _paint(layer, image_data, width, height, sampler):
         scale.set_property("x", float(width))
         scale.set_property("y", float(height))
         scale.set_property("sampler", sampler)
+        try:  # edges: repeat the border pixels instead of fading into the transparent abyss
+            scale.set_property("abyss-policy", Gegl.AbyssPolicy.CLAMP)
+        except Exception:
+            pass
         crop = graph.create_child("gegl:crop")
         crop.set_property("x", 0.0)
         crop.set_property("y", 0.0)

@@ -64,6 +64,9 @@ def _run():
     result["procedure_found"] = procedure is not None
     if procedure is None:
         return result
+    result["menu_label"] = procedure.get_menu_label()
+    result["menu_paths"] = list(procedure.get_menu_paths())
+    result["arguments"] = [spec.name for spec in procedure.get_arguments()]
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)

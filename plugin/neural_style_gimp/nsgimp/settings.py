@@ -117,8 +117,12 @@ class Settings:
 
 
 def progress_every_for(iterations: int) -> int:
-    """Report often enough for a smooth bar (about 20 updates a run), never more than every iteration."""
-    return max(1, int(iterations) // 20)
+    """Iterations between progress reports (each carries a preview the plug-in paints).
+
+    About 50 reports a run for a smooth bar, but at least one every 10 iterations, so that
+    a long run on a slow machine still shows the layer refining every few seconds.
+    """
+    return min(max(1, int(iterations) // 50), 10)
 
 
 def layer_name(style: str, style2: str | None = None) -> str:
