@@ -35,6 +35,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     Float32 even under autocast, because the style loss subtracts nearly equal Gram entries.
     """
     channels = features.shape[-3]
+    if features.dim() == 4 and features.is_contiguous(memory_format=torch.channels_last):
+        positions = features.permute(0, 2, 3, 1).reshape(-1, channels).float()  # (M, N), a view in NHWC
+        return (positions.t() @ positions) / positions.shape[0]
     flat = features.reshape(channels, -1).float()
     return (flat @ flat.t()) / flat.shape[1]
 

@@ -53,6 +53,8 @@ class VGG19Features(nn.Module):
             mean, scale = torch.tensor(_CAFFE_MEAN_BGR[::-1]) / 255.0, torch.full((3,), 255.0)
         self.register_buffer("_mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_scale", scale.view(1, 3, 1, 1), persistent=False)
+        # NHWC: oneDNN (CPU) and cuDNN (tensor cores) run 3×3 convolutions faster in it; see docs/PERFORMANCE.md.
+        self.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
 
@@ -81,7 +83,7 @@ class VGG19Features(nn.Module):
             return {}
         last = max(LAYER_INDEX[name] for name in wanted)
         pool = F.avg_pool2d if pooling == "avg" else F.max_pool2d
-        x = self.normalize(image)
+        x = self.normalize(image).contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         conv_i = 0
         for name in LAYER_NAMES[: last + 1]:
