@@ -220,7 +220,9 @@ def daemon_command(args: argparse.Namespace) -> list[str]:
     if not exe.exists() and args.no_venv and shutil.which("neural-style"):
         exe = Path(shutil.which("neural-style"))
     command = [str(exe), "serve", "--bind", args.endpoint]
-    if args.weights:
+    if args.weights == "random":  # untrained weights: for tests only
+        command += ["--weights", "random"]
+    elif args.weights:
         command += ["--weights", str(Path(args.weights).expanduser().resolve())]
     return command
 
@@ -397,6 +399,9 @@ def step_wheels(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
 # --------------------------------------------------------------------------- step 4: weights
 def step_weights(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
     out.step("VGG19 weights")
+    if args.weights == "random":
+        out.info("--weights random: the daemon will use untrained weights (for tests only)")
+        return
     if args.weights:
         path = Path(args.weights).expanduser()
         if not path.is_file():
@@ -566,7 +571,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="daemon endpoint recorded for the plug-in (default: %(default)s)")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--no-weights", action="store_true", help="do not download the VGG19 weights")
-    w.add_argument("--weights", metavar="FILE", help="use this VGG19 weights file instead of downloading")
+    w.add_argument("--weights", metavar="FILE", help="use this VGG19 weights file instead of downloading "
+                   "('random': untrained weights, for tests)")
     p.add_argument("--download-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
     p.add_argument("--state-dir", type=Path, default=None,
                    help="where the install manifest lives (default: ~/.local/share/neural-style)")

@@ -243,7 +243,7 @@ def share(tmp_path_factory, gimp_root, daemon):
 
 
 def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, source_offsets=None,
-             background: bool = False, image: str = "content.png"):
+             background: bool = False, image: str = "content.png", binds=()):
     out = share / "out" / name
     case = {"name": name, "image": f"/share/in/{image}", "out_dir": f"/share/out/{name}",
             "procedure": PROCEDURE, "args": {"style": "/share/in/starry_night.jpg", **args}}
@@ -252,7 +252,7 @@ def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, sou
     if source_offsets:
         case["source_offsets"] = list(source_offsets)
     (share / "case.json").write_text(json.dumps(case))
-    command = [str(GIMP_TESTS / "in_root.sh"), str(root), str(share), "--",
+    command = [str(GIMP_TESTS / "in_root.sh"), str(root), str(share), *[f"{p}:{p}" for p in binds], "--",
                "env", "NEURAL_STYLE_DEBUG=1",
                "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
                "-b", "exec(open('/share/batch_neural_style.py').read())", "--quit"]
@@ -485,3 +485,36 @@ def test_gimp_cancel_kills_plugin_daemon_notices_last_preview_stays(gimp_root, s
     assert mean_abs_diff(preview, pixels(out / "source_before.png")) > 10, "no preview was painted into the layer"
     with Client(daemon.endpoint, timeout=5) as client:  # and it still serves
         assert client.ping().weights_loaded
+
+
+def test_gimp_autostarts_the_recorded_daemon(gimp_root, share, daemon, tmp_path):
+    """No daemon answers: the plug-in starts the command install.py recorded, waits, and stylizes.
+
+    The recorded command is this checkout's virtual environment, so it must run inside the
+    root: the checkout and the base interpreter are bind-mounted at their own paths.
+    """
+    base = Path(sys.base_prefix).resolve()
+    if base in (Path("/"), Path("/usr")) or not str(base).startswith(("/root/", "/opt/", "/home/", "/usr/local/")):
+        pytest.skip(f"the venv's base interpreter lives in {base}, which cannot be bind-mounted into the root")
+    if not str(Path(sys.prefix).resolve()).startswith(str(REPO)):
+        pytest.skip("the virtual environment is not inside the checkout")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    install = subprocess.run(
+        [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(share / "home" / ".config" / "GIMP" / "3.0"),
+         "--state-dir", str(tmp_path / "state"), "--no-venv", "--no-wheels", "--weights", "random",
+         "--endpoint", endpoint], capture_output=True, text=True, timeout=120)
+    assert install.returncode == 0, install.stdout + install.stderr
+    try:
+        args = {**QUICK_ARGS, "endpoint": "", "autostart": True, "timeout": 30}  # "" = the recorded endpoint
+        result, out = run_case(gimp_root, share, "autostart", args, binds=(base, REPO))
+    finally:  # put the module's recorded endpoint back for the other tests
+        subprocess.run([sys.executable, str(REPO / "install.py"), "--gimp-dir",
+                        str(share / "home" / ".config" / "GIMP" / "3.0"), "--state-dir", str(tmp_path / "state"),
+                        "--no-venv", "--no-wheels", "--no-weights", "--endpoint", daemon.endpoint],
+                       capture_output=True, timeout=120)
+    daemon_log = share / "home" / ".cache" / "neural-style" / "daemon.log"
+    log_text = daemon_log.read_text(errors="replace")[-2000:] if daemon_log.exists() else "(no daemon log)"
+    assert result["status"] == "success", f"{result}\n{log_text}"
+    assert "starting:" in log_text, "the plug-in did not start the daemon itself"
+    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
+    assert_source_untouched(share, out)
