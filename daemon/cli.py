@@ -286,11 +286,11 @@ def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
     from .engine import Cancelled, ParamError
     from .engine.vgg import WeightsFormatError
     from .images import ImageError
-    from .weights import WeightsNotFound
+    from .weights import DeviceUnavailable, WeightsNotFound
 
     try:
         return command(args)
-    except (UsageError, ParamError, ImageError) as error:
+    except (UsageError, ParamError, ImageError, DeviceUnavailable) as error:
         _say(f"error: {error}")
         return EXIT_BAD_INPUT
     except (WeightsNotFound, WeightsFormatError) as error:

@@ -24,6 +24,10 @@ class WeightsNotFound(Exception):
     """No usable weights: the message names the ways to get them."""
 
 
+class DeviceUnavailable(ValueError):
+    """The device asked for does not exist here (no silent fallback: the user asked for it)."""
+
+
 def hub_checkpoint_path(weights_format: str = "torchvision") -> Path:
     """Where torch.hub (and install.py) keep the file: ``$TORCH_HOME/hub/checkpoints``."""
     filename = CAFFE_FILENAME if weights_format == "caffe" else TORCHVISION_FILENAME
@@ -46,9 +50,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise WeightsNotFound("--device cuda was asked for, but PyTorch sees no CUDA GPU here (use --device cpu or auto)")
+        raise DeviceUnavailable("--device cuda was asked for, but PyTorch sees no CUDA GPU here (use --device cpu or auto)")
     if device not in ("cpu",) and not device.startswith("cuda"):
-        raise WeightsNotFound(f"unknown device {device!r}: use auto, cpu or cuda")
+        raise DeviceUnavailable(f"unknown device {device!r}: use auto, cpu or cuda")
     return torch.device(device)
 
 

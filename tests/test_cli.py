@@ -106,3 +106,13 @@ def test_unwritable_output_folder(images, tmp_path):
     done = neural_style("stylize", images["content"], images["style"], "-o", tmp_path / "no" / "such" / "o.png",
                         "--local", "--weights", "random")
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_missing_gpu_is_a_usage_error(images, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = neural_style("stylize", images["content"], images["style"], "-o", tmp_path / "o.png", "--local",
+                        "--weights", "random", "--device", "cuda")
+    assert done.returncode == 2 and "no CUDA GPU" in done.stderr

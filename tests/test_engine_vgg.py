@@ -109,3 +109,19 @@ def test_random_weights_say_so_and_are_seeded():
     assert "random" in a.description and "NOT a trained network" in a.description
     assert torch.equal(a.convs[5].weight, b.convs[5].weight)
     assert not torch.equal(a.convs[5].weight, load_model("random", device="cpu", seed=4).convs[5].weight)
+
+
+def test_caffe_weights_file_loads_with_its_own_normalisation(torchvision_weights_file):
+    model = load_model(torchvision_weights_file, weights_format="caffe", device="cpu")
+    assert model.weights_format == "caffe" and "caffe" in model.description
+
+
+def test_asking_for_a_missing_gpu_is_an_error_not_a_fallback():
+    from neural_style.daemon.weights import DeviceUnavailable, resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailable, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(DeviceUnavailable, match="unknown device"):
+        resolve_device("tpu")
