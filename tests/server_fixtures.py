@@ -134,11 +134,12 @@ class RawClient:
     Replies to ids nobody asked for yet are kept, so several requests can be in flight.
     """
 
-    def __init__(self, endpoint: str, *, rcvhwm: int | None = None, curve: tuple[bytes, bytes, bytes] | None = None):
+    def __init__(self, endpoint: str, *, rcvhwm: int | None = None, curve: tuple[bytes, bytes, bytes] | None = None,
+                 heartbeat: tuple[int, int, int] = (500, 1500, 2000)):
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        for opt, ms in ((zmq.HEARTBEAT_IVL, 500), (zmq.HEARTBEAT_TIMEOUT, 1500), (zmq.HEARTBEAT_TTL, 2000)):
+        for opt, ms in zip((zmq.HEARTBEAT_IVL, zmq.HEARTBEAT_TIMEOUT, zmq.HEARTBEAT_TTL), heartbeat):
             self.sock.setsockopt(opt, ms)
         if rcvhwm is not None:
             self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -202,9 +203,10 @@ class RawClient:
         assert reply is not None
         return reply[0]
 
-    def stream(self, request_id: str, timeout: float = 60.0) -> list[tuple[dict[str, Any], list[bytes]]]:
+    def stream(self, request_id: str, timeout: float = 60.0,
+               quiet: float = 1.0) -> list[tuple[dict[str, Any], list[bytes]]]:
         """Every reply of one stylize up to and including its terminal message (heartbeats included),
-        then 1 s more to prove that nothing follows the terminal message."""
+        then ``quiet`` s more (two heartbeat intervals by default) to prove that nothing follows it."""
         out = []
         while True:
             reply = self.recv_for(request_id, timeout, skip=())
@@ -212,7 +214,7 @@ class RawClient:
             out.append(reply)
             if reply[0]["type"] in ("result", "error"):
                 break
-        late = self.recv_for(request_id, timeout=1.0, missing_ok=True, skip=())
+        late = self.recv_for(request_id, timeout=quiet, missing_ok=True, skip=()) if quiet > 0 else None
         assert late is None, f"a message after the terminal one: {late[0]}"
         return out
 

@@ -143,9 +143,9 @@ class Router:
                          f"{self.limits.max_message_bytes} bytes per message")
             return
         if len(frames) > self.limits.max_styles + 2:
-            self._reject(client, peek_id(frames[0]), ErrorCode.BAD_REQUEST.value,
+            self._reject(client, peek_id(frames[0]), ErrorCode.TOO_LARGE.value,
                          f"the message has {len(frames)} frames; a request has at most "
-                         f"{self.limits.max_styles + 2}")
+                         f"{self.limits.max_styles + 2} (a content and up to {self.limits.max_styles} styles)")
             return
         try:
             request = decode_request(frames)

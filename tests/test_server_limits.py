@@ -1,0 +1,241 @@
+"""Every bad input the daemon must survive: each gets its documented error code, and the
+next good request still succeeds.  Also: queue full (busy), no weights, and a slow client
+whose previews are coalesced instead of piling up.
+
+The daemon here listens on an ipc:// path with small limits, so the oversized inputs stay
+small enough for CI.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+import uuid
+import zlib
+
+import msgpack
+import pytest
+
+from server_fixtures import (
+    ENDLESS,
+    FAST,
+    RawClient,
+    png_bytes,
+    raw_image,
+    rgb_bytes,
+    start_daemon,
+    terminal_of,
+    wait_for_ping,
+    wait_until,
+)
+
+MAX_PIXELS = 40_000
+LIMIT_ARGS = ("--max-pixels", str(MAX_PIXELS), "--max-message-mb", "1", "--max-iterations", "50",
+              "--max-queue", "2", "--max-size", "128", "--max-styles", "2")
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("limits")
+    d = start_daemon(tmp, *LIMIT_ARGS, endpoint=f"ipc://{tmp}/daemon.sock")
+    yield d
+    assert d.stop() == 0, d.log()
+
+
+@pytest.fixture()
+def client(daemon):
+    with RawClient(daemon.endpoint) as c:
+        yield c
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb_png(side: int = 8000) -> bytes:
+    """A genuine decompression bomb: a valid greyscale PNG of side×side zeros, a few tens of KB."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)  # filter byte + pixels
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def _stylize_header(request_id: str, **overrides):
+    header = {"v": 1, "type": "stylize", "id": request_id, "content": raw_image(1, 40, 32, 3),
+              "styles": [raw_image(2, 24, 24, 3)], "params": {**FAST, "iterations": 1}}
+    header.update(overrides)
+    return header
+
+
+GOOD_CONTENT = rgb_bytes(40, 32, 3)
+GOOD_STYLE = rgb_bytes(24, 24, 3, seed=1)
+
+
+def _frames(header, *payloads):
+    return [msgpack.packb(header, use_bin_type=True), *payloads]
+
+
+def _stylize_frames(**overrides):
+    return _frames(_stylize_header("bad", **overrides), GOOD_CONTENT, GOOD_STYLE)
+
+
+# (name, frames, expected code, expected reply id)
+BAD_INPUTS = [
+    ("malformed msgpack", [b"\xc1\xc1 not msgpack"], "bad_request", ""),
+    ("header is not a map", [msgpack.packb([1, "ping", "x"])], "bad_request", ""),
+    ("header without id", _frames({"v": 1, "type": "ping"}), "bad_request", ""),
+    ("id of the wrong type", _frames({"v": 1, "type": "ping", "id": 7}), "bad_request", ""),
+    ("unknown message type", _frames({"v": 1, "type": "explode", "id": "bad"}), "bad_request", "bad"),
+    ("unsupported version", _frames({"v": 2, "type": "ping", "id": "bad"}), "unsupported_version", "bad"),
+    ("missing version", _frames({"type": "ping", "id": "bad"}), "bad_request", "bad"),
+    ("unknown request field", _stylize_frames(colour="red"), "bad_request", "bad"),
+    ("unknown param", _stylize_frames(params={"iterations": 1, "brightness": 2}), "bad_request", "bad"),
+    ("unknown layer name", _stylize_frames(params={"iterations": 1, "style_layers": ["relu9_1"]}),
+     "bad_request", "bad"),
+    ("param of the wrong type", _stylize_frames(params={"iterations": "ten"}), "bad_request", "bad"),
+    ("params not a map", _stylize_frames(params=[1, 2]), "bad_request", "bad"),
+    ("styles not a list", _stylize_frames(styles=raw_image(2, 24, 24, 3)), "bad_request", "bad"),
+    ("image descriptor of the wrong type", _stylize_frames(content="content.png"), "bad_request", "bad"),
+    ("style_blend twice", _stylize_frames(style_blend=[1.0], params={"iterations": 1, "style_blend": [1.0]}),
+     "bad_request", "bad"),
+    ("truncated raw frame", _frames(_stylize_header("bad"), GOOD_CONTENT[:-1], GOOD_STYLE), "bad_request", "bad"),
+    ("raw frame too long", _frames(_stylize_header("bad"), GOOD_CONTENT + b"\x00" * 7, GOOD_STYLE),
+     "bad_request", "bad"),
+    ("missing payload frame", _frames(_stylize_header("bad"), GOOD_CONTENT), "bad_request", "bad"),
+    ("unreferenced payload frame", _frames(_stylize_header("bad"), GOOD_CONTENT, GOOD_STYLE, b"extra"),
+     "bad_request", "bad"),
+    ("not a PNG", _frames(_stylize_header("bad", content={"frame": 1, "encoding": "png"}), b"GIF89a....",
+                          GOOD_STYLE), "bad_request", "bad"),
+    ("undecodable PNG", _frames(_stylize_header("bad", content={"frame": 1, "encoding": "png"}),
+                                b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, GOOD_STYLE), "bad_request", "bad"),
+    ("image over max pixels", _frames(_stylize_header("bad", content=raw_image(1, 250, 250, 3)),
+                                      rgb_bytes(250, 250), GOOD_STYLE), "too_large", "bad"),
+    ("iterations over the maximum", _stylize_frames(params={"iterations": 51}), "too_large", "bad"),
+    ("size over the maximum", _stylize_frames(params={"iterations": 1, "size": 4096}), "too_large", "bad"),
+    ("too many styles", _frames(_stylize_header("bad", styles=[raw_image(i, 24, 24, 3) for i in (2, 3, 4)]),
+                                GOOD_CONTENT, GOOD_STYLE, GOOD_STYLE, GOOD_STYLE), "too_large", "bad"),
+    ("message over the maximum size", _frames(_stylize_header("bad", content=raw_image(1, 700, 700, 3)),
+                                              rgb_bytes(700, 700), GOOD_STYLE), "too_large", "bad"),
+    ("cancel target of the wrong type", _frames({"v": 1, "type": "cancel", "id": "bad", "target": 5}),
+     "bad_request", "bad"),
+    ("cancel of an unknown job", _frames({"v": 1, "type": "cancel", "id": "bad", "target": "nope"}),
+     "not_found", "bad"),
+]
+
+
+def assert_still_serving(client: RawClient) -> None:
+    """A good stylize right after a bad input runs to a result."""
+    job = uuid.uuid4().hex
+    client.send(_stylize_header(job), GOOD_CONTENT, GOOD_STYLE, version=None)
+    stream = client.stream(job, timeout=30, quiet=0)
+    assert stream[0][0]["type"] == "accepted"
+    assert terminal_of(stream)["type"] == "result"
+
+
+@pytest.mark.parametrize("name, frames, code, reply_id", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gets_its_error_and_the_daemon_keeps_serving(client, name, frames, code, reply_id):
+    client.send_frames(frames)
+    reply = client.recv_for(reply_id, timeout=10)[0]
+    assert reply["type"] == "error", reply
+    assert (reply["code"], reply["id"]) == (code, reply_id), reply
+    assert isinstance(reply["message"], str) and len(reply["message"]) > 10
+    assert client.recv_for(reply_id, timeout=0.2, missing_ok=True, skip=()) is None  # exactly one reply
+    assert_still_serving(client)
+
+
+def test_decompression_bomb_is_refused_before_decoding(client, daemon):
+    bomb = bomb_png()
+    assert len(bomb) < 200_000  # tiny on the wire, 64 megapixels decoded
+    client.send_frames(_frames(_stylize_header("bomb", content={"frame": 1, "encoding": "png"}), bomb, GOOD_STYLE))
+    reply = client.recv_for("bomb")[0]
+    assert (reply["type"], reply["code"]) == ("error", "too_large"), reply
+    assert "64000000" in reply["message"]
+    assert_still_serving(client)
+
+
+def test_png_inside_the_limits_is_accepted(client):
+    client.send_frames(_frames(_stylize_header("png", content={"frame": 1, "encoding": "png"}),
+                               png_bytes(40, 30), GOOD_STYLE))
+    assert terminal_of(client.stream("png"))["type"] == "result"
+
+
+def test_frame_over_the_hard_ceiling_drops_the_connection_but_not_the_daemon(client):
+    """A single frame over ZeroMQ's MAXMSGSIZE (2 × the message limit + 1 MiB) cannot be answered:
+    libzmq closes that connection.  The DEALER reconnects and the daemon still serves."""
+    client.send_frames(_frames({"v": 1, "type": "ping", "id": "huge"}, b"\x00" * (4 * 1024 * 1024)))
+    assert client.recv_for("huge", timeout=1.0, missing_ok=True) is None
+    wait_until(lambda: client.request({"type": "ping", "id": uuid.uuid4().hex}, timeout=2)["type"] == "pong",
+               20, "a pong after the reconnect")
+    assert_still_serving(client)
+
+
+def test_full_queue_answers_busy(client, daemon):
+    client.send(_stylize_header("run", params=ENDLESS_UNDER_LIMIT), GOOD_CONTENT, GOOD_STYLE, version=None)
+    assert client.recv_for("run")[0]["type"] == "accepted"
+    assert client.recv_for("run")[0]["type"] == "progress"
+    for name in ("q1", "q2"):  # --max-queue 2 waiting behind the running job
+        client.send(_stylize_header(name), GOOD_CONTENT, GOOD_STYLE, version=None)
+        assert client.recv_for(name)[0]["type"] == "accepted"
+    client.send(_stylize_header("q3"), GOOD_CONTENT, GOOD_STYLE, version=None)
+    reply = client.recv_for("q3")[0]
+    assert (reply["type"], reply["code"]) == ("error", "busy")
+    assert client.request({"type": "cancel", "id": "c", "target": "run"})["type"] == "cancel_ack"
+    assert terminal_of(client.stream("run"))["code"] == "cancelled"
+    for name in ("q1", "q2"):
+        assert terminal_of(client.stream(name))["type"] == "result"
+    assert_still_serving(client)
+
+
+# within --max-iterations 50 but long enough to still be running when we look
+ENDLESS_UNDER_LIMIT = {**ENDLESS, "iterations": 50, "size": 128}
+
+
+def test_slow_client_gets_coalesced_previews_not_a_backlog(daemon):
+    """A client that reads nothing while its job produces a 48 KiB preview every iteration
+    (RCVHWM 1, so its buffers fill at once): the daemon coalesces progress instead of queueing it,
+    so the client later receives fewer progress messages than were produced, in order, ending
+    with the final one, then exactly one result.
+
+    The client keeps sending ZMTP PINGs (which keeps the daemon's heartbeat timer satisfied) but
+    waits 60 s for PONGs: with a full receive queue its I/O thread reads nothing, so with the
+    recommended 1.5 s timeout it would drop its own connection, like a stopped process."""
+    iterations = 50  # the --max-iterations of this daemon
+    with RawClient(daemon.endpoint, rcvhwm=1, heartbeat=(500, 60_000, 2000)) as slow, \
+            RawClient(daemon.endpoint) as watcher:
+        slow.send(_stylize_header("slow", content=raw_image(1, 128, 128, 3),
+                                  params={"size": 128, "iterations": iterations, "progress_every": 1,
+                                          "preview": True, "content_layers": ["relu1_1"],
+                                          "style_layers": ["relu1_1"]}),
+                  rgb_bytes(128, 128), GOOD_STYLE, version=None)
+        # the daemon's one log line per job says when it is over
+        wait_until(lambda: re.search(r"id='slow' client=\w+ result:", daemon.log()) is not None,
+                   120, "the slow client's job to finish")
+        assert watcher.request({"type": "ping", "id": "p"})["queue_length"] == 0
+        stream = slow.stream("slow")
+    progress = [h["iteration"] for h, _ in stream if h["type"] == "progress"]
+    assert stream[0][0]["type"] == "accepted"
+    assert terminal_of(stream)["type"] == "result"
+    assert progress == sorted(set(progress))
+    assert progress[-1] == iterations  # the latest preview survives coalescing
+    assert len(progress) < iterations  # older ones were replaced, not queued
+    assert all(len(p[0]) == 128 * 128 * 3 for h, p in stream if h["type"] == "progress")
+
+
+def test_no_weights_is_reported_and_the_daemon_keeps_answering(tmp_path):
+    empty = tmp_path / "torch-home"
+    empty.mkdir()
+    daemon = start_daemon(tmp_path, weights=None, env={"TORCH_HOME": str(empty)}, wait=False)
+    try:
+        wait_until(lambda: "no VGG19 weights" in daemon.log(), 60, "the daemon to find no weights")
+        pong = wait_for_ping(daemon, weights_loaded=False)
+        assert pong["weights_loaded"] is False and pong["weights"] is None
+        with RawClient(daemon.endpoint) as client:
+            client.send(_stylize_header("nw"), GOOD_CONTENT, GOOD_STYLE, version=None)
+            reply = client.recv_for("nw")[0]
+            assert (reply["type"], reply["code"]) == ("error", "no_weights")
+            assert "install.py" in reply["message"] and "--weights" in reply["message"]
+            assert client.request({"type": "ping", "id": "after"})["type"] == "pong"
+    finally:
+        assert daemon.stop() == 0, daemon.log()
