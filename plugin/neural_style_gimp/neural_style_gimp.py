@@ -202,7 +202,11 @@ def _connect(protocol, settings, plugin_config, timeout):
     Client, Unavailable = protocol["Client"], protocol["DaemonUnavailable"]
     endpoint = settings.endpoint
     Gimp.progress_set_text(f"Neural Style: contacting the daemon at {endpoint}…")
-    client = Client(endpoint, timeout=min(float(timeout), S.CONNECT_TIMEOUT_DEFAULT))
+    try:
+        client = Client(endpoint, timeout=min(float(timeout), S.CONNECT_TIMEOUT_DEFAULT))
+    except ValueError as exc:
+        raise UserError(f"Neural Style: the daemon endpoint {endpoint!r} is not usable ({exc}). "
+                        "Give an address such as tcp://127.0.0.1:5570, or leave it empty.")
     try:
         client.ping()
         _debug(f"daemon at {endpoint} answered")
@@ -219,8 +223,11 @@ def _connect(protocol, settings, plugin_config, timeout):
     Gimp.progress_pulse()
     try:
         protocol["ensure_daemon"](endpoint, command, timeout=S.AUTOSTART_TIMEOUT_DEFAULT)
-    except Exception as exc:  # DaemonUnavailable, OSError from a missing command, …
-        raise UserError(advice.unavailable_text(endpoint, autostart=True, command=command, reason=str(exc)))
+    except Exception as exc:  # DaemonStartFailed (with its log's tail), OSError from a missing command, …
+        reason = str(exc)
+        if len(reason) > 1500:
+            reason = "…" + reason[-1500:]
+        raise UserError(advice.unavailable_text(endpoint, autostart=True, command=command, reason=reason))
     return Client(endpoint, timeout=float(timeout))
 
 

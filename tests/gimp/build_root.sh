@@ -29,8 +29,10 @@ fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "build_root.sh: debootstrap missing; trying apt-get install debootstrap" >&2
-    apt-get install -y --no-install-recommends debootstrap >&2 || {
-        echo "build_root.sh: cannot install debootstrap" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2 || {
+        apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2
+    } || {
+        echo "build_root.sh: cannot install debootstrap (apt-get install debootstrap failed)" >&2
         exit 4
     }
 fi
