@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import struct
-import time
 import uuid
 import zlib
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -135,8 +136,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def _configure_logging(log_file: Path | None) -> None:
-    """stderr always (unless the CLI already set it up), plus ``log_file`` when given."""
+def _configure_logging(log_file: Path | None) -> logging.Handler | None:
+    """stderr always (unless the CLI already set it up), plus ``log_file`` when given (returned,
+    so that ``serve`` can remove it again)."""
     root = logging.getLogger()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not root.handlers:
@@ -149,32 +151,49 @@ def _configure_logging(log_file: Path | None) -> None:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(fmt)
         root.addHandler(file_handler)
+        return file_handler
+    return None
 
 
 def serve(args: argparse.Namespace) -> int:
     """Entry point of ``neural-style serve``: run until SIGINT/SIGTERM; return the exit code."""
     try:
-        _configure_logging(getattr(args, "log_file", None))
+        file_handler = _configure_logging(getattr(args, "log_file", None))
     except OSError as exc:
         log.error("cannot open the log file: %s", exc)
         return EXIT_BAD_OPTIONS
+    try:
+        return _serve(args)
+    finally:
+        if file_handler is not None:
+            logging.getLogger().removeHandler(file_handler)
+            file_handler.close()
+
+
+def _serve(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as exc:
         log.error("bad daemon options: %s", exc)
         return EXIT_BAD_OPTIONS
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        def on_signal(signum: int, _frame: object) -> None:
-            if stop.is_set():
-                log.warning("second %s: exiting now", signal.Signals(signum).name)
-                raise SystemExit(EXIT_FAILED)
-            log.info("%s: cancelling jobs and shutting down", signal.Signals(signum).name)
-            stop.set()
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        return run_server(config, stop)
 
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-    return run_server(config, stop)
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now, without waiting for jobs", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(EXIT_FAILED)
+        log.info("%s: cancelling jobs and shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_server(config, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _bind_router(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, object | None]:

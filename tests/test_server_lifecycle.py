@@ -1,0 +1,163 @@
+"""The daemon's lifecycle and security: SIGTERM with running and queued jobs, CURVE on and off,
+refusing a non-loopback bind without keys, --insecure, the log file, SIGINT, a busy port,
+and the ``python -m neural_style.daemon.server`` entry point.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+import zmq.auth
+
+from neural_style.daemon.server.security import generate_keys
+
+from server_fixtures import (
+    Daemon,
+    ENDLESS,
+    FAST,
+    RawClient,
+    daemon_command,
+    free_port,
+    start_daemon,
+    terminal_of,
+    wait_for_ping,
+)
+
+
+def test_sigterm_cancels_running_and_queued_jobs_and_exits_cleanly(tmp_path):
+    log_file = tmp_path / "daemon-file.log"
+    daemon = start_daemon(tmp_path, "--log-file", str(log_file))
+    try:
+        with RawClient(daemon.endpoint) as a, RawClient(daemon.endpoint) as b:
+            a.stylize("running", ENDLESS)
+            assert a.recv_for("running")[0]["type"] == "accepted"
+            assert a.recv_for("running")[0]["type"] == "progress"
+            b.stylize("queued", {**FAST, "iterations": 5})
+            assert b.recv_for("queued")[0]["position"] == 1
+            a.stylize("queued-too", {**FAST, "iterations": 5})
+            assert a.recv_for("queued-too")[0]["position"] == 2
+
+            daemon.process.terminate()  # SIGTERM
+            streams = {"running": a.stream("running", timeout=15, quiet=0),
+                       "queued": b.stream("queued", timeout=15, quiet=0),
+                       "queued-too": a.stream("queued-too", timeout=15, quiet=0)}
+        for name, stream in streams.items():
+            end = terminal_of(stream)
+            assert (end["type"], end["code"]) == ("error", "cancelled"), (name, end)
+            assert "shutting down" in end["message"]
+        assert daemon.process.wait(15) == 0  # a bound, not a timing: it exits on its own
+    finally:
+        if daemon.alive():
+            daemon.process.kill()
+    log = daemon.log()
+    assert "SIGTERM: cancelling jobs and shutting down" in log and "daemon stopped after 3 job(s)" in log
+    # --log-file gets the same lines, one per job with its timings
+    file_log = log_file.read_text()
+    assert file_log.count(" cancelled: ") == 3 and "waited" in file_log and "daemon stopped" in file_log
+
+
+def _run_serve(tmp_path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(daemon_command(*args), capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+
+
+def test_non_loopback_bind_is_refused_without_keys(tmp_path):
+    result = _run_serve(tmp_path, f"tcp://0.0.0.0:{free_port()}")
+    assert result.returncode == 2
+    assert "refusing to bind" in result.stderr and "--curve-dir" in result.stderr and "--insecure" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_insecure_allows_a_non_loopback_bind(tmp_path):
+    port = free_port()
+    daemon = start_daemon(tmp_path, "--insecure", endpoint=f"tcp://0.0.0.0:{port}", wait=False)
+    try:
+        daemon.endpoint = f"tcp://127.0.0.1:{port}"  # 0.0.0.0 includes loopback
+        assert wait_for_ping(daemon)["weights_loaded"] is True
+        assert "WITHOUT encryption" in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def curve_daemon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("curve")
+    keys = tmp / "keys"
+    generate_keys(keys, "gimp")
+    port = free_port()
+    # a non-loopback bind is allowed once CURVE keys are given
+    daemon = start_daemon(tmp, "--curve-dir", str(keys), endpoint=f"tcp://0.0.0.0:{port}", wait=False)
+    daemon.endpoint = f"tcp://127.0.0.1:{port}"
+    server_public, _ = zmq.auth.load_certificate(keys / "server.key")
+    client_public, client_secret = zmq.auth.load_certificate(keys / "client_secrets" / "gimp.key_secret")
+    daemon.curve = (server_public, client_public, client_secret)
+    yield daemon
+    assert daemon.stop() == 0
+
+
+def test_curve_allowed_client_can_stylize(curve_daemon):
+    with RawClient(curve_daemon.endpoint, curve=curve_daemon.curve) as client:
+        deadline = time.monotonic() + 60
+        while True:  # wait for the model
+            pong = client.request({"type": "ping", "id": f"p{time.monotonic()}"})
+            if pong["weights_loaded"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert pong["weights_loaded"]
+        client.stylize("secure", {**FAST, "iterations": 2})
+        assert terminal_of(client.stream("secure", quiet=0))["type"] == "result"
+    assert "CURVE on" in curve_daemon.log()
+
+
+def test_curve_refuses_unknown_keys_and_plain_clients(curve_daemon):
+    server_public = curve_daemon.curve[0]
+    stranger_public, stranger_secret = zmq.curve_keypair()
+    with RawClient(curve_daemon.endpoint, curve=(server_public, stranger_public, stranger_secret)) as stranger:
+        stranger.send({"type": "ping", "id": "s"})
+        assert stranger.recv_for("s", timeout=2.0, missing_ok=True) is None
+    with RawClient(curve_daemon.endpoint) as plain:
+        plain.send({"type": "ping", "id": "plain"})
+        assert plain.recv_for("plain", timeout=2.0, missing_ok=True) is None
+    # the daemon is unharmed: the allowed key still gets answers
+    with RawClient(curve_daemon.endpoint, curve=curve_daemon.curve) as client:
+        assert client.request({"type": "ping", "id": "ok"})["type"] == "pong"
+
+
+def test_curve_dir_without_keys_is_a_clear_error(tmp_path, caplog):
+    """In-process (no need to pay for another interpreter): serve() refuses and says what is missing."""
+    from neural_style.daemon.server.__main__ import build_parser
+    from neural_style.daemon.server.main import serve
+
+    empty = tmp_path / "nokeys"
+    empty.mkdir()
+    args = build_parser().parse_args(["--bind", f"tcp://127.0.0.1:{free_port()}", "--curve-dir", str(empty),
+                                      "--weights", "random", "--device", "cpu"])
+    assert serve(args) == 2
+    assert "server.key_secret" in caplog.text
+
+
+def test_python_dash_m_server_sigint_and_address_in_use(tmp_path):
+    """``python -m neural_style.daemon.server`` serves; a second daemon on the same port fails with a
+    clear message; SIGINT (Ctrl-C) stops the first with exit status 0."""
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "neural_style.daemon.server", "--weights", "random", "--device", "cpu",
+               "--bind", endpoint]
+    log_path = tmp_path / "m.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    daemon = Daemon(process, endpoint, log_path)
+    try:
+        assert wait_for_ping(daemon)["protocol"] == 1
+        result = _run_serve(tmp_path, endpoint)
+        assert result.returncode == 1 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 0
+        assert "SIGINT: cancelling jobs and shutting down" in daemon.log()
+    finally:
+        if daemon.alive():
+            daemon.process.kill()
