@@ -43,14 +43,19 @@ class Outbox:
         """Queue ``item``; an unsent message of the same coalesced kind and job is dropped.
 
         The replaced message is older than ``item`` and of the same kind, so taking it out
-        and appending ``item`` keeps every job's progress in increasing order and ahead of
-        its terminal message.
+        and appending ``item`` keeps every job's progress in increasing order.  It is never
+        moved past a reply of its own job that must follow it (a terminal message).
         """
         if item.coalesced:
-            for old in self._items:
-                if old.kind == item.kind and old.request_id == item.request_id:
-                    self._items.remove(old)
+            for index in range(len(self._items) - 1, -1, -1):
+                old = self._items[index]
+                if old.request_id != item.request_id:
+                    continue
+                if old.kind == item.kind:
+                    del self._items[index]
                     self.replaced += 1
+                    break
+                if not old.coalesced:  # e.g. the job's result: nothing before it may move after it
                     break
         self._items.append(item)
 

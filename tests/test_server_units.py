@@ -1,0 +1,170 @@
+"""Unit tests of the daemon's small parts, without sockets or processes: the style-target LRU,
+the coalescing outbox, the bind-address check, request limits and the job queue."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from neural_style.daemon.server.jobs import Job, JobQueue, JobState
+from neural_style.daemon.server.limits import Limits, Rejected, validate_stylize
+from neural_style.daemon.server.outbox import Outbox, Outgoing
+from neural_style.daemon.server.security import (
+    SecurityError,
+    SecuritySettings,
+    check_bind_allowed,
+    generate_keys,
+    is_local_endpoint,
+)
+from neural_style.daemon.server.style_cache import StyleTargetCache, estimate_bytes
+from neural_style.protocol.images import ImageData
+from neural_style.protocol.messages import Stylize
+
+from server_fixtures import png_bytes, rgb_bytes
+
+
+# ---------------------------------------------------------------------- style cache
+def _grams(n: int) -> dict[str, torch.Tensor]:
+    return {"relu1_1": torch.zeros(n, n)}  # n*n*4 bytes
+
+
+def test_style_cache_evicts_least_recently_used_by_count():
+    cache = StyleTargetCache(max_entries=2, max_bytes=10**9)
+    cache["a"], cache["b"] = _grams(2), _grams(2)
+    assert cache.get("a") is not None  # touch a: b is now the oldest
+    cache["c"] = _grams(2)
+    assert set(cache) == {"a", "c"} and cache.stats().evictions == 1
+
+
+def test_style_cache_respects_its_byte_budget():
+    cache = StyleTargetCache(max_entries=100, max_bytes=3 * 64 * 64 * 4)
+    for key in "abcd":
+        cache[key] = _grams(64)
+    assert len(cache) == 3 and "a" not in cache and cache.nbytes == 3 * 64 * 64 * 4
+    cache["huge"] = _grams(200)  # larger than the whole budget: not kept, nothing evicted for it
+    assert "huge" not in cache and len(cache) == 3
+    del cache["b"]
+    assert cache.nbytes == 2 * 64 * 64 * 4
+
+
+def test_style_cache_size_zero_disables_it():
+    cache = StyleTargetCache(max_entries=0)
+    cache["a"] = _grams(2)
+    assert len(cache) == 0 and cache.get("a") is None
+
+
+def test_estimate_bytes_walks_containers():
+    assert estimate_bytes({"x": [torch.zeros(10), (torch.zeros(5, dtype=torch.float64),)]}) == 40 + 40
+    assert estimate_bytes("not a tensor") == 0
+
+
+# ---------------------------------------------------------------------- outbox
+def test_outbox_coalesces_progress_and_heartbeats_but_keeps_everything_else():
+    box = Outbox()
+    box.add(Outgoing("accepted", "j", [b"a"]))
+    box.add(Outgoing("progress", "j", [b"p1"]))
+    box.add(Outgoing("heartbeat", "j", [b"h1"]))
+    box.add(Outgoing("progress", "other", [b"o1"]))
+    box.add(Outgoing("progress", "j", [b"p2"]))  # replaces p1
+    box.add(Outgoing("heartbeat", "j", [b"h2"]))  # replaces h1
+    box.add(Outgoing("result", "j", [b"r"]))
+    box.add(Outgoing("progress", "j", [b"late"]))  # never happens in the daemon, but must not drop the result
+    order = [(item.kind, item.frames[0]) for item in box]
+    assert order == [("accepted", b"a"), ("progress", b"o1"), ("progress", b"p2"), ("heartbeat", b"h2"),
+                     ("result", b"r"), ("progress", b"late")]
+    assert box.replaced == 2
+
+
+# ---------------------------------------------------------------------- security
+@pytest.mark.parametrize("endpoint, local", [
+    ("tcp://127.0.0.1:5570", True), ("tcp://127.9.9.9:1", True), ("tcp://localhost:5570", True),
+    ("tcp://[::1]:5570", True), ("ipc:///tmp/x.sock", True), ("inproc://x", True),
+    ("tcp://0.0.0.0:5570", False), ("tcp://*:5570", False), ("tcp://192.168.1.4:5570", False),
+    ("tcp://[::]:5570", False),
+])
+def test_is_local_endpoint(endpoint, local):
+    assert is_local_endpoint(endpoint) is local
+
+
+def test_check_bind_allowed(tmp_path):
+    check_bind_allowed("tcp://127.0.0.1:1", SecuritySettings())
+    with pytest.raises(SecurityError, match="--curve-dir"):
+        check_bind_allowed("tcp://0.0.0.0:1", SecuritySettings())
+    check_bind_allowed("tcp://0.0.0.0:1", SecuritySettings(insecure=True))
+    check_bind_allowed("tcp://0.0.0.0:1", SecuritySettings(curve_dir=tmp_path))
+    with pytest.raises(SecurityError, match="transport"):
+        check_bind_allowed("udp://0.0.0.0:1", SecuritySettings())
+
+
+def test_generate_keys_is_idempotent(tmp_path):
+    server, client = generate_keys(tmp_path)
+    before = (tmp_path / "server.key_secret").read_bytes()
+    generate_keys(tmp_path)
+    assert (tmp_path / "server.key_secret").read_bytes() == before
+    assert server.is_file() and client.is_file() and (tmp_path / "clients" / "client.key").is_file()
+
+
+# ---------------------------------------------------------------------- limits
+def _request(**params) -> Stylize:
+    return Stylize("id", ImageData.raw(rgb_bytes(40, 32), 40, 32, 3), [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)],
+                   params)
+
+
+def test_limits_accept_a_normal_request():
+    request = validate_stylize(_request(iterations=10, style_layers=["relu1_1"]), Limits())
+    assert request.params.iterations == 10 and request.params.style_layers == ("relu1_1",)
+
+
+@pytest.mark.parametrize("params, code, words", [
+    ({"iterations": 6000}, "too_large", "iterations"),
+    ({"size": 5000}, "too_large", "size"),
+    ({"size": 1024, "style_scale": 5.0}, "too_large", "style_scale"),
+    ({"iterations": 0}, "bad_request", "iterations"),
+    ({"content_layers": ["conv9_9"]}, "bad_request", "conv9_9"),
+    ({"optimiser": "adam"}, "bad_request", "optimiser"),
+])
+def test_limits_reject_params(params, code, words):
+    with pytest.raises(Rejected) as err:
+        validate_stylize(_request(**params), Limits())
+    assert err.value.code == code and words in err.value.message
+
+
+def test_limits_probe_encoded_images_without_decoding():
+    ok = Stylize("id", ImageData.png(png_bytes(40, 30)), [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], {})
+    validate_stylize(ok, Limits(max_pixels=40 * 30))
+    with pytest.raises(Rejected) as err:
+        validate_stylize(ok, Limits(max_pixels=40 * 30 - 1))
+    assert err.value.code == "too_large"
+    wrong_hint = Stylize("id", ImageData(png_bytes(40, 30), 41, 30, None, "png"),
+                         [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], {})
+    with pytest.raises(Rejected, match="41x30"):
+        validate_stylize(wrong_hint, Limits())
+
+
+# ---------------------------------------------------------------------- job queue
+def _job(name: str) -> Job:
+    return Job(client=b"c", request_id=name, request=validate_stylize(_request(iterations=1), Limits()))
+
+
+def test_job_queue_is_bounded_fifo_and_closable():
+    queue = JobQueue(max_length=2)
+    a, b, c = _job("a"), _job("b"), _job("c")
+    assert queue.put(a) == 1 and queue.put(b) == 2 and queue.put(c) is None
+    assert queue.remove(b) and not queue.remove(b)
+    assert queue.take(timeout=0) is a and a.state is JobState.RUNNING
+    assert queue.take(timeout=0.01) is None
+    queue.put(c)
+    assert queue.drain() == [c] and queue.put(_job("d")) is None
+
+
+def test_job_queue_take_wakes_on_put():
+    queue = JobQueue(max_length=1)
+    got: list[Job | None] = []
+    taker = threading.Thread(target=lambda: got.append(queue.take(timeout=10)))
+    taker.start()
+    job = _job("a")
+    queue.put(job)
+    taker.join(10)
+    assert got == [job]
