@@ -6,6 +6,8 @@ One daemon process (random weights, CPU, tcp loopback) serves every test in this
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -252,9 +254,13 @@ KILLED_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_a_killed_client_has_its_job_cancelled_and_the_next_job_runs(daemon, tmp_path):
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_a_vanished_client_has_its_job_cancelled_and_the_next_job_runs(daemon, tmp_path, how):
+    """``kill``: SIGKILL, as GIMP kills a plug-in (the socket closes at once).  ``stop``: SIGSTOP,
+    a hung client whose connection stays open (only ZMTP heartbeats can tell)."""
     script = tmp_path / "client.py"
     script.write_text(KILLED_CLIENT)
+    gone_before = daemon.log().count("is gone; cancelling 1 job(s)")
     proc = subprocess.Popen([sys.executable, str(script), daemon.endpoint], stdout=subprocess.PIPE,
                             stdin=subprocess.PIPE, text=True)
     try:
@@ -262,17 +268,22 @@ def test_a_killed_client_has_its_job_cancelled_and_the_next_job_runs(daemon, tmp
         with RawClient(daemon.endpoint) as waiting:
             waiting.stylize("next", {**FAST, "iterations": 2})
             assert waiting.recv_for("next")[0]["position"] == 1  # behind the doomed job
-            proc.kill()  # SIGKILL: no goodbye, no cancel
-            proc.wait(10)
+            if how == "kill":
+                proc.kill()  # no goodbye, no cancel
+                proc.wait(10)
+            else:
+                proc.send_signal(signal.SIGSTOP)
             # the doomed job had minutes of work left; "next" only finishes if it was cancelled
             stream = waiting.stream("next", timeout=30)
         assert terminal_of(stream)["type"] == "result"
         log = daemon.log()
-        assert "is gone; cancelling 1 job(s)" in log
-        assert "id='doomed'" in log and "cancelled" in log.split("id='doomed'")[-1]
+        assert log.count("is gone; cancelling 1 job(s)") == gone_before + 1
+        assert re.search(r"id='doomed' client=\w+ cancelled: .*the client disconnected", log.split("is gone")[-1])
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.send_signal(signal.SIGCONT)
+            proc.wait(10)
     _wait_idle(daemon)
 
 
