@@ -243,14 +243,18 @@ KILLED_CLIENT = textwrap.dedent("""
     import sys
     from neural_style.protocol import Client, ImageData, Progress
     import numpy as np
-    content = np.full((32, 40, 3), 120, np.uint8).tobytes()
-    style = np.full((24, 24, 3), 60, np.uint8).tobytes()
+    content = ImageData.raw(np.full((32, 40, 3), 120, np.uint8).tobytes(), 40, 32, 3)
+    style = ImageData.raw(np.full((24, 24, 3), 60, np.uint8).tobytes(), 24, 24, 3)
     client = Client(sys.argv[1])
-    for event in client.stylize(ImageData.raw(content, 40, 32, 3), [ImageData.raw(style, 24, 24, 3)],
-                                {"size": 64, "iterations": 4000, "progress_every": 1}, request_id="doomed"):
+    running = client.stylize(content, [style], {"size": 64, "iterations": 4000, "progress_every": 1},
+                             request_id="doomed")
+    for event in running:
         if isinstance(event, Progress):
-            print("running", flush=True)
-            sys.stdin.read()  # wait here until killed
+            break
+    queued = client.stylize(content, [style], {"size": 64, "iterations": 4000}, request_id="doomed-too")
+    assert next(queued).position == 1
+    print("running", flush=True)
+    sys.stdin.read()  # wait here until killed
 """)
 
 
@@ -260,25 +264,26 @@ def test_a_vanished_client_has_its_job_cancelled_and_the_next_job_runs(daemon, t
     a hung client whose connection stays open (only ZMTP heartbeats can tell)."""
     script = tmp_path / "client.py"
     script.write_text(KILLED_CLIENT)
-    gone_before = daemon.log().count("is gone; cancelling 1 job(s)")
+    gone_before = daemon.log().count("is gone; cancelling 2 job(s)")
     proc = subprocess.Popen([sys.executable, str(script), daemon.endpoint], stdout=subprocess.PIPE,
                             stdin=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "running"
         with RawClient(daemon.endpoint) as waiting:
             waiting.stylize("next", {**FAST, "iterations": 2})
-            assert waiting.recv_for("next")[0]["position"] == 1  # behind the doomed job
+            assert waiting.recv_for("next")[0]["position"] == 2  # behind the doomed jobs
             if how == "kill":
                 proc.kill()  # no goodbye, no cancel
                 proc.wait(10)
             else:
                 proc.send_signal(signal.SIGSTOP)
-            # the doomed job had minutes of work left; "next" only finishes if it was cancelled
+            # the doomed jobs had minutes of work; "next" only finishes if both were cancelled
             stream = waiting.stream("next", timeout=30)
         assert terminal_of(stream)["type"] == "result"
         log = daemon.log()
-        assert log.count("is gone; cancelling 1 job(s)") == gone_before + 1
-        assert re.search(r"id='doomed' client=\w+ cancelled: .*the client disconnected", log.split("is gone")[-1])
+        assert log.count("is gone; cancelling 2 job(s)") == gone_before + 1
+        for job in ("doomed", "doomed-too"):  # the running one and the queued one
+            assert re.search(rf"id='{job}' client=\w+ cancelled: .*the client disconnected", log.split("is gone")[-1])
     finally:
         if proc.poll() is None:
             proc.kill()

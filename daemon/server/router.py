@@ -81,6 +81,7 @@ class Router:
         self.running: Job | None = None
         self.outboxes: dict[bytes, Outbox] = {}
         self._next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+        self._vanishing: set[bytes] = set()  # connections being cleaned up: nothing can reach them
         self.jobs_done = 0
 
     # ================================================================== main loop
@@ -299,6 +300,8 @@ class Router:
 
     # ================================================================== sending
     def _reply(self, client: bytes, message: Message) -> None:
+        if client in self._vanishing:  # e.g. the `cancelled` errors of a vanished client's jobs
+            return
         outbox = self.outboxes.get(client)
         if outbox is None:
             outbox = self.outboxes[client] = Outbox()
@@ -335,14 +338,26 @@ class Router:
             outbox.pop()
 
     def _client_gone(self, client: bytes) -> None:
-        """The connection is gone (EHOSTUNREACH): cancel its unfinished jobs, forget its mail."""
-        self.outboxes.pop(client, None)
-        jobs = [j for j in self.unfinished.values() if j.client == client]
-        if jobs:
-            log.warning("client %s is gone; cancelling %d job(s)", client.hex(), len(jobs))
-        for job in jobs:
-            self._cancel_job(job, "the client disconnected")
-        self.outboxes.pop(client, None)  # the cancelled errors above cannot be delivered either
+        """The connection is gone (EHOSTUNREACH): cancel its unfinished jobs, forget its mail.
+
+        Its queued jobs end here (their ``cancelled`` errors cannot be delivered); the running
+        one stops at its next iteration and the worker moves on to the next job.
+        """
+        if client in self._vanishing:
+            return
+        self._vanishing.add(client)
+        try:
+            self.outboxes.pop(client, None)
+            jobs = [j for j in self.unfinished.values() if j.client == client]
+            if jobs:
+                log.warning("client %s is gone; cancelling %d job(s)", client.hex(), len(jobs))
+            for job in jobs:
+                self._cancel_job(job, "the client disconnected")
+        finally:
+            # a routing id is not reused by a new connection unless the client sets one itself;
+            # then it may come back and must be served again
+            self._vanishing.discard(client)
+            self.outboxes.pop(client, None)
 
     # ================================================================== shutdown
     def shutdown(self, grace: float = 5.0, flush: float = 2.0) -> None:
