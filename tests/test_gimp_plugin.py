@@ -243,7 +243,7 @@ def share(tmp_path_factory, gimp_root, daemon):
 
 
 def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, source_offsets=None,
-             background: bool = False, image: str = "content.png", binds=()):
+             background: bool = False, image: str = "content.png", binds=(), interactive: bool = False):
     out = share / "out" / name
     case = {"name": name, "image": f"/share/in/{image}", "out_dir": f"/share/out/{name}",
             "procedure": PROCEDURE, "args": {"style": "/share/in/starry_night.jpg", **args}}
@@ -251,10 +251,15 @@ def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, sou
         case["select"] = list(select)
     if source_offsets:
         case["source_offsets"] = list(source_offsets)
+    case["interactive"] = interactive
     (share / "case.json").write_text(json.dumps(case))
+    gimp = ["gimp-console-3.0"]
+    if interactive:  # the GUI binary on a private Xvfb; with_display.sh clicks the dialog's OK
+        shutil.copy(GIMP_TESTS / "with_display.sh", share / "with_display.sh")
+        gimp = ["env", "PRESS_OK_TITLE=Neural Style", f"PRESS_OK_REPORT=/share/out/{name}.dialog.txt",
+                "/share/with_display.sh", "gimp-3.0"]
     command = [str(GIMP_TESTS / "in_root.sh"), str(root), str(share), *[f"{p}:{p}" for p in binds], "--",
-               "env", "NEURAL_STYLE_DEBUG=1",
-               "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
+               "env", "NEURAL_STYLE_DEBUG=1", *gimp, "-idf", "--batch-interpreter=python-fu-eval",
                "-b", "exec(open('/share/batch_neural_style.py').read())", "--quit"]
     log = open(share / "out" / f"{name}.gimp.log", "wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -284,7 +289,7 @@ def finish_case(proc, share: Path, name: str, out: Path):
 def gimp_log(share: Path, name: str) -> str:
     path = share / "out" / f"{name}.gimp.log"
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-    noise = ("scriptfu-WARNING", "Gtk-WARNING", "Broken pipe")
+    noise = ("scriptfu-WARNING", "Gtk-WARNING", "Broken pipe", "theme.css", "test-sphere")
     return "\n".join(l for l in lines if l.strip() and not any(n in l for n in noise))[-4000:]
 
 
@@ -516,5 +521,20 @@ def test_gimp_autostarts_the_recorded_daemon(gimp_root, share, daemon, tmp_path)
     log_text = daemon_log.read_text(errors="replace")[-2000:] if daemon_log.exists() else "(no daemon log)"
     assert result["status"] == "success", f"{result}\n{log_text}"
     assert "starting:" in log_text, "the plug-in did not start the daemon itself"
+    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
+    assert_source_untouched(share, out)
+
+
+def test_gimp_interactive_dialog(gimp_root, share, daemon):
+    """An interactive run opens GimpUi.ProcedureDialog; pressing its OK runs the job."""
+    for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", "usr/bin/gimp-3.0"):
+        if not (gimp_root / tool).exists():
+            pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
+    args = {**QUICK_ARGS, "endpoint": daemon.endpoint}
+    result, out = run_case(gimp_root, share, "interactive", args, interactive=True)
+    dialog = share / "out" / "interactive.dialog.txt"
+    assert dialog.is_file(), f"no dialog window appeared:\n{gimp_log(share, 'interactive')}"
+    assert "Neural Style" in dialog.read_text()
+    assert result["status"] == "success", result
     assert len(result["layers_after"]) == len(result["layers_before"]) + 1
     assert_source_untouched(share, out)

@@ -50,7 +50,7 @@ def _debug(msg):
 # --------------------------------------------------------------------------- arguments
 def _add_arguments(procedure):
     rw = GObject.ParamFlags.READWRITE
-    procedure.add_file_argument("style", "_Style image", "The painting whose style to copy (PNG, JPEG, or any file GIMP opens)",
+    procedure.add_file_argument("style", "Style _image", "The painting whose style to copy (PNG, JPEG, or any file GIMP opens)",
                                 Gimp.FileChooserAction.OPEN, True, None, rw)
     procedure.add_file_argument("style2", "Second st_yle image", "Optional second style, mixed in by 'Style blend'",
                                 Gimp.FileChooserAction.OPEN, True, None, rw)
@@ -59,7 +59,7 @@ def _add_arguments(procedure):
     procedure.add_double_argument("strength", "Style s_trength",
                                   "0 = barely styled … 100 = style dominates (style weight β = 10^(1 + 4·s/100), content weight α = 1)",
                                   S.STRENGTH_MIN, S.STRENGTH_MAX, S.STRENGTH_DEFAULT, rw)
-    procedure.add_int_argument("iterations", "_Iterations", "Optimisation steps (more = more refined, slower)",
+    procedure.add_int_argument("iterations", "It_erations", "Optimisation steps (more = more refined, slower)",
                                S.ITERATIONS_MIN, S.ITERATIONS_MAX, S.ITERATIONS_DEFAULT, rw)
     procedure.add_int_argument("size", "Processing si_ze", "Longest side, in pixels, the daemon works at; the result is scaled to the layer",
                                S.SIZE_MIN, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
@@ -71,10 +71,10 @@ def _add_arguments(procedure):
     init_choice.add("style", 2, "Style image", "")
     procedure.add_choice_argument("init", "I_nitial image", "What the optimisation starts from",
                                   init_choice, S.INIT_DEFAULT, rw)
-    procedure.add_int_argument("seed", "S_eed", "Random seed (same seed and settings = same result)", 0, 2**31 - 1, 0, rw)
-    procedure.add_string_argument("endpoint", "Daemon _endpoint",
+    procedure.add_int_argument("seed", "See_d", "Random seed (same seed and settings = same result)", 0, 2**31 - 1, 0, rw)
+    procedure.add_string_argument("endpoint", "Daemon endpoint (_URL)",
                                   "ZeroMQ address of the daemon; empty = the one install.py recorded", "", rw)
-    procedure.add_boolean_argument("autostart", "Start the _daemon if needed",
+    procedure.add_boolean_argument("autostart", "_Autostart the daemon",
                                    "Start the daemon command install.py recorded when nothing answers", True, rw)
     procedure.add_int_argument("timeout", "Ti_meout", "Seconds without any word from the daemon before giving up",
                                5, 3600, 60, rw)

@@ -68,7 +68,8 @@ def _run():
     result["menu_paths"] = list(procedure.get_menu_paths())
     result["arguments"] = [spec.name for spec in procedure.get_arguments()]
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    interactive = bool(CASE.get("interactive"))
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [source])
     for name, value in CASE.get("args", {}).items():

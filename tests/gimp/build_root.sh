@@ -9,7 +9,8 @@ set -eu
 ROOT="${1:-${NEURAL_STYLE_GIMP_ROOT:-/var/cache/neural-style/trixie-root}}"
 MARKER="$ROOT/.neural-style-root-complete"
 LOCK="$ROOT.lock"
-PACKAGES="gimp gir1.2-gimp-3.0 python3 python3-gi python3-zmq python3-msgpack"
+# GIMP 3 with Python plug-ins; Xvfb + xdotool for the one test that clicks the dialog's OK.
+PACKAGES="gimp gir1.2-gimp-3.0 python3 python3-gi python3-zmq python3-msgpack xvfb xauth xdotool"
 
 # The mirror: the first URIs line of the host's deb822 sources (not the snapshot comment).
 MIRROR="${NEURAL_STYLE_DEBIAN_MIRROR:-}"
@@ -41,8 +42,22 @@ mkdir -p "$(dirname "$ROOT")"
 exec 9>"$LOCK"
 flock 9
 
+in_root() {
+    unshare --mount --pid --fork sh -c "
+        mount -t proc proc '$ROOT/proc' &&
+        chroot '$ROOT' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c '$1'
+    "
+}
+
 if [ -f "$MARKER" ]; then
-    echo "build_root.sh: reusing $ROOT"
+    if grep -qx "packages: $PACKAGES" "$MARKER"; then
+        echo "build_root.sh: reusing $ROOT"
+        exit 0
+    fi
+    # An older root: add what this version of the script wants, keep the rest.
+    echo "build_root.sh: adding packages to $ROOT: $PACKAGES"
+    in_root "apt-get update && apt-get install -y --no-install-recommends $PACKAGES && apt-get clean"
+    { date -u +%Y-%m-%dT%H:%M:%SZ; echo "packages: $PACKAGES"; } > "$MARKER"
     exit 0
 fi
 
@@ -63,16 +78,12 @@ SRC
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
 echo "build_root.sh: installing $PACKAGES"
-unshare --mount --pid --fork sh -c "
-    mount -t proc proc '$ROOT/proc' &&
-    chroot '$ROOT' /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-        sh -c 'apt-get update && apt-get install -y --no-install-recommends $PACKAGES && apt-get clean'
-"
+in_root "apt-get update && apt-get install -y --no-install-recommends $PACKAGES && apt-get clean"
 
 # sanity: GIMP and its Python bindings are there
 test -x "$ROOT/usr/bin/gimp-console-3.0"
 test -e "$ROOT/usr/lib/$(ls "$ROOT/usr/lib" | grep -m1 -- '-linux-gnu')/girepository-1.0/Gimp-3.0.typelib" \
     || ls "$ROOT"/usr/lib/*/girepository-1.0/Gimp-3.0.typelib >/dev/null
 
-date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER"
+{ date -u +%Y-%m-%dT%H:%M:%SZ; echo "packages: $PACKAGES"; } > "$MARKER"
 echo "build_root.sh: done in $(( $(date +%s) - start )) s: $ROOT"
