@@ -61,19 +61,30 @@ class Out:
         self.quiet = quiet
         self.warnings: list[str] = []
 
+    @staticmethod
+    def _print(text: str) -> None:
+        """Print, but never stop half-way through a step because the reader went away (| head)."""
+        try:
+            print(text, flush=True)
+        except (BrokenPipeError, OSError):
+            try:
+                sys.stdout = open(os.devnull, "w")
+            except OSError:
+                pass
+
     def step(self, text: str) -> None:
-        print(f"==> {text}", flush=True)
+        self._print(f"==> {text}")
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            print(f"    {text}", flush=True)
+            self._print(f"    {text}")
 
     def do(self, text: str) -> None:
-        print(f"    {'[dry-run] would ' if self.dry_run else ''}{text}", flush=True)
+        self._print(f"    {'[dry-run] would ' if self.dry_run else ''}{text}")
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
-        print(f"    WARNING: {text}", flush=True)
+        self._print(f"    WARNING: {text}")
 
 
 # --------------------------------------------------------------------------- places
@@ -592,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.uninstall:
             uninstall(args, out, manifest)
-            print("Uninstalled." if not args.dry_run else "Dry run: nothing was changed.")
+            out._print("Uninstalled." if not args.dry_run else "Dry run: nothing was changed.")
             return 0
         if not args.no_venv:
             step_venv(args, out, manifest)
@@ -618,11 +629,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"install.py: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.dry_run:
-        print("Dry run: nothing was changed.")
+        out._print("Dry run: nothing was changed.")
     elif out.warnings:
-        print(f"Installed, with {len(out.warnings)} warning(s) above.")
+        out._print(f"Installed, with {len(out.warnings)} warning(s) above.")
     else:
-        print("Installed. In GIMP 3: Filters → Artistic → Neural Style…")
+        out._print("Installed. In GIMP 3: Filters → Artistic → Neural Style…")
     return 0
 
 
