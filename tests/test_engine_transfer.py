@@ -190,3 +190,14 @@ def test_missing_inputs_are_refused(model, content):
         stylize(model, content, [], FAST)
     with pytest.raises(ParamError, match="nothing to optimise"):
         stylize(model, None, [], FAST)
+
+
+@pytest.mark.parametrize("init", ["content", "style"])
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_images_in_any_memory_layout(model, optimizer, init):
+    """Decoded images are HWC buffers permuted to CHW (not contiguous); at native size they reach the optimiser as is."""
+    hwc = smooth_image(40, 48, seed=6).permute(1, 2, 0).contiguous()
+    content = hwc.permute(2, 0, 1)
+    assert not content.is_contiguous()
+    result, _ = run(model, content, [content], init=init, optimizer=optimizer, iterations=2)
+    assert result.image.shape == (3, 40, 48)

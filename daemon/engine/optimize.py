@@ -46,7 +46,8 @@ def minimise(
     does), so it never stops early and never evaluates more than asked. Raises StopRequested when
     ``should_stop`` answers True between evaluations.
     """
-    x = start.detach().clone().requires_grad_(True)
+    # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not): L-BFGS flattens x.grad with view().
+    x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     done = 0
     last_terms: dict[str, torch.Tensor] = {}
 
