@@ -540,8 +540,6 @@ def test_gimp_interactive_dialog(gimp_root, share, daemon):
     assert_source_untouched(share, out)
 
 
-@pytest.mark.xfail(strict=False, reason="engine bug reported to the lead: with init=content and no resize, "
-                   "L-BFGS fails on p.grad.view(-1) (the optimised image is not contiguous)")
 def test_gimp_content_init_at_full_size(gimp_root, share, daemon):
     args = {**QUICK_ARGS, "endpoint": daemon.endpoint, "init": "content", "size": max(CONTENT_SIZE),
             "iterations": 2}
