@@ -9,6 +9,7 @@ whole daemon suite stays well inside CI's budget on 2 CPU cores.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -110,6 +111,20 @@ def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: s
     daemon = Daemon(process, endpoint, log_path, command)
     if wait:
         wait_for_ping(daemon, timeout)
+    return daemon
+
+
+_SHARED: dict[str, Daemon] = {}
+
+
+def shared_daemon(tmp_path_factory: Any) -> Daemon:
+    """One plain daemon (random weights, tcp loopback) for every test module that needs nothing
+    special, started on first use and stopped (SIGTERM) when the test run ends: each daemon start
+    costs seconds of CI time on 2 cores."""
+    daemon = _SHARED.get("plain")
+    if daemon is None or not daemon.alive():
+        daemon = _SHARED["plain"] = start_daemon(tmp_path_factory.mktemp("shared-daemon"))
+        atexit.register(daemon.stop)
     return daemon
 
 

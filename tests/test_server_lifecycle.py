@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -72,15 +73,31 @@ def test_non_loopback_bind_is_refused_without_keys(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_insecure_allows_a_non_loopback_bind(tmp_path):
+def test_insecure_allows_a_non_loopback_bind(caplog):
+    """In-process (the bind check is the subject, not the process): --insecure binds 0.0.0.0 and serves."""
+    import logging
+    import threading
+
+    from neural_style.daemon.server.main import ServerConfig, run_server
+    from neural_style.daemon.server.security import SecuritySettings
+    from neural_style.daemon.server.worker import ModelSettings
+
+    caplog.set_level(logging.INFO)
     port = free_port()
-    daemon = start_daemon(tmp_path, "--insecure", endpoint=f"tcp://0.0.0.0:{port}", wait=False)
+    config = ServerConfig(bind=f"tcp://0.0.0.0:{port}", model=ModelSettings("random", device="cpu"),
+                          security=SecuritySettings(insecure=True))
+    stop = threading.Event()
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(run_server(config, stop)))
+    thread.start()
     try:
-        daemon.endpoint = f"tcp://127.0.0.1:{port}"  # 0.0.0.0 includes loopback
-        assert wait_for_ping(daemon)["weights_loaded"] is True
-        assert "WITHOUT encryption" in daemon.log()
+        with RawClient(f"tcp://127.0.0.1:{port}") as client:  # 0.0.0.0 includes loopback
+            assert client.request({"type": "ping", "id": "p"}, timeout=30)["type"] == "pong"
     finally:
-        assert daemon.stop() == 0
+        stop.set()
+        thread.join(30)
+    assert codes == [0]
+    assert "WITHOUT encryption" in caplog.text
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +157,7 @@ def test_curve_dir_without_keys_is_a_clear_error(tmp_path, caplog):
     assert "server.key_secret" in caplog.text
 
 
-def test_python_dash_m_server_sigint_and_address_in_use(tmp_path):
+def test_python_dash_m_server_sigint_and_address_in_use(tmp_path, caplog):
     """``python -m neural_style.daemon.server`` serves; a second daemon on the same port fails with a
     clear message; SIGINT (Ctrl-C) stops the first with exit status 0."""
     port = free_port()
@@ -153,8 +170,12 @@ def test_python_dash_m_server_sigint_and_address_in_use(tmp_path):
     daemon = Daemon(process, endpoint, log_path)
     try:
         assert wait_for_ping(daemon)["protocol"] == 1
-        result = _run_serve(tmp_path, endpoint)
-        assert result.returncode == 1 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
+        # a second daemon on the same port fails at once with a clear message (in-process: cheap)
+        from neural_style.daemon.server.main import ServerConfig, run_server
+
+        with caplog.at_level("ERROR"):
+            assert run_server(ServerConfig(bind=endpoint), threading.Event()) == 1
+        assert "cannot listen" in caplog.text and "another daemon" in caplog.text
         process.send_signal(signal.SIGINT)
         assert process.wait(15) == 0
         assert "SIGINT: cancelling jobs and shutting down" in daemon.log()

@@ -26,7 +26,7 @@ from server_fixtures import (
     png_bytes,
     raw_image,
     rgb_bytes,
-    start_daemon,
+    shared_daemon,
     terminal_of,
     wait_until,
 )
@@ -34,9 +34,7 @@ from server_fixtures import (
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    d = start_daemon(tmp_path_factory.mktemp("daemon"))
-    yield d
-    assert d.stop() == 0, d.log()
+    return shared_daemon(tmp_path_factory)  # one process for this module and its neighbours
 
 
 def _content(width=40, height=32, channels=3, seed=0) -> ImageData:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from server_fixtures import free_port, start_daemon, wait_until
+from server_fixtures import free_port, shared_daemon, wait_until
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 
@@ -34,9 +34,7 @@ def images(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    d = start_daemon(tmp_path_factory.mktemp("remote"))
-    yield d
-    assert d.stop() == 0, d.log()
+    return shared_daemon(tmp_path_factory)  # one process for this module and its neighbours
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -48,12 +46,15 @@ FAST_OPTIONS = ("--weights", "random", "--size", "32", "--iterations", "3", "--p
                 "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1")
 
 
-def test_status_and_stylize_through_a_running_daemon(daemon, images, tmp_path):
-    status = cli("status", "--endpoint", daemon.endpoint)
-    assert status.returncode == 0, status.stderr
-    assert "weights: random" in status.stdout and "running: nothing" in status.stdout
+def test_status_and_stylize_through_a_running_daemon(daemon, images, tmp_path, capsys):
+    import argparse
 
-    out = tmp_path / "out.png"
+    from neural_style.daemon import remote
+
+    assert remote.status(argparse.Namespace(endpoint=daemon.endpoint)) == 0  # in-process: cheap
+    assert "weights: random" in capsys.readouterr().out
+
+    out = tmp_path / "out.png"  # the real command, as a user runs it
     run = cli("stylize", str(images[0]), str(images[1]), "-o", str(out), "--endpoint", daemon.endpoint,
               "--no-autostart", *FAST_OPTIONS)
     assert run.returncode == 0, run.stderr
@@ -64,12 +65,19 @@ def test_status_and_stylize_through_a_running_daemon(daemon, images, tmp_path):
     assert "id=" in daemon.log() and " result: " in daemon.log()  # it really went through the daemon
 
 
-def test_a_daemon_refusal_is_one_line_and_exit_5(daemon, images, tmp_path):
-    run = cli("stylize", str(images[0]), str(images[1]), "-o", str(tmp_path / "x.png"), "--endpoint",
-              daemon.endpoint, "--no-autostart", "--weights", "random", "--iterations", "999999")
-    assert run.returncode == 5
-    assert "too_large" in run.stderr and "Traceback" not in run.stderr
-    assert not (tmp_path / "x.png").exists()
+def test_a_daemon_refusal_is_one_line_and_exit_5(daemon, images, tmp_path, capsys):
+    """In-process ``remote.stylize`` (what the command runs): the daemon's too_large becomes exit 5."""
+    import argparse
+
+    from neural_style.daemon import remote
+    from neural_style.daemon.engine import StyleParams
+
+    args = argparse.Namespace(endpoint=daemon.endpoint, no_autostart=True, weights="random",
+                              weights_format="torchvision", device="cpu")
+    out = tmp_path / "x.png"
+    assert remote.stylize(args, images[0], [images[1]], StyleParams(iterations=999_999), out) == 5
+    err = capsys.readouterr().err
+    assert "too_large" in err and err.count("\n") == 1 and not out.exists()
 
 
 def test_no_daemon_and_no_autostart_is_exit_4(images, tmp_path):
@@ -77,8 +85,18 @@ def test_no_daemon_and_no_autostart_is_exit_4(images, tmp_path):
     run = cli("stylize", str(images[0]), str(images[1]), "-o", str(tmp_path / "x.png"), "--endpoint", endpoint,
               "--no-autostart", "--weights", "random")
     assert run.returncode == 4 and "no daemon answered" in run.stderr and "Traceback" not in run.stderr
-    status = cli("status", "--endpoint", endpoint)
-    assert status.returncode == 4 and "no daemon answered" in status.stderr
+
+
+
+def test_status_without_a_daemon_is_exit_4(capsys):
+    """In-process: ``remote.status`` is what ``neural-style status`` runs."""
+    import argparse
+
+    from neural_style.daemon import remote
+
+    assert remote.status(argparse.Namespace(endpoint=f"tcp://127.0.0.1:{free_port()}")) == 4
+    err = capsys.readouterr().err
+    assert "no daemon answered" in err and err.count("\n") == 1
 
 
 def test_stylize_autostarts_a_daemon_that_stays_warm(images, tmp_path):

@@ -348,7 +348,8 @@ class Router:
         self._vanishing.add(client)
         try:
             self.outboxes.pop(client, None)
-            jobs = [j for j in self.unfinished.values() if j.client == client]
+            # a job already cancelled (a running one still stopping) needs nothing more
+            jobs = [j for j in self.unfinished.values() if j.client == client and not j.cancelled]
             if jobs:
                 log.warning("client %s is gone; cancelling %d job(s)", client.hex(), len(jobs))
             for job in jobs:
