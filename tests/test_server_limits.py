@@ -154,6 +154,18 @@ def test_decompression_bomb_is_refused_before_decoding(client, daemon):
     assert_still_serving(client)
 
 
+def test_a_second_daemon_does_not_steal_a_live_ipc_path(daemon, caplog):
+    """Binding an existing ipc:// path would silently take it over; the daemon checks first."""
+    import threading
+
+    from neural_style.daemon.server.main import ServerConfig, run_server
+
+    assert run_server(ServerConfig(bind=daemon.endpoint), threading.Event()) == 1
+    assert "another daemon is running there" in caplog.text
+    with RawClient(daemon.endpoint) as still:
+        assert still.request({"type": "ping", "id": "p"})["type"] == "pong"
+
+
 def test_png_inside_the_limits_is_accepted(client):
     client.send_frames(_frames(_stylize_header("png", content={"frame": 1, "encoding": "png"}),
                                png_bytes(40, 30), GOOD_STYLE))

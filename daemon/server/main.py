@@ -219,6 +219,30 @@ def _bind_router(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, ob
     return sock, curve
 
 
+def _ipc_path_in_use(endpoint: str, timeout_ms: int = 500) -> bool:
+    """True if a daemon already answers on this ``ipc://`` path.
+
+    Why: binding an ipc path that exists silently takes it over from the daemon listening
+    there (libzmq unlinks the file), unlike TCP's "address in use".  Two clients autostarting
+    at once must not leave two daemons, one of them unreachable.
+    """
+    if not endpoint.startswith("ipc://") or not Path(endpoint[len("ipc://"):]).exists():
+        return False
+    from neural_style.protocol.messages import Ping
+
+    ctx = zmq.Context()
+    try:
+        probe = ctx.socket(zmq.DEALER)
+        probe.setsockopt(zmq.LINGER, 0)
+        probe.connect(endpoint)
+        probe.send_multipart(Ping("bind-probe").to_frames())
+        answered = bool(probe.poll(timeout_ms))
+        probe.close(0)
+        return answered
+    finally:
+        ctx.term()
+
+
 def run_server(config: ServerConfig, stop: threading.Event) -> int:
     """Serve ``config`` until ``stop`` is set; usable from a thread (no signal handling here)."""
     try:
@@ -226,6 +250,9 @@ def run_server(config: ServerConfig, stop: threading.Event) -> int:
     except SecurityError as exc:
         log.error("%s", exc)
         return EXIT_BAD_OPTIONS
+    if _ipc_path_in_use(config.bind):
+        log.error("cannot listen on %s: another daemon is running there", config.bind)
+        return EXIT_FAILED
 
     ctx = zmq.Context()
     try:

@@ -223,6 +223,9 @@ class Worker(threading.Thread):
                        if request.content is not None else None)
             styles = [decode_request_image(s, self._max_pixels) for s in request.styles]
             job.timings.decoded = time.monotonic()
+            # the request's frames (up to max_message_bytes) are not needed any more: free them
+            # now rather than when a long job ends
+            request.content, request.styles = None, []
 
             def on_progress(progress: Any) -> None:
                 preview = encode_result(progress.image) if progress.image is not None else None
