@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -240,7 +241,7 @@ class Router:
         while True:
             try:
                 event = events.get_nowait()
-            except Exception:  # queue.Empty
+            except queue.Empty:
                 return
             if isinstance(event, JobProgress):
                 self._on_progress(event)
@@ -291,8 +292,10 @@ class Router:
         if event is not None and event.error_code is None:
             rate = event.iterations / event.elapsed if event.elapsed > 0 else 0.0
             w, h = (event.image[1], event.image[2]) if event.image else (0, 0)
+            cache = self.cache.stats()
             detail = (f"; {event.iterations} iterations ({rate:.2f} it/s) at {w}x{h}, loss {event.loss.get('total', 0):.4g}, "
-                      f"style cache {event.cache_hits} hit(s) {event.cache_misses} miss(es)")
+                      f"style cache {event.cache_hits} hit(s) {event.cache_misses} miss(es) "
+                      f"[{cache.entries} entries, {cache.bytes / 2**20:.1f} MiB]")
         elif isinstance(message, Error):
             detail = f": {message.message}"
         log.info("%s %s: %s%s", job.label(), outcome, job.timings.summary(), detail)
