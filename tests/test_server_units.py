@@ -168,3 +168,29 @@ def test_job_queue_take_wakes_on_put():
     queue.put(job)
     taker.join(10)
     assert got == [job]
+
+
+def test_max_queue_zero_still_runs_one_job_at_a_time(tmp_path):
+    """--max-queue 0: an idle daemon takes a job; a second one while it runs is busy."""
+    import threading
+
+    from neural_style.daemon.server.main import ServerConfig, run_server
+    from neural_style.daemon.server.worker import ModelSettings
+    from server_fixtures import ENDLESS, FAST, RawClient, terminal_of
+
+    endpoint = f"ipc://{tmp_path}/q0.sock"
+    config = ServerConfig(bind=endpoint, model=ModelSettings("random", device="cpu"), limits=Limits(max_queue=0))
+    stop = threading.Event()
+    thread = threading.Thread(target=run_server, args=(config, stop))
+    thread.start()
+    try:
+        with RawClient(endpoint) as client:
+            client.stylize("one", ENDLESS)
+            assert client.recv_for("one", timeout=60)[0]["type"] == "accepted"
+            client.stylize("two", {**FAST, "iterations": 1})
+            assert client.recv_for("two")[0]["code"] == "busy"
+            client.request({"type": "cancel", "id": "c", "target": "one"})
+            assert terminal_of(client.stream("one", quiet=0))["code"] == "cancelled"
+    finally:
+        stop.set()
+        thread.join(30)

@@ -190,7 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return run_server(config, stop)
+        return run_server(config, stop, exit_if_stuck=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -243,8 +243,13 @@ def _ipc_path_in_use(endpoint: str, timeout_ms: int = 500) -> bool:
         ctx.term()
 
 
-def run_server(config: ServerConfig, stop: threading.Event) -> int:
-    """Serve ``config`` until ``stop`` is set; usable from a thread (no signal handling here)."""
+def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bool = False) -> int:
+    """Serve ``config`` until ``stop`` is set; usable from a thread (no signal handling here).
+
+    ``exit_if_stuck`` (the ``serve`` command): if the worker is still inside torch after the
+    shutdown grace, end the process with ``os._exit`` rather than let the interpreter abort
+    while tearing down under a running thread.
+    """
     try:
         check_bind_allowed(config.bind, config.security)
     except SecurityError as exc:
@@ -272,7 +277,7 @@ def run_server(config: ServerConfig, stop: threading.Event) -> int:
     wake.setsockopt(zmq.LINGER, 0)
     wake.bind(wake_endpoint)
 
-    jobs = JobQueue(config.limits.max_queue)
+    jobs = JobQueue(config.limits.max_queue + 1)  # + the job the worker is about to take
     cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
     worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
     router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device)
@@ -289,15 +294,21 @@ def run_server(config: ServerConfig, stop: threading.Event) -> int:
     finally:
         started = time.monotonic()
         router.shutdown(grace=config.shutdown_grace)
-        worker.join(timeout=1.0)
+        # The worker stops between two iterations (or after loading the weights, which cannot be
+        # interrupted). Wait for it: a thread left inside torch when the interpreter exits aborts it.
+        worker.join(timeout=config.shutdown_grace + 10.0)
         sock.close(linger=1000)
         wake.close()
         if curve is not None:
             curve.close()  # type: ignore[attr-defined]
-        if worker.is_alive():
-            log.warning("the worker is still busy; exiting without waiting for it")
-        else:
+        stuck = worker.is_alive()
+        if not stuck:
             ctx.term()
         log.info("daemon stopped after %d job(s) (shutdown took %.2fs)", router.jobs_done,
                  time.monotonic() - started)
+        if stuck:
+            log.warning("the worker is still busy; exiting without waiting for it")
+            if exit_if_stuck:
+                logging.shutdown()
+                os._exit(code)
     return code

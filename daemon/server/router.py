@@ -224,7 +224,9 @@ class Router:
             self._reject(client, request.id, exc.code, exc.message)
             return
         job = Job(client=client, request_id=request.id, request=validated)
-        if self.jobs.put(job) is None:
+        # max_queue counts jobs waiting behind the running one: with max_queue 0 an idle daemon
+        # still takes a job
+        if len(self.unfinished) > self.limits.max_queue or self.jobs.put(job) is None:
             self._reject(client, request.id, ErrorCode.BUSY.value,
                          f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
             return

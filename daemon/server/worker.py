@@ -186,13 +186,15 @@ class Worker(threading.Thread):
         measured on CPU it roughly halves the first request's time to result."""
         import torch
 
-        from neural_style.daemon.engine import StyleParams, stylize
+        from neural_style.daemon.engine import Cancelled, StyleParams, stylize
 
         try:
             generator = torch.Generator().manual_seed(0)
             image = torch.rand(3, 32, 32, generator=generator)
             stylize(self.model, image, [image], StyleParams(iterations=2, size=32, progress_every=1, preview=True),
                     on_progress=lambda _p: None, should_stop=self._shutdown.is_set)
+        except Cancelled:  # shutting down already
+            pass
         except Exception:  # warming up is an optimisation; a failure here must not stop the daemon
             log.warning("warm-up run failed; the first job will be slower", exc_info=True)
 
