@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Cheap engine settings: two shallow style layers keep one iteration at a few milliseconds.
 FAST = {"size": 32, "content_layers": ["relu2_1"], "style_layers": ["relu1_1", "relu2_1"]}
 # A job that would run for minutes: used for cancel, kill and shutdown tests (it never finishes).
-ENDLESS = {"size": 64, "iterations": 4000, "progress_every": 1}
+ENDLESS = {"size": 32, "iterations": 4000, "progress_every": 1}
 
 
 def free_port() -> int:
@@ -90,19 +90,22 @@ class Daemon:
             raise AssertionError(f"daemon did not exit within {timeout}s of SIGTERM\n{self.log()}")
 
 
-def daemon_command(endpoint: str, *extra: str, weights: str | None = "random") -> list[str]:
-    command = [sys.executable, "-m", "neural_style.daemon.cli", "serve", "--bind", endpoint, "--device", "cpu"]
+def daemon_command(endpoint: str, *extra: str, weights: str | None = "random", entry: str = "cli") -> list[str]:
+    """``neural-style serve`` (``entry="cli"``) or ``python -m neural_style.daemon.server`` (``"server"``)."""
+    program = ["neural_style.daemon.cli", "serve"] if entry == "cli" else ["neural_style.daemon.server"]
+    command = [sys.executable, "-m", *program, "--bind", endpoint, "--device", "cpu"]
     if weights is not None:
         command += ["--weights", weights]
     return command + list(extra)
 
 
 def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: str | None = "random",
-                 env: dict[str, str] | None = None, wait: bool = True, timeout: float = 60.0) -> Daemon:
+                 env: dict[str, str] | None = None, wait: bool = True, timeout: float = 60.0,
+                 entry: str = "cli") -> Daemon:
     """Start ``neural-style serve`` and (``wait``) return once it answers ``ping``."""
     endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
     log_path = tmp / f"daemon-{uuid.uuid4().hex[:8]}.log"
-    command = daemon_command(endpoint, *extra, weights=weights)
+    command = daemon_command(endpoint, *extra, weights=weights, entry=entry)
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("OMP_NUM_THREADS", "2")
     with open(log_path, "wb") as log:

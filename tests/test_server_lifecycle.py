@@ -1,14 +1,11 @@
 """The daemon's lifecycle and security: SIGTERM with running and queued jobs, CURVE on and off,
-refusing a non-loopback bind without keys, --insecure, the log file, SIGINT, a busy port,
-and the ``python -m neural_style.daemon.server`` entry point.
+refusing a non-loopback bind without keys, --insecure, the log file and the
+``python -m neural_style.daemon.server`` entry point.
 """
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
@@ -18,7 +15,6 @@ import zmq.auth
 from neural_style.daemon.server.security import generate_keys
 
 from server_fixtures import (
-    Daemon,
     ENDLESS,
     FAST,
     RawClient,
@@ -26,13 +22,14 @@ from server_fixtures import (
     free_port,
     start_daemon,
     terminal_of,
-    wait_for_ping,
 )
 
 
 def test_sigterm_cancels_running_and_queued_jobs_and_exits_cleanly(tmp_path):
+    """Through the ``python -m neural_style.daemon.server`` entry point (the other tests use
+    ``neural-style serve``)."""
     log_file = tmp_path / "daemon-file.log"
-    daemon = start_daemon(tmp_path, "--log-file", str(log_file))
+    daemon = start_daemon(tmp_path, "--log-file", str(log_file), entry="server")
     try:
         with RawClient(daemon.endpoint) as a, RawClient(daemon.endpoint) as b:
             a.stylize("running", ENDLESS)
@@ -155,30 +152,3 @@ def test_curve_dir_without_keys_is_a_clear_error(tmp_path, caplog):
                                       "--weights", "random", "--device", "cpu"])
     assert serve(args) == 2
     assert "server.key_secret" in caplog.text
-
-
-def test_python_dash_m_server_sigint_and_address_in_use(tmp_path, caplog):
-    """``python -m neural_style.daemon.server`` serves; a second daemon on the same port fails with a
-    clear message; SIGINT (Ctrl-C) stops the first with exit status 0."""
-    port = free_port()
-    endpoint = f"tcp://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "neural_style.daemon.server", "--weights", "random", "--device", "cpu",
-               "--bind", endpoint]
-    log_path = tmp_path / "m.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    daemon = Daemon(process, endpoint, log_path)
-    try:
-        assert wait_for_ping(daemon)["protocol"] == 1
-        # a second daemon on the same port fails at once with a clear message (in-process: cheap)
-        from neural_style.daemon.server.main import ServerConfig, run_server
-
-        with caplog.at_level("ERROR"):
-            assert run_server(ServerConfig(bind=endpoint), threading.Event()) == 1
-        assert "cannot listen" in caplog.text and "another daemon" in caplog.text
-        process.send_signal(signal.SIGINT)
-        assert process.wait(15) == 0
-        assert "SIGINT: cancelling jobs and shutting down" in daemon.log()
-    finally:
-        if daemon.alive():
-            daemon.process.kill()

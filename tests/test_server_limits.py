@@ -9,6 +9,7 @@ small enough for CI.
 from __future__ import annotations
 
 import re
+import signal
 import struct
 import uuid
 import zlib
@@ -39,7 +40,9 @@ def daemon(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
     d = start_daemon(tmp, *LIMIT_ARGS, endpoint=f"ipc://{tmp}/daemon.sock")
     yield d
-    assert d.stop() == 0, d.log()
+    d.process.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal: a clean exit too
+    assert d.process.wait(15) == 0, d.log()
+    assert "SIGINT: cancelling jobs and shutting down" in d.log()
 
 
 @pytest.fixture()

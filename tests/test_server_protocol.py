@@ -244,12 +244,12 @@ KILLED_CLIENT = textwrap.dedent("""
     content = ImageData.raw(np.full((32, 40, 3), 120, np.uint8).tobytes(), 40, 32, 3)
     style = ImageData.raw(np.full((24, 24, 3), 60, np.uint8).tobytes(), 24, 24, 3)
     client = Client(sys.argv[1])
-    running = client.stylize(content, [style], {"size": 64, "iterations": 4000, "progress_every": 1},
+    running = client.stylize(content, [style], {"size": 32, "iterations": 4000, "progress_every": 1},
                              request_id="doomed")
     for event in running:
         if isinstance(event, Progress):
             break
-    queued = client.stylize(content, [style], {"size": 64, "iterations": 4000}, request_id="doomed-too")
+    queued = client.stylize(content, [style], {"size": 32, "iterations": 4000}, request_id="doomed-too")
     assert next(queued).position == 1
     print("running", flush=True)
     sys.stdin.read()  # wait here until killed
@@ -295,3 +295,12 @@ def test_daemon_error_reaches_the_typed_client(daemon):
         with pytest.raises(DaemonError) as err:
             client.stylize_blocking(_content(), [_style()], {"iterations": 2, "style_layers": ["relu9_9"]})
     assert err.value.code == "bad_request" and "relu9_9" in err.value.message
+
+
+def test_a_second_daemon_on_a_busy_port_fails_clearly(daemon, caplog):
+    """In-process (no need for another interpreter): a port in use is one clear error, exit 1."""
+    from neural_style.daemon.server.main import ServerConfig, run_server
+
+    with caplog.at_level("ERROR"):
+        assert run_server(ServerConfig(bind=daemon.endpoint), threading.Event()) == 1
+    assert "cannot listen" in caplog.text and "another daemon" in caplog.text
