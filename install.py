@@ -322,7 +322,7 @@ def gimp_python_command(args: argparse.Namespace, kind: str) -> list[str] | None
     if args.gimp_python:
         return shlex.split(args.gimp_python)
     if kind == "flatpak" and shutil.which("flatpak"):
-        return ["flatpak", "run", f"--command=python3", FLATPAK_ID]
+        return ["flatpak", "run", "--command=python3", FLATPAK_ID]
     if kind == "macos":
         for app in sorted(Path("/Applications").glob("GIMP*.app"), reverse=True):
             for cand in sorted((app / "Contents" / "MacOS").glob("python3*")):

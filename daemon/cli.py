@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_NO_WEIGHTS = 3
-EXIT_NO_DAEMON = 4
-EXIT_DAEMON_ERROR = 5
-EXIT_INTERRUPTED = 130
+from .exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NO_WEIGHTS,
+    EXIT_OK,
+)
 
 log = logging.getLogger("neural_style.cli")
 

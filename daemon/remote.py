@@ -16,6 +16,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from neural_style.daemon.exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_DAEMON_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NO_DAEMON,
+    EXIT_NO_WEIGHTS,
+    EXIT_OK,
+)
+
 from neural_style.protocol import (
     Accepted,
     Client,
@@ -30,13 +39,6 @@ from neural_style.protocol import (
 
 __all__ = ["status", "stylize", "daemon_command", "request_params", "image_for_request"]
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_NO_WEIGHTS = 3
-EXIT_NO_DAEMON = 4
-EXIT_DAEMON_ERROR = 5
-EXIT_INTERRUPTED = 130
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"

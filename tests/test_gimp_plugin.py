@@ -145,10 +145,6 @@ class Daemon:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    try:
-        import neural_style.protocol.client  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"the protocol client is not importable: {exc}")
     d = Daemon(tmp_path_factory.mktemp("daemon"))
     try:
         d.wait_ready()
