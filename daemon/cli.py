@@ -7,7 +7,6 @@ Every user error ends in one line on stderr and a documented exit code, never a 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -86,7 +85,7 @@ def _number_list(text: str) -> tuple[float, ...]:
 
 def params_from_args(args: argparse.Namespace, **overrides):
     """StyleParams from the options the user gave (others keep their defaults), validated."""
-    from .engine import StyleParams
+    from .engine.params import StyleParams
 
     given = {name: getattr(args, name) for name in _PARAM_NAMES if getattr(args, name, None) is not None}
     given.update(overrides)
@@ -187,6 +186,7 @@ def _defaults(args: argparse.Namespace, **values) -> dict:
 def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     from .engine import stylize
     from .images import save_image
+    from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
 
@@ -196,7 +196,7 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
         result = stylize(model, content, styles, params, on_progress=lambda p: bar.update(p.iteration, p.loss.total))
     finally:
         bar.close()
-    save_image(result.image, args.output, _metadata(model.description, params))
+    save_image(result.image, args.output, output_metadata(model.description, params.to_mapping()))
     log.info("wrote %s (%d iterations, %.1f s, loss %.4g)", args.output, result.iterations, result.elapsed,
              result.loss.total)
     return EXIT_OK
@@ -205,6 +205,7 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
 def _run_figures(args: argparse.Namespace) -> int:
     from .figures import FigureSettings, render_figure_sheet
     from .images import load_image, save_image
+    from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
 
@@ -221,7 +222,7 @@ def _run_figures(args: argparse.Namespace) -> int:
         sheet = render_figure_sheet(model, content, style, settings, on_cell=lambda done, title: bar.update(done, None, title))
     finally:
         bar.close()
-    save_image(sheet, args.output, {"Software": "neural-style-gimp figures", "NeuralStyle-Weights": model.description})
+    save_image(sheet, args.output, output_metadata(model.description))
     log.info("wrote %s", args.output)
     return EXIT_OK
 
@@ -238,15 +239,6 @@ def _run_status(args: argparse.Namespace) -> int:
     from . import remote
 
     return remote.status(args)
-
-
-def _metadata(weights_description: str, params) -> dict[str, str]:
-    """PNG text chunks: which weights made the image (random weights say so) and with which settings."""
-    return {
-        "Software": "neural-style-gimp",
-        "NeuralStyle-Weights": weights_description,
-        "NeuralStyle-Params": json.dumps(params.to_mapping(), sort_keys=True),
-    }
 
 
 def _check_readable(*paths: Path) -> None:
@@ -283,10 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Turn the errors a user can cause into one message and an exit code; only bugs keep a traceback (-v)."""
-    from .engine import Cancelled, ParamError
-    from .engine.vgg import WeightsFormatError
-    from .images import ImageError
-    from .weights import DeviceUnavailable, WeightsNotFound
+    from .engine.errors import Cancelled, ParamError, WeightsFormatError
+    from .errors import DeviceUnavailable, ImageError, WeightsNotFound
 
     try:
         return command(args)

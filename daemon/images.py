@@ -7,14 +7,13 @@ from typing import Mapping
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+from .png_output import save_pil
 
 #: Default ceiling on decoded pixels (a 16k × 16k image), against decompression bombs.
 DEFAULT_MAX_PIXELS = 16384 * 16384
-
-
-class ImageError(ValueError):
-    """A file or byte string is not a usable image; the message says which and why."""
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
@@ -81,17 +80,4 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 def save_image(image: torch.Tensor, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
     """Write PNG (with ``metadata`` as text chunks) or, by extension, any format PIL writes."""
-    path = Path(path)
-    pil = to_pil(image)
-    try:
-        if path.suffix.lower() in (".png", ""):
-            info = PngImagePlugin.PngInfo()
-            for key, value in (metadata or {}).items():
-                info.add_text(key, value)
-            pil.save(path, format="PNG", pnginfo=info)
-        else:
-            if pil.mode == "RGBA" and path.suffix.lower() in (".jpg", ".jpeg"):
-                pil = pil.convert("RGB")
-            pil.save(path)
-    except (OSError, ValueError, KeyError) as error:
-        raise ImageError(f"could not write {path} ({error})") from None
+    save_pil(to_pil(image), path, metadata)

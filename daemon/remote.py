@@ -10,7 +10,6 @@ Every failure ends in one message on stderr and a non-zero exit, never a traceba
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -67,7 +66,7 @@ def request_params(params: Any) -> tuple[dict[str, Any], list[float] | None]:
     Sending only what the user changed keeps the request small and lets a daemon with newer
     defaults apply them; ``style_blend`` travels as a top-level request field (PROTOCOL.md).
     """
-    from neural_style.daemon.engine import StyleParams
+    from neural_style.daemon.engine.params import StyleParams
 
     defaults = StyleParams()
     out: dict[str, Any] = {}
@@ -218,18 +217,14 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
 
 
 def _write_result(result: Result, output: Path, weights: str | None, params: Any) -> int:
-    from neural_style.daemon.images import ImageError, save_image, tensor_from_bytes
+    from neural_style.daemon.errors import ImageError
+    from neural_style.daemon.png_output import output_metadata, pil_from_raw, save_pil
 
     image = result.image
     assert image is not None and image.width and image.height and image.channels
-    tensor = tensor_from_bytes(bytes(image.data), image.width, image.height, image.channels)
-    metadata = {
-        "Software": "neural-style-gimp",
-        "NeuralStyle-Weights": weights or "unknown",
-        "NeuralStyle-Params": json.dumps(params.to_mapping(), sort_keys=True),
-    }
+    metadata = output_metadata(weights or "unknown", params.to_mapping())
     try:
-        save_image(tensor, output, metadata)
+        save_pil(pil_from_raw(bytes(image.data), image.width, image.height, image.channels), output, metadata)
     except ImageError as exc:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import DeviceUnavailable, WeightsNotFound
 from .engine.vgg import WEIGHT_FORMATS, VGG19Features, WeightsFormatError, random_vgg19
 
 log = logging.getLogger(__name__)
@@ -18,14 +19,6 @@ TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 #: neural-style-pt's Caffe conversion, looked for in the same cache when --weights-format caffe is given.
 CAFFE_FILENAME = "vgg19-d01eb7cb.pth"
 RANDOM = "random"
-
-
-class WeightsNotFound(Exception):
-    """No usable weights: the message names the ways to get them."""
-
-
-class DeviceUnavailable(ValueError):
-    """The device asked for does not exist here (no silent fallback: the user asked for it)."""
 
 
 def hub_checkpoint_path(weights_format: str = "torchvision") -> Path:

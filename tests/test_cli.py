@@ -116,3 +116,21 @@ def test_missing_gpu_is_a_usage_error(images, tmp_path):
     done = neural_style("stylize", images["content"], images["style"], "-o", tmp_path / "o.png", "--local",
                         "--weights", "random", "--device", "cuda")
     assert done.returncode == 2 and "no CUDA GPU" in done.stderr
+
+
+def test_the_daemon_path_of_the_command_never_imports_torch():
+    """A client of the warm daemon should start in a blink: parsing, parameters, the client and the
+    result file need no torch (the engine's names load on first use)."""
+    code = (
+        "import sys\n"
+        "import neural_style.daemon.cli as cli\n"
+        "cli.build_parser()\n"
+        "import neural_style.daemon.remote, neural_style.daemon.png_output, neural_style.daemon.errors\n"
+        "from neural_style.daemon.engine import StyleParams, ParamError, Cancelled\n"
+        "from neural_style.daemon.engine.errors import WeightsFormatError\n"
+        "cli.params_from_args(cli.build_parser().parse_args(['stylize', 'a', 'b', '-o', 'c']))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('light')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "light", done.stderr

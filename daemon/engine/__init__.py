@@ -1,27 +1,44 @@
-"""The style-transfer engine: pure tensor math (no files, no sockets), per Gatys, Ecker & Bethge (2015)."""
-from .layers import LAYER_NAMES
-from .losses import LossTerms, content_loss, gram_matrix, style_layer_loss, style_loss, total_variation_loss
-from .params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, ParamError, StyleParams
-from .transfer import Cancelled, Progress, StyleResult, stylize
-from .vgg import VGG19Features, WeightsFormatError, random_vgg19
+"""The style-transfer engine: pure tensor math (no files, no sockets), per Gatys, Ecker & Bethge (2015).
 
-__all__ = [
-    "LAYER_NAMES",
-    "LossTerms",
-    "content_loss",
-    "gram_matrix",
-    "style_layer_loss",
-    "style_loss",
-    "total_variation_loss",
-    "DEFAULT_CONTENT_LAYERS",
-    "DEFAULT_STYLE_LAYERS",
-    "ParamError",
-    "StyleParams",
-    "Cancelled",
-    "Progress",
-    "StyleResult",
-    "stylize",
-    "VGG19Features",
-    "WeightsFormatError",
-    "random_vgg19",
-]
+Names are loaded on first use, so that ``StyleParams`` and the errors (torch-free modules) can be
+imported by the command line and the server's request checks without paying for ``import torch``.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "LAYER_NAMES": ".layers",
+    "ParamError": ".errors",
+    "Cancelled": ".errors",
+    "WeightsFormatError": ".errors",
+    "StyleParams": ".params",
+    "DEFAULT_CONTENT_LAYERS": ".params",
+    "DEFAULT_STYLE_LAYERS": ".params",
+    "LossTerms": ".losses",
+    "content_loss": ".losses",
+    "gram_matrix": ".losses",
+    "style_layer_loss": ".losses",
+    "style_loss": ".losses",
+    "total_variation_loss": ".losses",
+    "Progress": ".transfer",
+    "StyleResult": ".transfer",
+    "stylize": ".transfer",
+    "VGG19Features": ".vgg",
+    "random_vgg19": ".vgg",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .errors import ParamError
 from .layers import LAYER_NAMES
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
@@ -18,10 +19,6 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "style")
 POOLINGS = ("avg", "max")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
-
-class ParamError(ValueError):
-    """A parameter is unknown, of the wrong type or out of range; the message says which and why."""
 
 
 @dataclass(frozen=True)

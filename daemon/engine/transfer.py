@@ -13,6 +13,7 @@ from typing import Callable, MutableMapping, Sequence
 
 import torch
 
+from .errors import Cancelled
 from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, scale_to_longest_side, split_alpha
 from .losses import LossTerms, content_loss, gram_matrix, style_loss, total_variation_loss
 from .optimize import StopRequested, minimise
@@ -45,14 +46,6 @@ class StyleResult:
     elapsed: float
     style_cache_hits: int = 0
     style_cache_misses: int = 0
-
-
-class Cancelled(Exception):
-    """The caller's ``should_stop`` answered True; the run ended between two iterations."""
-
-    def __init__(self, iteration: int) -> None:
-        super().__init__(f"cancelled after {iteration} iterations")
-        self.iteration = iteration
 
 
 def stylize(

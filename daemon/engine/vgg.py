@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import WeightsFormatError
 from .layers import CONV_NAMES, LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
 
 WEIGHT_FORMATS = ("torchvision", "caffe")
@@ -20,10 +21,6 @@ _TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 _TORCHVISION_STD = (0.229, 0.224, 0.225)
 # The Caffe VGG19 (neural-style-pt's conversion): BGR, 0–255, mean subtracted.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-class WeightsFormatError(ValueError):
-    """A state dict does not have VGG19's convolution shapes."""
 
 
 class VGG19Features(nn.Module):

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from PIL import Image
 
 from neural_style.protocol.errors import ErrorCode
 from neural_style.protocol.images import ImageData
+
+if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI import this without it
+    import torch
 
 __all__ = ["ImageProblem", "probe", "decode_request_image", "encode_result"]
 

@@ -1,0 +1,18 @@
+"""The engine's exceptions, importable without torch (the CLI and the server's request checks need them early)."""
+from __future__ import annotations
+
+
+class ParamError(ValueError):
+    """A parameter is unknown, of the wrong type or out of range; the message says which and why."""
+
+
+class WeightsFormatError(ValueError):
+    """A state dict does not have VGG19's convolution shapes."""
+
+
+class Cancelled(Exception):
+    """The caller's ``should_stop`` answered True; the run ended between two iterations."""
+
+    def __init__(self, iteration: int) -> None:
+        super().__init__(f"cancelled after {iteration} iterations")
+        self.iteration = iteration
