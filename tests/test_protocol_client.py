@@ -221,7 +221,7 @@ def test_nothing_listening_raises_daemon_unavailable_quickly() -> None:
             client.ping()
         with pytest.raises(DaemonUnavailable):
             next(client.stylize(image(), [image()]))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # bounded, with room for a loaded 2-core CI machine
     assert f"127.0.0.1:{port}" in str(err.value)
 
 
@@ -230,7 +230,7 @@ def test_a_silent_daemon_mid_job_is_detected_by_liveness_timeout(daemon) -> None
         started = time.monotonic()
         with pytest.raises(DaemonUnavailable, match="lost contact"):
             list(client.stylize(image(), [image()], {"mode": "silent"}))
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 3  # bounded, with room for a loaded 2-core CI machine
 
 
 def test_heartbeats_keep_a_long_job_alive_past_the_liveness_timeout(daemon) -> None:

@@ -54,7 +54,7 @@ def _seconds_until_unreachable(sock: zmq.Socket, peer: bytes, limit: float) -> f
     raise AssertionError(f"sends still succeed {limit} s after the client vanished")
 
 
-@pytest.mark.parametrize("how, bound", [("kill", 1.0), ("stop", 3.0)])
+@pytest.mark.parametrize("how, bound", [("kill", 2.0), ("stop", 4.0)])  # "within a couple of seconds"
 def test_router_mandatory_sees_a_vanished_client(how: str, bound: float) -> None:
     if how == "stop" and not hasattr(signal, "SIGSTOP"):
         pytest.skip("no SIGSTOP on this platform")
