@@ -34,34 +34,29 @@ class NeuralStyleError(Exception):
     """Base of every exception raised by ``neural_style.protocol``."""
 
 
-class ProtocolError(NeuralStyleError, ValueError):
+class CodedError(NeuralStyleError):
+    """An error that carries a protocol error ``code``, its ``message`` and the ``request_id`` it concerns."""
+
+    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code: str = code_value(code)
+        self.message = message
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class ProtocolError(CodedError, ValueError):
     """A message breaks protocol v1; ``code`` is the error code the daemon answers with.
 
     ``request_id`` is the header's id when it could be read (so the daemon can address its
     ``error`` reply), else ``None``.
     """
 
-    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code: str = code_value(code)
-        self.message = message
-        self.request_id = request_id
 
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-
-class DaemonError(NeuralStyleError):
+class DaemonError(CodedError):
     """The daemon answered a request with an ``error`` message."""
-
-    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code: str = code_value(code)
-        self.message = message
-        self.request_id = request_id
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 class DaemonUnavailable(NeuralStyleError, ConnectionError):
