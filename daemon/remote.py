@@ -39,8 +39,6 @@ from neural_style.protocol import (
 __all__ = ["status", "stylize", "daemon_command", "request_params", "image_for_request"]
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
 AUTOSTART_TIMEOUT = 120.0  # seconds for a fresh daemon to load VGG19 and answer ping
 
 
@@ -81,11 +79,9 @@ def request_params(params: Any) -> tuple[dict[str, Any], list[float] | None]:
 def image_for_request(path: Path) -> ImageData:
     """A file as a request image: PNG/JPEG bytes as they are (the daemon decodes them with its limits),
     any other format decoded here and sent raw."""
-    data = Path(path).read_bytes()
-    if data.startswith(PNG_SIGNATURE):
-        return ImageData.png(data)
-    if data.startswith(JPEG_SIGNATURE):
-        return ImageData.jpeg(data)
+    encoded = ImageData.from_file_bytes(Path(path).read_bytes())
+    if encoded is not None:
+        return encoded
     from neural_style.daemon.images import load_image, tensor_to_bytes
 
     raw, width, height, channels = tensor_to_bytes(load_image(path))

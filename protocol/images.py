@@ -145,6 +145,17 @@ class ImageData:
     def jpeg(cls, data: Buffer) -> "ImageData":
         return cls(data, encoding=Encoding.JPEG.value)
 
+    @classmethod
+    def from_file_bytes(cls, data: Buffer) -> Optional["ImageData"]:
+        """A PNG or JPEG file's bytes as they are (the daemon decodes them under its limits), else None:
+        other formats must be decoded by the caller and sent raw."""
+        head = bytes(data[:8])
+        if head == PNG_SIGNATURE:
+            return cls.png(data)
+        if head[:3] == JPEG_SIGNATURE:
+            return cls.jpeg(data)
+        return None
+
     def ref(self, frame: int) -> ImageRef:
         return ImageRef(frame, self.encoding, self.width, self.height, self.channels)
 

@@ -293,3 +293,13 @@ def test_decoders_raise_only_protocol_error_on_garbage() -> None:
                 assert exc.code == "bad_request"
                 outcomes["rejected"] += 1
     assert outcomes["ok"] > 0 and outcomes["rejected"] > 0  # the fuzz reached both paths
+
+
+def test_file_bytes_go_as_they_are_only_for_png_and_jpeg() -> None:
+    from neural_style.protocol.images import ImageData as Data
+
+    png = b"\x89PNG\r\n\x1a\n" + b"rest"
+    assert Data.from_file_bytes(png).encoding == "png"
+    assert Data.from_file_bytes(memoryview(b"\xff\xd8\xff\xe0more")).encoding == "jpeg"
+    assert Data.from_file_bytes(b"GIF89a....") is None
+    assert Data.from_file_bytes(b"") is None

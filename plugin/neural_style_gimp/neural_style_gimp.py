@@ -117,11 +117,9 @@ def _style_image(path, protocol):
             data = fh.read()
     except OSError as exc:
         raise UserError(f"Neural Style: cannot read the style image {path}: {exc.strerror or exc}.")
-    encoding = S.sniff_encoding(data)
-    if encoding == "png":
-        return ImageData.png(data)
-    if encoding == "jpeg":
-        return ImageData.jpeg(data)
+    encoded = ImageData.from_file_bytes(data)
+    if encoded is not None:
+        return encoded
     try:
         image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
     except Exception:

@@ -149,19 +149,6 @@ def fit_within(width: int, height: int, size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-
-
-def sniff_encoding(data: bytes) -> str | None:
-    """"png" or "jpeg" when the file's bytes can go to the daemon as they are, else None."""
-    if data[:8] == PNG_SIGNATURE:
-        return "png"
-    if data[:3] == JPEG_SIGNATURE:
-        return "jpeg"
-    return None
-
-
 def progress_text(iteration: int, iterations: int, loss: float | None) -> str:
     """The progress bar's text: "Neural Style: iteration 40/200, loss 1.23e+05"."""
     text = f"Neural Style: iteration {iteration}/{iterations}"
