@@ -9,6 +9,10 @@ class ImageError(ValueError):
     """A file or byte string is not a usable image; the message says which and why."""
 
 
+class ImageTooLarge(ImageError):
+    """An image has more pixels than allowed (or is a decompression bomb)."""
+
+
 class WeightsNotFound(Exception):
     """No usable weights: the message names the ways to get them."""
 

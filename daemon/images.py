@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, ImageTooLarge
 from .png_output import save_pil
 
 #: Default ceiling on decoded pixels (a 16k × 16k image), against decompression bombs.
@@ -23,30 +23,32 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.
         raise ImageError(f"no such file: {path}")
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image")
-    try:
-        with Image.open(path) as image:
-            return _to_tensor(image, max_pixels, str(path))
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{path} is not an image PIL can read ({error})") from None
+    return _decode(path, max_pixels, str(path))
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Decode PNG/JPEG (or any PIL format) bytes, checking the size before the pixels are decompressed."""
+    return _decode(io.BytesIO(data), max_pixels, "image data")
+
+
+def _decode(source: Path | io.BytesIO, max_pixels: int, name: str) -> torch.Tensor:
+    """Open lazily, refuse oversized images from the header alone, then decode to RGB or RGBA."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return _to_tensor(image, max_pixels, "image data")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageError(f"image data could not be decoded ({error})") from None
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(f"{name} is {width}×{height} = {width * height} pixels, above the limit of {max_pixels}")
+            image = ImageOps.exif_transpose(image)
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+            return _tensor_from_array(np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8))
+    except Image.DecompressionBombError as error:
+        raise ImageTooLarge(f"{name} is refused as a decompression bomb ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageError(f"{name} is not an image PIL can read ({error})") from None
 
 
-def _to_tensor(image: Image.Image, max_pixels: int, name: str) -> torch.Tensor:
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageError(f"{name} is {width}×{height} = {width * height} pixels, above the limit of {max_pixels}")
-    image = ImageOps.exif_transpose(image)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    array = np.asarray(image, dtype=np.uint8)
+def _tensor_from_array(array: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 → (C, H, W) float in [0, 1] (a copy: the source buffer may be read-only or reused)."""
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
@@ -57,8 +59,7 @@ def tensor_from_bytes(data: bytes, width: int, height: int, channels: int) -> to
         raise ImageError(f"raw images have 3 or 4 channels, not {channels}")
     if len(data) != expected:
         raise ImageError(f"raw image of {width}×{height}×{channels} needs {expected} bytes, got {len(data)}")
-    array = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+    return _tensor_from_array(np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels))
 
 
 def tensor_to_array(image: torch.Tensor) -> np.ndarray:

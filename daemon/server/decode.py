@@ -74,19 +74,14 @@ def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
             raise ImageProblem(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
     try:
         return images.decode_image(bytes(_buffer(payload)), max_pixels)
+    except images.ImageTooLarge as exc:
+        raise ImageProblem(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}") from None
     except images.ImageError as exc:
-        message = str(exc)
-        code = ErrorCode.TOO_LARGE if ("pixel" in message.lower() or "bomb" in message.lower()) \
-            else ErrorCode.BAD_REQUEST
-        raise ImageProblem(code, f"{ref.encoding} image: {message}") from None
+        raise ImageProblem(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}") from None
 
 
 def encode_result(image: torch.Tensor) -> tuple[bytes, int, int, int]:
     """A result or preview tensor as raw 8-bit interleaved bytes: (data, width, height, channels)."""
-    return images_tensor_to_bytes(image.detach().to("cpu"))
-
-
-def images_tensor_to_bytes(image: torch.Tensor) -> tuple[bytes, int, int, int]:
     from neural_style.daemon import images
 
     return images.tensor_to_bytes(image)
