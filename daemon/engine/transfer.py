@@ -213,7 +213,7 @@ def _start_image(previous: torch.Tensor | None, size: tuple[int, int], content: 
     if previous is not None:
         return resize(previous.cpu(), size).clamp(0, 1)
     if params.init == "content" and content is not None:
-        return content.cpu().clone()
+        return content  # minimise() optimises its own contiguous copy
     if params.init == "style" and styles:
         return resize(split_alpha(styles[0].float())[0], size).unsqueeze(0)
     noise = torch.randn((1, 3, *size), generator=generator)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Union
 
 import zmq
 
+from neural_style.daemon.errors import WeightsNotFound
 from neural_style.protocol.errors import ErrorCode
 
 from .decode import ImageProblem, decode_request_image, encode_result
@@ -98,14 +99,6 @@ def default_loader(settings: ModelSettings) -> Any:
                       device=settings.device, seed=settings.seed)
 
 
-def _is_weights_not_found(exc: BaseException) -> bool:
-    try:
-        from neural_style.daemon.weights import WeightsNotFound
-    except ImportError:  # pragma: no cover - the lead's module is part of the package
-        return type(exc).__name__ == "WeightsNotFound"
-    return isinstance(exc, WeightsNotFound)
-
-
 def _is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
@@ -165,7 +158,7 @@ class Worker(threading.Thread):
         try:
             self.model = self._loader(self._settings)
         except Exception as exc:  # WeightsNotFound or an unreadable/corrupt weights file
-            if _is_weights_not_found(exc):
+            if isinstance(exc, WeightsNotFound):
                 log.error("no VGG19 weights: %s", exc)
             else:
                 log.exception("loading the model failed")
