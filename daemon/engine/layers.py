@@ -36,3 +36,27 @@ BLOCK_FIRST_CONVS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1"
 def relu_of(conv_name: str) -> str:
     """The ReLU output that the paper means by "conv4_2" and friends (the response, not the pre-activation)."""
     return conv_name.replace("conv", "relu", 1)
+
+
+def poolings_before(layer: str) -> int:
+    """How many 2×2 poolings lie between the input and ``layer``'s output (``pool3`` counts its own).
+
+    A layer's features sit on a grid 2^k input pixels apart: block-wise evaluation aligns blocks to it.
+    """
+    return sum(1 for name in LAYER_NAMES[: LAYER_INDEX[layer] + 1] if name.startswith("pool"))
+
+
+def receptive_radius(layer: str) -> int:
+    """Input pixels beyond its own 2^k × 2^k cell that one feature of ``layer`` can depend on.
+
+    Each 3×3 convolution at pooling level k widens the dependence by 2^k pixels on every side; a 2×2
+    stride-2 pooling only merges cells. conv5_1 → 70, relu4_2 → 38, pool5 → 118 (a margin at least this
+    wide makes a block's interior features equal the whole image's).
+    """
+    radius, level = 0, 0
+    for name in LAYER_NAMES[: LAYER_INDEX[layer] + 1]:
+        if name.startswith("conv"):
+            radius += 2**level
+        elif name.startswith("pool"):
+            level += 1
+    return radius

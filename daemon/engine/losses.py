@@ -29,22 +29,41 @@ class LossTerms:
         return {"total": self.total, "content": self.content, "style": self.style, "tv": self.tv}
 
 
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor in float32, or float64 if it already is: losses never run in half precision."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+def _positions(features: torch.Tensor) -> torch.Tensor:
+    """(M, N): one row per spatial position, in at least float32; a view when the input is NHWC."""
+    channels = features.shape[-3]
+    if features.dim() == 4 and features.is_contiguous(memory_format=torch.channels_last):
+        return at_least_float32(features.permute(0, 2, 3, 1).reshape(-1, channels))
+    return at_least_float32(features.reshape(channels, -1)).t()
+
+
+def positions_of(features: torch.Tensor) -> int:
+    """M_l, the number of spatial positions of one image's activations."""
+    return features.shape[-2] * features.shape[-1]
+
+
+def gram_sum(features: torch.Tensor) -> torch.Tensor:
+    """G = F Fᵀ (not normalised), the sum over positions that block-wise evaluation accumulates block by block."""
+    positions = _positions(features)
+    return positions.t() @ positions
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """g = F Fᵀ / M for one image's activations (1, N, H, W) or (N, H, W); always float32.
+    """g = F Fᵀ / M for one image's activations (1, N, H, W) or (N, H, W); float32 (float64 stays float64).
 
     Float32 even under autocast, because the style loss subtracts nearly equal Gram entries.
     """
-    channels = features.shape[-3]
-    if features.dim() == 4 and features.is_contiguous(memory_format=torch.channels_last):
-        positions = features.permute(0, 2, 3, 1).reshape(-1, channels).float()  # (M, N), a view in NHWC
-        return (positions.t() @ positions) / positions.shape[0]
-    flat = features.reshape(channels, -1).float()
-    return (flat @ flat.t()) / flat.shape[1]
+    return gram_sum(features) / positions_of(features)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L_content = ½ Σ (F − P)²."""
-    return 0.5 * (features.float() - target.float()).pow(2).sum()
+    return 0.5 * (at_least_float32(features) - at_least_float32(target)).pow(2).sum()
 
 
 def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
@@ -66,9 +85,16 @@ def style_loss(
     return total
 
 
-def total_variation_loss(image: torch.Tensor) -> torch.Tensor:
-    """Σ of squared differences between neighbouring pixels: a smoothness prior (not in the paper)."""
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    return dy.pow(2).sum() + dx.pow(2).sum()
+def total_variation_loss(image: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """Σ of squared differences between neighbouring pixels: a smoothness prior (not in the paper).
 
+    With ``height``/``width``, only the differences that start in the top-left height × width pixels
+    count (the pixels past them are neighbours only): a block's share, so that blocks sum to the whole.
+    """
+    h = image.shape[-2] if height is None else height
+    w = image.shape[-1] if width is None else width
+    down = image[..., : h + 1, :w]
+    right = image[..., :h, : w + 1]
+    dy = down[..., 1:, :] - down[..., :-1, :]
+    dx = right[..., :, 1:] - right[..., :, :-1]
+    return dy.pow(2).sum() + dx.pow(2).sum()
