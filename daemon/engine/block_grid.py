@@ -96,10 +96,14 @@ class BlockGrid:
         rows, cols = self._spans(self.height), self._spans(self.width)
         return [Block(r, c) for r in rows for c in cols]
 
+    def interior_side(self, length: int) -> int:
+        """The longest interior along an axis of ``length`` pixels (at most block_size)."""
+        cells, count = self._cells(length)
+        return min(length, -(-cells // count) * self.grid)
+
     def crop_side(self, length: int) -> int:
         """The longest crop along an axis of ``length`` pixels (the memory of one evaluation follows it)."""
-        cells, count = self._cells(length)
-        return min(length, -(-cells // count) * self.grid + 2 * self.margin)
+        return min(length, self.interior_side(length) + 2 * self.margin)
 
     def _cells(self, length: int) -> tuple[int, int]:
         """(alignment cells along the axis, the last one maybe partial; blocks along the axis)."""

@@ -186,6 +186,8 @@ class BlockwiseObjective:
                         gradient: torch.Tensor) -> torch.Tensor:
         """Pass 2 for one block: backpropagate its share; returns its unweighted content loss."""
         rows, cols = block.crop
+        # Targets first: a recomputing source's forward pass then ends before this block's graph is built.
+        targets = self.content.for_block(block) if self.content is not None else {}
         crop = image[..., rows, cols].clone().requires_grad_(True)
         with torch.enable_grad():
             with self.autocast():
@@ -194,8 +196,8 @@ class BlockwiseObjective:
             for name, s in style_shares.items():
                 share = share + (gram_sum(block.interior_features(features[name], poolings_before(name))) * s).sum()
             content = torch.zeros_like(share)
-            if self.content is not None:
-                for name, target in self.content.for_block(block).items():
+            if targets:
+                for name, target in targets.items():
                     content = content + content_loss(block.interior_features(features[name], poolings_before(name)),
                                                      target)
                 share = share + self.content_weight * content

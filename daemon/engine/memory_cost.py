@@ -1,0 +1,128 @@
+"""What one evaluation and a run's image-sized buffers cost in memory: the planner's explicit model.
+
+Torch-free arithmetic on VGG19's layer table, in bytes:
+
+- **one evaluation** (a forward pass with gradients and its backward, on the whole image or on one
+  block's crop): ``fixed + κ · floats · element_bytes · pixels``. ``floats`` is the activation
+  count per input pixel that autograd keeps alive at the worst moment of the backward pass,
+  simulated from the layer table (``activation_floats``): every tensor of the forward pass up to
+  the current layer, plus the gradient going out and the one coming in. κ and ``fixed`` are
+  measured (``bench/blockwise_bench.py --calibrate``; docs/PERFORMANCE.md has the figures).
+- **image-sized buffers**: the image, its gradient, the content image, start and result copies;
+  the optimiser's state (L-BFGS keeps 2 × history vectors, Adam 2); stored content targets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Collection, Iterator
+
+from .layers import LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
+
+#: Bytes of one image-sized float32 RGB vector, per pixel.
+VECTOR_BYTES_PER_PIXEL = 3 * 4
+#: Image-sized vectors a run holds besides the optimiser: the image, its gradient, the content image
+#: (at the working size, and as given), the start image, a preview or result copy.
+IMAGE_VECTORS = 6
+#: L-BFGS's vectors besides its history: direction, previous gradient, flat gradient and step temporaries.
+LBFGS_WORKING_VECTORS = 6
+#: Adam's: two moment estimates and two step temporaries.
+ADAM_VECTORS = 4
+#: The whole-image path's TV term builds its differences over the whole image.
+WHOLE_IMAGE_TV_VECTORS = 4
+
+
+@dataclass(frozen=True)
+class EvaluationCost:
+    """peak bytes of one evaluation = fixed + kappa · activation_floats · element bytes · pixels.
+
+    The defaults were measured on the CPU (oneDNN, glibc malloc): peak RSS of one forward+backward
+    in a fresh process against the simulated floats, at several sizes and layer choices; κ is the
+    largest ratio seen, rounded up. A GPU's allocator and cuDNN workspaces are not measured here:
+    ``for_device`` adds a margin for them until someone measures one.
+    """
+
+    kappa: float = 1.25
+    fixed: int = 96 << 20
+
+    @classmethod
+    def for_device(cls, device_type: str) -> "EvaluationCost":
+        if device_type == "cpu":
+            return cls()
+        return cls(kappa=cls.kappa * 1.3, fixed=512 << 20)
+
+    def bytes(self, pixels: int, floats_per_pixel: float, element_bytes: int) -> int:
+        return int(self.fixed + self.kappa * floats_per_pixel * element_bytes * pixels)
+
+
+def element_bytes(precision: str) -> int:
+    """Bytes of one activation: fp16/bf16 autocast halves them."""
+    return 2 if precision in ("fp16", "bf16") else 4
+
+
+def activation_floats(layers: Collection[str], pooling: str = "avg", content_layers: Collection[str] = (),
+                      half_precision: bool = False) -> float:
+    """Activations per input pixel alive at the worst moment of one forward+backward pass to ``layers``' deepest.
+
+    Tensors: the input crop and its normalised copy; each convolution's output (its ReLU runs in
+    place unless the convolution itself is requested, as ``VGG19Features`` does); each pooling's
+    output, with max pooling's int64 indices. At backward step i, the tensors 0..i are alive plus the
+    gradients of tensors i and i−1. The content loss adds (F − P) and its square per content layer;
+    under autocast the Gram matrices read a float32 copy of every requested layer (counted here in
+    units of the half-precision element, i.e. twice).
+    """
+    wanted = set(layers)
+    sizes: list[float] = [3.0, 3.0]
+    for name, _, channels, level in _walk(max(layers, key=LAYER_INDEX.__getitem__)):
+        if name.startswith("conv") or (name.startswith("relu") and "conv" + name[4:] in wanted):
+            sizes.append(channels / 4**level)
+        elif name.startswith("pool"):
+            sizes.append(channels / 4**level * (3 if pooling == "max" else 1))
+    peak = max(sum(sizes[: i + 1]) + sizes[i] + sizes[i - 1] for i in range(1, len(sizes)))
+    extra = sum(2 * _layer_floats(name) for name in content_layers)
+    if half_precision:
+        extra += sum(2 * _layer_floats(name) for name in layers)
+    return peak + extra
+
+
+def stored_target_bytes_per_pixel(content_layers: Collection[str]) -> float:
+    """Float32 content targets P^l kept for the whole image, per input pixel (relu4_2: 32 B, relu1_1: 256 B)."""
+    return sum(4 * _layer_floats(name) for name in content_layers)
+
+
+def forward_flops_per_pixel(layer: str) -> float:
+    """Multiply-adds per input pixel of a forward pass up to ``layer`` (the convolutions'; the rest is noise)."""
+    return sum(c_in * c_out * 9 / 4**level for name, c_in, c_out, level in _walk(layer) if name.startswith("conv"))
+
+
+def recompute_share(style_layers: Collection[str], content_layers: Collection[str]) -> float:
+    """Extra work of recomputing the content targets per block, as a share of one block-wise evaluation.
+
+    An evaluation is pass 1 (a forward pass to the deepest style layer) and pass 2 (forward and
+    backward to the deepest layer, about three forward passes); recomputing adds one forward pass
+    to the deepest content layer (relu4_2 with the paper's style layers: about 19 %).
+    """
+    if not content_layers:
+        return 0.0
+    deepest_all = max((*style_layers, *content_layers), key=LAYER_INDEX.__getitem__)
+    deepest_content = max(content_layers, key=LAYER_INDEX.__getitem__)
+    pass_one = forward_flops_per_pixel(max(style_layers, key=LAYER_INDEX.__getitem__)) if style_layers else 0.0
+    return forward_flops_per_pixel(deepest_content) / (pass_one + 3 * forward_flops_per_pixel(deepest_all))
+
+
+def _layer_floats(name: str) -> float:
+    """Values per input pixel of one layer's output."""
+    *_, (_, _, channels, level) = _walk(name)
+    return channels / 4**level
+
+
+def _walk(last: str) -> Iterator[tuple[str, int, int, int]]:
+    """(name, input channels, output channels, pooling level of the output) for each layer up to ``last``."""
+    convs = iter(int(c) for c in VGG19_CONFIG if c != "M")
+    channels, level = 3, 0
+    for name in LAYER_NAMES[: LAYER_INDEX[last] + 1]:
+        before = channels
+        if name.startswith("conv"):
+            channels = next(convs)
+        elif name.startswith("pool"):
+            level += 1
+        yield name, before, channels, level

@@ -1,0 +1,240 @@
+"""The memory planner: whole image or blocks, the block size, the optimiser's state, for one scale.
+
+A pure function of numbers (the image size, the layers, the precision, the budget): the costs come
+from ``memory_cost``, the budget from ``memory_budget``. The rule, in order:
+
+1. Walk the *economies* ladder, cheapest sacrifice first: the optimiser as asked (L-BFGS with its
+   full history), then content targets recomputed per block where that costs under
+   ``RECOMPUTE_CHEAP_SHARE`` of an evaluation's work, then shorter L-BFGS histories, L-BFGS's
+   history in host memory (GPU only, when the optimiser supports it), Adam, and finally recomputed
+   content targets whatever they cost.
+2. At each step: the whole image if it fits (the fastest path), else the largest block that fits;
+   accept that step if its blocks are efficient: the crop (interior plus margins) no more than
+   ``MAX_CROP_OVERHEAD`` times the interior.
+3. If no step gives efficient blocks, the step that gives the largest block that fits at all.
+4. If not even the smallest block fits: ``MemoryBudgetTooSmall``, saying how much is needed.
+
+Which of shorter histories and Adam reaches a lower loss per second is measured in part 2 of issue 7;
+the ladder's order is the one place to change when that is known.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Collection
+
+from .block_grid import BlockGrid, layer_grid
+from .memory_budget import Budget
+from .memory_cost import (
+    ADAM_VECTORS,
+    IMAGE_VECTORS,
+    LBFGS_WORKING_VECTORS,
+    VECTOR_BYTES_PER_PIXEL,
+    WHOLE_IMAGE_TV_VECTORS,
+    EvaluationCost,
+    activation_floats,
+    element_bytes,
+    recompute_share,
+    stored_target_bytes_per_pixel,
+)
+
+#: Blocks whose crop exceeds the interior by more than this factor waste too much work on margins
+#: (relu5_1's margin is 80 px: blocks of 392 px and more pass).
+MAX_CROP_OVERHEAD = 2.0
+#: Recomputing content targets per block is the first economy when it costs less than this share of
+#: an evaluation (shallow content layers, whose stored targets are the largest: relu1_1 256 B/px).
+RECOMPUTE_CHEAP_SHARE = 0.1
+#: Shorter L-BFGS histories tried, as fractions of the one asked for.
+HISTORY_FRACTIONS = (1 / 2, 1 / 5, 1 / 10)
+
+
+class MemoryBudgetTooSmall(ValueError):
+    """Not even the smallest block fits the budget; the message gives what is needed."""
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """What the optimiser keeps: L-BFGS with a ``history`` (on the device or the host) or Adam."""
+
+    optimizer: str
+    history: int = 0
+    host_history: bool = False
+
+    def device_vectors(self) -> int:
+        if self.optimizer == "adam":
+            return ADAM_VECTORS
+        return LBFGS_WORKING_VECTORS + (0 if self.host_history else 2 * self.history)
+
+    def host_vectors(self) -> int:
+        return 2 * self.history if self.host_history else 0
+
+    def describe(self) -> str:
+        if self.optimizer == "adam":
+            return "Adam"
+        return f"L-BFGS history {self.history}" + (" (on the host)" if self.host_history else "")
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """One scale's plan: ``path`` is "whole" or "blocks" (``block_size`` then set); bytes are predictions."""
+
+    height: int
+    width: int
+    path: str
+    block_size: int | None
+    margin: int
+    blocks: int
+    interior: tuple[int, int]  # the largest block's interior (height, width); the whole image on that path
+    optimizer: OptimizerState
+    content_targets: str  # "stored", "recomputed" or "none"
+    predicted_peak: int
+    budget: Budget
+
+    def describe(self) -> str:
+        """One line for the job log."""
+        if self.path == "whole":
+            how = "whole image"
+        else:
+            how = f"{self.blocks} blocks of ≤{self.interior[1]}×{self.interior[0]} px (margin {self.margin} px)"
+        content = f", content targets {self.content_targets}" if self.content_targets != "none" else ""
+        return (f"{self.width}×{self.height}: {how}, {self.optimizer.describe()}{content}; predicted peak "
+                f"{_gib(self.predicted_peak)} of {_gib(self.budget.bytes)} ({self.budget.source})")
+
+
+def plan_memory(
+    height: int,
+    width: int,
+    *,
+    budget: Budget,
+    style_layers: Collection[str],
+    content_layers: Collection[str] = (),
+    optimizer: str = "lbfgs",
+    history: int = 100,
+    pooling: str = "avg",
+    precision: str = "fp32",
+    device_type: str = "cpu",
+    host_budget: int = 0,
+    host_history_supported: bool = False,
+    cost: EvaluationCost | None = None,
+) -> MemoryPlan:
+    """The plan for optimising a ``height`` × ``width`` image within ``budget`` (see the module docstring).
+
+    ``history`` is the L-BFGS history asked for; ``host_budget`` the host RAM free for a GPU run's
+    L-BFGS history, used only when ``host_history_supported``.
+    """
+    layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
+    if not layers:
+        raise ValueError("a plan needs at least one style or content layer")
+    cost = cost or EvaluationCost.for_device(device_type)
+    sizing = _Sizing(height, width, layers, tuple(content_layers), pooling, precision, cost)
+    steps = economy_ladder(optimizer, history, tuple(style_layers), tuple(content_layers), device_type, host_budget,
+                    host_history_supported, height * width)
+    fallback: MemoryPlan | None = None
+    for state, targets in steps:
+        plan = sizing.plan(state, targets, budget)
+        if plan is None:
+            continue
+        if plan.path == "whole" or sizing.overhead(plan.block_size) <= MAX_CROP_OVERHEAD:
+            return plan
+        if fallback is None or plan.block_size > fallback.block_size:
+            fallback = plan
+    if fallback is not None:
+        return fallback
+    state, targets = steps[-1]
+    needed = sizing.fixed_bytes(state, targets) + sizing.block_bytes(sizing.grid)
+    raise MemoryBudgetTooSmall(
+        f"{width}×{height} needs at least {_gib(needed)} (the smallest blocks, {state.describe()}), "
+        f"but the budget is {_gib(budget.bytes)} ({budget.source}): allow more memory or choose a smaller size")
+
+
+def economy_ladder(optimizer: str, history: int, style_layers: tuple[str, ...], content_layers: tuple[str, ...],
+            device_type: str, host_budget: int, host_history_supported: bool,
+            pixels: int) -> list[tuple[OptimizerState, str]]:
+    """The economies, cheapest sacrifice first: (optimiser state, content targets) pairs."""
+    if optimizer == "adam":
+        states = [OptimizerState("adam")]
+    else:
+        states = [OptimizerState("lbfgs", history)]
+        states += [OptimizerState("lbfgs", h) for h in dict.fromkeys(max(1, round(history * f)) for f in HISTORY_FRACTIONS)
+                   if h < history]
+        host_bytes = 2 * history * VECTOR_BYTES_PER_PIXEL * pixels
+        if host_history_supported and device_type != "cpu" and host_bytes <= host_budget:
+            states.append(OptimizerState("lbfgs", history, host_history=True))
+        states.append(OptimizerState("adam"))
+    if not content_layers:
+        return [(state, "none") for state in states]
+    if recompute_share(style_layers, content_layers) < RECOMPUTE_CHEAP_SHARE:
+        return [(states[0], "stored")] + [(state, "recomputed") for state in states]
+    return [(state, "stored") for state in states] + [(states[-1], "recomputed")]
+
+
+@dataclass(frozen=True)
+class _Sizing:
+    height: int
+    width: int
+    layers: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    pooling: str
+    precision: str
+    cost: EvaluationCost
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    @property
+    def grid(self) -> int:
+        return layer_grid(self.layers)[0]
+
+    def floats(self) -> float:
+        return activation_floats(self.layers, self.pooling, self.content_layers, element_bytes(self.precision) == 2)
+
+    def fixed_bytes(self, state: OptimizerState, targets: str) -> int:
+        """Image-sized buffers: the images, the optimiser's state on the device, stored content targets."""
+        per_pixel = (IMAGE_VECTORS + state.device_vectors()) * VECTOR_BYTES_PER_PIXEL
+        if targets == "stored":
+            per_pixel += stored_target_bytes_per_pixel(self.content_layers)
+        return int(per_pixel * self.pixels)
+
+    def whole_bytes(self) -> int:
+        tv = WHOLE_IMAGE_TV_VECTORS * VECTOR_BYTES_PER_PIXEL * self.pixels
+        return self.cost.bytes(self.pixels, self.floats(), element_bytes(self.precision)) + tv
+
+    def grid_for(self, block: int) -> BlockGrid:
+        return BlockGrid.for_layers(self.height, self.width, self.layers, block)
+
+    def block_bytes(self, block: int) -> int:
+        grid = self.grid_for(block)
+        crop = grid.crop_side(self.height) * grid.crop_side(self.width)
+        return self.cost.bytes(crop, self.floats(), element_bytes(self.precision))
+
+    def overhead(self, block: int) -> float:
+        """Crop area over interior area of the largest block: the work spent on margins."""
+        grid = self.grid_for(block)
+        interior = grid.interior_side(self.height) * grid.interior_side(self.width)
+        return grid.crop_side(self.height) * grid.crop_side(self.width) / interior
+
+    def plan(self, state: OptimizerState, targets: str, budget: Budget) -> MemoryPlan | None:
+        """Whole image if it fits with this state (targets stored), else the largest block that fits; None if none."""
+        margin = layer_grid(self.layers)[1]
+        whole_targets = "stored" if self.content_layers else "none"
+        if targets in ("stored", "none"):
+            peak = self.fixed_bytes(state, whole_targets) + self.whole_bytes()
+            if peak <= budget.bytes:
+                return MemoryPlan(self.height, self.width, "whole", None, margin, 1, (self.height, self.width), state,
+                                  whole_targets, peak, budget)
+        room = budget.bytes - self.fixed_bytes(state, targets)
+        grid = self.grid
+        largest = math.ceil(max(self.height, self.width) / grid) * grid
+        for block in range(largest, grid - 1, -grid):  # a few hundred steps of arithmetic at most
+            if self.block_bytes(block) <= room:
+                grid = self.grid_for(block)
+                peak = self.fixed_bytes(state, targets) + self.block_bytes(block)
+                return MemoryPlan(self.height, self.width, "blocks", grid.block_size, margin, len(grid.blocks()),
+                                  (grid.interior_side(self.height), grid.interior_side(self.width)),
+                                  state, targets, peak, budget)
+        return None
+
+
+def _gib(value: int) -> str:
+    return f"{value / 2**30:.2f} GiB"

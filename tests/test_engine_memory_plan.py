@@ -1,0 +1,198 @@
+"""The memory planner's decisions, its cost model's arithmetic, and reading the budget (no GPU needed)."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from neural_style.daemon.engine import memory_budget as budget_module
+from neural_style.daemon.engine.memory_budget import Budget, available_ram, memory_budget, parse_meminfo
+from neural_style.daemon.engine.memory_cost import (
+    EvaluationCost,
+    activation_floats,
+    recompute_share,
+    stored_target_bytes_per_pixel,
+)
+from neural_style.daemon.engine.memory_plan import (
+    MAX_CROP_OVERHEAD,
+    MemoryBudgetTooSmall,
+    OptimizerState,
+    _Sizing,
+    economy_ladder,
+    plan_memory,
+)
+from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+
+GiB = 1 << 30
+PAPER = dict(style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS)
+
+
+def plan(height, width, gib, **kwargs):
+    return plan_memory(height, width, budget=Budget(int(gib * GiB), "test"), **{**PAPER, **kwargs})
+
+
+def sizing(height, width, **kwargs):
+    options = {"pooling": "avg", "precision": "fp32", **kwargs}
+    layers = (*DEFAULT_STYLE_LAYERS, *DEFAULT_CONTENT_LAYERS)
+    return _Sizing(height, width, layers, DEFAULT_CONTENT_LAYERS, options["pooling"], options["precision"],
+                   EvaluationCost())
+
+
+# ---------------------------------------------------------------------- decisions
+def test_an_image_that_fits_is_optimised_whole_with_the_full_history():
+    p = plan(512, 512, 8)
+    assert (p.path, p.block_size, p.blocks) == ("whole", None, 1)
+    assert p.optimizer == OptimizerState("lbfgs", 100) and p.content_targets == "stored"
+    assert p.predicted_peak <= 8 * GiB
+
+
+def test_an_image_that_does_not_fit_whole_gets_the_largest_blocks_that_fit():
+    s = sizing(2048, 2048)
+    full = OptimizerState("lbfgs", 100)
+    budget = (s.fixed_bytes(full, "stored") + s.block_bytes(1024) + 1) / GiB
+    p = plan(2048, 2048, budget)
+    assert s.fixed_bytes(full, "stored") + s.whole_bytes() > budget * GiB  # whole would not fit
+    assert (p.path, p.optimizer, p.content_targets) == ("blocks", full, "stored") and p.blocks > 1
+    assert p.block_size >= 1024 and p.predicted_peak <= budget * GiB
+    room = budget * GiB - s.fixed_bytes(full, "stored")
+    assert s.block_bytes(p.block_size + 16) > room  # one alignment step larger would not fit: the largest
+    assert s.overhead(p.block_size) <= MAX_CROP_OVERHEAD
+    assert p.block_size % 16 == 0 and p.margin == 80  # relu5_1's grid and margin
+
+
+def test_a_tight_budget_walks_the_ladder_to_the_first_step_with_efficient_blocks():
+    s = sizing(2048, 2048)
+    budget = (s.fixed_bytes(OptimizerState("lbfgs", 20), "stored") + s.block_bytes(512)) / GiB
+    p = plan(2048, 2048, budget)
+    assert p.optimizer == OptimizerState("lbfgs", 20)  # 100 and 50 leave no room for efficient blocks
+    assert s.overhead(p.block_size) <= MAX_CROP_OVERHEAD
+    assert plan(1024, 1024, 1).optimizer == OptimizerState("adam")
+
+
+def test_without_efficient_blocks_anywhere_the_largest_block_that_fits_is_taken():
+    s = sizing(1024, 1024)
+    budget = (s.fixed_bytes(OptimizerState("adam"), "recomputed") + s.block_bytes(160)) / GiB
+    p = plan(1024, 1024, budget)
+    assert p.path == "blocks" and s.overhead(p.block_size) > MAX_CROP_OVERHEAD
+    assert p.optimizer == OptimizerState("adam") and p.content_targets == "recomputed" and p.block_size >= 160
+
+
+def test_a_budget_too_small_for_any_block_is_a_clear_error():
+    with pytest.raises(MemoryBudgetTooSmall, match=r"4000×3000 needs at least .* GiB .* budget is 0.50 GiB \(test\)"):
+        plan(3000, 4000, 0.5)
+
+
+def test_adam_asked_for_stays_adam():
+    for gib in (1, 64):
+        assert plan(1024, 1024, gib, optimizer="adam").optimizer == OptimizerState("adam")
+
+
+def ladder(content_layers=DEFAULT_CONTENT_LAYERS, **kwargs):
+    options = dict(optimizer="lbfgs", history=100, style_layers=DEFAULT_STYLE_LAYERS, content_layers=content_layers,
+                   device_type="cpu", host_budget=0, host_history_supported=False, pixels=12_000_000)
+    return economy_ladder(**{**options, **kwargs})
+
+
+def test_the_ladder_of_economies():
+    lbfgs = [OptimizerState("lbfgs", h) for h in (100, 50, 20, 10)]
+    assert ladder() == [(state, "stored") for state in (*lbfgs, OptimizerState("adam"))] + [(OptimizerState("adam"), "recomputed")]
+    assert ladder(content_layers=()) == [(state, "none") for state in (*lbfgs, OptimizerState("adam"))]
+    assert ladder(optimizer="adam") == [(OptimizerState("adam"), "stored"), (OptimizerState("adam"), "recomputed")]
+    # relu1_1 targets cost 256 B/px to store and almost nothing to recompute: recomputing comes first.
+    assert ladder(content_layers=("relu1_1",))[:3] == [(lbfgs[0], "stored"), (lbfgs[0], "recomputed"), (lbfgs[1], "recomputed")]
+    assert ladder(history=10) == [(OptimizerState("lbfgs", h), "stored") for h in (10, 5, 2, 1)] + [
+        (OptimizerState("adam"), "stored"), (OptimizerState("adam"), "recomputed")]
+
+
+def test_history_on_the_host_only_for_a_gpu_whose_optimiser_supports_it():
+    host = OptimizerState("lbfgs", 100, host_history=True)
+    gpu = dict(device_type="cuda", host_budget=64 * GiB, host_history_supported=True)
+    assert [state for state, _ in ladder(**gpu)][4:6] == [host, OptimizerState("adam")]
+    assert host not in [state for state, _ in ladder(**{**gpu, "host_history_supported": False})]
+    assert host not in [state for state, _ in ladder(**{**gpu, "device_type": "cpu"})]
+    assert host not in [state for state, _ in ladder(**{**gpu, "host_budget": 1 * GiB})]  # 28.8 GB of history
+    s = sizing(3000, 4000)
+    budget = (s.fixed_bytes(host, "stored") + s.block_bytes(1024)) / GiB
+    assert plan(3000, 4000, budget, **gpu).optimizer == host
+    assert host.device_vectors() + 2 * 100 == OptimizerState("lbfgs", 100).device_vectors()
+
+
+def test_shallow_content_targets_are_recomputed_before_the_history_is_shortened():
+    assert recompute_share(DEFAULT_STYLE_LAYERS, ("relu1_1",)) < 0.01
+    assert recompute_share(DEFAULT_STYLE_LAYERS, ("relu4_2",)) == pytest.approx(0.19, abs=0.01)
+    s = _Sizing(3000, 4000, (*DEFAULT_STYLE_LAYERS, "relu1_1"), ("relu1_1",), "avg", "fp32", EvaluationCost())
+    budget = (s.fixed_bytes(OptimizerState("lbfgs", 100), "recomputed") + s.block_bytes(1024)) / GiB
+    shallow = plan(3000, 4000, budget, content_layers=("relu1_1",))
+    assert (shallow.content_targets, shallow.optimizer.history) == ("recomputed", 100)
+
+
+def test_no_content_layers_means_no_content_targets():
+    assert plan(512, 512, 8, content_layers=()).content_targets == "none"
+
+
+@pytest.mark.parametrize("height,width,gib,precision,pooling", list(itertools.product(
+    (300, 1500, 4000), (700, 6000), (1, 3, 12, 80), ("fp32", "bf16"), ("avg", "max"))))
+def test_every_plan_keeps_its_prediction_within_the_budget(height, width, gib, precision, pooling):
+    try:
+        p = plan(height, width, gib, precision=precision, pooling=pooling)
+    except MemoryBudgetTooSmall:
+        s = sizing(height, width, precision=precision, pooling=pooling)
+        assert s.fixed_bytes(OptimizerState("adam"), "recomputed") + s.block_bytes(16) > gib * GiB
+        return
+    assert 0 < p.predicted_peak <= gib * GiB
+    assert (p.path == "whole") == (p.blocks == 1)
+
+
+def test_half_precision_allows_larger_blocks():
+    assert plan(4000, 4000, 12, precision="bf16").block_size > plan(4000, 4000, 12).block_size
+
+
+def test_describe_is_one_line_with_the_choices():
+    line = plan(2048, 2048, 4).describe()
+    assert "\n" not in line
+    for part in ("2048×2048", "blocks of", "margin 80 px", "L-BFGS history", "content targets stored", "GiB of 4.00 GiB (test)"):
+        assert part in line
+    assert "whole image" in plan(256, 256, 4).describe()
+
+
+# ---------------------------------------------------------------------- the cost model
+def test_activation_count_follows_the_layer_table():
+    # relu1_1: the input and its normalised copy (3 + 3), conv1_1's 64 channels; at its backward
+    # step the 64-channel output and its gradient pair are alive: 6 + 64 + 64 + 3.
+    assert activation_floats(("relu1_1",)) == 137
+    # Requesting the convolution itself keeps the ReLU from running in place: one more 64-channel tensor.
+    assert activation_floats(("conv1_1", "relu1_1")) > activation_floats(("relu1_1",))
+    # Max pooling keeps int64 indices; deeper layers add activations.
+    assert activation_floats(("relu5_1",), "max") > activation_floats(("relu5_1",), "avg") > activation_floats(("relu3_1",))
+    assert stored_target_bytes_per_pixel(("relu4_2",)) == 32 and stored_target_bytes_per_pixel(("relu1_1",)) == 256
+
+
+# ---------------------------------------------------------------------- the budget
+def test_meminfo_parsing_and_the_available_ram_fallback(tmp_path):
+    text = "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   20000000 kB\nHugePages_Total:       0\n"
+    assert parse_meminfo(text) == {"MemTotal": 24000000 * 1024, "MemFree": 1024000, "MemAvailable": 20000000 * 1024,
+                                   "HugePages_Total": 0}
+    (tmp_path / "meminfo").write_text(text)
+    assert available_ram(tmp_path / "meminfo") == (20000000 * 1024, "available RAM (MemAvailable)")
+    fallback, source = available_ram(tmp_path / "absent")
+    assert fallback > 0 and "MemAvailable" not in source
+
+
+def test_cpu_budget_is_the_available_ram_or_the_cap_less_what_is_in_use():
+    total = parse_meminfo(Path("/proc/meminfo").read_text())["MemTotal"] if Path("/proc/meminfo").is_file() else None
+    free = memory_budget("cpu")
+    assert free.bytes > 0 and (total is None or free.bytes <= total)
+    capped = memory_budget("cpu", max_memory=free.bytes // 2)
+    in_use = budget_module.process_rss()
+    assert in_use > 0 and capped.bytes == max(0, free.bytes // 2 - in_use) and "max_memory" in capped.source
+
+
+def test_cuda_budget_counts_the_allocators_unused_cache(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * GiB, 80 * GiB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 3 * GiB)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 * GiB)
+    assert memory_budget("cuda") == Budget(12 * GiB, "free CUDA memory")
+    assert memory_budget("cuda", max_memory=5 * GiB).bytes == 4 * GiB
+    assert memory_budget("cuda", max_memory=50 * GiB).bytes == 12 * GiB
