@@ -38,15 +38,36 @@ def missing_weights_message(weights_format: str = "torchvision") -> str:
     )
 
 
+#: What --device accepts; "cuda:N" picks one GPU. AMD GPUs under a ROCm build of torch are "cuda" too.
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def mps_available() -> bool:
+    """Apple's Metal GPU (MPS), where this torch build has the backend and the machine has the GPU."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU. An explicit ``cuda`` without a GPU is an error, not a silent fallback."""
+    """``auto`` → CUDA, else Apple MPS, else CPU. An explicit ``cuda`` or ``mps`` that is absent is an
+    error, not a silent fallback: the user asked for that device."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceUnavailable("--device cuda was asked for, but PyTorch sees no CUDA GPU here (use --device cpu or auto)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise DeviceUnavailable(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(
+                f"--device {device} was asked for, but PyTorch sees no CUDA GPU here (use --device cpu or auto)")
+        return torch.device(device)
+    if device == "mps":
+        if not mps_available():
+            raise DeviceUnavailable(
+                "--device mps was asked for, but PyTorch sees no Apple GPU (MPS) here (use --device cpu or auto)")
+        return torch.device("mps")
+    if device == "cpu":
+        return torch.device("cpu")
+    raise DeviceUnavailable(f"unknown device {device!r}: use {', '.join(DEVICE_CHOICES)} (or cuda:N)")
 
 
 def load_model(
