@@ -1,6 +1,6 @@
 """Block-wise evaluation gives the whole-image loss and gradient (Galerne et al. 2022): no seams by construction.
 
-The reference is the whole-image objective written from ``losses`` as ``transfer`` evaluates it.
+The reference is the whole-image objective (``objective.whole_image_objective``).
 Exactness is checked in float64 (a float64 copy of the random-weights network), where rounding
 cannot hide a wrong margin or a misaligned block; a too-short margin is shown to fail the same check.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 
 import pytest
 import torch
@@ -21,7 +20,8 @@ from neural_style.daemon.engine.blockwise import (
     blockwise_features,
 )
 from neural_style.daemon.engine.layers import poolings_before, receptive_radius
-from neural_style.daemon.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
+from neural_style.daemon.engine.losses import gram_matrix
+from neural_style.daemon.engine.objective import whole_image_objective
 from neural_style.daemon.engine.optimize import minimise
 
 from conftest import smooth_image
@@ -55,19 +55,13 @@ def blended_grams(model, styles, weights, layers, pooling):
 
 def whole_image(model, x, *, content=None, style_targets=None, layer_weights=None, alpha=1.0, beta=1.0, tv=0.0,
                 pooling="avg", autocast=contextlib.nullcontext):
-    """(terms, gradient) of transfer's whole-image objective: α Σ content_loss + β style_loss + tv TV."""
-    content, style_targets = content or {}, style_targets or {}
+    """(terms, gradient) of the whole-image objective, the reference."""
+    objective = whole_image_objective(model, style_targets=style_targets, layer_weights=layer_weights,
+                                      content_targets=content, content_weight=alpha, style_weight=beta, tv_weight=tv,
+                                      pooling=pooling, autocast=autocast)
     x = x.detach().clone().requires_grad_(True)
-    with autocast():
-        features = model(x, set(content) | set(style_targets), pooling)
-    zero = torch.zeros((), dtype=torch.promote_types(x.dtype, torch.float32))
-    c = sum((content_loss(features[name], target) for name, target in content.items()), zero)
-    weights = {k: v for k, v in (layer_weights or {}).items() if k in style_targets}
-    s = style_loss(features, style_targets, weights) if style_targets else zero
-    t = total_variation_loss(x) if tv else zero
-    terms = {"content": alpha * c, "style": beta * s, "tv": tv * t}
-    terms["total"] = terms["content"] + terms["style"] + terms["tv"]
-    terms["total"].backward()
+    total, terms = objective(x)
+    total.backward()
     return {k: v.detach() for k, v in terms.items()}, x.grad
 
 
@@ -205,13 +199,9 @@ def test_a_drop_in_objective_for_minimise(model64):
     """Three L-BFGS steps with the block-wise objective land where the whole-image objective does."""
     case = CASES["style only, a zero-weight layer, tv"]
     objective, x, _ = build(model64, case)
-    grams = objective.style_targets
-
-    def whole(xv):
-        features = model64(xv, grams, case["pooling"])
-        total = 500.0 * style_loss(features, grams, objective.layer_weights) + case["tv"] * total_variation_loss(xv)
-        return total, {"total": total}
-
+    whole = whole_image_objective(model64, style_targets=objective.style_targets, layer_weights=objective.layer_weights,
+                                  style_weight=objective.style_weight, tv_weight=objective.tv_weight,
+                                  pooling=case["pooling"])
     block_run = minimise(objective, x, 3, "lbfgs")
     whole_run = minimise(whole, x, 3, "lbfgs")
     assert block_run.evaluations == whole_run.evaluations == 3
