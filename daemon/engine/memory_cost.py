@@ -41,7 +41,7 @@ class EvaluationCost:
     ``for_device`` adds a margin for them until someone measures one.
     """
 
-    kappa: float = 1.25
+    kappa: float = 1.1
     fixed: int = 96 << 20
 
     @classmethod
@@ -63,25 +63,34 @@ def activation_floats(layers: Collection[str], pooling: str = "avg", content_lay
                       half_precision: bool = False) -> float:
     """Activations per input pixel alive at the worst moment of one forward+backward pass to ``layers``' deepest.
 
-    Tensors: the input crop and its normalised copy; each convolution's output (its ReLU runs in
-    place unless the convolution itself is requested, as ``VGG19Features`` does); each pooling's
-    output, with max pooling's int64 indices. At backward step i, the tensors 0..i are alive plus the
-    gradients of tensors i and i−1. The content loss adds (F − P) and its square per content layer;
-    under autocast the Gram matrices read a float32 copy of every requested layer (counted here in
-    units of the half-precision element, i.e. twice).
+    In units of one activation element (fp32, or fp16/bf16 under autocast). Forward tensors: the
+    input crop and its normalised copy; each convolution's output (its ReLU runs in place unless the
+    convolution itself is requested, as ``VGG19Features`` does); each pooling's output, with max
+    pooling's int64 indices. At backward step i: the forward tensors 0..i, the gradients of tensors
+    i and i−1, and the loss gradients of the requested layers at or below i (autograd computes them
+    first and holds them until the chain reaches their layer). Throughout: the losses' float32
+    operands (under autocast a float32 copy of each requested layer; for each content layer F − P).
     """
     wanted = set(layers)
+    loss_unit = 2.0 if half_precision else 1.0  # a float32 value in activation elements
     sizes: list[float] = [3.0, 3.0]
+    waiting: list[float] = [0.0, 0.0]  # loss gradients that arrive at each forward tensor
     for name, _, channels, level in _walk(max(layers, key=LAYER_INDEX.__getitem__)):
+        floats = channels / 4**level
         if name.startswith("conv") or (name.startswith("relu") and "conv" + name[4:] in wanted):
-            sizes.append(channels / 4**level)
+            sizes.append(floats)
+            waiting.append(0.0)
         elif name.startswith("pool"):
-            sizes.append(channels / 4**level * (3 if pooling == "max" else 1))
-    peak = max(sum(sizes[: i + 1]) + sizes[i] + sizes[i - 1] for i in range(1, len(sizes)))
-    extra = sum(2 * _layer_floats(name) for name in content_layers)
+            sizes.append(floats * (3 if pooling == "max" else 1))
+            waiting.append(0.0)
+        if name in wanted:
+            waiting[-1] += floats * loss_unit
+    waiting[-1] = 0.0  # the deepest layer's loss gradient is where the chain starts, not a second buffer
+    peak = max(sum(sizes[: i + 1]) + sizes[i] + sizes[i - 1] + sum(waiting[: i + 1]) for i in range(1, len(sizes)))
+    operands = sum(_layer_floats(name) * loss_unit for name in content_layers)
     if half_precision:
-        extra += sum(2 * _layer_floats(name) for name in layers)
-    return peak + extra
+        operands += sum(_layer_floats(name) * loss_unit for name in layers)
+    return peak + operands
 
 
 def stored_target_bytes_per_pixel(content_layers: Collection[str]) -> float:

@@ -95,7 +95,8 @@ class MemoryPlan:
         if self.path == "whole":
             how = "whole image"
         else:
-            how = f"{self.blocks} blocks of ≤{self.interior[1]}×{self.interior[0]} px (margin {self.margin} px)"
+            count = f"{self.blocks} blocks" if self.blocks > 1 else "1 block"
+            how = f"{count} of ≤{self.interior[1]}×{self.interior[0]} px (margin {self.margin} px)"
         content = f", content targets {self.content_targets}" if self.content_targets != "none" else ""
         return (f"{self.width}×{self.height}: {how}, {self.optimizer.describe()}{content}; predicted peak "
                 f"{_gib(self.predicted_peak)} of {_gib(self.budget.bytes)} ({self.budget.source})")
