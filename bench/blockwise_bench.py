@@ -10,6 +10,7 @@ relu1_1…relu5_1), average pooling, Tübingen + Starry Night when the shared im
     python bench/blockwise_bench.py [--sizes 512,1024,2048,4096] [--block 512] [--threads 2]
     python bench/blockwise_bench.py --calibrate     # whole-image peaks for the cost model's κ and fixed bytes
     python bench/blockwise_bench.py --content-cost  # stored against recomputed content targets, seconds
+    python bench/blockwise_bench.py --whole never --mmap-threshold 131072   # glibc's allocator pinned
 
 The whole-image path runs only where the cost model predicts it fits in half the available RAM.
 Never run in CI: the 4096² block-wise evaluation alone takes minutes on two cores.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -118,8 +120,13 @@ def _max_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
+#: Set by --mmap-threshold: glibc's M_MMAP_THRESHOLD for the child processes (see docs/PERFORMANCE.md).
+CHILD_ENV: dict[str, str] = {}
+
+
 def run_child(spec: dict) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          env={**os.environ, **CHILD_ENV})
     if done.returncode != 0:
         return {**spec, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -133,14 +140,19 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--content-cost", action="store_true")
+    parser.add_argument("--whole", choices=("auto", "never"), default="auto",
+                        help="auto: run the whole-image path where it fits in half the available RAM")
+    parser.add_argument("--mmap-threshold", type=int, help="glibc M_MMAP_THRESHOLD (bytes) for the measured processes")
     parser.add_argument("--child")
     args = parser.parse_args()
+    if args.mmap_threshold:
+        CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
     layers = {"content_layers": list(DEFAULT_CONTENT_LAYERS), "style_layers": list(DEFAULT_STYLE_LAYERS)}
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
-          f"available RAM {available_ram()[0] / 2**30:.1f} GiB")
+          f"available RAM {available_ram()[0] / 2**30:.1f} GiB, child environment {CHILD_ENV or 'unchanged'}")
     if args.calibrate:
         return calibrate(args, layers)
     if args.content_cost:
@@ -156,7 +168,7 @@ def memory_against_size(args, layers: dict) -> int:
     with tempfile.TemporaryDirectory() as folder:
         both = None
         for size in sizes:
-            whole_fits = EvaluationCost().bytes(size * size, floats, 4) < available_ram()[0] / 2
+            whole_fits = args.whole == "auto" and EvaluationCost().bytes(size * size, floats, 4) < available_ram()[0] / 2
             runs = []
             for path in ("whole", "blocks") if whole_fits else ("blocks",):
                 save = str(Path(folder) / f"{path}-{size}.pt")
@@ -204,15 +216,18 @@ def calibrate(args, layers: dict) -> int:
 
 
 def content_cost(args, layers: dict) -> int:
-    """Seconds per block-wise evaluation with stored against recomputed content targets, alternating."""
+    """Seconds per block-wise evaluation with stored against recomputed content targets, alternating.
+
+    Each process evaluates twice and the second is timed: the first pays oneDNN's set-up for new shapes.
+    """
     size, repeats = int(args.sizes.split(",")[0]), 3
     timings: dict[str, list[float]] = {"stored": [], "recomputed": []}
     memory: dict[str, int] = {}
     for _ in range(repeats):
         for mode in timings:
             result = run_child({"size": size, "path": "blocks", "block": args.block, "threads": args.threads,
-                                "content": mode, "repeats": 1, **layers})
-            timings[mode] += result["seconds"]
+                                "content": mode, "repeats": 2, **layers})
+            timings[mode].append(result["seconds"][-1])
             memory[mode] = result["rss_before"]
     for mode, seconds in timings.items():
         print(f"{mode}: {sorted(seconds)[len(seconds) // 2]:.2f} s median of {seconds} "

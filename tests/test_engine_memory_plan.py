@@ -123,7 +123,9 @@ def test_shallow_content_targets_are_recomputed_before_the_history_is_shortened(
     assert recompute_share(DEFAULT_STYLE_LAYERS, ("relu1_1",)) < 0.01
     assert recompute_share(DEFAULT_STYLE_LAYERS, ("relu4_2",)) == pytest.approx(0.19, abs=0.01)
     s = _Sizing(3000, 4000, (*DEFAULT_STYLE_LAYERS, "relu1_1"), ("relu1_1",), "avg", "fp32", EvaluationCost())
-    budget = (s.fixed_bytes(OptimizerState("lbfgs", 100), "recomputed") + s.block_bytes(1024)) / GiB
+    full = OptimizerState("lbfgs", 100)
+    budget = (s.fixed_bytes(full, "recomputed") + s.block_bytes(512)) / GiB
+    assert s.fixed_bytes(full, "stored") > budget * GiB  # storing them would leave no room at all
     shallow = plan(3000, 4000, budget, content_layers=("relu1_1",))
     assert (shallow.content_targets, shallow.optimizer.history) == ("recomputed", 100)
 

@@ -33,25 +33,31 @@ WHOLE_IMAGE_TV_VECTORS = 4
 
 @dataclass(frozen=True)
 class EvaluationCost:
-    """peak bytes of one evaluation = fixed + kappa · activation_floats · element bytes · pixels.
+    """Peak bytes of one evaluation = fixed + κ · activation_floats · element bytes · pixels.
 
-    The defaults were measured on the CPU (oneDNN, glibc malloc): peak RSS of one forward+backward
-    in a fresh process against the simulated floats, at several sizes and layer choices; κ is the
-    largest ratio seen, rounded up. A GPU's allocator and cuDNN workspaces are not measured here:
-    ``for_device`` adds a margin for them until someone measures one.
+    Measured on the CPU (oneDNN, glibc malloc; docs/PERFORMANCE.md): peak RSS of one evaluation in
+    a fresh process against the simulated floats. The whole image: slopes of 0.88–1.13 over avg and
+    max pooling, relu3_1 alone and bf16, so κ = 1.15. Blocks: up to 1.55 × the crop's simulated
+    activations, because glibc's default allocator keeps the freed memory of many differently sized
+    crops in a fragmented heap (1.16 with ``MALLOC_MMAP_THRESHOLD_=131072``), so κ = 1.6 there.
+    A GPU's caching allocator and cuDNN workspaces are not measured here: ``for_device`` uses larger
+    factors for them until someone measures one (``torch.cuda.max_memory_allocated``).
     """
 
-    kappa: float = 1.1
+    kappa: float = 1.15
+    block_kappa: float = 1.6
     fixed: int = 96 << 20
 
     @classmethod
     def for_device(cls, device_type: str) -> "EvaluationCost":
         if device_type == "cpu":
             return cls()
-        return cls(kappa=cls.kappa * 1.3, fixed=512 << 20)
+        return cls(kappa=1.5, block_kappa=2.0, fixed=512 << 20)
 
-    def bytes(self, pixels: int, floats_per_pixel: float, element_bytes: int) -> int:
-        return int(self.fixed + self.kappa * floats_per_pixel * element_bytes * pixels)
+    def bytes(self, pixels: int, floats_per_pixel: float, element_bytes: int, blocks: bool = False) -> int:
+        """Peak of one evaluation over ``pixels`` (the whole image, or one block's crop with ``blocks``)."""
+        kappa = self.block_kappa if blocks else self.kappa
+        return int(self.fixed + kappa * floats_per_pixel * element_bytes * pixels)
 
 
 def element_bytes(precision: str) -> int:

@@ -207,7 +207,7 @@ class _Sizing:
     def block_bytes(self, block: int) -> int:
         grid = self.grid_for(block)
         crop = grid.crop_side(self.height) * grid.crop_side(self.width)
-        return self.cost.bytes(crop, self.floats(), element_bytes(self.precision))
+        return self.cost.bytes(crop, self.floats(), element_bytes(self.precision), blocks=True)
 
     def overhead(self, block: int) -> float:
         """Crop area over interior area of the largest block: the work spent on margins."""
