@@ -35,7 +35,7 @@ from neural_style.daemon.engine.blockwise import BlockwiseObjective, RecomputedC
 from neural_style.daemon.engine.imaging import resize, split_alpha
 from neural_style.daemon.engine.losses import gram_matrix
 from neural_style.daemon.engine.memory_budget import available_ram, process_rss
-from neural_style.daemon.engine.memory_cost import EvaluationCost, activation_floats, element_bytes
+from neural_style.daemon.engine.memory_cost import EvaluationCost, activation_floats, element_bytes, recompute_share
 from neural_style.daemon.engine.objective import whole_image_objective
 from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 
@@ -216,23 +216,38 @@ def calibrate(args, layers: dict) -> int:
 
 
 def content_cost(args, layers: dict) -> int:
-    """Seconds per block-wise evaluation with stored against recomputed content targets, alternating.
+    """Seconds per block-wise evaluation, stored against recomputed content targets, alternating in one process.
 
-    Each process evaluates twice and the second is timed: the first pays oneDNN's set-up for new shapes.
+    Timing, not memory: one process, the same image and blocks, evaluations alternating so that the
+    load other work puts on the machine falls on both alike; the first of each pays set-up and is dropped.
     """
-    size, repeats = int(args.sizes.split(",")[0]), 3
-    timings: dict[str, list[float]] = {"stored": [], "recomputed": []}
-    memory: dict[str, int] = {}
-    for _ in range(repeats):
-        for mode in timings:
-            result = run_child({"size": size, "path": "blocks", "block": args.block, "threads": args.threads,
-                                "content": mode, "repeats": 2, **layers})
-            timings[mode].append(result["seconds"][-1])
-            memory[mode] = result["rss_before"]
-    for mode, seconds in timings.items():
-        print(f"{mode}: {sorted(seconds)[len(seconds) // 2]:.2f} s median of {seconds} "
-              f"(RSS before the evaluation {memory[mode] / MiB:.0f} MiB)")
-    print(f"recomputed / stored: {sorted(timings['recomputed'])[1] / sorted(timings['stored'])[1]:.3f}")
+    torch.set_num_threads(args.threads)
+    size, repeats = int(args.sizes.split(",")[0]), 6
+    model = random_vgg19(0)
+    content, style = _images(size)
+    content_layers, style_layers = layers["content_layers"], layers["style_layers"]
+    with torch.no_grad():
+        grams = {k: gram_matrix(v) for k, v in model(style, style_layers).items()}
+    sources = {"stored": StoredContent(blockwise_features(model, content, content_layers, args.block)),
+               "recomputed": RecomputedContent(model, content, content_layers)}
+    objectives = {mode: BlockwiseObjective(model, block_size=args.block, content=source, style_targets=grams,
+                                           layer_weights=dict.fromkeys(style_layers, 0.2), style_weight=1e3)
+                  for mode, source in sources.items()}
+    x = (0.5 + 0.1 * torch.randn((1, 3, size, size), generator=torch.Generator().manual_seed(0))).requires_grad_(True)
+    seconds: dict[str, list[float]] = {mode: [] for mode in objectives}
+    for _ in range(repeats + 1):
+        for mode, objective in objectives.items():
+            x.grad = None
+            began = time.perf_counter()
+            _evaluate(objective, x)
+            seconds[mode].append(time.perf_counter() - began)
+    ratios = sorted(r / s for s, r in zip(seconds["stored"][1:], seconds["recomputed"][1:]))
+    for mode, values in seconds.items():
+        print(f"{mode}: median {sorted(values[1:])[repeats // 2]:.2f} s per evaluation "
+              f"({', '.join(f'{v:.2f}' for v in values[1:])})")
+    print(f"recomputed / stored, per alternating pair: median {ratios[repeats // 2]:.3f} "
+          f"(range {ratios[0]:.3f}–{ratios[-1]:.3f}); the FLOP model says "
+          f"{1 + recompute_share(style_layers, content_layers):.3f}")
     return 0
 
 

@@ -26,7 +26,7 @@ from neural_style.daemon.engine.memory_plan import (
 from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 
 GiB = 1 << 30
-PAPER = dict(style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS)
+PAPER = dict(style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS, history=100)
 
 
 def plan(height, width, gib, **kwargs):

@@ -15,10 +15,10 @@ the paper's loss is a sum over positions: the Gram sums F Fᵀ and the content l
 whole-image loss and gradient up to float rounding (``tests/test_engine_blockwise.py``). Losses and
 Grams are computed outside autocast, in at least float32, exactly as ``losses`` does.
 
-Content targets P^l: ``StoredContent`` keeps them (α·channels/4^k floats per pixel: 32 B/px for
-relu4_2, 256 B/px for relu1_1) and ``RecomputedContent`` recomputes them from the content crop per
-block (one extra forward pass to the content layer per block per evaluation). docs/PERFORMANCE.md
-gives the measured costs; ``memory_plan`` chooses.
+Content targets P^l: ``StoredContent`` keeps them (channels/4^k float32 values per image pixel:
+32 B/px for relu4_2, 256 B/px for relu1_1) and ``RecomputedContent`` recomputes them from the
+content crop per block (one extra forward pass to the content layer per block and evaluation).
+docs/PERFORMANCE.md gives the measured costs; ``memory_plan`` chooses between them.
 """
 from __future__ import annotations
 

@@ -37,15 +37,15 @@ class EvaluationCost:
 
     Measured on the CPU (oneDNN, glibc malloc; docs/PERFORMANCE.md): peak RSS of one evaluation in
     a fresh process against the simulated floats. The whole image: slopes of 0.88–1.13 over avg and
-    max pooling, relu3_1 alone and bf16, so κ = 1.15. Blocks: up to 1.55 × the crop's simulated
+    max pooling, relu3_1 alone and bf16, so κ = 1.15. Blocks: up to 1.37 × the crop's simulated
     activations, because glibc's default allocator keeps the freed memory of many differently sized
-    crops in a fragmented heap (1.16 with ``MALLOC_MMAP_THRESHOLD_=131072``), so κ = 1.6 there.
+    crops in a fragmented heap (1.10 with ``MALLOC_MMAP_THRESHOLD_=131072``), so κ = 1.5 there.
     A GPU's caching allocator and cuDNN workspaces are not measured here: ``for_device`` uses larger
     factors for them until someone measures one (``torch.cuda.max_memory_allocated``).
     """
 
     kappa: float = 1.15
-    block_kappa: float = 1.6
+    block_kappa: float = 1.5
     fixed: int = 96 << 20
 
     @classmethod

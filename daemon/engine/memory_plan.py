@@ -110,7 +110,7 @@ def plan_memory(
     style_layers: Collection[str],
     content_layers: Collection[str] = (),
     optimizer: str = "lbfgs",
-    history: int = 100,
+    history: int,
     pooling: str = "avg",
     precision: str = "fp32",
     device_type: str = "cpu",
@@ -120,7 +120,7 @@ def plan_memory(
 ) -> MemoryPlan:
     """The plan for optimising a ``height`` × ``width`` image within ``budget`` (see the module docstring).
 
-    ``history`` is the L-BFGS history asked for; ``host_budget`` the host RAM free for a GPU run's
+    ``history`` is the L-BFGS history the optimiser is configured with; ``host_budget`` the host RAM free for a GPU run's
     L-BFGS history, used only when ``host_history_supported``.
     """
     layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
@@ -129,7 +129,7 @@ def plan_memory(
     cost = cost or EvaluationCost.for_device(device_type)
     sizing = _Sizing(height, width, layers, tuple(content_layers), pooling, precision, cost)
     steps = economy_ladder(optimizer, history, tuple(style_layers), tuple(content_layers), device_type, host_budget,
-                    host_history_supported, height * width)
+                           host_history_supported, height * width)
     fallback: MemoryPlan | None = None
     for state, targets in steps:
         plan = sizing.plan(state, targets, budget)
