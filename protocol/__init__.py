@@ -17,6 +17,7 @@ from .connection import (
     default_endpoint,
     read_client_config,
     resolve_endpoint,
+    service_start_command,
     write_client_config,
 )
 from .errors import (
@@ -59,7 +60,8 @@ __all__ = [
     "Client", "CurveKeys", "StylizeEvent", "new_request_id",
     "DaemonHandle", "DaemonStartFailed", "NoDaemon", "connect_or_start", "ensure_daemon", "start_daemon",
     "AUTOSTART_TIMEOUT", "CLIENT_CONFIG_NAME", "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "FIRST_PING_TIMEOUT",
-    "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "write_client_config",
+    "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "service_start_command",
+    "write_client_config",
     "ERROR_CODES", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
     "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",
     "Encoding", "ImageData", "ImageRef",

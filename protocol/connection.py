@@ -41,6 +41,11 @@ AUTOSTART_TIMEOUT = 120.0
 CLIENT_CONFIG_NAME = "neural_style_gimp.json"
 CLIENT_CONFIG_FORMAT = 1
 
+# The user service ``install.py --service`` installs (sandboxed GIMP cannot start the daemon).
+SYSTEMD_UNIT = "neural-style.service"
+LAUNCHD_LABEL = "org.neural-style.daemon"
+SERVICE_KINDS = ("systemd", "launchd")
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -63,12 +68,16 @@ class ClientConfig:
     endpoint: str = DEFAULT_ENDPOINT
     daemon_command: list[str] = field(default_factory=list)
     autostart: bool = True
+    service: Optional[str] = None  # "systemd" or "launchd" when install.py --service installed one
     path: Optional[str] = None  # the file it was read from (None: defaults)
     problem: Optional[str] = None  # why the file could not be used, when it could not
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": CLIENT_CONFIG_FORMAT, "endpoint": self.endpoint,
-                "daemon_command": list(self.daemon_command), "autostart": bool(self.autostart)}
+        data: dict[str, Any] = {"format": CLIENT_CONFIG_FORMAT, "endpoint": self.endpoint,
+                                "daemon_command": list(self.daemon_command), "autostart": bool(self.autostart)}
+        if self.service:
+            data["service"] = self.service
+        return data
 
     def dumps(self) -> str:
         """The file's exact text (install.py compares it to skip rewriting an unchanged file)."""
@@ -90,10 +99,14 @@ def read_client_config(folder: PathLike, environ: Optional[Mapping[str, str]] = 
         endpoint = data.get("endpoint", DEFAULT_ENDPOINT)
         command = data.get("daemon_command", [])
         autostart = data.get("autostart", True)
+        service = data.get("service")
         if not isinstance(endpoint, str) or not isinstance(command, list) \
-                or not all(isinstance(c, str) for c in command) or not isinstance(autostart, bool):
-            raise ValueError("endpoint must be a string, daemon_command a list of strings, autostart true or false")
-        config = ClientConfig(endpoint=endpoint, daemon_command=command, autostart=autostart, path=str(path))
+                or not all(isinstance(c, str) for c in command) or not isinstance(autostart, bool) \
+                or service not in (None, *SERVICE_KINDS):
+            raise ValueError("endpoint must be a string, daemon_command a list of strings, autostart true or "
+                             f"false, service one of {', '.join(SERVICE_KINDS)}")
+        config = ClientConfig(endpoint=endpoint, daemon_command=command, autostart=autostart, service=service,
+                              path=str(path))
     except FileNotFoundError:
         config.problem = f"{path} is missing (run install.py again)"
     except (OSError, ValueError) as exc:
@@ -111,3 +124,10 @@ def write_client_config(folder: PathLike, config: ClientConfig) -> Path:
     tmp.write_text(config.dumps(), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def service_start_command(kind: str) -> str:
+    """The host command that starts the installed user service now (and at every login)."""
+    if kind == "launchd":
+        return f"launchctl kickstart gui/$(id -u)/{LAUNCHD_LABEL}"
+    return f"systemctl --user enable --now {SYSTEMD_UNIT}"
