@@ -621,7 +621,8 @@ def gui_session(gimp_root, share, daemon):
     3. a long run; when the daemon has painted previews, a click on the Cancel button of GIMP's
        progress (in the status bar) — the image must be as before;
     4. Ctrl+Z in that image's window must undo the layer's rename made just before the run,
-       not a step the cancelled run left behind.
+       not a step the cancelled run left behind;
+    5. the same after a run that fails (no daemon) once the preview layer was in place.
     """
     for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", "usr/bin/gimp-3.0"):
         if not (gimp_root / tool).exists():
@@ -634,6 +635,8 @@ def gui_session(gimp_root, share, daemon):
              remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
         step(share, "dialog-ok", {}, interactive=True, remember=chosen),
         step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo"),
+        step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
+             undo_check=f"{out}/undo2"),
     ]
     gui = [
         {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 2.5, "then_keys": ["Escape"],
@@ -644,6 +647,8 @@ def gui_session(gimp_root, share, daemon):
          "click_from_bottom_right": [282, 18], "window_closes": False, "report": f"{out}/cancelled.gui.json"},
         {"wait_file": f"{out}/undo-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo-done",
          "window_closes": False, "report": f"{out}/undo.gui.json"},
+        {"wait_file": f"{out}/undo2-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo2-done",
+         "window_closes": False, "report": f"{out}/undo2.gui.json"},
     ]
     proc = run_session(gimp_root, share, "gui", steps, gui=gui, background=True)
     try:
@@ -662,7 +667,7 @@ def gui_session(gimp_root, share, daemon):
         if proc.poll() is None:
             proc.kill()
     reports = {name: json.loads((share / "out" / f"{name}.gui.json").read_text())
-               for name in ("dialog-invalid", "dialog-ok", "cancelled", "undo")}
+               for name in ("dialog-invalid", "dialog-ok", "cancelled", "undo", "undo2")}
     stopped_after = stopped_at - reports["cancelled"].get("pressed_at", stopped_at)
     return results, reports, stopped_after
 
@@ -701,3 +706,13 @@ def test_gimp_cancel_on_the_progress_leaves_the_image_as_before(gui_session, sha
     log = (share / "out" / "gui.gimp.log").read_text(errors="replace")
     assert "inconsistent state" not in log and "Plug-in crashed" not in log, gimp_log(share, "gui")
     assert_source_untouched(share, out)
+
+
+def test_gimp_failed_run_leaves_no_undo_step(gui_session, share):
+    results, reports, _ = gui_session
+    result, out = results["failed-undo"]
+    assert result["status"] == "execution-error" and "no daemon answers" in (result["error"] or ""), result
+    assert_left_as_before(result)
+    assert reports["undo2"]["found"] and result["undo_pressed"], "the driver could not press Ctrl+Z"
+    assert result["source_name_after_undo"] == result["source_name_before_rename"], \
+        "Ctrl+Z undid a step the failed run left behind"

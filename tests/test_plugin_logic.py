@@ -268,3 +268,16 @@ def test_install_py_uses_the_protocols_connection_module():
     assert mod.PLUGIN_NAME == PLUGIN_DIR.name
     source = (REPO / "install.py").read_text()
     assert "tcp://127.0.0.1:5570" not in source and '"NEURAL_STYLE_ENDPOINT"' not in source
+
+
+def test_the_readme_table_lists_every_argument_with_its_default():
+    rows = {}
+    for line in (REPO / "plugin" / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[2]
+    assert set(rows) == set(S.ARGUMENTS)
+    defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
+                "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT}
+    for name, value in defaults.items():
+        assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])

@@ -90,7 +90,7 @@ def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Op
         raise JobFailed(advice.lost_text(endpoint, str(exc))) from None
     except ValueError as exc:  # an address ZeroMQ cannot use
         raise JobFailed(f"{advice.PREFIX}'{label('endpoint')}' {endpoint!r} is not usable ({exc}). Give an address "
-                        "such as tcp://127.0.0.1:5570, or leave it empty.", "endpoint") from None
+                        "as tcp://HOST:PORT or ipc://PATH, or leave it empty.", "endpoint") from None
     problem = over_limits(settings, handle.pong.limits)
     if problem is not None:
         client.close()

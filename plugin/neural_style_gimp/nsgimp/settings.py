@@ -130,9 +130,9 @@ class Settings:
         if self.init not in INITS:
             raise SettingsError(f"'{label('init')}' must be one of {', '.join(INITS)} (got {self.init!r}).", "init")
         if self.endpoint and "://" not in self.endpoint:
-            raise SettingsError(f"'{label('endpoint')}' {self.endpoint!r} is not a ZeroMQ address such as "
-                                "tcp://127.0.0.1:5570; leave it empty to use the one install.py recorded.",
-                                "endpoint")
+            raise SettingsError(f"'{label('endpoint')}' {self.endpoint!r} is not a ZeroMQ address "
+                                "(tcp://HOST:PORT or ipc://PATH); leave it empty to use the one install.py "
+                                "recorded.", "endpoint")
 
     @property
     def style_paths(self) -> list[str]:
