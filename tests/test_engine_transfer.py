@@ -1,19 +1,22 @@
 """stylize(): every mode and option, on tiny images with seeded random weights."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from conftest import smooth_image
-from neural_style.daemon.engine import Cancelled, ParamError, StyleParams, stylize
+from neural_style.daemon.engine import Cancelled, NonFiniteLoss, ParamError, StyleParams, stylize
 from neural_style.daemon.engine.imaging import _RGB_TO_YIQ
 
 FAST = StyleParams(iterations=6, size=48, progress_every=1)
 
 
-def run(model, content, styles, **changes):
+def run(model, content, styles, style_blend=None, **changes):
     events = []
-    result = stylize(model, content, styles, FAST.replace(**changes), on_progress=events.append)
+    result = stylize(model, content, styles, FAST.replace(**changes), style_blend=style_blend,
+                     on_progress=events.append)
     return result, events
 
 
@@ -181,7 +184,7 @@ def test_bad_parameters_are_refused_with_a_clear_message(mapping, message):
 
 
 def test_params_round_trip_through_a_mapping():
-    params = StyleParams(iterations=9, style_layers=("relu1_1",), style_blend=(1.0, 2.0), preserve_color=True)
+    params = StyleParams(iterations=9, style_layers=("relu1_1",), style_layer_weights=(2.0,), preserve_color=True)
     assert StyleParams.from_mapping(params.to_mapping()) == params
 
 
@@ -201,3 +204,19 @@ def test_images_in_any_memory_layout(model, optimizer, init):
     assert not content.is_contiguous()
     result, _ = run(model, content, [content], init=init, optimizer=optimizer, iterations=2)
     assert result.image.shape == (3, 40, 48)
+
+
+def test_a_loss_that_overflows_float32_ends_the_run_with_a_clear_error(model, style):
+    """Within every range a caller can still feed the engine values that overflow (here an image in
+    [0, 10¹⁵] instead of [0, 1]); the run stops with a message, never reporting a non-finite loss."""
+    reported = []
+    with pytest.raises(NonFiniteLoss, match="overflowed float32") as stopped:
+        stylize(model, smooth_image(32, 32, seed=1) * 1e15, [style], FAST.replace(size=32, content_weight=1e12),
+                on_progress=reported.append)
+    assert "content_weight" in str(stopped.value)
+    assert all(math.isfinite(p.loss.total) for p in reported)
+
+
+def test_style_blend_must_fit_the_styles(model, content, style):
+    with pytest.raises(ParamError, match="2 weights for 1 style"):
+        stylize(model, content, [style], FAST, style_blend=(1.0, 2.0))
