@@ -206,6 +206,45 @@ def test_images_in_any_memory_layout(model, optimizer, init):
     assert result.image.shape == (3, 40, 48)
 
 
+# ---------------------------------------------------------------------- every size and layer runs (issue 10, item 5)
+def test_the_smallest_side_follows_the_poolings_before_the_deepest_layer():
+    from neural_style.daemon.engine.transfer import smallest_side
+
+    assert smallest_side(("relu1_1",)) == 16  # never below the smallest size a request may ask for
+    assert smallest_side(("relu4_1", "relu5_4")) == 16  # four poolings: 2⁴
+    assert smallest_side(("relu1_1", "pool5")) == 32  # five: 2⁵
+
+
+@pytest.mark.parametrize(
+    "style_shape, size",
+    [
+        ((16, 80), 64),  # a 5:1 style at size 64: its short side would be 13 px, relu5_1 needs 16
+        ((8, 256), 64),  # a 32:1 panorama: 2 px
+        ((256, 8), 64),  # the same, standing
+    ],
+)
+def test_styles_of_any_aspect_ratio_run(model, style_shape, size):
+    result, events = run(model, smooth_image(size, size, seed=1), [smooth_image(*style_shape, seed=2)],
+                         size=size, iterations=2)
+    assert result.image.shape == (3, size, size)
+    assert all(math.isfinite(e.loss.total) for e in events)
+
+
+@pytest.mark.parametrize("layers", [{"style_layers": ("relu1_1", "pool5")}, {"content_layers": ("pool5",)}])
+def test_pool5_runs_at_the_smallest_size(model, layers):
+    result, events = run(model, smooth_image(16, 16, seed=1), [smooth_image(16, 24, seed=2)], size=16, iterations=2,
+                         **layers)
+    assert result.image.shape == (3, 32, 32)  # raised to the 2⁵ pixels that pool5 needs
+    assert all(math.isfinite(e.loss.total) for e in events)
+
+
+def test_coarse_scales_of_a_wide_texture_keep_every_layer_fed(model, style):
+    result, events = run(model, None, [style], width=256, height=16, content_layers=(), scales=3, iterations=3,
+                         style_layers=("relu1_1", "pool5"))
+    assert result.image.shape == (3, 32, 256)
+    assert [e.scale for e in events] == [1, 2, 3]
+
+
 def test_a_loss_that_overflows_float32_ends_the_run_with_a_clear_error(model, style):
     """Within every range a caller can still feed the engine values that overflow (here an image in
     [0, 10¹⁵] instead of [0, 1]); the run stops with a message, never reporting a non-finite loss."""

@@ -15,10 +15,19 @@ from typing import Callable, MutableMapping, Sequence
 import torch
 
 from .errors import Cancelled, NonFiniteLoss
-from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, scale_to_longest_side, split_alpha
+from .imaging import (
+    at_least,
+    fit_longest_side,
+    join_alpha,
+    preserve_colors,
+    resize,
+    scale_to_longest_side,
+    split_alpha,
+)
+from .layers import LAYER_INDEX, LAYER_NAMES
 from .losses import LossTerms, content_loss, gram_matrix, style_loss, total_variation_loss
 from .optimize import StopRequested, minimise
-from .params import ParamError, StyleParams, plan_inputs
+from .params import PARAM_SPECS, ParamError, StyleParams, plan_inputs
 from .vgg import VGG19Features
 
 #: Grey that white-noise starts are centred on, and the noise's standard deviation (in [0, 1] units).
@@ -115,6 +124,10 @@ def stylize(
 
 
 # ---------------------------------------------------------------------- planning
+#: No working side below this, whatever the layers (the smallest ``size`` a request may ask for).
+MIN_SIDE = int(PARAM_SPECS["size"].minimum or 1)
+
+
 @dataclass
 class _Plan:
     content_rgb: torch.Tensor | None
@@ -124,6 +137,16 @@ class _Plan:
     blend: tuple[float, ...]  # sums to 1
     sizes: list[tuple[int, int]]
     evaluations: list[int]
+
+
+def smallest_side(layers: Sequence[str]) -> int:
+    """The shortest image side whose feature maps stay at least one pixel down to the deepest of
+    ``layers``: 2^k for the k poolings (each halving, rounding down) up to and including it."""
+    if not layers:
+        return MIN_SIDE
+    deepest = max(LAYER_INDEX[name] for name in layers)
+    poolings = sum(1 for name in LAYER_NAMES[: deepest + 1] if name.startswith("pool"))
+    return max(MIN_SIDE, 2**poolings)
 
 
 def _plan(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: StyleParams,
@@ -139,10 +162,12 @@ def _plan(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: 
         height, width = fit_longest_side(content_rgb.shape[-2], content_rgb.shape[-1], params.size)
     else:
         height, width = params.height or params.size, params.width or params.size
+    # Content and style layers are computed on the optimised image: every scale must reach the deepest.
+    smallest = smallest_side(inputs.content_layers + inputs.style_layers)
     sizes = []
     for k in range(params.scales):
         factor = 2 ** (params.scales - 1 - k)
-        sizes.append((max(16, round(height / factor)), max(16, round(width / factor))))
+        sizes.append(at_least((round(height / factor), round(width / factor)), smallest))
     share, extra = divmod(params.iterations, params.scales)
     evaluations = [share] * (params.scales - 1) + [share + extra]
     return _Plan(
@@ -177,11 +202,13 @@ def _style_targets(model: VGG19Features, styles: Sequence[torch.Tensor], plan: _
     """The blended Gram targets A^l; each style's Grams are memoised in ``cache`` by content digest and settings."""
     if not plan.style_layers:
         return {}
-    style_longest = max(16, round(max(size) * params.style_scale))
+    smallest = smallest_side(plan.style_layers)
+    style_longest = max(smallest, round(max(size) * params.style_scale))
     blended: dict[str, torch.Tensor] = {}
     for style, weight in zip(styles, plan.blend):
         rgb = split_alpha(style.float())[0]
-        style_size = scale_to_longest_side(rgb.shape[-2], rgb.shape[-1], style_longest)
+        # A wide panorama's short side is clamped as the content's is, so the deepest layer has a pixel.
+        style_size = at_least(scale_to_longest_side(rgb.shape[-2], rgb.shape[-1], style_longest), smallest)
         key = (_digest(rgb), style_size, plan.style_layers, params.pooling, params.precision,
                model.weights_format, model.description, id(model))
         grams = cache.get(key) if cache is not None else None
