@@ -1,14 +1,16 @@
 """The parameter schema (daemon/engine/params.py): one declaration per parameter, and what derives from it.
 
 Torch-free tests: construction validates, every float is finite and within float32's reach, messages
-quote client values in bounded form.
+quote client values in bounded form, and the README and PROTOCOL.md tables follow the schema.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ from neural_style.daemon.engine.params import (
     plan_inputs,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 FLOAT32_MAX = 3.4028234663852886e38
 FLOAT_FIELDS = sorted(name for name, spec in PARAM_SPECS.items() if spec.kind is float and not spec.is_list)
 
@@ -156,3 +159,46 @@ def test_shorten_never_expands_containers_or_long_values():
     assert shorten("a" * 1000) == "'" + "a" * 58 + "…"
     assert len(shorten(10**5000)) <= 60
     assert shorten(1.5) == "1.5" and shorten(None) == "None"
+
+
+# ---------------------------------------------------------------------- the documents follow the schema
+def _table_rows(text: str, heading: str) -> list[list[str]]:
+    """The rows of the first Markdown table after ``heading``, split on unescaped pipes."""
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+        rows.append([cell.strip().replace("\\|", "|") for cell in cells])
+    return rows
+
+
+def test_readme_lists_every_option_with_the_schemas_default():
+    rows = _table_rows((ROOT / "README.md").read_text(encoding="utf-8"), "Options of `stylize`")
+    documented: dict[str, str] = {}
+    for option, default, _meaning in rows:
+        names = [n.replace("-", "_") for n in re.findall(r"`--([a-z-]+)", option)]
+        for name in names:
+            documented[name] = default
+    options = {name: spec for name, spec in PARAM_SPECS.items() if spec.cli} | {"style_blend": STYLE_BLEND}
+    for name, spec in options.items():
+        assert name in documented, f"README's stylize table lacks --{name.replace('_', '-')}"
+        assert documented[name].strip("`") == spec.default_text(), name
+
+
+def test_protocol_lists_every_param_with_the_schemas_default_and_type():
+    rows = _table_rows((ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8"), "| param | type |")
+    documented = {row[0].strip("`"): row for row in rows}
+    assert set(documented) == set(PARAM_SPECS)
+    words = {"int": "int", "float": "float", "bool": "bool", "str": "str",
+             "list[str]": "list of str", "list[float]": "list of float"}
+    for name, spec in PARAM_SPECS.items():
+        _, kind, default, _meaning = documented[name]
+        literal = default.strip("`")
+        assert (None if literal == "nil" else json.loads(literal)) == spec.describe()["default"], name
+        assert kind.startswith(words[spec.type_name]), name
+    blend_row = next(row for row in _table_rows((ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8"),
+                                                "### `stylize`") if row[0] == "`style_blend`")
+    assert blend_row[1] == "list of floats"
