@@ -70,9 +70,10 @@ def render_figure_sheet(
     cache: dict = {}
     done = 0
 
-    def cell(title: str, run: Callable[[], torch.Tensor]) -> tuple[str, torch.Tensor]:
+    def cell(title: str, content_image: torch.Tensor | None, styles: list[torch.Tensor],
+             params: StyleParams) -> tuple[str, torch.Tensor]:
         nonlocal done
-        image = run()
+        image = stylize(model, content_image, styles, params, target_cache=cache).image
         done += 1
         if on_cell is not None:
             on_cell(done, title)
@@ -82,22 +83,19 @@ def render_figure_sheet(
     references = [("content", resize(content_rgb, (height, width))), ("style", resize(style_rgb, (height, width)))]
     rows.append(("inputs", references))
     rows.append(("Fig. 1, content reconstruction from one layer", [
-        cell(layer.replace("relu", "conv"), lambda layer=layer: stylize(
-            model, content_rgb, [], base.replace(content_layers=(layer,), style_layers=(), style_weight=0.0)).image)
+        cell(layer.replace("relu", "conv"), content_rgb, [],
+             base.replace(content_layers=(layer,), style_layers=(), style_weight=0.0))
         for layer in BLOCK_RELUS
     ]))
     rows.append(("Fig. 1, style reconstruction (texture) from growing layer sets", [
-        cell(subset_label(layers), lambda layers=layers: stylize(
-            model, None, [style_rgb], base.replace(content_layers=(), style_layers=layers, width=width, height=height),
-            target_cache=cache).image)
+        cell(subset_label(layers), None, [style_rgb],
+             base.replace(content_layers=(), style_layers=layers, width=width, height=height))
         for layers in growing_subsets()
     ]))
     for ratio in RATIOS:
         rows.append((f"Fig. 3, alpha/beta = {ratio:.0e}", [
-            cell(subset_label(layers), lambda layers=layers, ratio=ratio: stylize(
-                model, content_rgb, [style_rgb],
-                base.replace(style_layers=layers, content_weight=1.0, style_weight=1.0 / ratio),
-                target_cache=cache).image)
+            cell(subset_label(layers), content_rgb, [style_rgb],
+                 base.replace(style_layers=layers, content_weight=1.0, style_weight=1.0 / ratio))
             for layers in growing_subsets()
         ]))
     return _compose(rows, (height, width))

@@ -34,9 +34,10 @@ INITS: tuple[str, ...] = ("noise", "content", "style")
 POOLINGS: tuple[str, ...] = ("avg", "max")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 
-#: Bound of every weight (α, β, tv, w_l, the style blend). Only their ratios shape the image; users
-#: set β/α to 10⁵ and beyond, and 10¹² keeps the weighted losses, their gradients and L-BFGS's dot
-#: products of gradients far from float32's 3.4·10³⁸.
+#: Bound of every weight (α, β, tv, w_l, the style blend) and of β·w_l. Only their ratios shape the
+#: image; users set β/α to 10⁵ and beyond, and 10¹² keeps the weighted losses, their gradients and
+#: L-BFGS's dot products of gradients far from float32's 3.4·10³⁸ on ordinary images (a run that
+#: still overflows ends with NonFiniteLoss).
 MAX_WEIGHT = 1e12
 #: Longest side, width or height in pixels: beyond any photograph (a daemon's --max-size is lower).
 MAX_SIDE = 65536
