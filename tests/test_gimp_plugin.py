@@ -618,6 +618,7 @@ def gui_session(gimp_root, share, daemon):
     1. the dialog opens with a text file as the style; OK keeps it open (the choice is reported
        there), Escape closes it: cancelled, and the values are remembered anyway;
     2. the dialog opens again; OK runs the job;
+       then a size over the daemon's limit: OK, the job fails, the dialog comes back; Escape;
     3. a long run; when the daemon has painted previews, a click on the Cancel button of GIMP's
        progress (in the status bar) — the image must be as before;
     4. Ctrl+Z in that image's window must undo the layer's rename made just before the run,
@@ -634,6 +635,7 @@ def gui_session(gimp_root, share, daemon):
         step(share, "dialog-invalid", {}, interactive=True,
              remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
         step(share, "dialog-ok", {}, interactive=True, remember=chosen),
+        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "size": 4096}),
         step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo"),
         step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
              undo_check=f"{out}/undo2"),
@@ -642,6 +644,8 @@ def gui_session(gimp_root, share, daemon):
         {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 2.5, "then_keys": ["Escape"],
          "report": f"{out}/dialog-invalid.gui.json"},
         {"window": "Neural Style", "keys": ["alt+o"], "report": f"{out}/dialog-ok.gui.json"},
+        {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 6, "then_keys": ["Escape"],
+         "report": f"{out}/dialog-again.gui.json"},
         # GIMP's progress is the main window's status bar: click its Cancel button
         {"wait_file": f"{out}/cancel-now", "window": "GNU Image Manipulation Program", "settle_s": 0.1,
          "click_from_bottom_right": [282, 18], "window_closes": False, "report": f"{out}/cancelled.gui.json"},
@@ -667,7 +671,7 @@ def gui_session(gimp_root, share, daemon):
         if proc.poll() is None:
             proc.kill()
     reports = {name: json.loads((share / "out" / f"{name}.gui.json").read_text())
-               for name in ("dialog-invalid", "dialog-ok", "cancelled", "undo", "undo2")}
+               for name in ("dialog-invalid", "dialog-ok", "dialog-again", "cancelled", "undo", "undo2")}
     stopped_after = stopped_at - reports["cancelled"].get("pressed_at", stopped_at)
     return results, reports, stopped_after
 
@@ -682,6 +686,16 @@ def test_gimp_dialog_reports_a_bad_choice_while_open_and_remembers_values(gui_se
     assert_left_as_before(result)
     values = result["remembered_after"]  # written on OK although the run never happened
     assert values["style"] == "/share/in/notes.txt" and "timeout" in values, values
+
+
+def test_gimp_dialog_opens_again_when_the_daemon_refuses_a_setting(gui_session, share):
+    results, reports, _ = gui_session
+    report = reports["dialog-again"]
+    assert report["found"] and report["closed_meanwhile"] and report["still_open"], report
+    result, _ = results["dialog-again"]
+    assert result["status"] == "cancel", result  # the user gave up with Escape in the dialog that came back
+    assert_left_as_before(result)
+    assert result["remembered_after"]["size"] == 4096
 
 
 def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):

@@ -222,6 +222,14 @@ def _build_dialog(procedure, config):
     return dialog, problem
 
 
+def _let_gtk_draw():
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    while Gtk.events_pending():
+        Gtk.main_iteration()
+
+
 def _show_problem(label, text):
     label.set_markup(f"<b>{GLib.markup_escape_text(text)}</b>" if text else "")
 
@@ -246,6 +254,7 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
                     _show_problem(problem, str(exc))
                     continue
                 dialog.hide()
+                _let_gtk_draw()  # the job blocks this thread: unmap the dialog now, not after it
                 status, error = _stylize(image, source, config, settings)
                 if error is not None and error.argument:  # a setting to change: the dialog again, values kept
                     _show_problem(problem, str(error))

@@ -8,6 +8,9 @@ as JSON, so the host test can check it.  Actions:
     {"wait_file": PATH, "window": REGEX, "keys": ["alt+o"], "stays_open_s": 2,
      "then_keys": ["Escape"], "report": PATH, "done_file": PATH}
 
+``stays_open_s`` watches the window for that long after the keys: "still_open" at the end,
+"closed_meanwhile" if it was hidden at any moment (the dialog hides while a job runs).
+
 ``"click_from_bottom_right": [dx, dy]`` clicks there instead of pressing keys: GIMP's status-bar
 Cancel button cannot take the keyboard focus, and in a fresh profile's single-window layout
 it sits at a fixed distance from the main window's bottom-right corner.
@@ -70,9 +73,14 @@ def run(action):
             xdotool("mousemove", "--window", window, str(x), str(y), "click", "1")
         press(window, action.get("keys", []))
         report["focus_after"] = xdotool("getwindowfocus")
-        if "stays_open_s" in action:
-            time.sleep(action["stays_open_s"])
-            report["still_open"] = window in xdotool("search", "--onlyvisible", "--name", action["window"]).split()
+        if "stays_open_s" in action:  # watch it: does it stay, or close and come back?
+            deadline, seen_closed = time.monotonic() + action["stays_open_s"], False
+            while time.monotonic() < deadline:
+                visible = window in xdotool("search", "--onlyvisible", "--name", action["window"]).split()
+                seen_closed = seen_closed or not visible
+                time.sleep(0.1)
+            report["still_open"] = visible
+            report["closed_meanwhile"] = seen_closed
             press(window, action.get("then_keys", []))
         for _ in range(100 if action.get("window_closes", True) else 0):  # before the next action: gone
             if window not in xdotool("search", "--onlyvisible", "--name", action["window"]).split():
