@@ -249,10 +249,12 @@ NEURAL_STYLE_INIT = '"""Neural Style, as bundled with the GIMP plug-in: only the
 
 
 def daemon_command(args: argparse.Namespace) -> list[str]:
+    """The daemon command recorded for the plug-in: no --bind, since whoever starts it sets
+    $NEURAL_STYLE_ENDPOINT to the address it will look at (a dialog may name another one)."""
     exe = venv_bin(args.venv, "neural-style")
     if not exe.exists() and args.no_venv and shutil.which("neural-style"):
         exe = Path(shutil.which("neural-style"))
-    command = [str(exe), "serve", "--bind", args.endpoint]
+    command = [str(exe), "serve"]
     if args.weights == "random":  # untrained weights: for tests only
         command += ["--weights", "random"]
     elif args.weights:
@@ -586,7 +588,7 @@ def step_service(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
         out.warn("--service knows systemd (Linux) and launchd (macOS) only; start the daemon with "
                  "`neural-style serve` instead")
         return
-    command = daemon_command(args)
+    command = daemon_command(args) + ["--bind", args.endpoint]  # a service has no one to set its address
     path = service_path()
     log = Path.home() / "Library" / "Logs" / "neural-style-daemon.log"
     data = launchd_plist(command, log) if kind == "launchd" else systemd_unit(command).encode()

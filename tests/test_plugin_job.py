@@ -188,7 +188,7 @@ def test_no_daemon_with_autostart_off_names_the_dialogs_option(tmp_path):
         job.connect(settings(tmp_path, autostart=False), config, RecordingView(),
                     connect_fn=fake_connect(NoDaemon("no daemon answered"), calls))
     assert not calls[0]["autostart"]
-    assert "Start it with: /v/neural-style serve" in str(err.value)
+    assert "Start it with: /v/neural-style serve --bind tcp://127.0.0.1:6000" in str(err.value)
     assert "tick 'Start the daemon if needed' (under 'Connection to the daemon')" in str(err.value)
 
 

@@ -181,9 +181,10 @@ def test_advice_names_files_and_dialog_labels():
     assert "the style image /b/y.png is 9000x9000" in too_large and "'Processing size (pixels)'" in too_large
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
-    assert "no daemon answers at tcp://127.0.0.1:1" in off and "Start it with: /v/ns serve" in off
+    assert "no daemon answers at tcp://127.0.0.1:1" in off and "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
     assert "tick 'Start the daemon if needed'" in off and "'Connection to the daemon'" in off
-    failed = advice.start_failed_text("e", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
+    failed = advice.start_failed_text("ipc:///s", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
+    assert failed.endswith("/v/ns serve --bind ipc:///s")
     assert "could not start `/v/ns`: no such file" in failed and "did not help" not in failed
     assert "stopped answering" in advice.lost_text("e", "silent for 5 s")
     missing = advice.missing_dependency_text(["zmq"], " (the wheels … were fetched for Python 3.11, GIMP runs 3.13)")
@@ -199,7 +200,8 @@ def test_sandboxed_gimp_is_told_the_host_command(sandbox, service):
     if service:
         assert text.endswith("systemctl --user enable --now neural-style.service")
     else:
-        assert "/home/u/ns/.venv/bin/neural-style serve" in text and "install.py --service" in text
+        assert "/home/u/ns/.venv/bin/neural-style serve --bind tcp://127.0.0.1:5570" in text
+        assert "install.py --service" in text
 
 
 def test_sandbox_detection():

@@ -29,8 +29,12 @@ ADVICE = {
 }
 
 
-def command_text(command: Sequence[str]) -> str:
-    return shlex.join(command)
+def command_text(command: Sequence[str], endpoint: str) -> str:
+    """The command to type for a daemon at ``endpoint`` (the recorded one has no address of its own)."""
+    words = list(command)
+    if "--bind" not in words:
+        words += ["--bind", endpoint]
+    return shlex.join(words)
 
 
 def name_the_files(message: str, style_paths: Sequence[str]) -> str:
@@ -58,14 +62,15 @@ def no_daemon_text(endpoint: str, *, command: Sequence[str], autostart: bool, sa
         if service:
             return text + f"On the host, run: {service_command}"
         if command:
-            text += f"On the host, run: {command_text(command)} — or, to have it start at every login, "
+            text += f"On the host, run: {command_text(command, endpoint)} — or, to have it start at every login, "
         else:
-            text += "On the host, run: neural-style serve — or, to have it start at every login, "
+            text += f"On the host, run: neural-style serve --bind {endpoint} — or, to have it start at every login, "
         return text + "run install.py --service once (in the Neural Style folder)."
     if command and not autostart:
-        return (f"{head} Start it with: {command_text(command)} — or tick '{label('autostart')}' "
+        return (f"{head} Start it with: {command_text(command, endpoint)} — or tick '{label('autostart')}' "
                 f"(under '{ADVANCED_TITLE}').")
-    return f"{head} Start it with: neural-style serve — or run install.py again so that the plug-in can start it."
+    return (f"{head} Start it with: neural-style serve --bind {endpoint} — or run install.py again so that the "
+            "plug-in can start it.")
 
 
 def start_failed_text(endpoint: str, command: Sequence[str], reason: str) -> str:
@@ -73,7 +78,7 @@ def start_failed_text(endpoint: str, command: Sequence[str], reason: str) -> str
     if len(reason) > 1500:
         reason = "…" + reason[-1500:]
     return (f"{PREFIX}could not start the daemon for {endpoint}: {reason}\n"
-            f"Run install.py again, or run this in a terminal to see why: {command_text(command)}")
+            f"Run install.py again, or run this in a terminal to see why: {command_text(command, endpoint)}")
 
 
 def lost_text(endpoint: str, reason: str) -> str:
