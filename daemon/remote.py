@@ -30,8 +30,10 @@ from neural_style.protocol import (
     DaemonUnavailable,
     Heartbeat,
     ImageData,
+    NoDaemon,
     Progress,
     Result,
+    connect_or_start,
     resolve_endpoint,
 )
 
@@ -39,9 +41,6 @@ if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
 
 __all__ = ["status", "stylize", "daemon_command", "request_params", "image_for_request"]
-
-
-AUTOSTART_TIMEOUT = 120.0  # seconds for a fresh daemon to load VGG19 and answer ping
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -84,26 +83,20 @@ def image_for_request(path: Path) -> ImageData:
     return ImageData.raw(raw, width, height, channels)
 
 
-def _connect(args: argparse.Namespace, endpoint: str) -> str | None:
-    """Make sure a daemon answers at ``endpoint`` (autostarting one unless told not to).
+def _connect(args: argparse.Namespace, endpoint: str) -> tuple[Client, str | None]:
+    """A client of the daemon at ``endpoint`` (started first unless --no-autostart) and the weights it reports.
 
-    Returns the weights description the daemon reports, or raises DaemonUnavailable.
+    Raises DaemonUnavailable (NoDaemon when nothing answers and nothing may be started).
     """
-    if getattr(args, "no_autostart", False):
-        with Client(endpoint, timeout=2.0) as client:
-            try:
-                pong = client.ping()
-            except DaemonUnavailable:
-                raise DaemonUnavailable(
-                    f"no daemon answered at {endpoint} (start one with `neural-style serve`, "
-                    f"or drop --no-autostart, or use --local)") from None
-        return pong.weights
-    from neural_style.protocol.autostart import ensure_daemon
-
-    handle = ensure_daemon(endpoint, daemon_command(args, endpoint), timeout=AUTOSTART_TIMEOUT)
+    try:
+        client, handle = connect_or_start(endpoint, daemon_command(args, endpoint),
+                                          autostart=not getattr(args, "no_autostart", False), timeout=30.0)
+    except NoDaemon:
+        raise NoDaemon(f"no daemon answered at {endpoint} (start one with `neural-style serve`, "
+                       f"or drop --no-autostart, or use --local)") from None
     if handle.started:
         _say(f"started a daemon at {endpoint} (pid {handle.pid}, log {handle.log_path})")
-    return handle.pong.weights
+    return client, handle.pong.weights
 
 
 def status(args: argparse.Namespace) -> int:
@@ -174,8 +167,8 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
 
     bar = None
     try:
-        weights = _connect(args, endpoint)
-        with Client(endpoint, timeout=30.0) as client:
+        client, weights = _connect(args, endpoint)
+        with client:
             result: Result | None = None
             for event in client.stylize(content_image, style_images, wire_params, blend, heartbeats=True):
                 if isinstance(event, Accepted):
