@@ -210,7 +210,7 @@ def test_a_drop_in_objective_for_minimise(model64):
 
 
 def test_backward_scales_the_gradient_by_the_upstream_factor(model64):
-    objective, x, (_, expected) = build(model64, CASES["content only, two layers"])
+    objective, x, (_, expected) = build(model64, CASES["style only, a zero-weight layer, tv"])
     for factor in (1.0, 2.5):
         leaf = x.clone().requires_grad_(True)
         total, terms = objective(leaf)
