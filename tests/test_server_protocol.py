@@ -153,10 +153,16 @@ def test_status_cancel_and_duplicate_ids_while_a_job_runs(daemon):
         assert client.recv_for("queued")[0] == {"v": 1, "type": "accepted", "id": "queued", "position": 1}
 
         # the socket loop answers while the worker is busy
-        status = other.request({"type": "status", "id": "s"})
+        status = client.request({"type": "status", "id": "s"})
         assert status["type"] == "status_reply"
         assert status["running"]["id"] == "long" and status["running"]["state"] == "running"
+        assert status["running"]["iterations"] == ENDLESS["iterations"]
         assert [j["id"] for j in status["queued"]] == ["queued"] and status["queued"][0]["position"] == 1
+        # another connection sees that jobs run and wait, not whose they are or how far they got
+        theirs = other.request({"type": "status", "id": "s"})
+        assert theirs["running"] == {"id": "", "state": "running", "position": 0, "iteration": 0,
+                                     "iterations": 0, "elapsed": 0.0}
+        assert [(j["id"], j["state"], j["position"]) for j in theirs["queued"]] == [("", "queued", 1)]
         assert other.request({"type": "ping", "id": "p"})["queue_length"] == 2
 
         # ids are per connection: another client cannot cancel this one's job

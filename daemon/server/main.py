@@ -1,10 +1,10 @@
 """Lifecycle of the warm daemon (``neural-style serve``): options, sockets, threads, signals.
 
 Why: this is the only module that knows the whole picture.  It checks the
-security of the bind address before anything listens, binds the ROUTER with the
-options the protocol requires (``ROUTER_MANDATORY``, ZMTP heartbeats, a
-message-size ceiling), starts the worker that loads the model once, serves until
-SIGINT/SIGTERM, and then ends every job with ``cancelled`` before it exits.
+security of the bind address before anything listens, binds the ROUTER
+(``bind.py``: the protocol's socket options, an exclusive ipc path), starts the
+worker that loads the model once, serves until SIGINT, SIGTERM or SIGHUP (a
+closing terminal), and then ends every job with ``cancelled`` before it exits.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 import zmq
 
 from neural_style.protocol.endpoint import default_endpoint
-from neural_style.protocol.heartbeat import configure_zmtp_heartbeat
 
+from .bind import EndpointBusy, RouterSettings, bind_router
 from .jobs import JobQueue
 from .limits import Limits, MiB
+from .outbox import DEFAULT_OUTBOX_CAP
 from .router import Router
-from .security import SecurityError, SecuritySettings, check_bind_allowed, enable_curve
+from .security import SecurityError, SecuritySettings, check_bind_allowed
 from .style_cache import StyleTargetCache
 from .worker import ModelSettings, Worker
 
@@ -38,6 +39,7 @@ log = logging.getLogger("neural_style.daemon.server")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_OPTIONS = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal that started us closed
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,9 @@ class ServerConfig:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     cache_entries: int = 64
     cache_bytes: int = 512 * MiB
-    shutdown_grace: float = 5.0  # seconds the running job gets to stop on SIGINT/SIGTERM
-    send_hwm: int = 16  # messages queued in ZeroMQ per connection before EAGAIN (then we coalesce)
+    shutdown_grace: float = 5.0  # seconds the running job gets to stop on SIGINT/SIGTERM/SIGHUP
+    send_hwm: int = RouterSettings.send_hwm
+    outbox_cap: int = DEFAULT_OUTBOX_CAP
 
 
 def daemon_version() -> str:
@@ -156,7 +159,7 @@ def _configure_logging(log_file: Path | None) -> logging.Handler | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Entry point of ``neural-style serve``: run until SIGINT/SIGTERM; return the exit code."""
+    """Entry point of ``neural-style serve``: run until SIGINT/SIGTERM/SIGHUP; return the exit code."""
     try:
         file_handler = _configure_logging(getattr(args, "log_file", None))
     except OSError as exc:
@@ -188,59 +191,12 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("%s: cancelling jobs and shutting down", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         return run_server(config, stop, exit_if_stuck=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _bind_router(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, object | None]:
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished client fails: that is how we notice
-    sock.setsockopt(zmq.LINGER, 2000)
-    sock.setsockopt(zmq.SNDHWM, config.send_hwm)
-    sock.setsockopt(zmq.RCVHWM, 64)
-    # libzmq drops the *connection* of a peer whose frame exceeds MAXMSGSIZE (no reply is possible),
-    # so the hard ceiling sits well above the limit that gets a clear `too_large` answer.
-    sock.setsockopt(zmq.MAXMSGSIZE, 2 * config.limits.max_message_bytes + MiB)
-    configure_zmtp_heartbeat(sock)
-    curve = None
-    try:
-        if config.security.curve_dir is not None:
-            curve = enable_curve(ctx, sock, config.security.curve_dir)
-        sock.bind(config.bind)
-    except BaseException:
-        sock.close(linger=0)
-        if curve is not None:
-            curve.close()  # type: ignore[attr-defined]
-        raise
-    return sock, curve
-
-
-def _ipc_path_in_use(endpoint: str, timeout_ms: int = 500) -> bool:
-    """True if a daemon already answers on this ``ipc://`` path.
-
-    Why: binding an ipc path that exists silently takes it over from the daemon listening
-    there (libzmq unlinks the file), unlike TCP's "address in use".  Two clients autostarting
-    at once must not leave two daemons, one of them unreachable.
-    """
-    if not endpoint.startswith("ipc://") or not Path(endpoint[len("ipc://"):]).exists():
-        return False
-    from neural_style.protocol.messages import Ping
-
-    ctx = zmq.Context()
-    try:
-        probe = ctx.socket(zmq.DEALER)
-        probe.setsockopt(zmq.LINGER, 0)
-        probe.connect(endpoint)
-        probe.send_multipart(Ping("bind-probe").to_frames())
-        answered = bool(probe.poll(timeout_ms))
-        probe.close(0)
-        return answered
-    finally:
-        ctx.term()
 
 
 def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bool = False) -> int:
@@ -255,19 +211,21 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     except SecurityError as exc:
         log.error("%s", exc)
         return EXIT_BAD_OPTIONS
-    if _ipc_path_in_use(config.bind):
-        log.error("cannot listen on %s: another daemon is running there", config.bind)
-        return EXIT_FAILED
-
     ctx = zmq.Context()
     try:
-        sock, curve = _bind_router(ctx, config)
+        sock, curve, lock = bind_router(ctx, config.bind, RouterSettings(config.limits.max_message_bytes,
+                                                                         config.send_hwm),
+                                        config.security.curve_dir)
     except SecurityError as exc:
         log.error("%s", exc)
         ctx.term()
         return EXIT_BAD_OPTIONS
-    except zmq.ZMQError as exc:
-        hint = " (is another daemon running there?)" if exc.errno == zmq.EADDRINUSE else ""
+    except EndpointBusy as exc:
+        log.error("cannot listen on %s: another daemon is running there (%s)", config.bind, exc)
+        ctx.term()
+        return EXIT_FAILED
+    except (zmq.ZMQError, OSError) as exc:
+        hint = " (is another daemon running there?)" if getattr(exc, "errno", None) == zmq.EADDRINUSE else ""
         log.error("cannot listen on %s: %s%s", config.bind, exc, hint)
         ctx.term()
         return EXIT_FAILED
@@ -280,7 +238,8 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     jobs = JobQueue(config.limits.max_queue + 1)  # + the job the worker is about to take
     cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
     worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
-    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device)
+    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device,
+                    config.outbox_cap)
     log.info("neural-style daemon %s listening on %s%s (protocol 1); loading %s weights on %s",
              daemon_version(), config.bind, " with CURVE" if curve is not None else "",
              config.model.weights or "default", config.model.device)
@@ -298,9 +257,10 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         # interrupted). Wait for it: a thread left inside torch when the interpreter exits aborts it.
         worker.join(timeout=config.shutdown_grace + 10.0)
         sock.close(linger=1000)
+        lock.release()
         wake.close()
         if curve is not None:
-            curve.close()  # type: ignore[attr-defined]
+            curve.close()
         stuck = worker.is_alive()
         if not stuck:
             ctx.term()
