@@ -1,19 +1,28 @@
 """Liveness constants and socket options (docs/PROTOCOL.md, "Heartbeats and liveness").
 
-The daemon proves it is alive by sending a ``heartbeat`` for every unfinished job every
-HEARTBEAT_INTERVAL seconds; a failed send (ROUTER_MANDATORY: EHOSTUNREACH) proves the
-client's connection is closed and its jobs are cancelled.
+The daemon proves it is alive by sending a ``heartbeat`` message for every unfinished job
+every HEARTBEAT_INTERVAL seconds; a failed send (ROUTER_MANDATORY: EHOSTUNREACH) means
+the client's connection is closed, and its jobs are cancelled.
 
-ZMTP heartbeats tell "not reading" from "gone".  Both ends send a ZMTP PING every
-ZMTP_HEARTBEAT_IVL_MS from libzmq's I/O thread, whether or not the application reads.
-Only the daemon times a connection out (ZMTP_DAEMON_TIMEOUT_MS of nothing at all from
-the peer: a stopped, hung or unplugged client).  A client never does (timeout 0): once
-its receive queue is full its I/O thread stops reading, sees no PONG, and with a timeout
-would drop a healthy connection just because its application paused.  That drop, with
-a full queue, is also what made libzmq abort in ``_input_stopped`` (libzmq #3937, #3596)
-when the socket reconnected; CLIENT_SOCKET_OPTIONS adds ``IMMEDIATE`` so that a
-reconnect always starts on a fresh queue.  No TTL is sent either way: a paused peer
-must never be told to drop us.
+ZMTP heartbeats tell "not reading" from "gone", and only clients send them: libzmq's I/O
+thread PINGs the daemon every ZMTP_HEARTBEAT_IVL_MS whether or not the application reads,
+with a TTL that asks the daemon to close the connection after ZMTP_HEARTBEAT_TTL_MS of
+silence (a stopped, hung or unplugged client; one stopped before its first PING, within
+ZMTP_HEARTBEAT_IVL_MS of connecting, arms no TTL and keeps its jobs until they end).  These choices avoid libzmq 4.3.5's
+aborts, all reachable when an engine has stopped reading because its receive queue is
+full:
+
+* ``_input_stopped`` (libzmq #3937, #3596): a client with a ZMTP timeout of its own drops
+  the connection while paused, reconnects, and aborts when it reads again;
+* ``!_io_error`` in ``out_event`` (libzmq #4841): the peer's connection closes while the
+  queue is full; the next ZMTP PING the engine sends (its heartbeat timer) or answers
+  aborts the process.  The daemon hit this when a client flooded it with requests and
+  exited; a paused client hit it when the daemon went away.
+
+So a client's receive queue is unbounded (``RCVHWM`` 0: its engine never stops reading,
+whatever the application does), a client never times the daemon out at the ZMTP level
+(it notices a dead daemon by CLIENT_LIVENESS_TIMEOUT of silence), and the daemon sends no
+PINGs at all (its bounded receive queue may fill under a flood).
 """
 
 from __future__ import annotations
@@ -22,32 +31,24 @@ from typing import Any
 
 HEARTBEAT_INTERVAL = 0.5  # seconds between daemon heartbeats for one unfinished job
 CLIENT_LIVENESS_TIMEOUT = 5.0  # a client waiting on a job gives up after this much silence
-ZMTP_HEARTBEAT_IVL_MS = 500  # ZMQ_HEARTBEAT_IVL, both ends: a ZMTP PING every 0.5 s
-ZMTP_DAEMON_TIMEOUT_MS = 1500  # ZMQ_HEARTBEAT_TIMEOUT, daemon only: drop a peer silent for 1.5 s
-CLIENT_RCVHWM = 64  # messages a client's libzmq queues before the daemon coalesces the rest
+ZMTP_HEARTBEAT_IVL_MS = 100  # ZMQ_HEARTBEAT_IVL of a client: a ZMTP PING every 0.1 s (a few bytes)
+ZMTP_HEARTBEAT_TTL_MS = 2000  # ZMQ_HEARTBEAT_TTL of a client: the daemon drops it after 2 s of silence
 
 
 def configure_zmtp_heartbeat(socket: Any, *, daemon: bool = False) -> None:
-    """ZMTP heartbeat options, before connect/bind: PINGs both ways, a timeout on the daemon only."""
+    """ZMTP heartbeat options, before connect/bind: a client PINGs with a TTL; the daemon sends none."""
     import zmq
 
-    socket.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_IVL_MS)
-    socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, ZMTP_DAEMON_TIMEOUT_MS if daemon else 0)
-    socket.setsockopt(zmq.HEARTBEAT_TTL, 0)
+    socket.setsockopt(zmq.HEARTBEAT_IVL, 0 if daemon else ZMTP_HEARTBEAT_IVL_MS)
+    socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 0)
+    socket.setsockopt(zmq.HEARTBEAT_TTL, 0 if daemon else ZMTP_HEARTBEAT_TTL_MS)
 
 
 def configure_client_socket(socket: Any) -> None:
-    """Everything a client DEALER needs before connect (section 7 of the protocol).
-
-    ``IMMEDIATE``: after a reconnect the socket gets a new receive queue instead of the old,
-    possibly full one, so a stale "resume reading" from libzmq's application thread can no
-    longer reach the new connection's engine (the assertion of libzmq #3937).
-    ``RCVHWM``: a paused client holds at most this many messages; the daemon keeps the newest
-    preview and heartbeat of each job meanwhile (coalescing) instead of a backlog.
-    """
+    """Everything a client DEALER needs before connect (section 7 of the protocol): LINGER 0,
+    an unbounded receive queue (``RCVHWM`` 0, see above) and the client's ZMTP heartbeats."""
     import zmq
 
     socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.IMMEDIATE, 1)
-    socket.setsockopt(zmq.RCVHWM, CLIENT_RCVHWM)
+    socket.setsockopt(zmq.RCVHWM, 0)
     configure_zmtp_heartbeat(socket)

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 
 import numpy as np
 import pytest
 
 from neural_style.protocol import Accepted, Client, DaemonError, ImageData, Progress, Result
+from neural_style.protocol.heartbeat import ZMTP_HEARTBEAT_IVL_MS
 
 from server_fixtures import (
     ENDLESS,
@@ -279,7 +281,8 @@ def test_a_vanished_client_has_its_job_cancelled_and_the_next_job_runs(daemon, t
             if how == "kill":
                 proc.kill()  # no goodbye, no cancel
                 proc.wait(10)
-            else:
+            else:  # once it has sent a ZMTP PING (the daemon's TTL timer starts with the first one)
+                time.sleep(3 * ZMTP_HEARTBEAT_IVL_MS / 1000)
                 proc.send_signal(signal.SIGSTOP)
             # the doomed jobs had minutes of work; "next" only finishes if both were cancelled
             stream = waiting.stream("next", timeout=30)
