@@ -1,16 +1,21 @@
-"""Unit tests of the daemon's small parts, without sockets or processes: the style-target LRU,
-the coalescing outbox, the bind-address check, request limits and the job queue."""
+"""Unit tests of the daemon's small parts, without processes: the style-target LRU, the coalescing
+and capped outbox, the frame-by-frame request reader (on an inproc pair), the bind-address
+check, request limits and the job queue."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import msgpack
 import pytest
 import torch
+import zmq
 
 from neural_style.daemon.server.jobs import Job, JobQueue, JobState
 from neural_style.daemon.server.limits import Limits, Rejected, validate_stylize
 from neural_style.daemon.server.outbox import Outbox, Outgoing
+from neural_style.daemon.server.reader import MessageBounds, RequestReader
 from neural_style.daemon.server.security import (
     SecurityError,
     SecuritySettings,
@@ -75,6 +80,54 @@ def test_outbox_coalesces_progress_and_heartbeats_but_keeps_everything_else():
     assert order == [("accepted", b"a"), ("progress", b"o1"), ("progress", b"p2"), ("heartbeat", b"h2"),
                      ("result", b"r"), ("progress", b"late")]
     assert box.replaced == 2
+
+
+def test_outbox_keeps_essential_messages_and_caps_droppable_ones():
+    """The outbox alone: coalesced messages stay one per job and kind; droppable ones beyond the cap
+    push the oldest droppable out; essential ones are never dropped; ``full`` refuses new jobs."""
+    box = Outbox(cap=3)
+    box.add(Outgoing("accepted", "j", [b"a"], essential=True))
+    for n in range(10):
+        box.add(Outgoing("pong", f"p{n}", [b"p"]))
+        box.add(Outgoing("progress", "j", [f"{n}".encode()]))
+    box.add(Outgoing("result", "j", [b"r"], essential=True))
+    kinds = [(item.kind, item.request_id) for item in box]
+    assert kinds == [("accepted", "j"), ("pong", "p7"), ("pong", "p8"), ("pong", "p9"), ("progress", "j"),
+                     ("result", "j")]
+    assert box.dropped == 7 and box.full
+    while box:
+        box.pop()
+    assert not box.full and len(box) == 0
+    box.add(Outgoing("pong", "again", [b"p"]))  # the droppable count followed the pops
+    assert [item.request_id for item in box] == ["again"]
+
+
+def test_reader_counts_frames_and_bytes_and_keeps_nothing_of_a_refused_message():
+    """In-process, on an inproc pair: a message within the bounds keeps its frames; one over them keeps
+    only its header (for the id); reading in small slices resumes in the middle of a message."""
+    ctx = zmq.Context()
+    router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    try:
+        router.bind("inproc://reader-test")
+        dealer.connect("inproc://reader-test")
+        reader = RequestReader(router, MessageBounds(max_frames=3, max_bytes=100))
+        dealer.send_multipart([msgpack.packb({"id": "a"}), b"x" * 10, b"y" * 10])  # fits
+        dealer.send_multipart([msgpack.packb({"id": "b"})] + [b"z"] * 50)  # too many frames
+        dealer.send_multipart([msgpack.packb({"id": "c"}), b"w" * 200])  # too many bytes
+        got: list[Any] = []
+        while len(got) < 3:
+            router.poll(1000)
+            got += reader.read(frame_budget=7, message_budget=64)  # small slices: resumed mid-message
+        ok, many, big = got
+        assert ok.refused_code is None and [len(f) for f in ok.frames] == [len(msgpack.packb({"id": "a"})), 10, 10]
+        assert (many.refused_code, many.frame_count, many.frames, many.request_id) == ("too_large", 51, [], "b")
+        big_size = len(msgpack.packb({"id": "c"})) + 200
+        assert (big.refused_code, big.size, big.frames, big.request_id) == ("too_large", big_size, [], "c")
+        assert "51 frames" in many.refused_message and f"{big_size} bytes" in big.refused_message
+    finally:
+        router.close(0)
+        dealer.close(0)
+        ctx.term()
 
 
 # ---------------------------------------------------------------------- security
