@@ -159,6 +159,24 @@ def test_generate_keys_is_idempotent(tmp_path):
     assert server.is_file() and client.is_file() and (tmp_path / "clients" / "client.key").is_file()
 
 
+def test_ipc_lock_is_exclusive_and_cleans_up_only_what_it_owns(tmp_path):
+    from neural_style.daemon.server.bind import EndpointBusy, IpcLock
+
+    endpoint = f"ipc://{tmp_path}/d.sock"
+    first, second = IpcLock(endpoint), IpcLock(endpoint)
+    first.acquire()
+    with pytest.raises(EndpointBusy):
+        second.acquire()
+    (tmp_path / "d.sock").write_text("someone else's socket")  # first never bound: not its to remove
+    first.release()
+    assert (tmp_path / "d.sock").exists() and not (tmp_path / "d.sock.lock").exists()
+    second.acquire()
+    second.owns_socket = True
+    second.release()
+    assert not (tmp_path / "d.sock").exists()
+    IpcLock("tcp://127.0.0.1:5570").acquire()  # TCP needs no lock: the kernel refuses a second bind
+
+
 # ---------------------------------------------------------------------- limits
 def _request(**params) -> Stylize:
     return Stylize("id", ImageData.raw(rgb_bytes(40, 32), 40, 32, 3), [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)],

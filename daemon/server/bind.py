@@ -47,25 +47,28 @@ def max_frame_bytes(max_message_bytes: int) -> int:
     return max_message_bytes + MAX_HEADER_BYTES
 
 
-def _lock_path(endpoint: str) -> Path | None:
+def _socket_path(endpoint: str) -> Path | None:
+    """The file of an ``ipc://`` endpoint (None for TCP, and for Linux's abstract namespace, where the
+    kernel itself refuses a second bind)."""
     if not endpoint.startswith("ipc://"):
         return None
     path = endpoint[len("ipc://"):]
-    if not path or path.startswith("@"):  # Linux abstract namespace: the kernel refuses a second bind
-        return None
-    return Path(path + ".lock")
+    return Path(path) if path and not path.startswith("@") else None
 
 
 class IpcLock:
     """An exclusive ``flock`` on ``PATH.lock`` for an ``ipc://PATH`` endpoint, held while serving.
 
-    Acquired before the bind, released (and the file removed) after the socket is closed.
-    After locking, the file must still be the one at the path (a daemon that was exiting may
-    have removed it meanwhile); otherwise try again on the new file.
+    Acquired before the bind, released after the socket is closed: then the socket file (which
+    libzmq leaves behind) and the lock file are removed while still locked, so nobody else can
+    own what is removed.  After locking, the lock file must still be the one at the path (a
+    daemon that was exiting may have removed it meanwhile); otherwise try again on the new file.
     """
 
     def __init__(self, endpoint: str) -> None:
-        self.path = _lock_path(endpoint)
+        self.socket_path = _socket_path(endpoint)
+        self.path = Path(f"{self.socket_path}.lock") if self.socket_path is not None else None
+        self.owns_socket = False  # set once our bind succeeded: the socket file is ours to remove
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -95,18 +98,21 @@ class IpcLock:
     def release(self) -> None:
         if self._fd is None:
             return
-        assert self.path is not None
-        try:
-            os.unlink(self.path)  # while still locked: nobody can be holding the file we remove
-        except FileNotFoundError:
-            pass
+        assert self.path is not None and self.socket_path is not None
+        for path, ours in ((self.socket_path, self.owns_socket), (self.path, True)):
+            if ours:
+                try:
+                    os.unlink(path)  # while still locked: nobody else can own what we remove
+                except FileNotFoundError:
+                    pass
         os.close(self._fd)
         self._fd = None
 
 
 def _ipc_answers(endpoint: str, timeout_ms: int = 500) -> bool:
     """True if a daemon (one started without the lock, e.g. an older version) answers here."""
-    if not endpoint.startswith("ipc://") or not Path(endpoint[len("ipc://"):]).exists():
+    path = _socket_path(endpoint)
+    if path is None or not path.exists():
         return False
     ctx = zmq.Context()
     try:
@@ -145,6 +151,7 @@ def bind_router(ctx: zmq.Context, endpoint: str, settings: RouterSettings,
         if curve_dir is not None:
             curve = enable_curve(ctx, sock, curve_dir)
         sock.bind(endpoint)
+        lock.owns_socket = True
     except BaseException:
         sock.close(linger=0)
         if curve is not None:
