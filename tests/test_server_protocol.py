@@ -62,6 +62,9 @@ def test_ping_describes_the_daemon(daemon):
     assert pong.device == "cpu"
     assert pong.queue_length == 0
     assert {"max_pixels", "max_message_bytes", "max_iterations", "max_queue"} <= set(pong.limits)
+    # --threads auto: one thread per physical core, OpenMP threads waiting passively (PERFORMANCE.md)
+    assert re.search(r"(\d+) CPU thread\(s\) \(--threads auto, \1 physical core\(s\), OpenMP wait passive\)",
+                     daemon.log())
 
 
 def test_stylize_round_trip_with_previews(daemon):

@@ -84,7 +84,8 @@ def test_outbox_coalesces_progress_and_heartbeats_but_keeps_everything_else():
 
 def test_outbox_keeps_essential_messages_and_caps_droppable_ones():
     """The outbox alone: coalesced messages stay one per job and kind; droppable ones beyond the cap
-    push the oldest droppable out; essential ones are never dropped; ``full`` refuses new jobs."""
+    push the oldest droppable out; essential ones are never dropped; new jobs are refused while
+    an essential one or ``cap`` messages wait."""
     box = Outbox(cap=3)
     box.add(Outgoing("accepted", "j", [b"a"], essential=True))
     for n in range(10):
@@ -94,12 +95,14 @@ def test_outbox_keeps_essential_messages_and_caps_droppable_ones():
     kinds = [(item.kind, item.request_id) for item in box]
     assert kinds == [("accepted", "j"), ("pong", "p7"), ("pong", "p8"), ("pong", "p9"), ("progress", "j"),
                      ("result", "j")]
-    assert box.dropped == 7 and box.full
+    assert box.dropped == 7 and box.refuses_jobs
     while box:
         box.pop()
-    assert not box.full and len(box) == 0
+    assert not box.refuses_jobs and len(box) == 0
     box.add(Outgoing("pong", "again", [b"p"]))  # the droppable count followed the pops
-    assert [item.request_id for item in box] == ["again"]
+    assert [item.request_id for item in box] == ["again"] and not box.refuses_jobs
+    box.add(Outgoing("result", "k", [b"r"], essential=True))
+    assert box.refuses_jobs  # one unread job message is enough
 
 
 def test_reader_counts_frames_and_bytes_and_keeps_nothing_of_a_refused_message():
@@ -175,6 +178,47 @@ def test_ipc_lock_is_exclusive_and_cleans_up_only_what_it_owns(tmp_path):
     second.release()
     assert not (tmp_path / "d.sock").exists()
     IpcLock("tcp://127.0.0.1:5570").acquire()  # TCP needs no lock: the kernel refuses a second bind
+
+
+# ---------------------------------------------------------------------- CPU threads
+def test_thread_policies_parse_resolve_and_prepare_the_environment():
+    from neural_style.daemon.server.threads import ThreadPolicy
+
+    assert ThreadPolicy.parse("auto") == ThreadPolicy() and ThreadPolicy.parse(" Torch ").mode == "torch"
+    assert ThreadPolicy.parse("3") == ThreadPolicy("fixed", 3) and str(ThreadPolicy.parse("3")) == "3"
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ValueError, match="--threads"):
+            ThreadPolicy.parse(bad)
+    # the measured default: one thread per physical core (docs/PERFORMANCE.md)
+    assert ThreadPolicy().resolved(4) == ThreadPolicy("fixed", 4) and ThreadPolicy("load").resolved(4).mode == "load"
+    env: dict[str, str] = {}
+    ThreadPolicy("torch").prepare_environment(env)
+    assert env == {}  # torch's defaults are left alone
+    ThreadPolicy().prepare_environment(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    ThreadPolicy.parse("2").prepare_environment(env)
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit setting wins
+
+
+def test_thread_controller_sets_torch_threads_and_load_follows_the_idle_cores():
+    from neural_style.daemon.server.threads import ThreadController, ThreadPolicy, physical_cores
+
+    before = torch.get_num_threads()
+    try:
+        assert "1 CPU thread(s) (--threads 1, 2 physical core(s)" in ThreadController(ThreadPolicy("fixed", 1),
+                                                                                      cores=2).configure()
+        assert torch.get_num_threads() == 1
+        load = ThreadController(ThreadPolicy("load"), cores=2)
+        load._sampler.others = lambda: 1.6  # type: ignore[union-attr,method-assign]  # others busy on 1.6 cores
+        load.before_job()
+        assert torch.get_num_threads() == 1
+        load._sampler.others = lambda: 0.0  # type: ignore[union-attr,method-assign]
+        load.before_job()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert physical_cores() >= 1
 
 
 # ---------------------------------------------------------------------- limits

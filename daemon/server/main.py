@@ -30,6 +30,7 @@ from .outbox import DEFAULT_OUTBOX_CAP
 from .router import Router
 from .security import SecurityError, SecuritySettings, check_bind_allowed
 from .style_cache import StyleTargetCache
+from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import ModelSettings, Worker
 
 __all__ = ["ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
@@ -80,6 +81,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _thread_policy(text: str) -> ThreadPolicy:
+    try:
+        return ThreadPolicy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The daemon's own options (the CLI adds --weights, --weights-format and --device beside them)."""
     d = Limits()
@@ -109,6 +117,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                        help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
     group.add_argument("--style-cache-mb", type=_non_negative_int, default=512,
                        help="memory the style-target cache may use, in MiB (default 512)")
+    group.add_argument("--threads", type=_thread_policy, default=ThreadPolicy(), metavar="N|" + "|".join(THREAD_CHOICES),
+                       help="CPU threads for the model: auto (default: one per physical core, waiting passively, "
+                            "as measured in docs/PERFORMANCE.md), torch (torch's defaults), load (fit to what "
+                            "other processes leave idle, before each job) or a number")
     group.add_argument("--log-file", type=Path, metavar="PATH",
                        help="also append the daemon's log to this file")
 
@@ -128,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         weights=str(weights) if weights is not None else None,
         weights_format=getattr(args, "weights_format", None) or "torchvision",
         device=getattr(args, "device", None) or "auto",
+        threads=getattr(args, "threads", None) or ThreadPolicy(),
     )
     return ServerConfig(
         bind=args.bind or default_endpoint(),
@@ -179,6 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("bad daemon options: %s", exc)
         return EXIT_BAD_OPTIONS
+    config.model.threads.prepare_environment()  # before anything imports torch
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
         return run_server(config, stop)

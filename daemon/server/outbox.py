@@ -10,8 +10,8 @@ ordered queue holding three kinds of message:
   waiting, so there is at most one of each per job;
 * essential (a job's ``accepted`` and its one terminal ``result``/``error``): never dropped,
   so every accepted job ends in exactly one terminal message for a client that reads again.
-  The socket loop refuses new jobs from a connection whose queue is full
-  (``Outbox.full``), which bounds these too;
+  The socket loop refuses new jobs from a connection while one of these waits, or ``cap``
+  messages of any kind (``Outbox.refuses_jobs``), which bounds them too;
 * droppable (every other reply: ``pong``, ``status_reply``, ``cancel_ack``, refusals): at
   most ``cap`` of them wait; beyond that the oldest is dropped (a client sending pings in a
   loop without reading grows nothing).
@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 __all__ = ["Outgoing", "Outbox", "COALESCED_TYPES", "DEFAULT_OUTBOX_CAP"]
 
 COALESCED_TYPES = frozenset({"progress", "heartbeat"})
-DEFAULT_OUTBOX_CAP = 32  # droppable replies waiting per connection; also the queue length that refuses new jobs
+DEFAULT_OUTBOX_CAP = 32  # droppable replies waiting per connection; also the length that refuses new jobs
 
 
 @dataclass
@@ -58,13 +58,15 @@ class Outbox:
         self.cap = cap
         self._items: deque[Outgoing] = deque()
         self._droppable = 0
+        self._essential = 0
         self.replaced = 0  # coalesced away, for the logs
         self.dropped = 0  # droppable replies dropped since the client last caught up
 
     @property
-    def full(self) -> bool:
-        """The client has not read ``cap`` messages: accept no more jobs from it until it does."""
-        return len(self._items) >= self.cap
+    def refuses_jobs(self) -> bool:
+        """The client has not read a job's accepted or terminal message, or ``cap`` messages: accept
+        no more jobs from it until it does (this bounds what waits for it)."""
+        return self._essential > 0 or len(self._items) >= self.cap
 
     def add(self, item: Outgoing) -> None:
         """Queue ``item``: a coalesced one replaces its job's waiting one of the same kind; a droppable
@@ -75,6 +77,8 @@ class Outbox:
             if self._droppable >= self.cap:
                 self._drop_oldest_droppable()
             self._droppable += 1
+        else:
+            self._essential += 1
         self._items.append(item)
 
     def _replace_older(self, item: Outgoing) -> None:
@@ -107,6 +111,8 @@ class Outbox:
         item = self._items.popleft()
         if item.droppable:
             self._droppable -= 1
+        elif item.essential:
+            self._essential -= 1
         return item
 
     def __len__(self) -> int:

@@ -218,10 +218,10 @@ class Router:
     def _stylize(self, client: bytes, request: Stylize) -> None:
         key = (client, request.id)
         outbox = self.outboxes.get(client)
-        if outbox is not None and outbox.full:
+        if outbox is not None and outbox.refuses_jobs:
             self._reject(client, request.id, ErrorCode.BUSY.value,
-                         f"this connection has {len(outbox)} replies it has not read; read them before "
-                         f"sending more jobs")
+                         f"this connection has not read {len(outbox)} replies, its jobs' messages among them; "
+                         f"read them before sending more jobs")
             return
         if key in self.unfinished:
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
