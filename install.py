@@ -3,6 +3,7 @@
 
     python3 install.py                      # everything, into every GIMP 3 profile found
     python3 install.py --gimp-dir DIR       # the plug-in into DIR/plug-ins (DIR = a GIMP 3 profile)
+    python3 install.py --service            # also run the daemon as a user service (Flatpak/Snap GIMP)
     python3 install.py --dry-run            # print every step, change nothing
     python3 install.py --uninstall          # remove exactly what earlier runs installed
 
@@ -13,9 +14,13 @@ Steps, each skippable:
      protocol package (neural_style/protocol/) and neural_style_gimp.json, which records the
      daemon command (<venv>/bin/neural-style serve --bind ENDPOINT) and the endpoint [--no-plugin]
   3. GIMP's Python is checked for pyzmq and msgpack; when it lacks them, matching wheels are
-     unpacked into the plug-in's vendor/ folder (the plug-in puts it on sys.path) [--no-wheels]
+     unpacked into the plug-in's vendor/ folder, with a note of the Python they were fetched
+     for (the plug-in uses them only behind the system's own packages)          [--no-wheels]
   4. the torchvision VGG19 weights (vgg19-dcbb9e9d.pth, 548 MB) into torch's hub cache
                                                    [--no-weights, or --weights FILE to use yours]
+  5. only with --service: a user service that keeps the daemon running (a systemd user unit on
+     Linux, a launchd agent on macOS), enabled and started. Flatpak and Snap GIMP cannot start
+     the daemon themselves; they reach it at the endpoint.
 A manifest (in --state-dir, default ~/.local/share/neural-style) lists what was created, so
 that --uninstall removes exactly that.  Running it twice is harmless.
 """
@@ -23,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
+import plistlib
 import shlex
 import shutil
 import stat
@@ -39,10 +46,22 @@ ROOT = Path(__file__).resolve().parent
 PLUGIN_NAME = "neural_style_gimp"
 PLUGIN_SRC = ROOT / "plugin" / PLUGIN_NAME
 PROTOCOL_SRC = ROOT / "protocol"
-CONFIG_NAME = "neural_style_gimp.json"  # = plugin/neural_style_gimp/nsgimp/config.py CONFIG_NAME
+
+
+def _load(path: Path, name: str):
+    """One stdlib-only module by its path: this Python may lack pyzmq, so the packages' __init__ must not run."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+connection = _load(PROTOCOL_SRC / "connection.py", "neural_style_install_connection")  # endpoint, config file
+bootstrap = _load(PLUGIN_SRC / "nsgimp" / "bootstrap.py", "neural_style_install_bootstrap")  # the wheels' record
 FOLDER_MANIFEST = ".neural-style-install.json"
 MANIFEST_NAME = "install-manifest.json"
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 WEIGHTS_NAME = "vgg19-dcbb9e9d.pth"
 WEIGHTS_URL = os.environ.get("NEURAL_STYLE_WEIGHTS_URL") or "https://download.pytorch.org/models/" + WEIGHTS_NAME
 WEIGHTS_SHA256_PREFIX = "dcbb9e9d"
@@ -163,7 +182,7 @@ def torch_checkpoints_dir() -> Path:
 class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict = {"format": 1, "venv": None, "plugins": {}, "weights": []}
+        self.data: dict = {"format": 1, "venv": None, "plugins": {}, "weights": [], "service": None}
         if path.is_file():
             try:
                 loaded = json.loads(path.read_text(encoding="utf-8"))
@@ -218,6 +237,9 @@ def plugin_files() -> list[tuple[Path, Path]]:
     files.append((PLUGIN_SRC / f"{PLUGIN_NAME}.py", Path(f"{PLUGIN_NAME}.py")))
     for src in sorted((PLUGIN_SRC / "nsgimp").glob("*.py")):
         files.append((src, Path("nsgimp") / src.name))
+    for src in sorted((PLUGIN_SRC / "help").rglob("*")):
+        if src.is_file():
+            files.append((src, src.relative_to(PLUGIN_SRC)))
     for src in sorted(PROTOCOL_SRC.glob("*.py")):
         files.append((src, Path("neural_style") / "protocol" / src.name))
     return files
@@ -227,10 +249,12 @@ NEURAL_STYLE_INIT = '"""Neural Style, as bundled with the GIMP plug-in: only the
 
 
 def daemon_command(args: argparse.Namespace) -> list[str]:
+    """The daemon command recorded for the plug-in: no --bind, since whoever starts it sets
+    $NEURAL_STYLE_ENDPOINT to the address it will look at (a dialog may name another one)."""
     exe = venv_bin(args.venv, "neural-style")
     if not exe.exists() and args.no_venv and shutil.which("neural-style"):
         exe = Path(shutil.which("neural-style"))
-    command = [str(exe), "serve", "--bind", args.endpoint]
+    command = [str(exe), "serve"]
     if args.weights == "random":  # untrained weights: for tests only
         command += ["--weights", "random"]
     elif args.weights:
@@ -269,8 +293,8 @@ def step_plugin(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
     while not parent.exists() and parent != parent.parent:
         missing_parents.append(parent)
         parent = parent.parent
-    for folder in (*reversed(missing_parents), plug_ins, dest, dest / "nsgimp", dest / "neural_style",
-                   dest / "neural_style" / "protocol"):
+    for folder in (*reversed(missing_parents), plug_ins, dest, dest / "nsgimp", dest / "help", dest / "help" / "en",
+                   dest / "neural_style", dest / "neural_style" / "protocol"):
         if not folder.exists():
             out.do(f"create {folder}")
             if not args.dry_run:
@@ -280,12 +304,16 @@ def step_plugin(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
     for src, rel in plugin_files():
         wanted[dest / rel] = (src.read_bytes(), rel == Path(f"{PLUGIN_NAME}.py"))
     wanted[dest / "neural_style" / "__init__.py"] = (NEURAL_STYLE_INIT.encode(), False)
-    config = {"format": 1, "endpoint": args.endpoint, "daemon_command": daemon_command(args), "autostart": True}
-    wanted[dest / CONFIG_NAME] = ((json.dumps(config, indent=2) + "\n").encode(), False)
-    out.do(f"copy the plug-in ({len(wanted) - 1} files, protocol package included) and write {CONFIG_NAME}")
-    out.info("daemon command: " + " ".join(shlex.quote(c) for c in config["daemon_command"]))
+    config = connection.ClientConfig(endpoint=args.endpoint, daemon_command=daemon_command(args), autostart=True,
+                                     service=service_kind(args, manifest))
+    config_path = connection.client_config_path(dest)
+    out.do(f"copy the plug-in ({len(wanted)} files, protocol package included) and write {config_path.name}")
+    out.info("daemon command: " + shlex.join(config.daemon_command))
     for path, (data, executable) in wanted.items():
         _write(path, data, executable, out)
+    if not args.dry_run:  # the plug-in reads it with the same module
+        connection.write_client_config(dest, config)
+    wanted[config_path] = (b"", False)
     # Files an older version installed that this one no longer ships.
     stale = [f for f in record["files"] if Path(f) not in wanted and Path(f).parent != dest / "vendor"
              and not Path(f).is_relative_to(dest / "vendor")]
@@ -405,6 +433,10 @@ def step_wheels(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
     if not existed:
         record["dirs"] = sorted(set(record["dirs"]) | {str(vendor)})
     record["vendor"] = str(vendor)
+    # Which Python these wheels are for: the plug-in skips them under another one (and says so).
+    note = {"python": info["version"], "platform": info["platform"], "interpreter": command}
+    (vendor / bootstrap.WHEELS_RECORD).write_text(json.dumps(note, indent=2) + "\n", encoding="utf-8")
+    out.info(f"wheels for Python {info['version']} ({info['platform']}) recorded in {bootstrap.WHEELS_RECORD}")
 
 
 # --------------------------------------------------------------------------- step 4: weights
@@ -476,6 +508,129 @@ def step_weights(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
     out.info(f"saved {target}")
 
 
+
+# --------------------------------------------------------------------------- step 5: the user service
+def service_kind(args: argparse.Namespace, manifest: Manifest) -> str | None:
+    """The service this install has (or is about to have): recorded for the plug-in's messages."""
+    if getattr(args, "service", False):
+        return "launchd" if sys.platform == "darwin" else "systemd"
+    return (manifest.data.get("service") or {}).get("kind")
+
+
+def systemd_quote(arg: str) -> str:
+    """One ExecStart= word (systemd.service(5): double quotes, backslash escapes; % and $ doubled)."""
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if arg and not any(c in arg for c in ' \t"\'\\;$'):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def systemd_unit(command: list[str]) -> str:
+    return (
+        "[Unit]\n"
+        "Description=Neural Style daemon (style transfer for GIMP and the neural-style command)\n"
+        f"Documentation=file://{ROOT / 'README.md'}\n"
+        "\n"
+        "[Service]\n"
+        f"ExecStart={' '.join(systemd_quote(c) for c in command)}\n"
+        "Restart=on-failure\n"
+        "RestartSec=5\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=default.target\n"
+    )
+
+
+def launchd_plist(command: list[str], log: Path) -> bytes:
+    return plistlib.dumps({
+        "Label": connection.LAUNCHD_LABEL, "ProgramArguments": command, "RunAtLoad": True,
+        "KeepAlive": {"SuccessfulExit": False}, "StandardOutPath": str(log), "StandardErrorPath": str(log),
+    })
+
+
+def service_path() -> Path:
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "LaunchAgents" / f"{connection.LAUNCHD_LABEL}.plist"
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "systemd" / "user" / connection.SYSTEMD_UNIT
+
+
+def _service_commands(kind: str, path: Path, start: bool) -> list[list[str]]:
+    if kind == "launchd":
+        domain = f"gui/{os.getuid()}"
+        return [["launchctl", "bootstrap", domain, str(path)]] if start else \
+            [["launchctl", "bootout", domain, str(path)]]
+    if start:
+        return [["systemctl", "--user", "daemon-reload"],
+                ["systemctl", "--user", "enable", "--now", connection.SYSTEMD_UNIT]]
+    return [["systemctl", "--user", "disable", "--now", connection.SYSTEMD_UNIT]]
+
+
+def _run_service_commands(commands: list[list[str]], out: Out) -> str | None:
+    """Run each command; the first failure's reason (None when all worked)."""
+    for command in commands:
+        out.do("run " + shlex.join(command))
+        if out.dry_run:
+            continue
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"{command[0]} could not run ({exc})"
+        if proc.returncode != 0:
+            return f"{shlex.join(command)} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return None
+
+
+def step_service(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
+    kind = service_kind(args, manifest)
+    out.step(f"The daemon as a user service ({kind})")
+    if sys.platform not in ("darwin",) and not sys.platform.startswith("linux"):
+        out.warn("--service knows systemd (Linux) and launchd (macOS) only; start the daemon with "
+                 "`neural-style serve` instead")
+        return
+    command = daemon_command(args) + ["--bind", args.endpoint]  # a service has no one to set its address
+    path = service_path()
+    log = Path.home() / "Library" / "Logs" / "neural-style-daemon.log"
+    data = launchd_plist(command, log) if kind == "launchd" else systemd_unit(command).encode()
+    created = [str(d) for d in reversed(path.parents) if not d.exists()]
+    out.do(f"write {path}")
+    out.info("daemon command: " + shlex.join(command))
+    if not args.dry_run:
+        _write(path, data, False, out)
+        manifest.data["service"] = {"kind": kind, "path": str(path), "dirs": created}
+    problem = _run_service_commands(_service_commands(kind, path, start=True), out)
+    if problem:
+        out.warn(f"the service is written but not started: {problem}. Start it yourself with: "
+                 f"{connection.service_start_command(kind)}")
+    elif not args.dry_run:
+        out.info(f"started; it starts again at every login (stop it: {shlex.join(_service_commands(kind, path, False)[0])})")
+
+
+def uninstall_service(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
+    record = manifest.data.get("service") or {}
+    if not record.get("path"):
+        return
+    path = Path(record["path"])
+    out.info(f"user service {path}")
+    problem = _run_service_commands(_service_commands(record.get("kind", "systemd"), path, start=False), out)
+    if problem:
+        out.info(f"(could not stop it: {problem})")
+    if path.exists():
+        out.do(f"remove {path}")
+        if not args.dry_run:
+            path.unlink()
+    if record.get("kind") == "systemd":
+        _run_service_commands([["systemctl", "--user", "daemon-reload"]], out)
+    for d in sorted(record.get("dirs", []), key=lambda s: -len(s)):
+        if not args.dry_run:
+            try:
+                Path(d).rmdir()
+            except OSError:
+                pass
+    if not args.dry_run:
+        manifest.data["service"] = None
+
+
 # --------------------------------------------------------------------------- uninstall
 def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
     out.step("Uninstall: removing what install.py created")
@@ -494,7 +649,8 @@ def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
     if args.gimp_dir:  # only the named profiles
         wanted = {str(p / PLUGIN_NAME) for _k, p in plugin_targets(args, out)}
         plugins = {k: v for k, v in plugins.items() if k in wanted}
-    if not plugins and not manifest.data.get("weights") and not (manifest.data.get("venv") or {}).get("created"):
+    if not plugins and not manifest.data.get("weights") and not (manifest.data.get("venv") or {}).get("created") \
+            and not manifest.data.get("service"):
         out.info(f"nothing recorded in {manifest.path}: nothing to remove")
     for dest, rec in plugins.items():
         out.info(f"plug-in {dest}")
@@ -526,6 +682,7 @@ def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
                     out.do(f"remove the folder {p} (if empty)")
         manifest.data["plugins"].pop(dest, None)
     if not args.gimp_dir:
+        uninstall_service(args, out, manifest)
         for w in manifest.data.get("weights", []):
             if Path(w).is_file():
                 out.do(f"remove the weights {w}")
@@ -555,7 +712,7 @@ def uninstall(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
     if args.dry_run:
         return
     if not manifest.data.get("plugins") and not manifest.data.get("weights") and not manifest.data.get("weights_dirs") \
-            and not (manifest.data.get("venv") or {}).get("created"):
+            and not (manifest.data.get("venv") or {}).get("created") and not manifest.data.get("service"):
         if manifest.path.is_file():
             manifest.path.unlink()
             out.info(f"removed the manifest {manifest.path}")
@@ -578,8 +735,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-plugin", action="store_true", help="do not install the GIMP plug-in")
     p.add_argument("--gimp-python", metavar="CMD", help="the Python GIMP runs plug-ins with (a command line)")
     p.add_argument("--no-wheels", action="store_true", help="do not check GIMP's Python for pyzmq/msgpack")
-    p.add_argument("--endpoint", default=os.environ.get("NEURAL_STYLE_ENDPOINT", DEFAULT_ENDPOINT),
-                   help="daemon endpoint recorded for the plug-in (default: %(default)s)")
+    p.add_argument("--endpoint", default=connection.default_endpoint(),
+                   help=f"daemon endpoint recorded for the plug-in and the service (default: %(default)s; "
+                        f"${connection.ENDPOINT_ENV} sets it)")
+    p.add_argument("--service", action="store_true",
+                   help="also install and start a user service running the daemon (systemd user unit on Linux, "
+                        "launchd agent on macOS): what Flatpak and Snap GIMP need")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--no-weights", action="store_true", help="do not download the VGG19 weights")
     w.add_argument("--weights", metavar="FILE", help="use this VGG19 weights file instead of downloading "
@@ -618,6 +779,8 @@ def main(argv: list[str] | None = None) -> int:
                     step_wheels(args, out, manifest, kind, dest)
                 manifest.save(out)
         step_weights(args, out, manifest)
+        if args.service:
+            step_service(args, out, manifest)
         manifest.save(out)
     except InstallError as exc:
         print(f"install.py: error: {exc}", file=sys.stderr)

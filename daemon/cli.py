@@ -7,10 +7,11 @@ Every user error ends in one line on stderr and a documented exit code, never a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .exit_codes import (
     EXIT_BAD_INPUT,
@@ -19,6 +20,9 @@ from .exit_codes import (
     EXIT_NO_WEIGHTS,
     EXIT_OK,
 )
+
+if TYPE_CHECKING:
+    from .engine.params import Spec, StyleParams
 
 log = logging.getLogger("neural_style.cli")
 
@@ -39,37 +43,30 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_param_options(parser: argparse.ArgumentParser, *, texture: bool = False) -> None:
-    """The engine's StyleParams as options, same names in kebab-case (see StyleParams for the meanings)."""
+    """The engine's parameters as options, derived from their schema (engine/params.py): the names in
+    kebab-case, their types, choices and help with the default. Every option defaults to None, so
+    that params_from_args passes on only what the user gave (reconstruct has defaults of its own)."""
+    from .engine.params import PARAM_SPECS, STYLE_BLEND
+
     group = parser.add_argument_group("style transfer")
-    group.add_argument("--iterations", type=int, help="loss-and-gradient evaluations (default 500)")
-    group.add_argument("--size", type=int, help="longest side to process at, in pixels (default 512); larger inputs are scaled down")
-    group.add_argument("--content-weight", type=float, help="α (default 1)")
-    group.add_argument("--style-weight", type=float, help="β (default 1000, α/β = 10⁻³ as in the paper's Fig. 2)")
-    group.add_argument("--tv-weight", type=float, help="total-variation smoothing weight (default 0: off, as in the paper)")
-    group.add_argument("--content-layers", type=_layer_list, help="comma-separated, default relu4_2 (the paper's conv4_2 response)")
-    group.add_argument("--style-layers", type=_layer_list, help="comma-separated, default relu1_1,relu2_1,relu3_1,relu4_1,relu5_1")
-    group.add_argument("--style-layer-weights", type=_number_list, help="w_l per style layer (default 1/|layers| each)")
-    group.add_argument("--style-blend", type=_number_list, help="weights of several style images (default equal)")
-    group.add_argument("--optimizer", choices=("lbfgs", "adam"), help="default lbfgs")
-    group.add_argument("--learning-rate", type=float, help="Adam's step size in [0,1] pixel units (default 0.02)")
-    group.add_argument("--init", choices=("noise", "content", "style"), help="starting image (default noise, as in the paper)")
-    group.add_argument("--seed", type=int, help="random seed; CPU runs repeat bit for bit (default 0)")
-    group.add_argument("--pooling", choices=("avg", "max"), help="default avg (the paper's choice)")
-    group.add_argument("--preserve-color", action="store_true", default=None, help="keep the content's colours (luminance-only transfer)")
-    group.add_argument("--style-scale", type=float, help="style image size relative to the output (default 1)")
-    group.add_argument("--scales", type=int, help="coarse-to-fine levels, each twice the size of the last (default 1)")
-    group.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="autocast the network (default auto = fp32)")
-    group.add_argument("--progress-every", type=int, help="report progress every N iterations (default 10)")
-    if texture:
-        group.add_argument("--width", type=int, help="output width for texture synthesis (default --size)")
-        group.add_argument("--height", type=int, help="output height for texture synthesis (default --size)")
+    for spec in (*PARAM_SPECS.values(), STYLE_BLEND):
+        if spec.cli and (texture or not spec.texture_only):
+            _add_option(group, spec)
 
 
-_PARAM_NAMES = (
-    "iterations", "size", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
-    "style_layer_weights", "style_blend", "optimizer", "learning_rate", "init", "seed", "pooling", "preserve_color",
-    "style_scale", "scales", "precision", "progress_every", "width", "height",
-)
+def _add_option(group: argparse._ActionsContainer, spec: Spec, default: object = None) -> None:
+    """One option from a parameter's Spec; ``default`` replaces the schema's (for figures)."""
+    flag = "--" + spec.name.replace("_", "-")
+    shown = spec.default_text() if default is None else dataclasses.replace(spec, default=default).default_text()
+    help_text = f"{spec.help} (default: {shown})".replace("%", "%%")
+    if spec.kind is bool:
+        group.add_argument(flag, action="store_true", default=None, help=help_text)
+    elif spec.is_list:
+        group.add_argument(flag, type=_layer_list if spec.kind is str else _number_list, help=help_text,
+                           metavar="LAYER,…" if spec.kind is str else "W,…")
+    else:
+        group.add_argument(flag, type=spec.kind, choices=spec.choices or None, default=default, help=help_text,
+                           metavar=None if spec.choices else ("N" if spec.kind is int else "X"))
 
 
 def _layer_list(text: str) -> tuple[str, ...]:
@@ -83,15 +80,13 @@ def _number_list(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def params_from_args(args: argparse.Namespace, **overrides):
-    """StyleParams from the options the user gave (others keep their defaults), validated."""
-    from .engine.params import StyleParams
+def params_from_args(args: argparse.Namespace, **overrides: object) -> StyleParams:
+    """StyleParams from the options the user gave (others keep their defaults); constructing it validates."""
+    from .engine.params import PARAM_SPECS, StyleParams
 
-    given = {name: getattr(args, name) for name in _PARAM_NAMES if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in PARAM_SPECS if getattr(args, name, None) is not None}
     given.update(overrides)
-    params = StyleParams(**given)
-    params.validate()
-    return params
+    return StyleParams(**given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,11 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("content", type=Path)
     figures.add_argument("style", type=Path)
     figures.add_argument("-o", "--output", type=Path, required=True)
-    figures.add_argument("--iterations", type=int, default=300, help="per cell (default 300)")
-    figures.add_argument("--size", type=int, default=256, help="longest side of each cell (default 256)")
-    figures.add_argument("--seed", type=int, default=0)
-    figures.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-    figures.add_argument("--pooling", choices=("avg", "max"), default="avg")
+    _add_figure_options(figures)
     _add_model_options(figures)
 
     serve = commands.add_parser("serve", help="run the warm daemon (ZeroMQ) until SIGINT/SIGTERM")
@@ -139,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="ask the daemon what it is doing")
     status.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
     return parser
+
+
+def _add_figure_options(parser: argparse.ArgumentParser) -> None:
+    """The figure sheet's settings: the engine's options of the same names, with the sheet's defaults."""
+    from .engine.params import PARAM_SPECS
+    from .figures import FigureSettings
+
+    group = parser.add_argument_group("every cell")
+    for f in dataclasses.fields(FigureSettings):
+        _add_option(group, PARAM_SPECS[f.name], default=f.default)
 
 
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +158,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if not args.local:
         from . import remote
 
-        return remote.stylize(args, args.content, list(args.styles), params, args.output)
+        return remote.stylize(args, args.content, list(args.styles), params, args.output, args.style_blend)
     from .images import load_image
 
     content = load_image(args.content)
@@ -183,6 +184,11 @@ def _defaults(args: argparse.Namespace, **values) -> dict:
     return {name: value for name, value in values.items() if getattr(args, name, None) is None}
 
 
+def recorded_settings(params: StyleParams, style_blend: Sequence[float] | None) -> dict[str, object]:
+    """What a result file's metadata records: the parameters and the style blend."""
+    return {**params.to_mapping(), "style_blend": list(style_blend) if style_blend is not None else None}
+
+
 def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     from .engine import stylize
     from .images import save_image
@@ -193,10 +199,12 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     model = load_model(args.weights, args.weights_format, args.device)
     bar = ProgressBar(params.iterations)
     try:
-        result = stylize(model, content, styles, params, on_progress=lambda p: bar.update(p.iteration, p.loss.total))
+        result = stylize(model, content, styles, params, style_blend=args.style_blend,
+                         on_progress=lambda p: bar.update(p.iteration, p.loss.total))
     finally:
         bar.close()
-    save_image(result.image, args.output, output_metadata(model.description, params.to_mapping()))
+    save_image(result.image, args.output,
+               output_metadata(model.description, recorded_settings(params, args.style_blend)))
     log.info("wrote %s (%d iterations, %.1f s, loss %.4g)", args.output, result.iterations, result.elapsed,
              result.loss.total)
     return EXIT_OK
@@ -211,10 +219,8 @@ def _run_figures(args: argparse.Namespace) -> int:
 
     _check_readable(args.content, args.style)
     _check_writable(args.output)
-    if args.iterations < 1 or args.size < 16:
-        raise UsageError("--iterations must be at least 1 and --size at least 16")
-    settings = FigureSettings(iterations=args.iterations, size=args.size, seed=args.seed,
-                              optimizer=args.optimizer, pooling=args.pooling)
+    settings = FigureSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FigureSettings)})
+    settings.base_params()  # checks the values before the model loads
     content, style = load_image(args.content), load_image(args.style)
     model = load_model(args.weights, args.weights_format, args.device)
     bar = ProgressBar(settings.cell_count, label="cells")

@@ -8,16 +8,16 @@ from the growing subsets {relu1_1}, {relu1_1, relu2_1}, … Fig. 3: stylizations
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from PIL import Image, ImageDraw, ImageFont
-
-from .engine import StyleParams, stylize
-from .engine.imaging import fit_longest_side, resize, split_alpha
 from .engine.layers import BLOCK_FIRST_CONVS, relu_of
-from .engine.vgg import VGG19Features
-from .images import to_pil
+from .engine.params import StyleParams
+
+if TYPE_CHECKING:  # torch and PIL load when a sheet is drawn: the CLI's --help reads FigureSettings
+    import torch
+    from PIL import ImageDraw, ImageFont
+
+    from .engine.vgg import VGG19Features
 
 RATIOS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)
 BLOCK_RELUS: tuple[str, ...] = tuple(relu_of(name) for name in BLOCK_FIRST_CONVS)
@@ -37,6 +37,11 @@ class FigureSettings:
     def cell_count(self) -> int:
         return 2 * len(BLOCK_RELUS) + len(RATIOS) * len(BLOCK_RELUS)
 
+    def base_params(self) -> StyleParams:
+        """Every cell's parameters before the cell's own changes (constructing them checks the settings)."""
+        return StyleParams(iterations=self.iterations, size=self.size, seed=self.seed, optimizer=self.optimizer,
+                           pooling=self.pooling, progress_every=self.iterations)
+
 
 def growing_subsets() -> list[tuple[str, ...]]:
     """({relu1_1}, {relu1_1, relu2_1}, …, all five): the style columns of Fig. 1 and Fig. 3."""
@@ -55,17 +60,20 @@ def render_figure_sheet(
     on_cell: Callable[[int, str], None] | None = None,
 ) -> torch.Tensor:
     """Run every cell and lay them out with labels; returns the sheet as a (3, H, W) tensor."""
+    from .engine.imaging import fit_longest_side, resize, split_alpha
+    from .engine.transfer import stylize
+
     content_rgb = split_alpha(content)[0]
     style_rgb = split_alpha(style)[0]
     height, width = fit_longest_side(content_rgb.shape[-2], content_rgb.shape[-1], settings.size)
-    base = StyleParams(iterations=settings.iterations, size=settings.size, seed=settings.seed,
-                       optimizer=settings.optimizer, pooling=settings.pooling, progress_every=settings.iterations)
+    base = settings.base_params()
     cache: dict = {}
     done = 0
 
-    def cell(title: str, run: Callable[[], torch.Tensor]) -> tuple[str, torch.Tensor]:
+    def cell(title: str, content_image: torch.Tensor | None, styles: list[torch.Tensor],
+             params: StyleParams) -> tuple[str, torch.Tensor]:
         nonlocal done
-        image = run()
+        image = stylize(model, content_image, styles, params, target_cache=cache).image
         done += 1
         if on_cell is not None:
             on_cell(done, title)
@@ -75,22 +83,19 @@ def render_figure_sheet(
     references = [("content", resize(content_rgb, (height, width))), ("style", resize(style_rgb, (height, width)))]
     rows.append(("inputs", references))
     rows.append(("Fig. 1, content reconstruction from one layer", [
-        cell(layer.replace("relu", "conv"), lambda layer=layer: stylize(
-            model, content_rgb, [], base.replace(content_layers=(layer,), style_layers=(), style_weight=0.0)).image)
+        cell(layer.replace("relu", "conv"), content_rgb, [],
+             base.replace(content_layers=(layer,), style_layers=(), style_weight=0.0))
         for layer in BLOCK_RELUS
     ]))
     rows.append(("Fig. 1, style reconstruction (texture) from growing layer sets", [
-        cell(subset_label(layers), lambda layers=layers: stylize(
-            model, None, [style_rgb], base.replace(content_layers=(), style_layers=layers, width=width, height=height),
-            target_cache=cache).image)
+        cell(subset_label(layers), None, [style_rgb],
+             base.replace(content_layers=(), style_layers=layers, width=width, height=height))
         for layers in growing_subsets()
     ]))
     for ratio in RATIOS:
         rows.append((f"Fig. 3, alpha/beta = {ratio:.0e}", [
-            cell(subset_label(layers), lambda layers=layers, ratio=ratio: stylize(
-                model, content_rgb, [style_rgb],
-                base.replace(style_layers=layers, content_weight=1.0, style_weight=1.0 / ratio),
-                target_cache=cache).image)
+            cell(subset_label(layers), content_rgb, [style_rgb],
+                 base.replace(style_layers=layers, content_weight=1.0, style_weight=1.0 / ratio))
             for layers in growing_subsets()
         ]))
     return _compose(rows, (height, width))
@@ -98,6 +103,12 @@ def render_figure_sheet(
 
 def _compose(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], cell_size: tuple[int, int]) -> torch.Tensor:
     """Grid of cells, each with its own label above it and each row with a heading."""
+    import torch
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .engine.imaging import resize
+    from .images import to_pil
+
     height, width = cell_size
     columns = max(len(cells) for _, cells in rows)
     row_height = LABEL_HEIGHT * 2 + height + GAP
@@ -115,7 +126,7 @@ def _compose(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], cell_size: 
     return array.view(sheet.height, sheet.width, 3).permute(2, 0, 1).float() / 255.0
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
     """Shorten a label until it fits its cell, so neighbouring labels never overlap."""
     while text and draw.textlength(text, font=font) > width:
         text = text[:-3] + ".." if len(text) > 3 else ""

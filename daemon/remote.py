@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from neural_style.daemon.exit_codes import (
     EXIT_BAD_INPUT,
@@ -31,15 +30,17 @@ from neural_style.protocol import (
     DaemonUnavailable,
     Heartbeat,
     ImageData,
+    NoDaemon,
     Progress,
     Result,
+    connect_or_start,
     resolve_endpoint,
 )
 
+if TYPE_CHECKING:
+    from neural_style.daemon.engine.params import StyleParams
+
 __all__ = ["status", "stylize", "daemon_command", "request_params", "image_for_request"]
-
-
-AUTOSTART_TIMEOUT = 120.0  # seconds for a fresh daemon to load VGG19 and answer ping
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -58,22 +59,16 @@ def daemon_command(args: argparse.Namespace, endpoint: str) -> list[str]:
     return command
 
 
-def request_params(params: Any) -> tuple[dict[str, Any], list[float] | None]:
-    """The ``params`` map of a request (only values that differ from the defaults) and ``style_blend``.
+def request_params(params: StyleParams) -> dict[str, Any]:
+    """The ``params`` map of a request: only the values that differ from the defaults.
 
     Sending only what the user changed keeps the request small and lets a daemon with newer
-    defaults apply them; ``style_blend`` travels as a top-level request field (PROTOCOL.md).
+    defaults apply them.
     """
     from neural_style.daemon.engine.params import StyleParams
 
-    defaults = StyleParams()
-    out: dict[str, Any] = {}
-    for f in fields(params):
-        value = getattr(params, f.name)
-        if value != getattr(defaults, f.name):
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-    blend = out.pop("style_blend", None)
-    return out, blend
+    defaults = StyleParams().to_mapping()
+    return {name: value for name, value in params.to_mapping().items() if value != defaults[name]}
 
 
 def image_for_request(path: Path) -> ImageData:
@@ -88,26 +83,20 @@ def image_for_request(path: Path) -> ImageData:
     return ImageData.raw(raw, width, height, channels)
 
 
-def _connect(args: argparse.Namespace, endpoint: str) -> str | None:
-    """Make sure a daemon answers at ``endpoint`` (autostarting one unless told not to).
+def _connect(args: argparse.Namespace, endpoint: str) -> tuple[Client, str | None]:
+    """A client of the daemon at ``endpoint`` (started first unless --no-autostart) and the weights it reports.
 
-    Returns the weights description the daemon reports, or raises DaemonUnavailable.
+    Raises DaemonUnavailable (NoDaemon when nothing answers and nothing may be started).
     """
-    if getattr(args, "no_autostart", False):
-        with Client(endpoint, timeout=2.0) as client:
-            try:
-                pong = client.ping()
-            except DaemonUnavailable:
-                raise DaemonUnavailable(
-                    f"no daemon answered at {endpoint} (start one with `neural-style serve`, "
-                    f"or drop --no-autostart, or use --local)") from None
-        return pong.weights
-    from neural_style.protocol.autostart import ensure_daemon
-
-    handle = ensure_daemon(endpoint, daemon_command(args, endpoint), timeout=AUTOSTART_TIMEOUT)
+    try:
+        client, handle = connect_or_start(endpoint, daemon_command(args, endpoint),
+                                          autostart=not getattr(args, "no_autostart", False), timeout=30.0)
+    except NoDaemon:
+        raise NoDaemon(f"no daemon answered at {endpoint} (start one with `neural-style serve`, "
+                       f"or drop --no-autostart, or use --local)") from None
     if handle.started:
         _say(f"started a daemon at {endpoint} (pid {handle.pid}, log {handle.log_path})")
-    return handle.pong.weights
+    return client, handle.pong.weights
 
 
 def status(args: argparse.Namespace) -> int:
@@ -150,9 +139,21 @@ def _progress_bar(total: int) -> Any:
     return ProgressBar(total, stream=sys.stderr)
 
 
-def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], params: Any,
-            output: Path) -> int:
-    """``neural-style stylize`` through the daemon; returns the exit code."""
+def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], params: StyleParams,
+            output: Path, style_blend: Sequence[float] | None = None) -> int:
+    """``neural-style stylize`` through the daemon; returns the exit code.
+
+    What the inputs need (a blend weight per style…) is checked here, where the request enters this
+    process, with the daemon's own check (``plan_inputs``): a mistake is exit 2 before any connection.
+    """
+    from neural_style.daemon.engine.errors import ParamError
+    from neural_style.daemon.engine.params import plan_inputs
+
+    try:
+        plan_inputs(params, has_content=content is not None, style_count=len(styles), style_blend=style_blend)
+    except ParamError as exc:
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))
     try:
         images = ([image_for_request(content)] if content is not None else [None]) + \
@@ -161,12 +162,13 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     content_image, style_images = images[0], images[1:]
-    wire_params, blend = request_params(params)
+    wire_params = request_params(params)
+    blend = list(style_blend) if style_blend is not None else None
 
     bar = None
     try:
-        weights = _connect(args, endpoint)
-        with Client(endpoint, timeout=30.0) as client:
+        client, weights = _connect(args, endpoint)
+        with client:
             result: Result | None = None
             for event in client.stylize(content_image, style_images, wire_params, blend, heartbeats=True):
                 if isinstance(event, Accepted):
@@ -209,16 +211,18 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
     if result is None or result.image is None:  # pragma: no cover - the client raises instead
         _say(f"error: the daemon at {endpoint} ended the job without a result")
         return EXIT_DAEMON_ERROR
-    return _write_result(result, output, weights, params)
+    return _write_result(result, output, weights, params, blend)
 
 
-def _write_result(result: Result, output: Path, weights: str | None, params: Any) -> int:
+def _write_result(result: Result, output: Path, weights: str | None, params: StyleParams,
+                  style_blend: Sequence[float] | None) -> int:
+    from neural_style.daemon.cli import recorded_settings
     from neural_style.daemon.errors import ImageError
     from neural_style.daemon.png_output import output_metadata, pil_from_raw, save_pil
 
     image = result.image
     assert image is not None and image.width and image.height and image.channels
-    metadata = output_metadata(weights or "unknown", params.to_mapping())
+    metadata = output_metadata(weights or "unknown", recorded_settings(params, style_blend))
     try:
         save_pil(pil_from_raw(bytes(image.data), image.width, image.height, image.channels), output, metadata)
     except ImageError as exc:

@@ -5,9 +5,21 @@ import torch, numpy, PIL or ``neural_style.daemon``; imports inside are relative
 folder can be copied next to the plug-in. The contract is docs/PROTOCOL.md.
 """
 
-from .autostart import DaemonHandle, DaemonStartFailed, ensure_daemon
+from .autostart import DaemonHandle, DaemonStartFailed, NoDaemon, connect_or_start, ensure_daemon, start_daemon
 from .client import Client, CurveKeys, StylizeEvent, new_request_id
-from .endpoint import DEFAULT_ENDPOINT, ENDPOINT_ENV, default_endpoint, is_local, resolve_endpoint
+from .connection import (
+    AUTOSTART_TIMEOUT,
+    CLIENT_CONFIG_NAME,
+    DEFAULT_ENDPOINT,
+    ENDPOINT_ENV,
+    FIRST_PING_TIMEOUT,
+    ClientConfig,
+    default_endpoint,
+    read_client_config,
+    resolve_endpoint,
+    service_start_command,
+    write_client_config,
+)
 from .errors import (
     ERROR_CODES,
     DaemonError,
@@ -45,8 +57,11 @@ from .messages import (
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
 
 __all__ = [
-    "Client", "CurveKeys", "StylizeEvent", "new_request_id", "DaemonHandle", "DaemonStartFailed", "ensure_daemon",
-    "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "default_endpoint", "is_local", "resolve_endpoint",
+    "Client", "CurveKeys", "StylizeEvent", "new_request_id",
+    "DaemonHandle", "DaemonStartFailed", "NoDaemon", "connect_or_start", "ensure_daemon", "start_daemon",
+    "AUTOSTART_TIMEOUT", "CLIENT_CONFIG_NAME", "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "FIRST_PING_TIMEOUT",
+    "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "service_start_command",
+    "write_client_config",
     "ERROR_CODES", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
     "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",
     "Encoding", "ImageData", "ImageRef",

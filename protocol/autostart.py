@@ -1,6 +1,8 @@
-"""Start a daemon in the background when none answers, and wait until it does.
+"""Connect to the daemon, starting it in the background when none answers.
 
-Used by the CLI and the GIMP plug-in so a user never has to start the daemon by hand.
+Used by the CLI and the GIMP plug-in so a user never has to start the daemon by hand:
+:func:`connect_or_start` is the one place that decides "no daemon" (a short first ping),
+starts the recorded command, waits for it and returns a ready :class:`Client`.
 The daemon is started detached (its own session, output to a log file) so it outlives
 the plug-in process that started it and keeps the model warm for the next call.
 """
@@ -14,10 +16,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
-from .client import Client
-from .endpoint import ENDPOINT_ENV, resolve_endpoint
+from .client import DEFAULT_TIMEOUT, Client
+from .connection import AUTOSTART_TIMEOUT, ENDPOINT_ENV, FIRST_PING_TIMEOUT, resolve_endpoint
 from .errors import DaemonUnavailable
 from .messages import Pong
 
@@ -80,6 +82,8 @@ def _ping(endpoint: str, timeout: float) -> Optional[Pong]:
 
 
 def _spawn(command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> subprocess.Popen:
+    """Start ``command`` detached, its output appended to ``log_path``; a command that cannot run is
+    a DaemonStartFailed naming it ("could not start `X`: no such file")."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
@@ -91,27 +95,30 @@ def _spawn(command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> su
                                        | subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
         else:
             kwargs["start_new_session"] = True  # no SIGINT/SIGHUP from the starter's terminal
-        process = subprocess.Popen(list(command), **kwargs)
+        try:
+            process = subprocess.Popen(list(command), **kwargs)
+        except OSError as exc:
+            why = {FileNotFoundError: "no such file", PermissionError: "permission denied (not executable?)"}
+            reason = why.get(type(exc), exc.strerror or str(exc))
+            log.write(f"could not start {command[0]}: {reason}\n".encode())
+            raise DaemonStartFailed(f"could not start `{command[0]}`: {reason}", None, "") from None
     _children.append(process)
     return process
 
 
-def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float = 60.0, *,
-                  log_path: Union[str, os.PathLike, None] = None, ping_timeout: float = 1.0,
-                  env: Optional[Mapping[str, str]] = None) -> DaemonHandle:
-    """Return a handle to a daemon answering at ``endpoint``, starting ``command`` if needed.
+def start_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float = AUTOSTART_TIMEOUT, *,
+                 log_path: Union[str, os.PathLike, None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
+                 env: Optional[Mapping[str, str]] = None) -> DaemonHandle:
+    """Start ``command`` detached and wait until a daemon answers at ``endpoint`` (no first ping).
 
     The command runs with ``NEURAL_STYLE_ENDPOINT`` set to the endpoint (so a plain
     ``neural-style serve`` binds where we look). Raises DaemonStartFailed, with the log's
-    tail, when it exits or does not answer within ``timeout`` seconds (it is then left
-    running: it may still be loading weights; the error names its pid).
+    tail, when it cannot run, exits, or does not answer within ``timeout`` seconds (it is
+    then left running: it may still be loading weights; the error names its pid).
     """
     if not command:
-        raise ValueError("ensure_daemon needs a command to start the daemon")
+        raise ValueError("starting a daemon needs a command")
     target = resolve_endpoint(endpoint)
-    pong = _ping(target, ping_timeout)
-    if pong is not None:
-        return DaemonHandle(target, pong, started=False)
     path = Path(log_path) if log_path is not None else default_log_path()
     child_env = dict(os.environ if env is None else env)
     child_env[ENDPOINT_ENV] = target
@@ -132,3 +139,50 @@ def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: floa
             raise DaemonStartFailed(f"the daemon (pid {process.pid}) did not answer at {target} within "
                                     f"{timeout:g} s; it is still running", path, log_tail(path), process)
         time.sleep(0.1)
+
+
+def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float = AUTOSTART_TIMEOUT, *,
+                  log_path: Union[str, os.PathLike, None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
+                  env: Optional[Mapping[str, str]] = None) -> DaemonHandle:
+    """A handle to a daemon answering at ``endpoint``: the running one, or ``command`` started (see start_daemon)."""
+    if not command:
+        raise ValueError("ensure_daemon needs a command to start the daemon")
+    target = resolve_endpoint(endpoint)
+    pong = _ping(target, ping_timeout)
+    if pong is not None:
+        return DaemonHandle(target, pong, started=False)
+    return start_daemon(target, command, timeout, log_path=log_path, ping_timeout=ping_timeout, env=env)
+
+
+class NoDaemon(DaemonUnavailable):
+    """Nothing answered the first ping, and starting a daemon was not allowed (or there is no command)."""
+
+
+def connect_or_start(endpoint: Optional[str] = None, command: Optional[Sequence[str]] = None, *,
+                     autostart: bool = True, timeout: float = DEFAULT_TIMEOUT,
+                     first_ping: float = FIRST_PING_TIMEOUT, start_timeout: float = AUTOSTART_TIMEOUT,
+                     log_path: Union[str, os.PathLike, None] = None,
+                     on_start: Optional[Callable[[Sequence[str]], None]] = None,
+                     env: Optional[Mapping[str, str]] = None) -> tuple[Client, DaemonHandle]:
+    """A ready client and the daemon's handle: the running daemon, or ``command`` started for it.
+
+    One short ``ping`` (``first_ping`` seconds) decides whether a daemon listens. When none
+    does and ``autostart`` is true and a command is given, ``on_start(command)`` is called
+    (say "starting the daemon…") and the command is started and awaited (``start_timeout``);
+    ``handle.started`` then tells the caller to mention it. The client's own requests use
+    ``timeout``. Raises NoDaemon when nothing answers and nothing may be started,
+    DaemonStartFailed when starting failed, ValueError for an endpoint ZeroMQ cannot use.
+    """
+    target = resolve_endpoint(endpoint)
+    client = Client(target, timeout=timeout)
+    try:
+        pong = client.ping(timeout=first_ping)
+        return client, DaemonHandle(target, pong, started=False)
+    except DaemonUnavailable:
+        client.close()  # its unanswered ping stays queued in the socket: start afresh
+    if not (autostart and command):
+        raise NoDaemon(f"no daemon answered at {target} within {first_ping:g} s")
+    if on_start is not None:
+        on_start(command)
+    handle = start_daemon(target, command, start_timeout, log_path=log_path, ping_timeout=first_ping, env=env)
+    return Client(target, timeout=timeout), handle

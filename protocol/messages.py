@@ -3,8 +3,12 @@
 Requests are decoded strictly (unknown fields are a ``bad_request``: the daemon must not
 silently ignore a knob the user set); replies are decoded leniently (unknown fields are
 ignored, so a newer daemon can add fields without breaking older clients).
-``params`` of a stylize request stays an opaque map here: the daemon's StyleParams
-validates it.
+``params`` of a stylize request stays an opaque map here, and ``style_blend`` a list of
+numbers: the daemon checks their values against the engine's schema.
+
+Client data reaches error messages only in bounded form (``quote``, and every decoding
+error's message is cut to ``MAX_ERROR_MESSAGE``), and a header may nest values at most
+``MAX_NESTING`` levels deep, so a hostile header cannot flood a reply or exhaust the stack.
 """
 
 from __future__ import annotations
@@ -15,9 +19,43 @@ from typing import Any, ClassVar, Optional, Sequence, Union
 
 from .errors import ERROR_CODES, ErrorCode, ProtocolError
 from .images import Buffer, ImageData, ImageRef
-from .wire import MAX_HEADER_BYTES, Envelope, decode, encode
+from .wire import MAX_HEADER_BYTES, Envelope, decode, encode, peek_id
 
 JOB_STATES = ("queued", "running")
+#: How deep a request header may nest maps and lists (the protocol itself needs 3: styles → image → field).
+MAX_NESTING = 32
+#: Longest quote of a client's value in a message, and longest message of a decoding error.
+QUOTE_LIMIT = 60
+MAX_ERROR_MESSAGE = 300
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """A client's value as an error message may show it: a scalar's repr cut to ``limit``
+    characters, a container by its type only (its repr could be huge or recurse too deep)."""
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, (int, float)) or value is None:
+        text = repr(value)  # msgpack ints have at most 20 digits
+    else:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _nesting_within(value: Any, limit: int) -> bool:
+    """True when maps and lists in ``value`` nest at most ``limit`` deep (iterative: no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 class _Fields:
@@ -102,7 +140,8 @@ class _Fields:
             return
         unknown = sorted(k for k in self.header if k not in self.used)
         if unknown:
-            raise self.fail(f"unknown field(s): {', '.join(unknown)}")
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise self.fail(f"unknown field(s): {', '.join(quote(k) for k in unknown[:5])}{more}")
         unused = sorted(set(range(1, len(self.env.payloads) + 1)) - self.frames_used)
         if unused:
             raise self.fail(f"payload frame(s) {unused} are not referenced by any image")
@@ -187,12 +226,11 @@ class Stylize(Message):
         params = f.map("params", required=False) or {}
         blend_raw = f.raw("style_blend", False)
         blend = None
-        if blend_raw is not None:
-            if not isinstance(blend_raw, list) or len(blend_raw) != len(styles):
-                raise f.fail("'style_blend' must be a list with one weight per style")
-            blend = [_number(w, "style_blend", f) for w in blend_raw]
-            if any(w < 0 for w in blend) or sum(blend) <= 0:
-                raise f.fail("'style_blend' weights must be >= 0 with a positive sum")
+        if blend_raw is not None:  # its values (one per style, >= 0, finite...) are the daemon's to check
+            if not isinstance(blend_raw, list) or \
+                    not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in blend_raw):
+                raise f.fail("'style_blend' must be a list of numbers")
+            blend = [float(w) for w in blend_raw]
         return cls(f.id, content, styles, params, blend)
 
 
@@ -455,13 +493,30 @@ REPLY_TYPES: dict[str, type[Message]] = {
 
 def _decode_typed(frames: Sequence[Any], types: dict[str, type[Message]], strict: bool,
                   kind: str, **kwargs: Any) -> Message:
+    """Decode one message; every ProtocolError leaves with a bounded message."""
+    try:
+        return _decode_checked(frames, types, strict, kind, **kwargs)
+    except ProtocolError as exc:
+        if len(exc.message) <= MAX_ERROR_MESSAGE:
+            raise
+        raise ProtocolError(exc.code, exc.message[: MAX_ERROR_MESSAGE - 1] + "…", exc.request_id) from None
+    except RecursionError:  # formatting a value nested near msgpack's own limit, before the check below
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"the header nests values more than {MAX_NESTING} levels deep",
+                            peek_id(frames[0]) if frames else None) from None
+
+
+def _decode_checked(frames: Sequence[Any], types: dict[str, type[Message]], strict: bool,
+                    kind: str, **kwargs: Any) -> Message:
     env = decode(frames, **kwargs)
+    if strict and not _nesting_within(env.header, MAX_NESTING):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"the header nests values more than {MAX_NESTING} levels deep",
+                            env.id)
     cls = types.get(env.type)
     if cls is None and not strict:
         return UnknownReply(env.id, env.type, env.header)
     if cls is None:
         raise ProtocolError(ErrorCode.BAD_REQUEST,
-                            f"unknown {kind} type {env.type!r} (expected one of {', '.join(sorted(types))})",
+                            f"unknown {kind} type {quote(env.type)} (expected one of {', '.join(sorted(types))})",
                             env.id)
     fields = _Fields(env, strict)
     message = cls._read(fields)
@@ -494,5 +549,5 @@ __all__ = [
     "Message", "Ping", "Status", "Stylize", "Cancel", "Pong", "StatusReply", "CancelAck", "Accepted",
     "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "JobInfo", "ImageData", "ImageRef", "Request",
     "Reply", "REQUEST_TYPES", "REPLY_TYPES", "TERMINAL_TYPES", "decode_request", "decode_reply",
-    "encode_message", "error_frames", "JOB_STATES",
+    "encode_message", "error_frames", "JOB_STATES", "MAX_NESTING", "quote",
 ]

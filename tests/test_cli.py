@@ -82,6 +82,8 @@ def test_figures_sheet(images, tmp_path):
         (["stylize", "{content}", "{style}", "--style-weight", "-1"], "style_weight"),
         (["stylize", "{content}", "{style}", "--iterations", "0"], "iterations"),
         (["stylize", "{content}", "{style}", "--scales", "9"], "scales"),
+        (["stylize", "{content}", "{style}", "--content-weight", "1e40"], "content_weight"),
+        (["stylize", "{content}", "{style}", "--style-blend", "1,2"], "style_blend has 2 weights for 1 style"),
     ],
 )
 def test_bad_input_gets_one_message_and_exit_2(images, tmp_path, arguments, message):
@@ -134,3 +136,49 @@ def test_the_daemon_path_of_the_command_never_imports_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "light", done.stderr
+
+
+def test_the_options_are_derived_from_the_parameter_schema(capsys):
+    """Every parameter is an option of the same name, type, choices and default (shown in --help);
+    texture-only ones belong to reconstruct; what the user gave becomes the StyleParams."""
+    from neural_style.daemon import cli
+    from neural_style.daemon.engine.params import PARAM_SPECS, STYLE_BLEND, StyleParams
+
+    helps = {}
+    for command in ("stylize", "reconstruct"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    for spec in (*PARAM_SPECS.values(), STYLE_BLEND):
+        option = "--" + spec.name.replace("_", "-")
+        if not spec.cli:
+            assert option not in helps["stylize"] and option not in helps["reconstruct"]
+            continue
+        assert (option in helps["stylize"]) is not spec.texture_only, option
+        assert option in helps["reconstruct"], option
+        assert f"(default: {spec.default_text()})" in helps["reconstruct"], option
+    assert "{lbfgs,adam}" in helps["stylize"]
+
+    args = cli.build_parser().parse_args(
+        ["stylize", "c.png", "s.png", "-o", "o.png", "--iterations", "7", "--style-layers", "relu1_1,relu2_1",
+         "--style-layer-weights", "1,2", "--preserve-color", "--optimizer", "adam", "--style-blend", "3"])
+    assert cli.params_from_args(args) == StyleParams(iterations=7, style_layers=("relu1_1", "relu2_1"),
+                                                     style_layer_weights=(1.0, 2.0), preserve_color=True,
+                                                     optimizer="adam")
+    assert args.style_blend == (3.0,)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--width", "40"])
+    capsys.readouterr()
+
+
+def test_the_daemon_path_checks_the_blend_before_connecting(images, tmp_path, capsys):
+    import argparse
+
+    from neural_style.daemon import remote
+    from neural_style.daemon.engine import StyleParams
+
+    args = argparse.Namespace(endpoint="tcp://127.0.0.1:9", no_autostart=True)  # nothing listens there
+    code = remote.stylize(args, images["content"], [images["style"]], StyleParams(), tmp_path / "o.png",
+                          style_blend=(-1.0,))
+    assert code == 2
+    assert "style_blend[0]" in capsys.readouterr().err

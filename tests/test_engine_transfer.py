@@ -1,19 +1,22 @@
 """stylize(): every mode and option, on tiny images with seeded random weights."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from conftest import smooth_image
-from neural_style.daemon.engine import Cancelled, ParamError, StyleParams, stylize
+from neural_style.daemon.engine import Cancelled, NonFiniteLoss, ParamError, StyleParams, stylize
 from neural_style.daemon.engine.imaging import _RGB_TO_YIQ
 
 FAST = StyleParams(iterations=6, size=48, progress_every=1)
 
 
-def run(model, content, styles, **changes):
+def run(model, content, styles, style_blend=None, **changes):
     events = []
-    result = stylize(model, content, styles, FAST.replace(**changes), on_progress=events.append)
+    result = stylize(model, content, styles, FAST.replace(**changes), style_blend=style_blend,
+                     on_progress=events.append)
     return result, events
 
 
@@ -181,7 +184,7 @@ def test_bad_parameters_are_refused_with_a_clear_message(mapping, message):
 
 
 def test_params_round_trip_through_a_mapping():
-    params = StyleParams(iterations=9, style_layers=("relu1_1",), style_blend=(1.0, 2.0), preserve_color=True)
+    params = StyleParams(iterations=9, style_layers=("relu1_1",), style_layer_weights=(2.0,), preserve_color=True)
     assert StyleParams.from_mapping(params.to_mapping()) == params
 
 
@@ -201,3 +204,58 @@ def test_images_in_any_memory_layout(model, optimizer, init):
     assert not content.is_contiguous()
     result, _ = run(model, content, [content], init=init, optimizer=optimizer, iterations=2)
     assert result.image.shape == (3, 40, 48)
+
+
+# ---------------------------------------------------------------------- every size and layer runs (issue 10, item 5)
+def test_the_smallest_side_follows_the_poolings_before_the_deepest_layer():
+    from neural_style.daemon.engine.transfer import smallest_side
+
+    assert smallest_side(("relu1_1",)) == 16  # never below the smallest size a request may ask for
+    assert smallest_side(("relu4_1", "relu5_4")) == 16  # four poolings: 2⁴
+    assert smallest_side(("relu1_1", "pool5")) == 32  # five: 2⁵
+
+
+@pytest.mark.parametrize(
+    "style_shape, size",
+    [
+        ((16, 80), 64),  # a 5:1 style at size 64: its short side would be 13 px, relu5_1 needs 16
+        ((8, 256), 64),  # a 32:1 panorama: 2 px
+        ((256, 8), 64),  # the same, standing
+    ],
+)
+def test_styles_of_any_aspect_ratio_run(model, style_shape, size):
+    result, events = run(model, smooth_image(size, size, seed=1), [smooth_image(*style_shape, seed=2)],
+                         size=size, iterations=2)
+    assert result.image.shape == (3, size, size)
+    assert all(math.isfinite(e.loss.total) for e in events)
+
+
+@pytest.mark.parametrize("layers", [{"style_layers": ("relu1_1", "pool5")}, {"content_layers": ("pool5",)}])
+def test_pool5_runs_at_the_smallest_size(model, layers):
+    result, events = run(model, smooth_image(16, 16, seed=1), [smooth_image(16, 24, seed=2)], size=16, iterations=2,
+                         **layers)
+    assert result.image.shape == (3, 32, 32)  # raised to the 2⁵ pixels that pool5 needs
+    assert all(math.isfinite(e.loss.total) for e in events)
+
+
+def test_coarse_scales_of_a_wide_texture_keep_every_layer_fed(model, style):
+    result, events = run(model, None, [style], width=256, height=16, content_layers=(), scales=3, iterations=3,
+                         style_layers=("relu1_1", "pool5"))
+    assert result.image.shape == (3, 32, 256)
+    assert [e.scale for e in events] == [1, 2, 3]
+
+
+def test_a_loss_that_overflows_float32_ends_the_run_with_a_clear_error(model, style):
+    """Within every range a caller can still feed the engine values that overflow (here an image in
+    [0, 10¹⁵] instead of [0, 1]); the run stops with a message, never reporting a non-finite loss."""
+    reported = []
+    with pytest.raises(NonFiniteLoss, match="overflowed float32") as stopped:
+        stylize(model, smooth_image(32, 32, seed=1) * 1e15, [style], FAST.replace(size=32, content_weight=1e12),
+                on_progress=reported.append)
+    assert "content_weight" in str(stopped.value)
+    assert all(math.isfinite(p.loss.total) for p in reported)
+
+
+def test_style_blend_must_fit_the_styles(model, content, style):
+    with pytest.raises(ParamError, match="2 weights for 1 style"):
+        stylize(model, content, [style], FAST, style_blend=(1.0, 2.0))

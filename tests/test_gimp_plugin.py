@@ -226,7 +226,11 @@ def share(tmp_path_factory, gimp_root, daemon):
     alpha.paste(0, (0, 0, rgba.size[0] // 4, rgba.size[1]))  # the left quarter is transparent
     rgba.putalpha(alpha)
     rgba.save(base / "in" / "content_alpha.png")
-    shutil.copy(GIMP_TESTS / "batch_neural_style.py", base / "batch_neural_style.py")
+    (base / "in" / "notes.txt").write_text("not a painting\n")
+    starry_bytes = (base / "in" / "starry_night.jpg").read_bytes()
+    (base / "in" / "cut.jpg").write_bytes(starry_bytes[: len(starry_bytes) // 2])  # a cut-off download
+    for name in ("batch_neural_style.py", "gui_driver.py", "with_display.sh"):
+        shutil.copy(GIMP_TESTS / name, base / name)
     profile = base / "home" / ".config" / "GIMP" / "3.0"
     install = subprocess.run(
         [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir", str(base / "state"),
@@ -235,51 +239,67 @@ def share(tmp_path_factory, gimp_root, daemon):
     assert install.returncode == 0, install.stdout + install.stderr
     plugin = profile / "plug-ins" / "neural_style_gimp" / "neural_style_gimp.py"
     assert plugin.is_file() and os.access(plugin, os.X_OK)
+    # The GUI session: no welcome dialog in the way (it shows once per new version, else on request).
+    (profile / "gimprc").write_text("(config-version \"3.0.4\")\n(show-welcome-dialog no)\n")
+    # Vendored wheels that do not fit GIMP's Python (an upgrade since install.py ran), with no
+    # record of what they were fetched for: every case below proves GIMP's own python3-zmq and
+    # python3-msgpack still win, since the plug-in puts vendor/ last on sys.path.
+    for module in ("zmq", "msgpack"):
+        poisoned = plugin.parent / "vendor" / module
+        poisoned.mkdir(parents=True)
+        (poisoned / "__init__.py").write_text(f"raise ImportError('{module} wheel built for another Python')\n")
     return base
 
 
-def run_case(root: Path, share: Path, name: str, args: dict, *, select=None, source_offsets=None,
-             background: bool = False, image: str = "content.png", binds=(), interactive: bool = False):
-    out = share / "out" / name
-    case = {"name": name, "image": f"/share/in/{image}", "out_dir": f"/share/out/{name}",
-            "procedure": PROCEDURE, "args": {"style": "/share/in/starry_night.jpg", **args}}
-    if select:
-        case["select"] = list(select)
-    if source_offsets:
-        case["source_offsets"] = list(source_offsets)
-    case["interactive"] = interactive
-    (share / "case.json").write_text(json.dumps(case))
-    gimp = ["gimp-console-3.0"]
-    if interactive:  # the GUI binary on a private Xvfb; with_display.sh clicks the dialog's OK
-        shutil.copy(GIMP_TESTS / "with_display.sh", share / "with_display.sh")
-        gimp = ["env", "PRESS_OK_TITLE=Neural Style", f"PRESS_OK_REPORT=/share/out/{name}.dialog.txt",
-                "/share/with_display.sh", "gimp-3.0"]
+def step(share: Path, name: str, args: dict, **options) -> dict:
+    """One call of the procedure in a session (see batch_neural_style.py)."""
+    return {"name": name, "image": f"/share/in/{options.pop('image', 'content.png')}", "out_dir": f"/share/out/{name}",
+            "procedure": PROCEDURE, "args": {"style": "/share/in/starry_night.jpg", **args}, **options}
+
+
+def run_session(root: Path, share: Path, name: str, steps: list, *, background: bool = False, binds=(),
+                gui: list | None = None):
+    """Start one GIMP (console, or the GUI on Xvfb when ``gui`` actions are given) running all ``steps``."""
+    case = {"steps": steps, "gui": gui or []}
+    case_file = share / f"{name}.case.json"
+    case_file.write_text(json.dumps(case))
+    shutil.copy(case_file, share / "case.json")
+    gimp = ["gimp-console-3.0", "-idf"]
+    if gui is not None:  # the GUI binary, its messages on the console instead of in dialogs
+        gimp = ["env", f"GUI_CASE=/share/{case_file.name}", "/share/with_display.sh", "gimp-3.0", "-df",
+                "--console-messages"]
     command = [str(GIMP_TESTS / "in_root.sh"), str(root), str(share), *[f"{p}:{p}" for p in binds], "--",
-               "env", "NEURAL_STYLE_DEBUG=1", *gimp, "-idf", "--batch-interpreter=python-fu-eval",
+               "env", "NEURAL_STYLE_DEBUG=1", *gimp, "--batch-interpreter=python-fu-eval",
                "-b", "exec(open('/share/batch_neural_style.py').read())", "--quit"]
     log = open(share / "out" / f"{name}.gimp.log", "wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if background:
-        return proc, out
-    return finish_case(proc, share, name, out)
+        return proc
+    return finish_session(proc, share, name, steps)
 
 
-def finish_case(proc, share: Path, name: str, out: Path):
+def finish_session(proc, share: Path, name: str, steps: list) -> dict:
+    """{step name: (result, out folder)} once GIMP has exited."""
     try:
         rc = proc.wait(GIMP_TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
-        pytest.fail(f"GIMP did not finish case {name} within {GIMP_TIMEOUT} s:\n{gimp_log(share, name)}")
+        pytest.fail(f"GIMP did not finish session {name} within {GIMP_TIMEOUT} s:\n{gimp_log(share, name)}")
     log = gimp_log(share, name)
     assert rc == 0, f"GIMP exited with {rc} (64 = the batch script failed):\n{log}"
-    result_path = out / "result.json"
-    assert result_path.is_file(), f"the batch script left no result:\n{log}"
-    result = json.loads(result_path.read_text())
-    assert "harness_error" not in result, f"{result['harness_error']}\n{(out / 'batch.log').read_text()}\n{log}"
-    assert result["procedure_found"], f"GIMP did not register {PROCEDURE}:\n{log}"
     assert "Traceback" not in log, log
-    return result, out
+    results = {}
+    for st in steps:
+        out = share / "out" / st["name"]
+        result_path = out / "result.json"
+        assert result_path.is_file(), f"the batch script left no result for {st['name']}:\n{log}"
+        result = json.loads(result_path.read_text())
+        batch_log = (out / "batch.log").read_text() if (out / "batch.log").exists() else ""
+        assert "harness_error" not in result, f"{result['harness_error']}\n{batch_log}\n{log}"
+        assert result["procedure_found"], f"GIMP did not register {PROCEDURE}:\n{log}"
+        results[st["name"]] = (result, out)
+    return results
 
 
 def gimp_log(share: Path, name: str) -> str:
@@ -315,19 +335,53 @@ def assert_source_untouched(share: Path, out: Path, image: str = "content.png", 
     assert after.tobytes() == before.tobytes(), "the source layer was modified"
 
 
-# --------------------------------------------------------------------------- tests
-def test_gimp_adds_stylized_layer_above_source(gimp_root, share, daemon):
-    result, out = run_case(gimp_root, share, "basic", {**QUICK_ARGS, "endpoint": daemon.endpoint},
-                           source_offsets=(7, 5))
+def assert_left_as_before(result: dict, message_words: str | None = None) -> None:
+    """A run that failed or was cancelled: no layer, no undo step, no dirty flag, the source still selected."""
+    assert len(result["layers_after"]) == len(result["layers_before"]), "the unfinished layer was left behind"
+    assert result["dirty_before"] is False and result["dirty_after"] is False, "the image is marked as changed"
+    assert result["undo_enabled_after"], "undo was left frozen"
+    assert result["source_selected_after"], result["selected_after"]
+    if message_words is not None:
+        assert message_words in (result["error"] or ""), result["error"]
+        assert "Traceback" not in (result["error"] or "")
+
+
+def assert_finished_layer(result: dict) -> dict:
+    """A successful run: one new layer directly above the source, the source selected again (Filters → Repeat)."""
     assert result["status"] == "success", result
+    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
+    assert result["source_index_after"] == 1, "the new layer is not directly above the source"
+    assert result["source_selected_after"], f"the active layer after the run: {result['selected_after']}"
+    assert result["undo_enabled_after"] and result["dirty_after"]
+    new = result["layers_after"][0]
+    assert not new["edit_mask"], "the new layer's mask is left in mask-edit mode"
+    return new
+
+
+# --------------------------------------------------------------------------- tests: runs that succeed
+@pytest.fixture(scope="module")
+def successes(gimp_root, share, daemon):
+    """One GIMP session, four successful runs."""
+    quick = {**QUICK_ARGS, "endpoint": daemon.endpoint}
+    steps = [
+        step(share, "basic", quick, source_offsets=(7, 5)),
+        step(share, "selection", quick, select=(40, 30, 80, 60)),
+        step(share, "two-styles-alpha", {**quick, "style2": "/share/in/the_scream.jpg", "blend": 0.3,
+                                         "strength": 70.0, "preserve-colors": True, "seed": 3},
+             image="content_alpha.png"),
+        step(share, "content-init", {**quick, "init": "content", "size": max(CONTENT_SIZE), "iterations": 2}),
+    ]
+    return run_session(gimp_root, share, "successes", steps)
+
+
+def test_gimp_adds_stylized_layer_above_source(successes, share):
+    result, out = successes["basic"]
+    new = assert_finished_layer(result)
     assert result["menu_label"] == "Neural Style…" and "<Image>/Filters/Artistic" in result["menu_paths"]
     for arg in ("style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init", "seed",
-                "endpoint", "autostart"):
+                "endpoint", "autostart", "timeout"):
         assert arg in result["arguments"], arg
-    before, after = result["layers_before"], result["layers_after"]
-    assert len(after) == len(before) + 1
-    new, source = after[0], after[1]
-    assert result["source_index_after"] == 1, "the new layer is not directly above the source"
+    source = result["layers_after"][1]
     assert new["name"] == "Neural Style: starry_night"
     assert (new["width"], new["height"], new["offsets"]) == (source["width"], source["height"], [7, 5])
     assert not new["has_mask"]
@@ -343,12 +397,15 @@ def test_gimp_adds_stylized_layer_above_source(gimp_root, share, daemon):
     assert mean_abs_diff(stylized, pixels(out / "source_before.png")) > 10, "the new layer equals the source"
 
 
-def test_gimp_selection_limits_the_effect(gimp_root, share, daemon):
-    box = (40, 30, 80, 60)
-    result, out = run_case(gimp_root, share, "selection", {**QUICK_ARGS, "endpoint": daemon.endpoint}, select=box)
-    assert result["status"] == "success", result
-    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
-    new = result["layers_after"][0]
+def test_gimp_system_zmq_wins_over_mismatched_vendored_wheels(successes, share):
+    vendor = share / "home" / ".config" / "GIMP" / "3.0" / "plug-ins" / "neural_style_gimp" / "vendor"
+    assert "another Python" in (vendor / "zmq" / "__init__.py").read_text()
+    assert successes["basic"][0]["status"] == "success", "the plug-in did not connect through GIMP's own pyzmq"
+
+
+def test_gimp_selection_limits_the_effect(successes, share):
+    result, out = successes["selection"]
+    new = assert_finished_layer(result)
     assert new["has_mask"], "the selection did not become the new layer's mask"
     assert (new["offsets"], new["width"], new["height"]) == ([40, 30], 80, 60), new
     assert result["mask_mean"] == pytest.approx(1.0, abs=0.01)  # the whole box is selected
@@ -359,36 +416,84 @@ def test_gimp_selection_limits_the_effect(gimp_root, share, daemon):
     assert mean_abs_diff(pixels(out / "new_layer.png"), crop) > 10
 
 
-def test_gimp_no_daemon_gives_clear_error(gimp_root, share):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
-    result, out = run_case(gimp_root, share, "no-daemon", {**QUICK_ARGS, "endpoint": endpoint, "timeout": 5})
-    assert result["status"] == "execution-error", result
-    message = result["error"] or ""
-    assert f"no daemon answers at {endpoint}" in message and "Start it with" in message, message
-    assert "Traceback" not in message
-    assert len(result["layers_after"]) == len(result["layers_before"])
-    assert result["elapsed"] < 60
+def test_gimp_two_styles_alpha_and_preserved_colours(successes, share):
+    result, out = successes["two-styles-alpha"]
+    new = assert_finished_layer(result)
+    source = result["layers_after"][1]
+    assert new["name"] == "Neural Style: starry_night + the_scream"
+    assert source["has_alpha"] and new["has_alpha"]
+    assert_source_untouched(share, out, "content_alpha.png", "RGBA")
+    stylized = pixels(out / "new_layer.png", "RGBA")
+    w, h = stylized.size
+    alpha = stylized.getchannel("A")
+    assert alpha.crop((0, 0, w // 4 - 6, h)).getextrema()[1] < 30, "the content's transparency was lost"
+    assert alpha.crop((w // 4 + 6, 0, w, h)).getextrema()[0] > 225, "opaque pixels (or the edges) became transparent"
+
+
+def test_gimp_content_init_at_full_size(successes, share):
+    result, out = successes["content-init"]
+    assert_finished_layer(result)
     assert_source_untouched(share, out)
 
 
-def test_gimp_autostart_failure_is_reported(gimp_root, share):
-    # The recorded daemon command is a host path that does not exist inside the root, so
-    # autostart fails: the plug-in must say so in one message, not crash.
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    args = {**QUICK_ARGS, "endpoint": endpoint, "timeout": 5, "autostart": True}
-    result, out = run_case(gimp_root, share, "autostart-fails", args)
+# --------------------------------------------------------------------------- tests: runs that fail
+@pytest.fixture(scope="module")
+def failures(gimp_root, share, daemon):
+    """One GIMP session, five runs that must fail fast with one clear message and leave no trace."""
+    quick = {**QUICK_ARGS, "endpoint": daemon.endpoint}
+    nobody = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    steps = [
+        step(share, "no-daemon", {**quick, "endpoint": nobody}),
+        # The recorded daemon command is a host path that does not exist inside the root.
+        step(share, "autostart-fails", {**quick, "endpoint": nobody, "autostart": True}),
+        step(share, "text-as-style", {**quick, "style": "/share/in/notes.txt"}),
+        step(share, "truncated-style", {**quick, "style2": "/share/in/cut.jpg"}),
+        step(share, "over-the-limit", {**quick, "size": 4096}),  # the daemon's --max-size is 2048
+    ]
+    return run_session(gimp_root, share, "failures", steps), nobody
+
+
+def test_gimp_no_daemon_gives_clear_error_within_seconds(failures, share):
+    results, nobody = failures
+    result, out = results["no-daemon"]
     assert result["status"] == "execution-error", result
-    assert "Starting it did not help" in (result["error"] or ""), result["error"]
-    assert len(result["layers_after"]) == len(result["layers_before"])
+    assert_left_as_before(result, f"no daemon answers at {nobody}.")
+    message = result["error"]
+    assert "Start it with:" in message and "tick 'Start the daemon if needed'" in message, message
+    assert result["elapsed"] < 6, f"'no daemon' took {result['elapsed']:.1f} s to decide"
     assert_source_untouched(share, out)
 
 
+def test_gimp_autostart_failure_names_the_command(failures, share):
+    result, out = failures[0]["autostart-fails"]
+    assert result["status"] == "execution-error", result
+    recorded = json.loads((share / "home" / ".config" / "GIMP" / "3.0" / "plug-ins" / "neural_style_gimp"
+                           / "neural_style_gimp.json").read_text())["daemon_command"][0]
+    assert_left_as_before(result, f"could not start `{recorded}`: no such file")
+    assert "did not help" not in result["error"]
+    assert result["elapsed"] < 10
+    assert_source_untouched(share, out)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("text-as-style", "'Style image' /share/in/notes.txt is not an image file"),
+    ("truncated-style", "'Second style image' /share/in/cut.jpg is an incomplete JPEG file"),
+    ("over-the-limit", "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048"),
+])
+def test_gimp_bad_choices_name_the_file_or_setting_and_leave_no_trace(failures, share, name, words):
+    result, out = failures[0][name]
+    assert result["status"] == "execution-error", result
+    assert_left_as_before(result, words)
+    assert "Unknown file type" not in gimp_log(share, "failures"), "GIMP's own error stacked above ours"
+
+
+# --------------------------------------------------------------------------- tests: one process killed
 def test_gimp_daemon_killed_mid_run(gimp_root, share, tmp_path):
     victim = Daemon(tmp_path)
+    steps = [step(share, "killed", {**QUICK_ARGS, "endpoint": victim.endpoint, "iterations": 2000, "size": 64})]
     try:
         victim.wait_ready()
-        args = {**QUICK_ARGS, "endpoint": victim.endpoint, "iterations": 2000, "size": 64, "timeout": 20}
-        proc, out = run_case(gimp_root, share, "killed", args, background=True)
+        proc = run_session(gimp_root, share, "killed", steps, background=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not victim.running_job():
             assert proc.poll() is None, gimp_log(share, "killed")
@@ -398,30 +503,13 @@ def test_gimp_daemon_killed_mid_run(gimp_root, share, tmp_path):
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait(10)
         killed_at = time.monotonic()
-        result, out = finish_case(proc, share, "killed", out)
+        result, out = finish_session(proc, share, "killed", steps)["killed"]
     finally:
         victim.stop()
     assert time.monotonic() - killed_at < 90
     assert result["status"] == "execution-error", result
-    assert "stopped answering" in (result["error"] or ""), result["error"]
-    assert len(result["layers_after"]) == len(result["layers_before"]), "the unfinished layer was left behind"
+    assert_left_as_before(result, "stopped answering")
     assert_source_untouched(share, out)
-
-
-def test_gimp_two_styles_alpha_and_preserved_colours(gimp_root, share, daemon):
-    args = {**QUICK_ARGS, "endpoint": daemon.endpoint, "style2": "/share/in/the_scream.jpg", "blend": 0.3,
-            "strength": 70.0, "preserve-colors": True, "seed": 3}
-    result, out = run_case(gimp_root, share, "two-styles-alpha", args, image="content_alpha.png")
-    assert result["status"] == "success", result
-    new, source = result["layers_after"][0], result["layers_after"][1]
-    assert new["name"] == "Neural Style: starry_night + the_scream"
-    assert source["has_alpha"] and new["has_alpha"]
-    assert_source_untouched(share, out, "content_alpha.png", "RGBA")
-    stylized = pixels(out / "new_layer.png", "RGBA")
-    w, h = stylized.size
-    alpha = stylized.getchannel("A")
-    assert alpha.crop((0, 0, w // 4 - 6, h)).getextrema()[1] < 30, "the content's transparency was lost"
-    assert alpha.crop((w // 4 + 6, 0, w, h)).getextrema()[0] > 225, "opaque pixels (or the edges) became transparent"
 
 
 def _descendants(pid: int) -> list[int]:
@@ -441,53 +529,54 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _plugin_pid(gimp_pid: int) -> int | None:
+def _job_process(gimp_pid: int) -> int | None:
+    """The process running plug-in-neural-style-job: the younger of the plug-in's two processes."""
+    found = []
     for pid in _descendants(gimp_pid):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if b"neural_style_gimp.py" in cmdline:
-            return pid
-    return None
+            found.append(pid)
+    return max(found) if len(found) >= 2 else None
 
 
-def test_gimp_cancel_kills_plugin_daemon_notices_last_preview_stays(gimp_root, share, daemon):
-    """Cancelling GIMP's progress bar kills the plug-in process; simulate exactly that."""
-    from neural_style.protocol.client import Client
+def test_gimp_job_process_killed_daemon_notices_image_restored(gimp_root, share, daemon):
+    """The job process dies without a word (a crash, the OOM killer): the daemon's dead-client detection
+    stops the job, and the menu procedure still puts the image back."""
+    from neural_style.protocol import Client
 
-    args = {**QUICK_ARGS, "endpoint": daemon.endpoint, "iterations": 2000, "size": 64, "timeout": 20}
-    proc, out = run_case(gimp_root, share, "cancelled", args, background=True)
+    steps = [step(share, "job-killed", {**QUICK_ARGS, "endpoint": daemon.endpoint, "iterations": 2000, "size": 64})]
+    proc = run_session(gimp_root, share, "job-killed", steps, background=True)
     try:
         deadline = time.monotonic() + 120
         # progress_every is 10 for 2000 iterations: past iteration 12 a preview has been painted
         while time.monotonic() < deadline and not daemon.running_job(min_iteration=12):
-            assert proc.poll() is None, gimp_log(share, "cancelled")
+            assert proc.poll() is None, gimp_log(share, "job-killed")
             time.sleep(0.2)
-        assert daemon.running_job(min_iteration=12), gimp_log(share, "cancelled")
-        time.sleep(0.5)
-        pid = _plugin_pid(proc.pid)
-        assert pid is not None, "cannot find the plug-in process"
+        assert daemon.running_job(min_iteration=12), gimp_log(share, "job-killed")
+        pid = _job_process(proc.pid)
+        assert pid is not None, "cannot find the job's process"
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         while daemon.running_job() and time.monotonic() - killed_at < 30:
-            time.sleep(0.2)
+            time.sleep(0.1)
         noticed = time.monotonic() - killed_at
-        result, out = finish_case(proc, share, "cancelled", out)
+        result, out = finish_session(proc, share, "job-killed", steps)["job-killed"]
     finally:
         if proc.poll() is None:
             proc.kill()
     assert not daemon.running_job(), "the daemon kept working for a plug-in that was gone"
-    assert noticed < 10, f"the daemon noticed the vanished plug-in only after {noticed:.1f} s"
-    assert result["status"] != "success", result
-    assert len(result["layers_after"]) == len(result["layers_before"]) + 1, "the painted layer should stay"
+    assert noticed < 5, f"the daemon noticed the vanished plug-in only after {noticed:.1f} s"
+    assert result["status"] == "execution-error", result
+    assert_left_as_before(result)
     assert_source_untouched(share, out)
-    preview = pixels(out / "new_layer.png")
-    assert mean_abs_diff(preview, pixels(out / "source_before.png")) > 10, "no preview was painted into the layer"
     with Client(daemon.endpoint, timeout=5) as client:  # and it still serves
         assert client.ping().weights_loaded
 
 
+# --------------------------------------------------------------------------- tests: autostart
 def test_gimp_autostarts_the_recorded_daemon(gimp_root, share, daemon, tmp_path):
     """No daemon answers: the plug-in starts the command install.py recorded, waits, and stylizes.
 
@@ -500,45 +589,144 @@ def test_gimp_autostarts_the_recorded_daemon(gimp_root, share, daemon, tmp_path)
     if not str(Path(sys.prefix).resolve()).startswith(str(REPO)):
         pytest.skip("the virtual environment is not inside the checkout")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
+    profile = share / "home" / ".config" / "GIMP" / "3.0"
     install = subprocess.run(
-        [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(share / "home" / ".config" / "GIMP" / "3.0"),
-         "--state-dir", str(tmp_path / "state"), "--no-venv", "--no-wheels", "--weights", "random",
-         "--endpoint", endpoint], capture_output=True, text=True, timeout=120)
+        [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir", str(tmp_path / "state"),
+         "--no-venv", "--no-wheels", "--weights", "random", "--endpoint", endpoint],
+        capture_output=True, text=True, timeout=120)
     assert install.returncode == 0, install.stdout + install.stderr
-    try:
-        args = {**QUICK_ARGS, "endpoint": "", "autostart": True, "timeout": 30}  # "" = the recorded endpoint
-        result, out = run_case(gimp_root, share, "autostart", args, binds=(base, REPO))
+    steps = [step(share, "autostart", {**QUICK_ARGS, "endpoint": "", "autostart": True, "timeout": 30})]
+    try:  # "" = the recorded endpoint
+        result, out = run_session(gimp_root, share, "autostart", steps, binds=(base, REPO))["autostart"]
     finally:  # put the module's recorded endpoint back for the other tests
-        subprocess.run([sys.executable, str(REPO / "install.py"), "--gimp-dir",
-                        str(share / "home" / ".config" / "GIMP" / "3.0"), "--state-dir", str(tmp_path / "state"),
-                        "--no-venv", "--no-wheels", "--no-weights", "--endpoint", daemon.endpoint],
-                       capture_output=True, timeout=120)
+        subprocess.run([sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile),
+                        "--state-dir", str(tmp_path / "state"), "--no-venv", "--no-wheels", "--no-weights",
+                        "--endpoint", daemon.endpoint], capture_output=True, timeout=120)
     daemon_log = share / "home" / ".cache" / "neural-style" / "daemon.log"
     log_text = daemon_log.read_text(errors="replace")[-2000:] if daemon_log.exists() else "(no daemon log)"
     assert result["status"] == "success", f"{result}\n{log_text}"
     assert "starting:" in log_text, "the plug-in did not start the daemon itself"
-    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
+    assert_finished_layer(result)
     assert_source_untouched(share, out)
 
 
-def test_gimp_interactive_dialog(gimp_root, share, daemon):
-    """An interactive run opens GimpUi.ProcedureDialog; pressing its OK runs the job."""
+# --------------------------------------------------------------------------- tests: the GUI
+@pytest.fixture(scope="module")
+def gui_session(gimp_root, share, daemon):
+    """GIMP's GUI on Xvfb, with tests/gimp/gui_driver.py as the user:
+
+    1. the dialog opens with a text file as the style; OK keeps it open (the choice is reported
+       there), Escape closes it: cancelled, and the values are remembered anyway;
+    2. the dialog opens again; OK runs the job;
+       then a size over the daemon's limit: OK, the job fails, the dialog comes back; Escape;
+    3. a long run; when the daemon has painted previews, a click on the Cancel button of GIMP's
+       progress (in the status bar) — the image must be as before;
+    4. Ctrl+Z in that image's window must undo the layer's rename made just before the run,
+       not a step the cancelled run left behind;
+    5. the same after a run that fails (no daemon) once the preview layer was in place.
+    """
     for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", "usr/bin/gimp-3.0"):
         if not (gimp_root / tool).exists():
             pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
-    args = {**QUICK_ARGS, "endpoint": daemon.endpoint}
-    result, out = run_case(gimp_root, share, "interactive", args, interactive=True)
-    dialog = share / "out" / "interactive.dialog.txt"
-    assert dialog.is_file(), f"no dialog window appeared:\n{gimp_log(share, 'interactive')}"
-    assert "Neural Style" in dialog.read_text()
-    assert result["status"] == "success", result
-    assert len(result["layers_after"]) == len(result["layers_before"]) + 1
+    quick = {**QUICK_ARGS, "endpoint": daemon.endpoint}
+    out = "/share/out"
+    chosen = {**quick, "style": "/share/in/starry_night.jpg"}
+    steps = [  # an interactive run takes the values the dialog recalls, not the caller's
+        step(share, "dialog-invalid", {}, interactive=True,
+             remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
+        step(share, "dialog-ok", {}, interactive=True, remember=chosen),
+        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "size": 4096}),
+        step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo"),
+        step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
+             undo_check=f"{out}/undo2"),
+    ]
+    gui = [
+        {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 2.5, "then_keys": ["Escape"],
+         "report": f"{out}/dialog-invalid.gui.json"},
+        {"window": "Neural Style", "keys": ["alt+o"], "report": f"{out}/dialog-ok.gui.json"},
+        {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 6, "then_keys": ["Escape"],
+         "report": f"{out}/dialog-again.gui.json"},
+        # GIMP's progress is the main window's status bar: click its Cancel button
+        {"wait_file": f"{out}/cancel-now", "window": "GNU Image Manipulation Program", "settle_s": 0.1,
+         "click_from_bottom_right": [282, 18], "window_closes": False, "report": f"{out}/cancelled.gui.json"},
+        {"wait_file": f"{out}/undo-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo-done",
+         "window_closes": False, "report": f"{out}/undo.gui.json"},
+        {"wait_file": f"{out}/undo2-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo2-done",
+         "window_closes": False, "report": f"{out}/undo2.gui.json"},
+    ]
+    proc = run_session(gimp_root, share, "gui", steps, gui=gui, background=True)
+    try:
+        deadline = time.monotonic() + GIMP_TIMEOUT
+        while time.monotonic() < deadline and not daemon.running_job(min_iteration=12):
+            assert proc.poll() is None, gimp_log(share, "gui")
+            time.sleep(0.2)
+        assert daemon.running_job(min_iteration=12), f"the long run never ran:\n{gimp_log(share, 'gui')}"
+        (share / "out" / "cancel-now").write_text("1\n")
+        asked_at = time.monotonic()
+        while daemon.running_job() and time.monotonic() - asked_at < 30:
+            time.sleep(0.05)
+        stopped_at = time.time()  # the driver reports when it pressed the key on the same (wall) clock
+        results = finish_session(proc, share, "gui", steps)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reports = {name: json.loads((share / "out" / f"{name}.gui.json").read_text())
+               for name in ("dialog-invalid", "dialog-ok", "dialog-again", "cancelled", "undo", "undo2")}
+    stopped_after = stopped_at - reports["cancelled"].get("pressed_at", stopped_at)
+    return results, reports, stopped_after
+
+
+def test_gimp_dialog_reports_a_bad_choice_while_open_and_remembers_values(gui_session, share):
+    results, reports, _ = gui_session
+    assert reports["dialog-invalid"]["found"], f"no dialog window appeared:\n{gimp_log(share, 'gui')}"
+    assert "Neural Style" in reports["dialog-invalid"]["title"]
+    assert reports["dialog-invalid"]["still_open"], "OK with a text file as style closed the dialog"
+    result, _ = results["dialog-invalid"]
+    assert result["status"] == "cancel", result
+    assert_left_as_before(result)
+    values = result["remembered_after"]  # written on OK although the run never happened
+    assert values["style"] == "/share/in/notes.txt" and "timeout" in values, values
+
+
+def test_gimp_dialog_opens_again_when_the_daemon_refuses_a_setting(gui_session, share):
+    results, reports, _ = gui_session
+    report = reports["dialog-again"]
+    assert report["found"] and report["closed_meanwhile"] and report["still_open"], report
+    result, _ = results["dialog-again"]
+    assert result["status"] == "cancel", result  # the user gave up with Escape in the dialog that came back
+    assert_left_as_before(result)
+    assert result["remembered_after"]["size"] == 4096
+
+
+def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
+    results, reports, _ = gui_session
+    assert reports["dialog-ok"]["found"]
+    result, out = results["dialog-ok"]
+    assert_finished_layer(result)
     assert_source_untouched(share, out)
 
 
-def test_gimp_content_init_at_full_size(gimp_root, share, daemon):
-    args = {**QUICK_ARGS, "endpoint": daemon.endpoint, "init": "content", "size": max(CONTENT_SIZE),
-            "iterations": 2}
-    result, out = run_case(gimp_root, share, "content-init", args)
-    assert result["status"] == "success", result["error"]
+def test_gimp_cancel_on_the_progress_leaves_the_image_as_before(gui_session, share, daemon):
+    results, reports, stopped_after = gui_session
+    assert reports["cancelled"]["found"], "GIMP showed no progress window to cancel"
+    result, out = results["cancelled"]
+    assert result["status"] == "cancel", result
+    assert_left_as_before(result)
+    assert stopped_after < 3, f"the daemon went on for {stopped_after:.1f} s after Cancel"
+    assert not daemon.running_job()
+    assert reports["undo"]["found"] and result["undo_pressed"], "the driver could not press Ctrl+Z"
+    assert result["source_name_after_undo"] == result["source_name_before_rename"] \
+        and result["layers_after_undo"] == 1, "Ctrl+Z undid a step the cancelled run left behind"
+    log = (share / "out" / "gui.gimp.log").read_text(errors="replace")
+    assert "inconsistent state" not in log and "Plug-in crashed" not in log, gimp_log(share, "gui")
     assert_source_untouched(share, out)
+
+
+def test_gimp_failed_run_leaves_no_undo_step(gui_session, share):
+    results, reports, _ = gui_session
+    result, out = results["failed-undo"]
+    assert result["status"] == "execution-error" and "no daemon answers" in (result["error"] or ""), result
+    assert_left_as_before(result)
+    assert reports["undo2"]["found"] and result["undo_pressed"], "the driver could not press Ctrl+Z"
+    assert result["source_name_after_undo"] == result["source_name_before_rename"], \
+        "Ctrl+Z undid a step the failed run left behind"

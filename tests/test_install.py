@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,7 +79,7 @@ def test_install_into_gimp_dir_then_uninstall_leaves_nothing(sandbox, tmp_path):
     assert (dest / "nsgimp" / "settings.py").is_file()
     cfg = json.loads((dest / "neural_style_gimp.json").read_text())
     assert cfg["endpoint"] == "tcp://127.0.0.1:6123"
-    assert cfg["daemon_command"][1:] == ["serve", "--bind", "tcp://127.0.0.1:6123"]
+    assert cfg["daemon_command"][1:] == ["serve"], "the starter sets the address ($NEURAL_STYLE_ENDPOINT)"
     assert cfg["daemon_command"][0].endswith(os.path.join("bin", "neural-style"))
     assert "Installed" in text
 
@@ -162,9 +165,94 @@ def test_wheels_for_a_gimp_python_without_zmq(sandbox, tmp_path):
     if "could not fetch" in text:
         pytest.skip("pip cannot reach a package index here: " + text[-300:])
     vendor = home / "prof" / "plug-ins" / PLUGIN / "vendor"
+    record = json.loads((vendor / ".neural-style-wheels.json").read_text())
+    version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True).stdout.strip()
+    assert record["python"] == version and record["interpreter"] == [str(python)], record
     check = subprocess.run([str(python), "-c", "import sys; sys.path.insert(0, sys.argv[1]); import zmq, msgpack;"
                             "print(zmq.__file__)", str(vendor)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith(str(vendor))
     sandbox("--uninstall", "--gimp-dir", str(home / "prof"))
     assert not (home / "prof").exists()
+
+
+def fake_systemctl(tmp_path: Path) -> tuple[Path, Path]:
+    """A systemctl that records its arguments (this machine has no systemd user manager)."""
+    bin_dir, calls = tmp_path / "fakebin", tmp_path / "systemctl.calls"
+    bin_dir.mkdir()
+    script = bin_dir / "systemctl"
+    script.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n")
+    script.chmod(0o755)
+    return bin_dir, calls
+
+
+def test_service_unit_is_written_enabled_and_removed(sandbox, tmp_path):
+    home = sandbox.home
+    before = snapshot(home)
+    bin_dir, calls = fake_systemctl(tmp_path)
+    path_env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    _, text = sandbox("--service", "--gimp-dir", str(home / "prof"), *QUIET, "--endpoint", "tcp://127.0.0.1:6124",
+                      extra_env=path_env)
+    unit = home / ".config" / "systemd" / "user" / "neural-style.service"
+    body = unit.read_text()
+    assert f"ExecStart={REPO / '.venv' / 'bin' / 'neural-style'} serve --bind tcp://127.0.0.1:6124\n" in body
+    assert "Restart=on-failure" in body and "WantedBy=default.target" in body
+    assert calls.read_text().splitlines() == ["--user daemon-reload", "--user enable --now neural-style.service"]
+    cfg = json.loads((home / "prof" / "plug-ins" / PLUGIN / "neural_style_gimp.json").read_text())
+    assert cfg["service"] == "systemd", "the plug-in must know which host command starts the service"
+    assert "WARNING" not in text
+
+    _, text = sandbox("--uninstall", extra_env=path_env)
+    assert calls.read_text().splitlines()[2:] == ["--user disable --now neural-style.service", "--user daemon-reload"]
+    assert snapshot(home) == before, "uninstall left the unit (or its folders) behind"
+
+
+def test_service_without_systemctl_is_written_with_a_warning(sandbox, tmp_path):
+    empty = tmp_path / "emptybin"
+    empty.mkdir()
+    proc, text = sandbox("--service", "--no-venv", "--no-plugin", "--no-weights",
+                         extra_env={"PATH": str(empty)})
+    assert proc.returncode == 0
+    assert "WARNING: the service is written but not started" in text
+    assert "systemctl --user enable --now neural-style.service" in text
+    assert (sandbox.home / ".config" / "systemd" / "user" / "neural-style.service").is_file()
+    sandbox("--uninstall", extra_env={"PATH": str(empty)})
+    assert not (sandbox.home / ".config" / "systemd").exists()
+
+
+def test_service_starts_under_a_real_systemd_user_manager(tmp_path):
+    """Opt-in (NEURAL_STYLE_TEST_SYSTEMD=1): the real user manager reads the real ~/.config, so this
+    installs a unit there for a moment, waits for the daemon it starts, and uninstalls it."""
+    probe = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True, text=True) \
+        if shutil.which("systemctl") else None
+    if probe is None or probe.stdout.strip() not in ("running", "degraded"):
+        reason = "no systemctl" if probe is None else (probe.stdout + probe.stderr).strip()[:200]
+        pytest.skip(f"no systemd user manager runs here ({reason}); the unit file is checked above")
+    if os.environ.get("NEURAL_STYLE_TEST_SYSTEMD") != "1":
+        pytest.skip("a user manager runs here; set NEURAL_STYLE_TEST_SYSTEMD=1 to let the test install a "
+                    "unit in the real ~/.config/systemd/user for a moment")
+    from neural_style.protocol import Client, DaemonUnavailable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    state = ["--state-dir", str(tmp_path / "state")]
+    run = subprocess.run([sys.executable, str(INSTALL), "--service", "--no-venv", "--no-plugin", "--weights", "random",
+                          "--endpoint", endpoint, *state], capture_output=True, text=True, timeout=300)
+    try:
+        assert run.returncode == 0 and "WARNING" not in run.stdout, run.stdout + run.stderr
+        deadline = time.monotonic() + 90
+        pong = None
+        while pong is None and time.monotonic() < deadline:
+            try:
+                with Client(endpoint, timeout=1.0) as client:
+                    pong = client.ping()
+            except DaemonUnavailable:
+                time.sleep(0.5)
+        assert pong is not None, "the service's daemon never answered"
+    finally:
+        subprocess.run([sys.executable, str(INSTALL), "--uninstall", *state], capture_output=True, timeout=300)
+    with pytest.raises(DaemonUnavailable):
+        with Client(endpoint, timeout=1.0) as client:
+            client.ping()

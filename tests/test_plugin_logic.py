@@ -1,26 +1,48 @@
 """The plug-in's pure helpers (plugin/neural_style_gimp/nsgimp): no GIMP needed."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugin" / "neural_style_gimp"
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = REPO / "plugin" / "neural_style_gimp"
 sys.path.insert(0, str(PLUGIN_DIR))
 
-from nsgimp import advice, bootstrap, config, settings as S  # noqa: E402
+from nsgimp import advice, bootstrap, remembered, settings as S, stylefile  # noqa: E402
+from nsgimp.progress import ProgressText, duration_text  # noqa: E402
+from nsgimp.sandbox import detect_sandbox  # noqa: E402
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+       b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84"
+       b"\x00\x00\x00\x00IEND\xaeB`\x82")
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40 + b"\xff\xd9"
 
 
 def test_plugin_file_is_a_gimp3_plugin():
     main = PLUGIN_DIR / "neural_style_gimp.py"
-    assert main.read_text().startswith("#!/usr/bin/env python3\n")
+    source = main.read_text()
+    assert source.startswith("#!/usr/bin/env python3\n")
     assert main.stat().st_mode & 0o111, "GIMP ignores plug-ins that are not executable"
     assert PLUGIN_DIR.name == main.stem, "GIMP 3 wants plug-ins/NAME/NAME.py"
-    source = main.read_text()
     assert "Gimp.main(" in source and "GimpUi.ProcedureDialog" in source
     assert "traceback.print_exc" in source and "NEURAL_STYLE_DEBUG" in source  # only on request
+    assert "def do_quit" in source and "undo_freeze" in source and "S.WORKER_NAME" in source
+    # the protocol only through the top-level package (its modules may be renamed)
+    assert "neural_style.protocol." not in source
+    for module in (PLUGIN_DIR / "nsgimp").glob("*.py"):
+        assert "neural_style.protocol." not in module.read_text(), module.name
+
+
+def test_help_pages_map_the_procedure():
+    xml = (PLUGIN_DIR / "help" / "en" / "gimp-help.xml").read_text()
+    assert f'id="{S.PROCEDURE_NAME}" ref="index.html"' in xml
+    page = (PLUGIN_DIR / "help" / "en" / "index.html").read_text()
+    for argument in ("style", "strength", "size", "autostart"):
+        assert S.label(argument) in page, argument
 
 
 @pytest.mark.parametrize("strength, weight", [(0, 10.0), (50, 1000.0), (100, 1e5), (25, 10 ** 2.0)])
@@ -37,20 +59,20 @@ def test_strength_is_clamped_and_default_is_the_papers_ratio():
 
 
 def _settings(tmp_path, **kw):
-    style = tmp_path / "starry_night.jpg"
-    style.write_bytes(b"\xff\xd8\xff" + b"0" * 10)
+    style = tmp_path / "starry_night.png"
+    style.write_bytes(PNG)
     return S.Settings(style=str(style), endpoint="tcp://127.0.0.1:5570", **kw)
 
 
 def test_params_use_the_protocol_names(tmp_path):
     st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7)
     st.validate()
-    params = st.params()
-    assert params == {
+    assert st.params() == {
         "iterations": 300, "size": 256, "content_weight": 1.0, "style_weight": pytest.approx(10 ** 4.0),
         "preserve_color": True, "init": "content", "seed": 7, "progress_every": 6, "preview": True,
     }
     assert st.style_blend is None and st.style_paths == [st.style]
+    assert S.progress_every_for(10) == 1 and S.progress_every_for(250) == 5 and S.progress_every_for(5000) == 10
 
 
 def test_params_are_accepted_by_the_engine(tmp_path):
@@ -61,29 +83,42 @@ def test_params_are_accepted_by_the_engine(tmp_path):
 
 def test_two_styles_blend(tmp_path):
     st = _settings(tmp_path, blend=0.25)
-    second = tmp_path / "scream.png"
-    second.write_bytes(b"\x89PNG\r\n\x1a\n")
-    st.style2 = str(second)
-    st.validate()
+    st.style2 = str(tmp_path / "scream.png")
     assert st.style_blend == [0.75, 0.25]
     assert S.layer_name(st.style, st.style2) == "Neural Style: starry_night + scream"
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"style": ""}, "Choose a style image"),
-    ({"style": "/nonexistent/x.jpg"}, "does not exist"),
-    ({"blend": 1.5}, "blend"),
-    ({"iterations": 0}, "Iterations"),
-    ({"size": 8}, "processing size"),
-    ({"init": "zeros"}, "Init"),
-    ({"endpoint": "localhost:5570"}, "not a ZeroMQ address"),
+@pytest.mark.parametrize("change, words, argument", [
+    ({"style": ""}, "Choose a 'Style image'", "style"),
+    ({"blend": 1.5}, "'Style blend'", "blend"),
+    ({"iterations": 0}, "'Iterations'", "iterations"),
+    ({"size": 8}, "'Processing size (pixels)'", "size"),
+    ({"init": "zeros"}, "'Start from'", "init"),
+    ({"endpoint": "localhost:5570"}, "not a ZeroMQ address", "endpoint"),
 ])
-def test_bad_settings_say_what_to_fix(tmp_path, change, words):
+def test_bad_settings_say_what_to_fix_in_the_dialogs_words(tmp_path, change, words, argument):
     st = _settings(tmp_path)
     for k, v in change.items():
         setattr(st, k, v)
-    with pytest.raises(S.SettingsError, match=words):
+    with pytest.raises(S.SettingsError) as err:
         st.validate()
+    assert words in str(err.value) and err.value.argument == argument
+
+
+def test_limits_come_from_the_daemon(tmp_path):
+    st = _settings(tmp_path, size=4096, iterations=300)
+    problem = S.over_limits(st, {"max_size": 2048, "max_iterations": 5000})
+    assert problem is not None and problem.argument == "size"
+    assert "4096 pixels" in str(problem) and "at most 2048 pixels" in str(problem)
+    assert S.over_limits(st, {}) is None  # an older daemon that reports none: the daemon's own check decides
+    assert S.over_limits(_settings(tmp_path, iterations=9000), {"max_iterations": 5000}).argument == "iterations"
+    assert S.SIZE_MAX > 2048, "the argument range is not the daemon's limit"
+
+
+def test_the_argument_tag_round_trips():
+    assert S.split_argument(S.tag_argument("Lower it.", "size")) == ("Lower it.", "size")
+    assert S.split_argument(S.tag_argument("No daemon.", None)) == ("No daemon.", None)
+    assert S.split_argument("plain") == ("plain", None)
 
 
 def test_formats_and_sizes():
@@ -95,60 +130,156 @@ def test_formats_and_sizes():
         S.fit_within(0, 0, 10)
 
 
-def test_progress_text():
-    assert S.progress_text(40, 200, 123456.0) == "Neural Style: iteration 40/200, loss 1.23e+05"
-    assert S.progress_text(1, 2, float("nan")) == "Neural Style: iteration 1/2"
-    assert S.progress_fraction(50, 200) == 0.25 and S.progress_fraction(5, 0) == 0.0
-    assert S.progress_every_for(10) == 1 and S.progress_every_for(250) == 5 and S.progress_every_for(5000) == 10
-    assert "2 jobs ahead" in S.queue_text(2) and "1 job ahead" in S.queue_text(1)
+# --------------------------------------------------------------------------- style files
+def test_style_files_are_checked_and_named(tmp_path):
+    good_png, good_jpeg = tmp_path / "a.png", tmp_path / "b.jpg"
+    good_png.write_bytes(PNG)
+    good_jpeg.write_bytes(JPEG)
+    assert stylefile.check_style_file(str(good_png)) == "PNG"
+    assert stylefile.check_style_file(str(good_jpeg), "style2") == "JPEG"
+    webp, tga = tmp_path / "c.webp", tmp_path / "d.tga"
+    webp.write_bytes(b"RIFF\x10\x00\x00\x00WEBPVP8 ")
+    tga.write_bytes(b"\x00\x00\x02" + b"\x00" * 20)
+    assert stylefile.check_style_file(str(webp)) == "WebP" and stylefile.check_style_file(str(tga)) == "TGA"
+    cases = {
+        "notes.txt": (b"just some words\n", "is not an image file"),
+        "cut.png": (PNG[:-20], "incomplete PNG"),
+        "cut.jpg": (JPEG[:-2] + b"\x00" * 2000, "incomplete JPEG"),
+    }
+    for name, (data, words) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(S.SettingsError, match=words) as err:
+            stylefile.check_style_file(str(path), "style2")
+        assert str(path) in str(err.value) and "'Second style image'" in str(err.value)
+        assert err.value.argument == "style2"
+    with pytest.raises(S.SettingsError, match="does not exist") as err:
+        stylefile.check_style_file(str(tmp_path / "gone.jpg"))
+    assert "gone.jpg" in str(err.value)
 
 
-def test_config_round_trip_and_env_override(tmp_path):
-    cfg = config.PluginConfig(endpoint="tcp://127.0.0.1:6000", daemon_command=["/x/neural-style", "serve"])
-    config.write_config(str(tmp_path), cfg)
-    loaded = config.load_config(str(tmp_path), environ={})
-    assert (loaded.endpoint, loaded.daemon_command, loaded.autostart, loaded.problem) == (
-        "tcp://127.0.0.1:6000", ["/x/neural-style", "serve"], True, None)
-    assert config.load_config(str(tmp_path), environ={"NEURAL_STYLE_ENDPOINT": "ipc:///tmp/ns"}).endpoint == "ipc:///tmp/ns"
+# --------------------------------------------------------------------------- progress wording
+def test_progress_says_queue_start_iteration_and_time_left_never_loss():
+    text = ProgressText(100)
+    assert text.waiting("queued", 2) == ("Neural Style: queued behind 2 jobs", None)
+    assert text.waiting("queued", 1)[0] == "Neural Style: queued behind 1 job"
+    assert text.waiting("running", 0)[0] == "Neural Style: starting…"
+    first = text.progress(10, 100, 3.0)  # the base: includes the style targets' one-off cost
+    assert first == ("Neural Style: iteration 10/100", 0.1)
+    second = text.progress(20, 100, 4.0)  # 10 iterations in 1 s: 80 left → about 8 s
+    assert second == ("Neural Style: iteration 20/100 · about 8 s left", 0.2)
+    assert text.progress(100, 100, 12.0) == ("Neural Style: iteration 100/100", 1.0)
+    assert "loss" not in " ".join(t for t, _ in (first, second)).lower()
+    assert duration_text(0.2) == "about 1 s" and duration_text(150) == "about 2 min"
+    assert duration_text(4900) == "about 1 h 22 min"
 
 
-def test_config_missing_or_broken_gives_defaults_and_a_reason(tmp_path):
-    missing = config.load_config(str(tmp_path), environ={})
-    assert missing.endpoint == S.DEFAULT_ENDPOINT and "install.py" in missing.problem
-    (tmp_path / config.CONFIG_NAME).write_text(json.dumps({"endpoint": 5}))
-    broken = config.load_config(str(tmp_path), environ={})
-    assert broken.endpoint == S.DEFAULT_ENDPOINT and "could not be read" in broken.problem
+# --------------------------------------------------------------------------- messages
+def test_advice_names_files_and_dialog_labels():
+    assert "--weights" in advice.daemon_error_text("no_weights", "")
+    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"])
+    assert "the style image /b/y.png is 9000x9000" in too_large and "'Processing size (pixels)'" in too_large
+    assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
+    off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
+    assert "no daemon answers at tcp://127.0.0.1:1" in off and "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
+    assert "tick 'Start the daemon if needed'" in off and "'Connection to the daemon'" in off
+    failed = advice.start_failed_text("ipc:///s", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
+    assert failed.endswith("/v/ns serve --bind ipc:///s")
+    assert "could not start `/v/ns`: no such file" in failed and "did not help" not in failed
+    assert "stopped answering" in advice.lost_text("e", "silent for 5 s")
+    missing = advice.missing_dependency_text(["zmq"], " (the wheels … were fetched for Python 3.11, GIMP runs 3.13)")
+    assert "python3-zmq" in missing and "3.11" in missing
 
 
-def test_config_name_matches_install_py():
-    import importlib.util
+@pytest.mark.parametrize("sandbox, service", [("Flatpak", None), ("Snap", None), ("Flatpak", "systemd")])
+def test_sandboxed_gimp_is_told_the_host_command(sandbox, service):
+    text = advice.no_daemon_text("tcp://127.0.0.1:5570", command=["/home/u/ns/.venv/bin/neural-style", "serve"],
+                                 autostart=True, sandbox=sandbox, service=service,
+                                 service_command="systemctl --user enable --now neural-style.service")
+    assert f"{sandbox} sandbox" in text and "On the host, run:" in text
+    if service:
+        assert text.endswith("systemctl --user enable --now neural-style.service")
+    else:
+        assert "/home/u/ns/.venv/bin/neural-style serve --bind tcp://127.0.0.1:5570" in text
+        assert "install.py --service" in text
 
-    spec = importlib.util.spec_from_file_location("install_mod", PLUGIN_DIR.parents[1] / "install.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.CONFIG_NAME == config.CONFIG_NAME
-    assert mod.DEFAULT_ENDPOINT == S.DEFAULT_ENDPOINT
-    assert mod.PLUGIN_NAME == PLUGIN_DIR.name
+
+def test_sandbox_detection():
+    assert detect_sandbox({}, exists=lambda p: p == "/.flatpak-info") == "Flatpak"
+    assert detect_sandbox({"SNAP": "/snap/gimp/1"}, exists=lambda p: False) == "Snap"
+    assert detect_sandbox({}, exists=lambda p: False) is None
 
 
-def test_bootstrap_puts_plugin_dir_first(tmp_path):
-    (tmp_path / "vendor").mkdir()
-    path = ["/usr/lib/python3"]
-    added = bootstrap.extend_sys_path(str(tmp_path), path)
-    assert path[:2] == [str(tmp_path), str(tmp_path / "vendor")]
-    assert set(added) == {str(tmp_path), str(tmp_path / "vendor")}
+# --------------------------------------------------------------------------- remembered values
+def test_values_are_remembered_whatever_the_run_became(tmp_path):
+    path = remembered.attempt_path(str(tmp_path))
+    remembered.save_attempt(path, {"style": "/x/a.jpg", "style2": None, "strength": 70, "iterations": 9,
+                                   "preserve-colors": True, "init": "noise", "unknown": 1})
+    defaults = {"style": None, "style2": None, "strength": 50.0, "iterations": 200, "preserve-colors": False,
+                "init": "content"}
+    back = remembered.load_attempt(path, defaults)
+    assert back == {"style": "/x/a.jpg", "style2": None, "strength": 70.0, "iterations": 9,
+                    "preserve-colors": True, "init": "noise"}
+    assert isinstance(back["strength"], float)
+    Path(path).write_text(json.dumps({"format": 1, "values": {"iterations": "many", "strength": True}}))
+    assert remembered.load_attempt(path, defaults) == {}  # wrong types are ignored
+    assert remembered.restore_file(str(tmp_path / "gone.jpg")) is None
+
+
+# --------------------------------------------------------------------------- the wheels
+def test_vendor_goes_last_and_only_for_its_python(tmp_path):
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    path = ["/usr/lib/python3/dist-packages"]
+    added = bootstrap.extend_sys_path(str(tmp_path), path, version_info=(3, 13))
+    assert path == [str(tmp_path), "/usr/lib/python3/dist-packages", str(vendor)], "system packages must win"
+    assert set(added) == {str(tmp_path), str(vendor)}
     assert bootstrap.extend_sys_path(str(tmp_path), path) == []  # idempotent
+
+    (vendor / bootstrap.WHEELS_RECORD).write_text(json.dumps({"python": "3.11"}))
+    path = []
+    bootstrap.extend_sys_path(str(tmp_path), path, version_info=(3, 13))
+    assert path == [str(tmp_path)], "wheels for another Python must not be used"
+    assert "fetched for Python 3.11, GIMP runs 3.13" in bootstrap.vendor_problem(str(tmp_path), (3, 13))
+    assert bootstrap.vendor_problem(str(tmp_path), (3, 11)) is None
     assert bootstrap.missing_modules(("json", "surely_not_a_module_xyz")) == ["surely_not_a_module_xyz"]
 
 
-def test_advice_says_what_to_do():
-    assert "--weights" in advice.daemon_error_text("no_weights", "")
-    assert "processing size" in advice.daemon_error_text("too_large", "max 4 MP")
-    assert "daemon said: max 4 MP" in advice.daemon_error_text("too_large", "max 4 MP")
-    assert "queue is full" in advice.daemon_error_text("busy", "")
-    assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
-    text = advice.unavailable_text("tcp://127.0.0.1:1", autostart=False, command=["ns", "serve"])
-    assert "no daemon answers at tcp://127.0.0.1:1" in text and "Start it with: ns serve" in text
-    assert "Starting it did not help" in advice.unavailable_text("e", autostart=True, command=["ns"])
-    assert "stopped answering" in advice.unavailable_text("e", autostart=False, command=None, mid_run=True)
-    assert "python3-zmq" in advice.missing_dependency_text(["zmq"])
+def test_a_broken_system_module_falls_back_to_the_vendor(tmp_path, monkeypatch):
+    system, plugin = tmp_path / "system", tmp_path / "plugin"
+    (system / "nsfake_dep").mkdir(parents=True)
+    (system / "nsfake_dep" / "__init__.py").write_text("raise ImportError('built for another Python')\n")
+    (plugin / "vendor" / "nsfake_dep").mkdir(parents=True)
+    (plugin / "vendor" / "nsfake_dep" / "__init__.py").write_text("WHERE = 'vendor'\n")
+    path = [str(system)]
+    bootstrap.extend_sys_path(str(plugin), path)
+    monkeypatch.setattr(sys, "path", path)
+    missing, note = bootstrap.import_dependencies(str(plugin), path, names=("nsfake_dep",))
+    assert missing == [] and sys.modules["nsfake_dep"].WHERE == "vendor" and note == ""
+    del sys.modules["nsfake_dep"]
+
+
+# --------------------------------------------------------------------------- install.py shares the facts
+def test_install_py_uses_the_protocols_connection_module():
+    spec = importlib.util.spec_from_file_location("install_mod", REPO / "install.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert Path(mod.connection.__file__) == REPO / "protocol" / "connection.py"
+    assert Path(mod.bootstrap.__file__) == PLUGIN_DIR / "nsgimp" / "bootstrap.py"
+    assert not hasattr(mod, "DEFAULT_ENDPOINT") and not hasattr(mod, "CONFIG_NAME"), "a restated fact"
+    assert mod.PLUGIN_NAME == PLUGIN_DIR.name
+    source = (REPO / "install.py").read_text()
+    assert "tcp://127.0.0.1:5570" not in source and '"NEURAL_STYLE_ENDPOINT"' not in source
+
+
+def test_the_readme_table_lists_every_argument_with_its_default():
+    rows = {}
+    for line in (REPO / "plugin" / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[2]
+    assert set(rows) == set(S.ARGUMENTS)
+    defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
+                "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT}
+    for name, value in defaults.items():
+        assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from neural_style.protocol import Client, DaemonStartFailed, DaemonUnavailable, ensure_daemon
+from neural_style.protocol import Client, DaemonStartFailed, DaemonUnavailable, NoDaemon, connect_or_start, ensure_daemon
 
 # A stand-in daemon: binds where NEURAL_STYLE_ENDPOINT says and answers ping with pong.
 FAKE_DAEMON = """
@@ -78,3 +78,36 @@ def test_a_daemon_that_never_answers_times_out(tmp_path: Path) -> None:
 def test_an_empty_command_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         ensure_daemon(free_endpoint(), [], timeout=1)
+
+
+def test_a_missing_command_is_named() -> None:
+    with pytest.raises(DaemonStartFailed) as err:
+        ensure_daemon(free_endpoint(), ["/nonexistent/neural-style", "serve"], timeout=5, ping_timeout=0.2)
+    assert str(err.value).startswith("could not start `/nonexistent/neural-style`: no such file"), str(err.value)
+
+
+def test_connect_or_start_decides_within_about_a_second_without_autostart() -> None:
+    endpoint = free_endpoint()
+    started = time.monotonic()
+    with pytest.raises(NoDaemon) as err:
+        connect_or_start(endpoint, [sys.executable, "-c", FAKE_DAEMON], autostart=False)
+    assert time.monotonic() - started < 2.5
+    assert endpoint in str(err.value) and isinstance(err.value, DaemonUnavailable)
+    with pytest.raises(NoDaemon):  # no command recorded: nothing to start either
+        connect_or_start(endpoint, None, first_ping=0.2)
+
+
+def test_connect_or_start_starts_once_then_reuses(tmp_path: Path) -> None:
+    endpoint, starts = free_endpoint(), []
+    command = [sys.executable, "-c", FAKE_DAEMON]
+    client, handle = connect_or_start(endpoint, command, timeout=3, start_timeout=20, log_path=tmp_path / "d.log",
+                                      on_start=starts.append)
+    try:
+        assert handle.started and starts == [command] and client.timeout == 3
+        assert client.ping().daemon_version == "fake"
+        client.close()
+        again, handle2 = connect_or_start(endpoint, ["/nonexistent/never-run"], on_start=starts.append)
+        assert not handle2.started and len(starts) == 1 and again.ping().device == "cpu"
+        again.close()
+    finally:
+        _stop(handle.process)

@@ -132,11 +132,12 @@ def _code_of(frames) -> str:
         ({"type": "stylize", "id": "a", "content": None, "styles": "x"}, []),
         ({"type": "stylize", "id": "a", "styles": [raw_ref(1)]}, [bytes(12)]),  # missing content key
         ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "params": [1]}, [bytes(12)]),
-        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [1, 2]},
+        # style_blend's values (one per style, >= 0, finite...) are the daemon's: test_server_limits.py
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": 1.0},
          [bytes(12)]),
-        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [-1]},
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": ["1"]},
          [bytes(12)]),
-        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [0]},
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [None]},
          [bytes(12)]),
         ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [True]},
          [bytes(12)]),
@@ -147,6 +148,63 @@ def _code_of(frames) -> str:
 )
 def test_bad_requests_are_bad_request(header, payloads) -> None:
     assert _code_of(frames_of(header, *payloads)) == "bad_request"
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+STYLIZE = {"type": "stylize", "id": "deep", "content": None, "styles": [raw_ref(1)], "params": {}}
+DEEP_PLACES = {  # a value nested ~1000 deep (msgpack's own limit is 1024) in every kind of header field
+    "v": lambda deep: {**STYLIZE, "v": deep},
+    "type": lambda deep: {**STYLIZE, "type": deep},
+    "content": lambda deep: {**STYLIZE, "content": deep},
+    "styles": lambda deep: {**STYLIZE, "styles": deep},
+    "image field": lambda deep: {**STYLIZE, "styles": [{**raw_ref(1), "width": deep}]},
+    "image frame": lambda deep: {**STYLIZE, "styles": [{**raw_ref(1), "frame": deep}]},
+    "params": lambda deep: {**STYLIZE, "params": deep},
+    "a param": lambda deep: {**STYLIZE, "params": {"iterations": deep}},
+    "style_blend": lambda deep: {**STYLIZE, "style_blend": [deep]},
+    "unknown field": lambda deep: {**STYLIZE, "colour": deep},
+    "cancel target": lambda deep: {"type": "cancel", "id": "deep", "target": deep},
+}
+
+
+@pytest.mark.parametrize("place", sorted(DEEP_PLACES))
+@pytest.mark.parametrize("depth", [40, 1020])
+def test_deeply_nested_values_are_bad_request_even_on_a_deep_stack(place, depth) -> None:
+    """The daemon's socket thread decodes below other frames: the limit must hold there too, never as a
+    RecursionError while a value is formatted into the message."""
+    header = {"v": 1, **DEEP_PLACES[place](_nested(depth))}
+    frames = [msgpack.packb(header, use_bin_type=True), bytes(12)]
+
+    def at_depth(levels: int) -> str:
+        return _code_of(frames) if levels == 0 else at_depth(levels - 1)
+
+    allowed = {"bad_request", "unsupported_version"} if place == "v" else {"bad_request"}  # v is not 1 either
+    assert at_depth(150) in allowed
+
+
+def test_error_messages_quote_client_values_in_bounded_form() -> None:
+    huge = "x" * 200_000
+    cases = [
+        {"type": huge, "id": "a"},
+        {"type": "ping", "id": "a", **{f"{huge[:5000]}{i}": 1 for i in range(50)}},
+        {"v": huge, "type": "ping", "id": "a"},
+        {"type": "stylize", "id": "a", "content": None, "styles": [{**raw_ref(1), "encoding": huge}]},
+        {"type": "stylize", "id": "a", "content": None, "styles": [{**raw_ref(1), "width": huge}]},
+    ]
+    for header in cases:
+        with pytest.raises(ProtocolError) as err:
+            decode_request([msgpack.packb({"v": 1, **header}, use_bin_type=True), bytes(12)])
+        assert err.value.request_id == "a"
+        assert len(err.value.message) <= 300, err.value.message[:400]
+    from neural_style.protocol.messages import quote
+
+    assert quote("y" * 1000) == "'" + "y" * 58 + "…" and quote(_nested(2000)) == "<list>" and quote(2.5) == "2.5"
 
 
 def test_unsupported_version_is_reported_with_its_id() -> None:

@@ -79,6 +79,13 @@ def _frames(header, *payloads):
     return [msgpack.packb(header, use_bin_type=True), *payloads]
 
 
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _stylize_frames(**overrides):
     return _frames(_stylize_header("bad", **overrides), GOOD_CONTENT, GOOD_STYLE)
 
@@ -101,6 +108,28 @@ BAD_INPUTS = [
     ("styles not a list", _stylize_frames(styles=raw_image(2, 24, 24, 3)), "bad_request", "bad"),
     ("image descriptor of the wrong type", _stylize_frames(content="content.png"), "bad_request", "bad"),
     ("style_blend twice", _stylize_frames(style_blend=[1.0], params={"iterations": 1, "style_blend": [1.0]}),
+     "bad_request", "bad"),
+    # issue 10, item 6: numbers float32 cannot carry, products that overflow, values nested ~1000 deep
+    ("content_weight beyond float32", _stylize_frames(params={"iterations": 1, "content_weight": 1e40}),
+     "bad_request", "bad"),
+    ("style_scale that overflows a size", _stylize_frames(params={"iterations": 1, "style_scale": 1e308}),
+     "bad_request", "bad"),
+    ("Adam's learning rate of 1e300", _stylize_frames(params={"iterations": 1, "optimizer": "adam",
+                                                              "learning_rate": 1e300}), "bad_request", "bad"),
+    ("infinite style layer weight", _stylize_frames(params={"iterations": 1, "style_layers": ["relu1_1"],
+                                                            "style_layer_weights": [float("inf")]}),
+     "bad_request", "bad"),
+    ("infinite style_blend", _stylize_frames(style_blend=[float("inf")]), "bad_request", "bad"),
+    ("NaN style_blend", _stylize_frames(style_blend=[float("nan")]), "bad_request", "bad"),
+    ("style_blend longer than the styles", _stylize_frames(style_blend=[1, 2]), "bad_request", "bad"),
+    ("negative style_blend", _stylize_frames(style_blend=[-1]), "bad_request", "bad"),
+    ("all-zero style_blend", _stylize_frames(style_blend=[0]), "bad_request", "bad"),
+    ("nothing to optimise", _frames(_stylize_header("bad", content=None, styles=[raw_image(1, 24, 24, 3)],
+                                                    params={"iterations": 1, "style_weight": 0}), GOOD_STYLE),
+     "bad_request", "bad"),
+    ("version nested 1000 deep", _frames({"v": _nested(1020), "type": "ping", "id": "bad"}), "bad_request", "bad"),
+    ("param nested 1000 deep", _stylize_frames(params={"iterations": _nested(1020)}), "bad_request", "bad"),
+    ("image field nested 1000 deep", _stylize_frames(styles=[{**raw_image(2, 24, 24, 3), "width": _nested(1020)}]),
      "bad_request", "bad"),
     ("truncated raw frame", _frames(_stylize_header("bad"), GOOD_CONTENT[:-1], GOOD_STYLE), "bad_request", "bad"),
     ("raw frame too long", _frames(_stylize_header("bad"), GOOD_CONTENT + b"\x00" * 7, GOOD_STYLE),
@@ -145,6 +174,22 @@ def test_bad_input_gets_its_error_and_the_daemon_keeps_serving(client, name, fra
     assert isinstance(reply["message"], str) and len(reply["message"]) > 10
     assert client.recv_for(reply_id, timeout=0.2, missing_ok=True, skip=()) is None  # exactly one reply
     assert_still_serving(client)
+
+
+def test_every_size_and_layer_runs_or_is_refused_before_accepted(client):
+    """Issue 10, item 5: an 8:1 style whose short side shrinks below what relu5_1 needs, and pool5 at the
+    smallest size, each run to a result instead of failing after ``accepted``."""
+    panorama = rgb_bytes(128, 16, seed=3)
+    cases = {
+        "panorama": {"iterations": 2, "size": 64},
+        "pool5": {"iterations": 2, "size": 16, "style_layers": ["relu1_1", "pool5"]},
+    }
+    for job, params in cases.items():
+        client.send(_stylize_header(job, params=params, styles=[raw_image(2, 128, 16, 3)]), GOOD_CONTENT, panorama,
+                    version=None)
+        stream = client.stream(job, timeout=60)
+        assert stream[0][0]["type"] == "accepted", stream[0][0]
+        assert terminal_of(stream)["type"] == "result", terminal_of(stream)
 
 
 def test_decompression_bomb_is_refused_before_decoding(client, daemon):

@@ -28,6 +28,12 @@ def scale_to_longest_side(height: int, width: int, longest: int) -> tuple[int, i
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def at_least(size: tuple[int, int], smallest: int) -> tuple[int, int]:
+    """(h, w) with each side raised to ``smallest``: an extreme aspect ratio is squeezed rather than
+    leaving the network a side too short for its poolings."""
+    return max(smallest, size[0]), max(smallest, size[1])
+
+
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of (C, H, W) or (N, C, H, W), antialiased when shrinking."""
     if tuple(image.shape[-2:]) == tuple(size):

@@ -1,123 +1,288 @@
-"""Every knob of one style-transfer run, in one dataclass shared by the CLI, the daemon and the tests.
+"""The parameter schema: every knob of one style-transfer run, declared once with its rules.
 
-The field names are the wire protocol's ``params`` names and the CLI's options in snake_case,
-so a request maps onto this class without a translation table.
+Each ``StyleParams`` field carries its default, range, choices and help text (``param(...)``); its
+type is the field's annotation. Everything else derives from that one declaration:
+
+- coercion and checking: constructing a ``StyleParams`` validates it, so an invalid one cannot
+  exist and nothing downstream checks again (``from_mapping`` adds the wire's spellings);
+- the command line's options (``daemon/cli.py``) with their types, choices and defaults;
+- ``parameter_schema()``, a plain JSON-able copy for code that must not import torch (the
+  plug-in's installer writes the plug-in's ranges from it).
+
+The field names are the wire protocol's ``params`` names and the CLI's options in snake_case.
+``style_blend`` is not a field: it weighs the style images, so it travels beside them
+(``stylize(..., style_blend=...)``, the request's top-level ``style_blend``) and is checked
+against them by ``plan_inputs``. Torch-free.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from .errors import ParamError
+from .errors import ParamError, shorten
 from .layers import LAYER_NAMES
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("noise", "content", "style")
-POOLINGS = ("avg", "max")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
+INITS: tuple[str, ...] = ("noise", "content", "style")
+POOLINGS: tuple[str, ...] = ("avg", "max")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+
+#: Bound of every weight (α, β, tv, w_l, the style blend) and of β·w_l. Only their ratios shape the
+#: image; users set β/α to 10⁵ and beyond, and 10¹² keeps the weighted losses, their gradients and
+#: L-BFGS's dot products of gradients far from float32's 3.4·10³⁸ on ordinary images (a run that
+#: still overflows ends with NonFiniteLoss).
+MAX_WEIGHT = 1e12
+#: Longest side, width or height in pixels: beyond any photograph (a daemon's --max-size is lower).
+MAX_SIDE = 65536
+MAX_ITERATIONS = 1_000_000
+#: Style images at most 100× the output's size: a scale beyond that only multiplies the work.
+MAX_STYLE_SCALE = 100.0
+#: Adam moves a pixel by about this much per step, in [0, 1] units: above 1 a step overshoots the range.
+MAX_LEARNING_RATE = 10.0
+#: What torch.Generator.manual_seed accepts.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+_RULES = "neural_style.param"  # the key of a field's rules in its dataclasses metadata
+
+
+def param(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
+          above_minimum: bool = False, choices: Sequence[str] = (), unset: str = "",
+          texture_only: bool = False, cli: bool = True) -> Any:
+    """A StyleParams field with its rules (see ``Spec`` for their meaning); the type is the annotation."""
+    rules = dict(help=help, minimum=minimum, maximum=maximum, above_minimum=above_minimum,
+                 choices=tuple(choices), unset=unset, texture_only=texture_only, cli=cli)
+    return dataclasses.field(default=default, metadata={_RULES: rules})
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything known about one parameter: what it accepts, its default, and what it means."""
+
+    name: str
+    kind: type  # int, float, bool or str; of each element when ``is_list``
+    is_list: bool  # a tuple of ``kind`` (a list on the wire, comma-separated on the command line)
+    nullable: bool  # None is accepted; ``unset`` says what it then means
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is excluded (> rather than ≥)
+    choices: tuple[str, ...] = ()
+    unset: str = ""
+    texture_only: bool = False  # only used without a content image (texture synthesis)
+    cli: bool = True  # offered as a command-line option
+
+    @property
+    def type_name(self) -> str:
+        """"int", "float", "bool", "str", "list[str]" or "list[float]": the wire's types."""
+        return f"list[{self.kind.__name__}]" if self.is_list else self.kind.__name__
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` in the field's own type (tuples for lists, float for an int given as a float),
+        or ParamError naming the field and saying what it accepts."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ParamError(f"{self.name} cannot be null")
+        if not self.is_list:
+            return self._check(self._scalar(value, self.name), self.name)
+        if isinstance(value, str) and self.kind is str:  # "relu1_1,relu2_1", as the CLI writes it
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ParamError(f"{self.name} must be a list of {self._noun()}s (got {type(value).__name__})")
+        return tuple(self._check(self._scalar(item, f"{self.name}[{i}]"), f"{self.name}[{i}]")
+                     for i, item in enumerate(value))
+
+    def _noun(self) -> str:
+        if self.choices and self.kind is str:
+            return "layer name" if self.choices == LAYER_NAMES else "name"
+        return {int: "integer", float: "number", bool: "boolean", str: "string"}[self.kind]
+
+    def _scalar(self, value: Any, where: str) -> Any:
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ParamError(f"{where} must be true or false (got {type(value).__name__})")
+            return value
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParamError(f"{where} must be an integer (got {type(value).__name__})")
+            return value
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParamError(f"{where} must be a number (got {type(value).__name__})")
+            try:
+                return float(value)
+            except OverflowError:  # an int beyond float64
+                raise ParamError(f"{where} must be at most {_show(self.maximum)} (got {shorten(value)})") from None
+        if not isinstance(value, str):
+            raise ParamError(f"{where} must be a string (got {type(value).__name__})")
+        return value
+
+    def _check(self, value: Any, where: str) -> Any:
+        if self.choices:
+            if value not in self.choices:
+                if self.choices == LAYER_NAMES:
+                    raise ParamError(f"unknown layer {shorten(value)} in {where}; layers are named as in the "
+                                     f"paper: {', '.join(LAYER_NAMES)}")
+                raise ParamError(f"{where} must be one of {', '.join(self.choices)} (got {shorten(value)})")
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamError(f"{where} must be a finite number (got {value})")
+        low, high = self.minimum, self.maximum
+        too_low = low is not None and (value <= low if self.above_minimum else value < low)
+        if too_low or (high is not None and value > high):
+            raise ParamError(f"{where} must be {self.range_text()} (got {shorten(value)})")
+        return value
+
+    def range_text(self) -> str:
+        """"between 1 and 6", "> 0 and ≤ 10", "≥ 0"… as the messages and help text say it."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None and not self.above_minimum:
+            return f"between {_show(low)} and {_show(high)}"
+        parts = []
+        if low is not None:
+            parts.append(f"{'>' if self.above_minimum else '≥'} {_show(low)}")
+        if high is not None:
+            parts.append(f"≤ {_show(high)}")
+        return " and ".join(parts)
+
+    def default_text(self) -> str:
+        """The default as a user writes it on the command line (what ``--help`` and README show)."""
+        value = self.default
+        if value is None:
+            return self.unset
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, tuple):
+            return ",".join(_show(v) for v in value)
+        return _show(value)
+
+    def describe(self) -> dict[str, Any]:
+        """This parameter as plain JSON-able data (see ``parameter_schema``)."""
+        out: dict[str, Any] = {
+            "type": self.type_name,
+            "default": list(self.default) if isinstance(self.default, tuple) else self.default,
+            "nullable": self.nullable,
+            "help": self.help,
+        }
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+            out["exclusive_minimum"] = self.above_minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.unset:
+            out["unset"] = self.unset
+        if self.texture_only:
+            out["texture_only"] = True
+        return out
+
+    @classmethod
+    def of(cls, name: str, hint: Any, default: Any, rules: Mapping[str, Any]) -> "Spec":
+        """A spec from a field's annotation (``int``, ``tuple[str, ...] | None``…), default and rules."""
+        args = typing.get_args(hint)
+        nullable = (typing.get_origin(hint) in (typing.Union, types.UnionType)) and type(None) in args
+        if nullable:
+            hint = next(a for a in args if a is not type(None))
+        is_list = typing.get_origin(hint) is tuple
+        kind = typing.get_args(hint)[0] if is_list else hint
+        return cls(name=name, kind=kind, is_list=is_list, nullable=nullable, default=default, **rules)
+
+
+def _show(value: Any) -> str:
+    """A number as people write it: 1000 not 1000.0, 1e+12 not 1000000000000.0."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 @dataclass(frozen=True)
 class StyleParams:
-    """Parameters of one run. Defaults follow the paper (Fig. 2: α/β = 10⁻³, conv4_2 content, five style layers)."""
+    """Parameters of one run. Defaults follow the paper (Fig. 2: α/β = 10⁻³, conv4_2 content, five style layers).
 
-    iterations: int = 500
-    size: int = 512
-    content_weight: float = 1.0
-    style_weight: float = 1000.0
-    tv_weight: float = 0.0
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    style_layer_weights: tuple[float, ...] | None = None
-    style_blend: tuple[float, ...] | None = None
-    optimizer: str = "lbfgs"
-    learning_rate: float = 0.02
-    init: str = "noise"
-    seed: int = 0
-    pooling: str = "avg"
-    preserve_color: bool = False
-    style_scale: float = 1.0
-    scales: int = 1
-    width: int | None = None
-    height: int | None = None
-    precision: str = "auto"
-    progress_every: int = 10
-    preview: bool = False
+    Constructing one validates it (``ParamError`` names the field), so every StyleParams is usable.
+    """
+
+    iterations: int = param(500, "loss-and-gradient evaluations (one forward and one backward pass each), "
+                                 "whatever the optimiser does inside", minimum=1, maximum=MAX_ITERATIONS)
+    size: int = param(512, "longest side to process at, in pixels; larger inputs are scaled down, never up",
+                      minimum=16, maximum=MAX_SIDE)
+    content_weight: float = param(1.0, "α of the paper", minimum=0.0, maximum=MAX_WEIGHT)
+    style_weight: float = param(1000.0, "β of the paper (α/β = 10⁻³ as in its Fig. 2)",
+                                minimum=0.0, maximum=MAX_WEIGHT)
+    tv_weight: float = param(0.0, "total-variation smoothing (not in the paper)", minimum=0.0, maximum=MAX_WEIGHT)
+    content_layers: tuple[str, ...] = param(
+        DEFAULT_CONTENT_LAYERS, "VGG19 layers named as in the paper: conv4_2 is the pre-activation, relu4_2 "
+                                "its response (what the paper means)", choices=LAYER_NAMES)
+    style_layers: tuple[str, ...] = param(DEFAULT_STYLE_LAYERS, "VGG19 layers whose Gram matrices are matched",
+                                          choices=LAYER_NAMES)
+    style_layer_weights: tuple[float, ...] | None = param(
+        None, "w_l, one per style layer", minimum=0.0, maximum=MAX_WEIGHT, unset="1/|layers| each")
+    optimizer: str = param("lbfgs", "L-BFGS (the paper's) or Adam", choices=OPTIMIZERS)
+    learning_rate: float = param(0.02, "Adam's step in [0, 1] pixel units", minimum=0.0, above_minimum=True,
+                                 maximum=MAX_LEARNING_RATE)
+    init: str = param("noise", "starting image (the paper starts from white noise)", choices=INITS)
+    seed: int = param(0, "random seed; CPU runs repeat bit for bit", minimum=SEED_RANGE[0], maximum=SEED_RANGE[1])
+    pooling: str = param("avg", "VGG19's pooling (average is the paper's choice)", choices=POOLINGS)
+    preserve_color: bool = param(False, "keep the content's colours: the result's luma with the content's chroma")
+    style_scale: float = param(1.0, "style image size relative to the output", minimum=0.0, above_minimum=True,
+                               maximum=MAX_STYLE_SCALE)
+    scales: int = param(1, "coarse-to-fine: this many sizes, each twice the last; the iterations are split "
+                           "between them", minimum=1, maximum=6)
+    width: int | None = param(None, "output width for texture synthesis (no content)", minimum=16,
+                              maximum=MAX_SIDE, unset="size", texture_only=True)
+    height: int | None = param(None, "output height for texture synthesis (no content)", minimum=16,
+                               maximum=MAX_SIDE, unset="size", texture_only=True)
+    precision: str = param("auto", "autocast of the network; Gram matrices and losses stay float32 "
+                                   "(auto = fp32)", choices=PRECISIONS)
+    progress_every: int = param(10, "report progress every this many iterations (and after the last)",
+                                minimum=1, maximum=MAX_ITERATIONS)
+    preview: bool = param(False, "attach the current image to progress reports", cli=False)
+
+    def __post_init__(self) -> None:
+        for spec in PARAM_SPECS.values():
+            object.__setattr__(self, spec.name, spec.coerce(getattr(self, spec.name)))
+        if not self.content_layers and not self.style_layers:
+            raise ParamError("at least one content or style layer is needed")
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            raise ParamError(f"style_layer_weights has {len(self.style_layer_weights)} values for "
+                             f"{len(self.style_layers)} style layers")
+        if self.style_layer_weights and self.style_weight * max(self.style_layer_weights) > MAX_WEIGHT:
+            raise ParamError(f"style_weight × style_layer_weights (β·w_l) must stay ≤ {_show(MAX_WEIGHT)}: "
+                             "only their ratio to content_weight matters")
+        if self.scales > self.iterations:
+            raise ParamError("scales cannot exceed iterations: each scale needs at least one iteration")
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "StyleParams":
-        """Build from a request's ``params`` map: unknown names and wrong types are a ParamError."""
+        """Build from a request's ``params`` map: unknown names, wrong types and bad values are a ParamError."""
         if not isinstance(values, Mapping):
             raise ParamError("params must be a map")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for name, value in values.items():
-            if name not in known:
-                raise ParamError(f"unknown parameter {name!r}; known: {', '.join(sorted(known))}")
-            kwargs[name] = _coerce(name, value)
-        params = cls(**kwargs)
-        params.validate()
-        return params
+        unknown = [name for name in values if name not in PARAM_SPECS]
+        if unknown:
+            hint = " (style_blend is a field of the request, beside the styles)" if "style_blend" in unknown else ""
+            raise ParamError(f"unknown parameter {shorten(unknown[0])}{hint}; known: {', '.join(PARAM_SPECS)}")
+        return cls(**values)
 
     def to_mapping(self) -> dict[str, Any]:
         """The inverse of from_mapping, with lists for tuples (what msgpack and JSON carry)."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+        for name in PARAM_SPECS:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
     def replace(self, **changes: Any) -> "StyleParams":
         return dataclasses.replace(self, **changes)
-
-    # ------------------------------------------------------------------ checking
-    def validate(self) -> None:
-        """Raise ParamError for the first value that cannot work, with a message a user can act on."""
-        if self.iterations < 1:
-            raise ParamError(f"iterations must be at least 1 (got {self.iterations})")
-        if self.size < 16:
-            raise ParamError(f"size must be at least 16 pixels (got {self.size})")
-        for name in ("content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"):
-            value = getattr(self, name)
-            if not value >= 0 or value != value or value == float("inf"):
-                raise ParamError(f"{name} must be a finite number ≥ 0 (got {value})")
-        if self.learning_rate <= 0:
-            raise ParamError("learning_rate must be positive")
-        if self.style_scale <= 0:
-            raise ParamError("style_scale must be positive")
-        if not self.content_layers and not self.style_layers:
-            raise ParamError("at least one content or style layer is needed")
-        for layer in (*self.content_layers, *self.style_layers):
-            if layer not in LAYER_NAMES:
-                raise ParamError(f"unknown layer {layer!r}; layers are named as in the paper: {', '.join(LAYER_NAMES)}")
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise ParamError(
-                    f"style_layer_weights has {len(self.style_layer_weights)} values for {len(self.style_layers)} style layers"
-                )
-            if any(not w >= 0 for w in self.style_layer_weights):
-                raise ParamError("style_layer_weights must be ≥ 0")
-        if self.style_blend is not None and (any(not w >= 0 for w in self.style_blend) or sum(self.style_blend) <= 0):
-            raise ParamError("style_blend weights must be ≥ 0 and not all zero")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("init", self.init, INITS)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("precision", self.precision, PRECISIONS)
-        if not 1 <= self.scales <= 6:
-            raise ParamError(f"scales must be between 1 and 6 (got {self.scales})")
-        if self.scales > self.iterations:
-            raise ParamError("scales cannot exceed iterations: each scale needs at least one iteration")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if value is not None and value < 16:
-                raise ParamError(f"{name} must be at least 16 pixels (got {value})")
-        if self.progress_every < 1:
-            raise ParamError("progress_every must be at least 1")
 
     @property
     def style_layer_weight_map(self) -> dict[str, float]:
@@ -127,66 +292,81 @@ class StyleParams:
         return {layer: 1.0 / len(self.style_layers) for layer in self.style_layers}
 
 
-_TUPLE_OF_STR = {"content_layers", "style_layers"}
-_TUPLE_OF_FLOAT = {"style_layer_weights", "style_blend"}
-_INT = {"iterations", "size", "seed", "scales", "width", "height", "progress_every"}
-_FLOAT = {"content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"}
-_BOOL = {"preserve_color", "preview"}
-_STR = {"optimizer", "init", "pooling", "precision"}
-_OPTIONAL = {"width", "height", "style_layer_weights", "style_blend"}
+def _specs() -> dict[str, Spec]:
+    hints = typing.get_type_hints(StyleParams)
+    return {f.name: Spec.of(f.name, hints[f.name], f.default, f.metadata[_RULES])
+            for f in dataclasses.fields(StyleParams)}
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Accept the JSON/msgpack spelling of a field (lists for tuples, ints for floats), reject anything else."""
-    if value is None:
-        if name in _OPTIONAL:
-            return None
-        raise ParamError(f"{name} cannot be null")
-    if name in _TUPLE_OF_STR:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ParamError(f"{name} must be a list of layer names")
-        return tuple(value)
-    if name in _TUPLE_OF_FLOAT:
-        if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
-            raise ParamError(f"{name} must be a list of numbers")
-        return tuple(float(v) for v in value)
-    if name in _INT:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamError(f"{name} must be an integer (got {type(value).__name__})")
-        return value
-    if name in _FLOAT:
-        if not _is_number(value):
-            raise ParamError(f"{name} must be a number (got {type(value).__name__})")
-        return float(value)
-    if name in _BOOL:
-        if not isinstance(value, bool):
-            raise ParamError(f"{name} must be true or false (got {type(value).__name__})")
-        return value
-    if name in _STR:
-        if not isinstance(value, str):
-            raise ParamError(f"{name} must be a string (got {type(value).__name__})")
-        return value
-    raise ParamError(f"unknown parameter {name!r}")  # pragma: no cover - guarded by from_mapping
+#: Every StyleParams field's Spec, in declaration order.
+PARAM_SPECS: dict[str, Spec] = _specs()
+
+#: The weights of several style images (their Gram targets are blended): beside the styles, not in params.
+STYLE_BLEND = Spec(name="style_blend", kind=float, is_list=True, nullable=True, default=None,
+                   help="weights of several style images, one per style; their Gram matrices are blended",
+                   minimum=0.0, maximum=MAX_WEIGHT, unset="equal")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+@dataclass(frozen=True)
+class InputPlan:
+    """Which terms a run optimises, given what it was handed (see ``plan_inputs``)."""
+
+    content_layers: tuple[str, ...]  # empty when the content term is off
+    style_layers: tuple[str, ...]  # empty when the style term is off
+    blend: tuple[float, ...]  # one weight per style image, summing to 1
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ParamError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+def plan_inputs(params: StyleParams, *, has_content: bool, style_count: int,
+                style_blend: Sequence[float] | None = None) -> InputPlan:
+    """Check what a run needs beyond valid parameters (something to optimise, one blend weight per
+    style) and say which terms it uses. Torch-free, so that the daemon answers before ``accepted``."""
+    uses_style = style_count > 0 and params.style_weight > 0 and bool(params.style_layers)
+    uses_content = has_content and params.content_weight > 0 and bool(params.content_layers)
+    if params.style_weight > 0 and params.style_layers and not style_count and has_content:
+        raise ParamError("a style weight above 0 needs at least one style image (or set style_weight to 0)")
+    if not uses_style and not uses_content:
+        raise ParamError("nothing to optimise: give a content image with content layers, or style images "
+                         "with style layers")
+    weights = STYLE_BLEND.coerce(style_blend)
+    if weights is None:
+        weights = (1.0,) * style_count
+    elif len(weights) != style_count:
+        raise ParamError(f"style_blend has {len(weights)} weights for {style_count} style images")
+    total = sum(weights)
+    if style_count and not total > 0:
+        raise ParamError("style_blend weights must not all be zero")
+    return InputPlan(content_layers=params.content_layers if uses_content else (),
+                     style_layers=params.style_layers if uses_style else (),
+                     blend=tuple(w / total for w in weights))
+
+
+def parameter_schema() -> dict[str, Any]:
+    """The schema as plain JSON-able data, for code that must not import torch (the plug-in's installer).
+
+    ``{"params": {name: entry}, "style_blend": entry}``; an entry has ``type`` (int, float, bool,
+    str, list[str], list[float]), ``default``, ``nullable``, ``help`` and, where they apply,
+    ``minimum`` with ``exclusive_minimum``, ``maximum``, ``choices`` (of each element for lists),
+    ``unset`` (what null means) and ``texture_only``.
+    """
+    return {"params": {name: spec.describe() for name, spec in PARAM_SPECS.items()},
+            "style_blend": STYLE_BLEND.describe()}
 
 
 __all__ = [
     "StyleParams",
     "ParamError",
+    "Spec",
+    "PARAM_SPECS",
+    "STYLE_BLEND",
+    "InputPlan",
+    "plan_inputs",
+    "parameter_schema",
     "DEFAULT_CONTENT_LAYERS",
     "DEFAULT_STYLE_LAYERS",
     "OPTIMIZERS",
     "INITS",
     "POOLINGS",
     "PRECISIONS",
+    "MAX_WEIGHT",
+    "MAX_SIDE",
 ]

@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, MutableMapping, Sequence
 
 import torch
 
-from .errors import Cancelled
-from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, scale_to_longest_side, split_alpha
+from .errors import Cancelled, NonFiniteLoss
+from .imaging import (
+    at_least,
+    fit_longest_side,
+    join_alpha,
+    preserve_colors,
+    resize,
+    scale_to_longest_side,
+    split_alpha,
+)
+from .layers import LAYER_INDEX, LAYER_NAMES
 from .losses import LossTerms, content_loss, gram_matrix, style_loss, total_variation_loss
 from .optimize import StopRequested, minimise
-from .params import ParamError, StyleParams
+from .params import PARAM_SPECS, ParamError, StyleParams, plan_inputs
 from .vgg import VGG19Features
 
 #: Grey that white-noise starts are centred on, and the noise's standard deviation (in [0, 1] units).
@@ -54,14 +64,19 @@ def stylize(
     styles: Sequence[torch.Tensor],
     params: StyleParams,
     *,
+    style_blend: Sequence[float] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     target_cache: MutableMapping[tuple, dict[str, torch.Tensor]] | None = None,
 ) -> StyleResult:
-    """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``."""
-    params.validate()
+    """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``.
+
+    ``style_blend`` weighs the style images (one weight each, default equal). ``params`` is valid by
+    construction; what depends on the inputs is checked here by ``plan_inputs``, the same check the
+    daemon makes before it accepts a job.
+    """
     started = time.perf_counter()
-    plan = _plan(content, styles, params)
+    plan = _plan(content, styles, params, style_blend)
     device = model.device
     stats = _CacheStats()
     generator = torch.Generator().manual_seed(params.seed)
@@ -83,8 +98,9 @@ def stylize(
                 return
             if iteration % params.progress_every and iteration != params.iterations:
                 return
+            loss = _terms(terms, iteration)
             preview = _finish(image[0], plan, params) if params.preview else None
-            on_progress(Progress(iteration, params.iterations, _terms(terms), time.perf_counter() - started,
+            on_progress(Progress(iteration, params.iterations, loss, time.perf_counter() - started,
                                  preview, _scale, len(plan.sizes)))
 
         try:
@@ -99,7 +115,7 @@ def stylize(
     assert x is not None
     return StyleResult(
         image=_finish(x[0], plan, params),
-        loss=_terms(last_terms),
+        loss=_terms(last_terms, iteration_offset),
         iterations=iteration_offset,
         elapsed=time.perf_counter() - started,
         style_cache_hits=stats.hits,
@@ -108,48 +124,58 @@ def stylize(
 
 
 # ---------------------------------------------------------------------- planning
+#: No working side below this, whatever the layers (the smallest ``size`` a request may ask for).
+MIN_SIDE = int(PARAM_SPECS["size"].minimum or 1)
+
+
 @dataclass
 class _Plan:
     content_rgb: torch.Tensor | None
     alpha: torch.Tensor | None
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
-    blend: tuple[float, ...]
+    blend: tuple[float, ...]  # sums to 1
     sizes: list[tuple[int, int]]
     evaluations: list[int]
 
 
-def _plan(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: StyleParams) -> _Plan:
+def smallest_side(layers: Sequence[str]) -> int:
+    """The shortest image side whose feature maps stay at least one pixel down to the deepest of
+    ``layers``: 2^k for the k poolings (each halving, rounding down) up to and including it."""
+    if not layers:
+        return MIN_SIDE
+    deepest = max(LAYER_INDEX[name] for name in layers)
+    poolings = sum(1 for name in LAYER_NAMES[: deepest + 1] if name.startswith("pool"))
+    return max(MIN_SIDE, 2**poolings)
+
+
+def _plan(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: StyleParams,
+          style_blend: Sequence[float] | None) -> _Plan:
     """Decide layers, output size, scales and the iteration split before any tensor work."""
-    content_rgb, alpha = split_alpha(content.float()) if content is not None else (None, None)
-    uses_style = bool(styles) and params.style_weight > 0 and bool(params.style_layers)
-    uses_content = content_rgb is not None and params.content_weight > 0 and bool(params.content_layers)
-    if params.style_weight > 0 and params.style_layers and not styles and content_rgb is not None:
-        raise ParamError("a style weight above 0 needs at least one style image (or set style_weight to 0)")
-    if not uses_style and not uses_content:
-        raise ParamError("nothing to optimise: give a content image with content layers, or style images with style layers")
     for style in styles:
         if style.dim() != 3 or style.shape[0] not in (3, 4):
             raise ParamError("style images must be (3|4, H, W) tensors")
-    blend = params.style_blend or tuple(1.0 for _ in styles)
-    if uses_style and len(blend) != len(styles):
-        raise ParamError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
+    content_rgb, alpha = split_alpha(content.float()) if content is not None else (None, None)
+    inputs = plan_inputs(params, has_content=content_rgb is not None, style_count=len(styles),
+                         style_blend=style_blend)
     if content_rgb is not None:
         height, width = fit_longest_side(content_rgb.shape[-2], content_rgb.shape[-1], params.size)
     else:
         height, width = params.height or params.size, params.width or params.size
+    # Content and style layers are computed on the optimised image: every scale must reach the deepest.
+    smallest = smallest_side(inputs.content_layers + inputs.style_layers)
     sizes = []
     for k in range(params.scales):
         factor = 2 ** (params.scales - 1 - k)
-        sizes.append((max(16, round(height / factor)), max(16, round(width / factor))))
+        sizes.append(at_least((round(height / factor), round(width / factor)), smallest))
     share, extra = divmod(params.iterations, params.scales)
     evaluations = [share] * (params.scales - 1) + [share + extra]
     return _Plan(
         content_rgb=content_rgb,
         alpha=alpha,
-        content_layers=tuple(params.content_layers) if uses_content else (),
-        style_layers=tuple(params.style_layers) if uses_style else (),
-        blend=tuple(blend),
+        content_layers=inputs.content_layers,
+        style_layers=inputs.style_layers,
+        blend=inputs.blend,
         sizes=sizes,
         evaluations=evaluations,
     )
@@ -176,12 +202,13 @@ def _style_targets(model: VGG19Features, styles: Sequence[torch.Tensor], plan: _
     """The blended Gram targets A^l; each style's Grams are memoised in ``cache`` by content digest and settings."""
     if not plan.style_layers:
         return {}
-    style_longest = max(16, round(max(size) * params.style_scale))
+    smallest = smallest_side(plan.style_layers)
+    style_longest = max(smallest, round(max(size) * params.style_scale))
     blended: dict[str, torch.Tensor] = {}
-    total_weight = sum(plan.blend)
     for style, weight in zip(styles, plan.blend):
         rgb = split_alpha(style.float())[0]
-        style_size = scale_to_longest_side(rgb.shape[-2], rgb.shape[-1], style_longest)
+        # A wide panorama's short side is clamped as the content's is, so the deepest layer has a pixel.
+        style_size = at_least(scale_to_longest_side(rgb.shape[-2], rgb.shape[-1], style_longest), smallest)
         key = (_digest(rgb), style_size, plan.style_layers, params.pooling, params.precision,
                model.weights_format, model.description, id(model))
         grams = cache.get(key) if cache is not None else None
@@ -196,7 +223,7 @@ def _style_targets(model: VGG19Features, styles: Sequence[torch.Tensor], plan: _
         else:
             stats.hits += 1
         for name, gram in grams.items():
-            contribution = gram * (weight / total_weight)
+            contribution = gram * weight
             blended[name] = blended[name] + contribution if name in blended else contribution
     return blended
 
@@ -241,8 +268,13 @@ def _objective(model: VGG19Features, params: StyleParams, plan: _Plan, content_t
     return objective
 
 
-def _terms(terms: dict[str, torch.Tensor]) -> LossTerms:
+def _terms(terms: dict[str, torch.Tensor], iteration: int) -> LossTerms:
+    """The reported loss terms; a non-finite one ends the run with a message a user can act on."""
     values = {name: float(value.detach()) for name, value in terms.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise NonFiniteLoss(f"the loss overflowed float32 at iteration {iteration} ({values.get('total')}): "
+                            "lower content_weight, style_weight, tv_weight or style_layer_weights "
+                            "(or Adam's learning_rate)")
     return LossTerms(total=values.get("total", 0.0), content=values.get("content", 0.0),
                      style=values.get("style", 0.0), tv=values.get("tv", 0.0))
 

@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from neural_style.daemon.engine import ParamError, StyleParams
+from neural_style.daemon.engine.errors import ParamError
+from neural_style.daemon.engine.params import StyleParams, plan_inputs
 from neural_style.protocol.errors import ErrorCode
 from neural_style.protocol.images import ImageData
 from neural_style.protocol.messages import Stylize
@@ -69,11 +70,12 @@ class Rejected(Exception):
 
 @dataclass
 class StylizeRequest:
-    """A validated ``stylize`` request: engine parameters and still-encoded images."""
+    """A validated ``stylize`` request: engine parameters, still-encoded images and their blend."""
 
     params: StyleParams
     content: ImageData | None
     styles: list[ImageData]
+    style_blend: tuple[float, ...] | None = None
 
 
 def message_size(frames: Sequence[Any]) -> int:
@@ -105,19 +107,21 @@ def validate_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     """Check a decoded ``stylize`` (framing and field types already checked by the protocol
     module) against the engine's parameters and this daemon's ``limits``.
 
-    Raises ``Rejected`` with ``bad_request`` (unknown params or layer names, wrong types,
-    undecodable images) or ``too_large`` (pixels, decompression bombs, iterations,
-    processing size, number of styles).
+    Raises ``Rejected`` with ``bad_request`` (unknown params or layer names, wrong types or
+    values, a style blend that does not fit the styles, nothing to optimise, undecodable
+    images) or ``too_large`` (pixels, decompression bombs, iterations, processing size,
+    number of styles). What the engine's parameters accept is the engine's schema; only
+    this daemon's own limits are written here.
     """
-    raw_params = dict(message.params or {})
-    if message.style_blend is not None:
-        if raw_params.get("style_blend") is not None:
-            raise Rejected(ErrorCode.BAD_REQUEST, "style_blend given both in the request and in params")
-        raw_params["style_blend"] = list(message.style_blend)
     try:
-        params = StyleParams.from_mapping(raw_params)
-    except (ParamError, TypeError, ValueError) as exc:
+        params = StyleParams.from_mapping(message.params or {})
+    except ParamError as exc:
         raise Rejected(ErrorCode.BAD_REQUEST, f"params: {exc}") from None
+    try:
+        plan_inputs(params, has_content=message.content is not None, style_count=len(message.styles),
+                    style_blend=message.style_blend)
+    except ParamError as exc:
+        raise Rejected(ErrorCode.BAD_REQUEST, str(exc)) from None
 
     if params.iterations > limits.max_iterations:
         raise Rejected(ErrorCode.TOO_LARGE,
@@ -135,12 +139,10 @@ def validate_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     if len(message.styles) > limits.max_styles:
         raise Rejected(ErrorCode.TOO_LARGE,
                        f"{len(message.styles)} style images; this daemon accepts at most {limits.max_styles}")
-    if params.style_blend is not None and len(params.style_blend) != len(message.styles):
-        raise Rejected(ErrorCode.BAD_REQUEST,
-                       f"style_blend has {len(params.style_blend)} weights for {len(message.styles)} style images")
 
     if message.content is not None:
         _check_image(message.content, "content", limits)
     for i, style in enumerate(message.styles):
         _check_image(style, f"styles[{i}]", limits)
-    return StylizeRequest(params=params, content=message.content, styles=list(message.styles))
+    blend = tuple(message.style_blend) if message.style_blend is not None else None
+    return StylizeRequest(params=params, content=message.content, styles=list(message.styles), style_blend=blend)

@@ -232,7 +232,8 @@ class Worker(threading.Thread):
                 self._emit(JobProgress(job, progress.iteration, progress.iterations,
                                        progress.loss.as_dict(), progress.elapsed, preview))
 
-            result = stylize(self.model, content, styles, request.params, on_progress=on_progress,
+            result = stylize(self.model, content, styles, request.params, style_blend=request.style_blend,
+                             on_progress=on_progress,
                              should_stop=lambda: self._should_stop(job), target_cache=self._cache)
             image = encode_result(result.image)
         except Cancelled as exc:

@@ -2,29 +2,36 @@
 """Neural Style for GIMP 3: Filters → Artistic → Neural Style…
 
 GIMP glue only.  The pixels go to the warm Neural Style daemon over ZeroMQ through
-``neural_style.protocol`` (copied next to this file by install.py); the settings
-mapping, the recorded daemon command and the user-facing messages live in the pure
-``nsgimp`` package beside this file.
+``neural_style.protocol`` (copied next to this file by install.py); settings, messages,
+progress wording and the job's event loop live in the pure ``nsgimp`` package beside it.
 
-What a run does:
-  1. reads the active layer (or the selection's bounding box inside it) as 8-bit sRGB
-     ("R'G'B'A u8", or "R'G'B' u8" without alpha), whatever the image's precision;
-  2. inserts a new layer named after the style directly above it, at the same offsets,
-     first holding a copy of the source pixels, with the selection as its layer mask;
-  3. streams the job to the daemon (starting the recorded daemon command if nothing
-     answers and autostart is on), painting every preview into the new layer;
-  4. scales the final result to the source's size.
-All of it is one undo group; the source layer is never written.  On an error the new
-layer is removed again and GIMP shows one message saying what to do.
+Two procedures, because of how GIMP cancels (app/plug-in/gimpplugin-progress.c, 3.0.4):
+pressing Cancel on a progress bar makes GIMP send the quit message to the plug-in process
+that started that progress, wait 10 ms and kill it.  A killed process cannot put the image
+back, so the process that owns the image's state must never own the progress:
+
+* ``plug-in-neural-style`` (the menu entry) shows the dialog, checks the choices, and with
+  the image's undo frozen (GIMP's in-situ preview mechanism: nothing enters the undo
+  history) inserts a preview layer above the source.  It then calls
+* ``plug-in-neural-style-job`` (internal), which owns GIMP's progress: it connects to (or
+  starts) the daemon, streams the job and paints every preview into that layer.  Cancel
+  kills only this process; GIMP reports the call as cancelled, the daemon notices the
+  vanished client and stops the job (and when the quit message arrives while this process
+  is inside a GIMP call, ``do_quit`` tells the daemon at once).
+* Back in the first procedure, the preview layer is removed and undo thawed in every case;
+  the image's dirty flag is put back.  Only on success is the finished layer inserted
+  again, as one undo step, with the selection as its mask (not in mask-edit mode) and the
+  source layer selected again, so Filters → Repeat applies to the photo.
 """
 import os
 import sys
+import time
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 if PLUGIN_DIR not in sys.path:
     sys.path.insert(0, PLUGIN_DIR)
 
-from nsgimp.bootstrap import extend_sys_path, missing_modules  # noqa: E402
+from nsgimp.bootstrap import extend_sys_path, import_dependencies  # noqa: E402
 
 extend_sys_path(PLUGIN_DIR)
 
@@ -32,14 +39,25 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gimp, Gegl, GLib, GObject, Gio  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
-from nsgimp import advice, settings as S  # noqa: E402
-from nsgimp.config import load_config  # noqa: E402
+from nsgimp import advice, remembered, settings as S, stylefile  # noqa: E402
+from nsgimp.progress import ProgressText  # noqa: E402
+from nsgimp.sandbox import detect_sandbox  # noqa: E402
+
+HELP_DOMAIN = "neural-style-gimp"
+DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init",
+                "seed", "advanced")
+ADVANCED = ("endpoint", "autostart", "timeout")
+SETTING_NAMES = tuple(S.ARGUMENTS)
 
 
 class UserError(Exception):
-    """A failure with a message meant for the user (already worded)."""
+    """A failure with a message meant for the user (already worded); ``argument`` names the setting at fault."""
+
+    def __init__(self, message, argument=None):
+        super().__init__(message)
+        self.argument = argument
 
 
 def _debug(msg):
@@ -47,48 +65,47 @@ def _debug(msg):
         print(f"neural-style-gimp: {msg}", file=sys.stderr, flush=True)
 
 
+def _error_values(procedure, exc):
+    if isinstance(exc, UserError):
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(exc)))
+    if os.environ.get("NEURAL_STYLE_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+    return procedure.new_return_values(
+        Gimp.PDBStatusType.EXECUTION_ERROR,
+        GLib.Error(f"Neural Style failed unexpectedly: {type(exc).__name__}: {exc}. "
+                   "Run GIMP with NEURAL_STYLE_DEBUG=1 in the environment to see the details on its console."))
+
+
 # --------------------------------------------------------------------------- arguments
 def _add_arguments(procedure):
     rw = GObject.ParamFlags.READWRITE
-    procedure.add_file_argument("style", "Style _image", "The painting whose style to copy (PNG, JPEG, or any file GIMP opens)",
-                                Gimp.FileChooserAction.OPEN, True, None, rw)
-    procedure.add_file_argument("style2", "Second st_yle image", "Optional second style, mixed in by 'Style blend'",
-                                Gimp.FileChooserAction.OPEN, True, None, rw)
-    procedure.add_double_argument("blend", "Style _blend", "Weight of the second style (0 = only the first, 1 = only the second)",
-                                  0.0, 1.0, S.BLEND_DEFAULT, rw)
-    procedure.add_double_argument("strength", "Style s_trength",
-                                  "0 = barely styled … 100 = style dominates (style weight β = 10^(1 + 4·s/100), content weight α = 1)",
-                                  S.STRENGTH_MIN, S.STRENGTH_MAX, S.STRENGTH_DEFAULT, rw)
-    procedure.add_int_argument("iterations", "It_erations", "Optimisation steps (more = more refined, slower)",
-                               S.ITERATIONS_MIN, S.ITERATIONS_MAX, S.ITERATIONS_DEFAULT, rw)
-    procedure.add_int_argument("size", "Processing si_ze", "Longest side, in pixels, the daemon works at; the result is scaled to the layer",
-                               S.SIZE_MIN, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
-    procedure.add_boolean_argument("preserve-colors", "_Preserve colours", "Keep the photo's colours, take only the style's texture",
-                                   False, rw)
+    a = S.ARGUMENTS
+    procedure.add_file_argument("style", *a["style"], Gimp.FileChooserAction.OPEN, True, None, rw)
+    procedure.add_file_argument("style2", *a["style2"], Gimp.FileChooserAction.OPEN, True, None, rw)
+    procedure.add_double_argument("blend", *a["blend"], 0.0, 1.0, S.BLEND_DEFAULT, rw)
+    procedure.add_double_argument("strength", *a["strength"], S.STRENGTH_MIN, S.STRENGTH_MAX, S.STRENGTH_DEFAULT, rw)
+    procedure.add_int_argument("iterations", *a["iterations"], S.ITERATIONS_MIN, S.ITERATIONS_MAX,
+                               S.ITERATIONS_DEFAULT, rw)
+    procedure.add_int_argument("size", *a["size"], S.SIZE_MIN, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
+    procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
     init_choice = Gimp.Choice.new()
-    init_choice.add("noise", 0, "Noise (as in the paper)", "")
-    init_choice.add("content", 1, "Content (the photo)", "")
-    init_choice.add("style", 2, "Style image", "")
-    procedure.add_choice_argument("init", "I_nitial image", "What the optimisation starts from",
-                                  init_choice, S.INIT_DEFAULT, rw)
-    procedure.add_int_argument("seed", "See_d", "Random seed (same seed and settings = same result)", 0, 2**31 - 1, 0, rw)
-    procedure.add_string_argument("endpoint", "Daemon endpoint (_URL)",
-                                  "ZeroMQ address of the daemon; empty = the one install.py recorded", "", rw)
-    procedure.add_boolean_argument("autostart", "_Autostart the daemon",
-                                   "Start the daemon command install.py recorded when nothing answers", True, rw)
-    procedure.add_int_argument("timeout", "Ti_meout", "Seconds without any word from the daemon before giving up",
-                               5, 3600, 60, rw)
+    init_choice.add("noise", 0, "Random noise (as in the paper)", "")
+    init_choice.add("content", 1, "The photo", "")
+    init_choice.add("style", 2, "The painting", "")
+    procedure.add_choice_argument("init", *a["init"], init_choice, S.INIT_DEFAULT, rw)
+    procedure.add_int_argument("seed", *a["seed"], 0, S.SEED_MAX, 0, rw)
+    procedure.add_string_argument("endpoint", *a["endpoint"], "", rw)
+    procedure.add_boolean_argument("autostart", *a["autostart"], True, rw)
+    procedure.add_int_argument("timeout", *a["timeout"], S.TIMEOUT_MIN, S.TIMEOUT_MAX, S.TIMEOUT_DEFAULT, rw)
 
 
 def _file_path(gfile):
-    if gfile is None:
-        return None
-    path = gfile.get_path()
-    return path or None
+    return (gfile.get_path() or None) if gfile is not None else None
 
 
-def _read_settings(config, plugin_config):
-    endpoint = (config.get_property("endpoint") or "").strip()
+def _read_settings(config):
     return S.Settings(
         style=_file_path(config.get_property("style")) or "",
         style2=_file_path(config.get_property("style2")),
@@ -99,9 +116,312 @@ def _read_settings(config, plugin_config):
         preserve_color=bool(config.get_property("preserve-colors")),
         init=str(config.get_property("init")),
         seed=int(config.get_property("seed")),
-        endpoint=endpoint or plugin_config.endpoint,
+        endpoint=(config.get_property("endpoint") or "").strip(),
         autostart=bool(config.get_property("autostart")),
-    ), int(config.get_property("timeout"))
+        timeout=int(config.get_property("timeout")),
+    )
+
+
+def _checked_settings(config):
+    """The settings, with every check that needs no daemon done (the style files included)."""
+    settings = _read_settings(config)
+    try:
+        settings.validate()
+        for path, argument in ((settings.style, "style"), (settings.style2, "style2")):
+            if path:
+                stylefile.check_style_file(path, argument)
+    except S.SettingsError as exc:
+        raise UserError(f"{advice.PREFIX}{exc}", exc.argument) from None
+    return settings
+
+
+def _config_values(config):
+    values = {}
+    for name in SETTING_NAMES:
+        value = config.get_property(name)
+        values[name] = _file_path(value) if name in ("style", "style2") else value
+    return values
+
+
+def _remember(config):
+    remembered.save_attempt(remembered.attempt_path(Gimp.directory()), _config_values(config))
+
+
+def _recall(config):
+    defaults = {name: (None if name in ("style", "style2") else config.get_property(name)) for name in SETTING_NAMES}
+    for name, value in remembered.load_attempt(remembered.attempt_path(Gimp.directory()), defaults).items():
+        if name in ("style", "style2"):
+            path = remembered.restore_file(value)
+            value = Gio.File.new_for_path(path) if path else None
+        config.set_property(name, value)
+
+
+# --------------------------------------------------------------------------- the dialog
+def _image_filters(chooser_widget):
+    """An "Images" filter (and a thumbnail preview) on a GimpFileChooser's button."""
+    gi.require_version("Gtk", "3.0")
+    gi.require_version("GdkPixbuf", "2.0")
+    from gi.repository import GdkPixbuf, Gtk
+
+    for child in chooser_widget.get_children():
+        if not isinstance(child, Gtk.FileChooserButton):
+            continue
+        images = Gtk.FileFilter()
+        images.set_name("Image files")
+        images.add_mime_type("image/*")
+        images.add_pixbuf_formats()
+        everything = Gtk.FileFilter()
+        everything.set_name("All files")
+        everything.add_pattern("*")
+        child.add_filter(images)
+        child.add_filter(everything)
+        child.set_filter(images)
+        thumbnail = Gtk.Image()
+        child.set_preview_widget(thumbnail)
+
+        def update_preview(chooser, image=thumbnail):
+            path = chooser.get_preview_filename()
+            try:
+                image.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(path, 160, 160))
+                chooser.set_preview_widget_active(True)
+            except Exception:
+                chooser.set_preview_widget_active(False)
+
+        child.connect("update-preview", update_preview)
+
+
+def _build_dialog(procedure, config):
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+
+    GimpUi.init(S.PROCEDURE_NAME)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+    problem = dialog.get_label("problem", "", True, False)
+    problem.set_line_wrap(True)
+    problem.set_max_width_chars(60)
+    problem.set_xalign(0.0)
+    for name in ("strength", "blend"):  # sliders, like GIMP's own filters
+        dialog.get_spin_scale(name, 1.0)
+    for name in ("style", "style2"):
+        _image_filters(dialog.get_widget(name, GObject.TYPE_NONE))
+    dialog.get_label("advanced-title", S.ADVANCED_TITLE, False, False)
+    dialog.fill_box("advanced-box", list(ADVANCED))
+    dialog.fill_expander("advanced", "advanced-title", False, "advanced-box")
+    dialog.fill(list(DIALOG_ORDER))
+
+    blend = dialog.get_widget("blend", GObject.TYPE_NONE)
+    seed = dialog.get_widget("seed", GObject.TYPE_NONE)
+
+    def sync_sensitivity(*_args):
+        blend.set_sensitive(config.get_property("style2") is not None)
+        seed.set_sensitive(config.get_property("init") == "noise")
+
+    config.connect("notify::style2", sync_sensitivity)
+    config.connect("notify::init", sync_sensitivity)
+    sync_sensitivity()
+    return dialog, problem
+
+
+def _let_gtk_draw():
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    while Gtk.events_pending():
+        Gtk.main_iteration()
+
+
+def _show_problem(label, text):
+    label.set_markup(f"<b>{GLib.markup_escape_text(text)}</b>" if text else "")
+
+
+# --------------------------------------------------------------------------- the menu entry
+def neural_style(procedure, run_mode, image, drawables, config, data):
+    try:
+        source = _source_layer(drawables)
+        if run_mode != Gimp.RunMode.INTERACTIVE:
+            status, error = _stylize(image, source, config, _checked_settings(config))
+            return _values(procedure, status, error)
+        _recall(config)
+        dialog, problem = _build_dialog(procedure, config)
+        try:
+            while True:
+                if not dialog.run():
+                    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+                _remember(config)  # kept whatever becomes of this run
+                try:
+                    settings = _checked_settings(config)
+                except UserError as exc:  # a choice to fix: say so in the open dialog
+                    _show_problem(problem, str(exc))
+                    continue
+                dialog.hide()
+                _let_gtk_draw()  # the job blocks this thread: unmap the dialog now, not after it
+                status, error = _stylize(image, source, config, settings)
+                if error is not None and error.argument:  # a setting to change: the dialog again, values kept
+                    _show_problem(problem, str(error))
+                    dialog.show()
+                    continue
+                return _values(procedure, status, error)
+        finally:
+            dialog.destroy()
+    except Exception as exc:  # UserError, or never a traceback in the user's face
+        return _error_values(procedure, exc)
+
+
+def _values(procedure, status, error):
+    if error is not None:
+        return _error_values(procedure, error)
+    return procedure.new_return_values(status, GLib.Error())
+
+
+def _source_layer(drawables):
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
+        raise UserError("Neural Style works on one layer: select exactly one layer (not a channel or a mask).")
+    if drawables[0].is_group():
+        raise UserError("Neural Style cannot paint into a layer group: select a pixel layer inside it.")
+    return drawables[0]
+
+
+def _stylize(image, source, config, settings):
+    """Preview layer under frozen undo, the job in the worker, then the finished layer as one undo step.
+
+    Returns (status, UserError or None); the image is as before unless the status is SUCCESS.
+    """
+    has_selection = not Gimp.Selection.is_empty(image)
+    ok, rx, ry, rw, rh = source.mask_intersect()
+    if not ok or rw <= 0 or rh <= 0:
+        raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
+    _, ox, oy = source.get_offsets()
+    was_dirty = image.is_dirty()
+    selected = image.get_selected_layers()
+    name = S.layer_name(settings.style, settings.style2)
+    finished = None
+    image.undo_freeze()
+    preview = None
+    try:
+        preview = Gimp.Layer.new(image, name, rw, rh, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(preview, source.get_parent(), image.get_item_position(source))
+        preview.set_offsets(ox + rx, oy + ry)
+        fmt, _ = S.choose_format(source.has_alpha())
+        pixels = source.get_buffer().get(_rect(rx, ry, rw, rh), 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
+        target = preview.get_buffer()
+        target.set(_rect(0, 0, rw, rh), fmt, pixels)
+        target.flush()
+        del target
+        if has_selection:
+            preview.add_mask(preview.create_mask(Gimp.AddMaskType.SELECTION))
+            preview.set_edit_mask(False)
+        preview.update(0, 0, rw, rh)
+        Gimp.displays_flush()
+        status, error = _run_worker(image, source, preview, config)
+        if status == Gimp.PDBStatusType.SUCCESS:
+            finished = Gimp.Layer.new_from_drawable(preview, image)
+    finally:
+        if preview is not None:
+            image.remove_layer(preview)
+        image.undo_thaw()  # the image is exactly as when it was frozen
+        if not was_dirty:
+            image.clean_all()  # frozen steps still count as changes: put the flag back
+        Gimp.displays_flush()
+    if finished is not None:
+        image.undo_group_start()
+        try:
+            image.insert_layer(finished, source.get_parent(), image.get_item_position(source))
+            finished.set_name(name)
+            finished.set_offsets(ox + rx, oy + ry)
+            if has_selection and finished.get_mask() is None:
+                finished.add_mask(finished.create_mask(Gimp.AddMaskType.SELECTION))
+            if finished.get_mask() is not None:
+                finished.set_edit_mask(False)
+        finally:
+            image.undo_group_end()
+        selected = [source]  # Filters → Repeat applies to the photo again
+    image.set_selected_layers(selected)
+    Gimp.displays_flush()
+    return status, error
+
+
+def _run_worker(image, source, preview, config):
+    """Call the job procedure; (status, UserError or None). Its error shows once: as ours, not as GIMP's too."""
+    worker = Gimp.get_pdb().lookup_procedure(S.WORKER_NAME)
+    job_config = worker.create_config()
+    job_config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    job_config.set_property("image", image)
+    job_config.set_core_object_array("drawables", [preview])
+    job_config.set_property("source", source)
+    for name in SETTING_NAMES:
+        job_config.set_property(name, config.get_property(name))
+    plug_in = Gimp.get_plug_in()
+    handler = plug_in.get_pdb_error_handler()
+    plug_in.set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
+    try:
+        values = worker.run(job_config)
+    finally:
+        plug_in.set_pdb_error_handler(handler)
+    status = values.index(0)
+    if status in (Gimp.PDBStatusType.SUCCESS, Gimp.PDBStatusType.CANCEL):
+        return status, None
+    message = values.index(1) if values.length() > 1 else ""
+    message, argument = S.split_argument(message or "Neural Style: the job failed without a message.")
+    return status, UserError(message, argument)
+
+
+# --------------------------------------------------------------------------- the job (owns the progress)
+class _GimpView:
+    """nsgimp.job.View on GIMP's progress bar and the preview layer."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def show(self, text, fraction):
+        Gimp.progress_set_text(text)
+        if fraction is None:
+            Gimp.progress_pulse()
+        else:
+            Gimp.progress_update(fraction)
+
+    def paint(self, image_data, final):
+        _paint(self.layer, image_data, Gegl.SamplerType.CUBIC if final else Gegl.SamplerType.LINEAR)
+
+
+def neural_style_job(procedure, run_mode, image, drawables, config, data):
+    try:
+        missing, note = import_dependencies(PLUGIN_DIR)
+        if missing:
+            raise UserError(advice.missing_dependency_text(missing, note))
+        try:
+            from neural_style.protocol import read_client_config
+            from nsgimp import job
+        except ImportError as exc:
+            raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
+                            "Run install.py again.") from None
+        layer, source = drawables[0], config.get_property("source")
+        settings = _read_settings(config)
+        client_config = read_client_config(PLUGIN_DIR)
+        if client_config.problem:
+            _debug(client_config.problem)
+        Gimp.progress_init("Neural Style")
+        view = _GimpView(layer)
+        try:
+            content = _content_image(source, layer, settings.size)
+            styles = [_style_image(path, argument) for path, argument in
+                      ((settings.style, "style"), (settings.style2, "style2")) if path]
+            connection = job.connect(settings, client_config, view, sandbox=detect_sandbox())
+            try:
+                result = job.run_job(connection, settings, content, styles, view)
+            finally:
+                connection.client.close()
+            view.show(*ProgressText.finishing())
+            view.paint(result.image, True)
+        except job.JobFailed as exc:
+            raise UserError(str(exc), exc.argument) from None
+        finally:
+            Gimp.progress_end()
+    except UserError as exc:
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error(S.tag_argument(str(exc), exc.argument)))
+    except Exception as exc:
+        return _error_values(procedure, exc)
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
 # --------------------------------------------------------------------------- pixels
@@ -109,34 +429,55 @@ def _rect(x, y, w, h):
     return Gegl.Rectangle.new(int(x), int(y), int(w), int(h))
 
 
-def _style_image(path, protocol):
-    """A style file as protocol ImageData: PNG/JPEG bytes as they are, anything else loaded by GIMP."""
-    ImageData = protocol["ImageData"]
+def _content_image(source, layer, size):
+    """The region under ``layer`` read from ``source``, at most ``size`` on its longest side (GEGL mipmaps)."""
+    from neural_style.protocol import ImageData
+
+    _, sx, sy = source.get_offsets()
+    _, lx, ly = layer.get_offsets()
+    rx, ry, rw, rh = lx - sx, ly - sy, layer.get_width(), layer.get_height()
+    fmt, channels = S.choose_format(source.has_alpha())
+    cw, ch = S.fit_within(rw, rh, size) if max(rw, rh) > size else (rw, rh)
+    scale = cw / rw
+    data = source.get_buffer().get(_rect(rx * scale, ry * scale, cw, ch), scale, fmt, Gegl.AbyssPolicy.CLAMP)
+    return ImageData.raw(data, cw, ch, channels)
+
+
+def _style_image(path, argument):
+    """A style file as protocol ImageData: PNG/JPEG bytes as they are, other image formats loaded by GIMP."""
+    from neural_style.protocol import ImageData
+
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fmt = stylefile.check_style_file(path, argument)
+        if fmt in ("PNG", "JPEG"):
+            with open(path, "rb") as fh:
+                return ImageData.from_file_bytes(fh.read())
+    except S.SettingsError as exc:
+        raise UserError(f"{advice.PREFIX}{exc}", argument) from None
     except OSError as exc:
-        raise UserError(f"Neural Style: cannot read the style image {path}: {exc.strerror or exc}.")
-    encoded = ImageData.from_file_bytes(data)
-    if encoded is not None:
-        return encoded
+        raise UserError(f"{advice.PREFIX}'{S.label(argument)}' {path} cannot be read ({exc.strerror or exc}).",
+                        argument) from None
     try:
         image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
-    except Exception:
-        image = None
+    except Exception as exc:  # the PDB error handler is the plug-in's here: GIMP shows nothing itself
+        image, why = None, str(exc)
+    else:
+        why = "" if image is not None else "GIMP could not load it"
     if image is None:
-        raise UserError(f"Neural Style: GIMP cannot open the style image {path}. Choose a PNG or JPEG file.")
+        raise UserError(f"{advice.PREFIX}'{S.label(argument)}' {path} could not be opened ({why}). "
+                        "Choose a PNG or JPEG file.", argument)
     try:
-        layer = image.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
-        w, h = layer.get_width(), layer.get_height()
-        raw = layer.get_buffer().get(_rect(0, 0, w, h), 1.0, "R'G'B' u8", Gegl.AbyssPolicy.CLAMP)
+        merged = image.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        w, h = merged.get_width(), merged.get_height()
+        raw = merged.get_buffer().get(_rect(0, 0, w, h), 1.0, "R'G'B' u8", Gegl.AbyssPolicy.CLAMP)
         return ImageData.raw(raw, w, h, 3)
     finally:
         image.delete()
 
 
-def _paint(layer, image_data, width, height, sampler):
-    """Write a raw protocol image into ``layer`` (width × height), scaling it when its size differs."""
+def _paint(layer, image_data, sampler):
+    """Write a raw protocol image into ``layer``, scaling it to the layer's size when it differs."""
+    width, height = layer.get_width(), layer.get_height()
     fmt, _ = S.choose_format(image_data.channels == 4)
     pixels = bytes(image_data.data)
     dst = layer.get_buffer()
@@ -157,10 +498,8 @@ def _paint(layer, image_data, width, height, sampler):
         except Exception:
             pass
         crop = graph.create_child("gegl:crop")
-        crop.set_property("x", 0.0)
-        crop.set_property("y", 0.0)
-        crop.set_property("width", float(width))
-        crop.set_property("height", float(height))
+        for key, value in (("x", 0.0), ("y", 0.0), ("width", float(width)), ("height", float(height))):
+            crop.set_property(key, value)
         sink = graph.create_child("gegl:write-buffer")
         sink.set_property("buffer", dst)
         source.link(scale)
@@ -172,209 +511,49 @@ def _paint(layer, image_data, width, height, sampler):
     Gimp.displays_flush()
 
 
-# --------------------------------------------------------------------------- the run
-def _protocol():
-    """Import the protocol lazily, so a missing dependency becomes one clear message."""
-    missing = missing_modules()
-    if missing:
-        raise UserError(advice.missing_dependency_text(missing))
-    try:
-        from neural_style.protocol.client import Client
-        from neural_style.protocol.errors import DaemonError, DaemonUnavailable
-        from neural_style.protocol.images import ImageData
-        from neural_style.protocol.messages import Accepted, Heartbeat, Progress, Result
-    except ImportError as exc:
-        raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
-                        "Run install.py again.")
-    try:
-        from neural_style.protocol.autostart import ensure_daemon
-    except ImportError:
-        ensure_daemon = None
-    return dict(Client=Client, DaemonError=DaemonError, DaemonUnavailable=DaemonUnavailable,
-                ImageData=ImageData, Accepted=Accepted, Heartbeat=Heartbeat, Progress=Progress, Result=Result,
-                ensure_daemon=ensure_daemon)
-
-
-def _connect(protocol, settings, plugin_config, timeout):
-    """A client whose daemon answered ``ping``; start the recorded daemon first when allowed."""
-    Client, Unavailable = protocol["Client"], protocol["DaemonUnavailable"]
-    endpoint = settings.endpoint
-    Gimp.progress_set_text(f"Neural Style: contacting the daemon at {endpoint}…")
-    try:
-        client = Client(endpoint, timeout=min(float(timeout), S.CONNECT_TIMEOUT_DEFAULT))
-    except ValueError as exc:
-        raise UserError(f"Neural Style: the daemon endpoint {endpoint!r} is not usable ({exc}). "
-                        "Give an address such as tcp://127.0.0.1:5570, or leave it empty.")
-    try:
-        client.ping()
-        _debug(f"daemon at {endpoint} answered")
-        client.close()
-        return Client(endpoint, timeout=float(timeout))
-    except Unavailable as exc:
-        first_reason = str(exc)
-        client.close()
-    command = plugin_config.daemon_command
-    if not (settings.autostart and command and protocol["ensure_daemon"]):
-        raise UserError(advice.unavailable_text(endpoint, autostart=False, command=command or None,
-                                                reason=first_reason))
-    Gimp.progress_set_text("Neural Style: starting the daemon (loading VGG19, this takes a moment)…")
-    Gimp.progress_pulse()
-    try:
-        protocol["ensure_daemon"](endpoint, command, timeout=S.AUTOSTART_TIMEOUT_DEFAULT)
-    except Exception as exc:  # DaemonStartFailed (with its log's tail), OSError from a missing command, …
-        reason = str(exc)
-        if len(reason) > 1500:
-            reason = "…" + reason[-1500:]
-        raise UserError(advice.unavailable_text(endpoint, autostart=True, command=command, reason=reason))
-    return Client(endpoint, timeout=float(timeout))
-
-
-def neural_style(procedure, run_mode, image, drawables, config, data):
-    try:
-        if run_mode == Gimp.RunMode.INTERACTIVE:
-            gi.require_version("GimpUi", "3.0")
-            from gi.repository import GimpUi
-
-            GimpUi.init(S.PROCEDURE_NAME)
-            dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
-            dialog.fill(None)
-            ok = dialog.run()
-            dialog.destroy()
-            if not ok:
-                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        _run(image, drawables, config)
-    except UserError as exc:
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(exc)))
-    except Exception as exc:  # never a traceback in the user's face
-        if os.environ.get("NEURAL_STYLE_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        return procedure.new_return_values(
-            Gimp.PDBStatusType.EXECUTION_ERROR,
-            GLib.Error(f"Neural Style failed unexpectedly: {type(exc).__name__}: {exc}. "
-                       "Run GIMP with NEURAL_STYLE_DEBUG=1 in the environment to see the details on its console."))
-    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
-
-
-def _run(image, drawables, config):
-    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-        raise UserError("Neural Style works on one layer: select exactly one layer (not a channel or a mask).")
-    source = drawables[0]
-    if source.is_group():
-        raise UserError("Neural Style cannot paint into a layer group: select a pixel layer inside it.")
-
-    plugin_config = load_config(PLUGIN_DIR)
-    if plugin_config.problem:
-        _debug(plugin_config.problem)
-    settings, timeout = _read_settings(config, plugin_config)
-    try:
-        settings.validate()
-    except S.SettingsError as exc:
-        raise UserError(f"Neural Style: {exc}")
-
-    protocol = _protocol()
-    Gimp.progress_init("Neural Style")
-
-    # The region: the whole layer, or the selection's bounding box inside it.
-    has_selection = not Gimp.Selection.is_empty(image)
-    ok, rx, ry, rw, rh = source.mask_intersect()
-    if not ok or rw <= 0 or rh <= 0:
-        raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
-    fmt, channels = S.choose_format(source.has_alpha())
-    src_buffer = source.get_buffer()
-    full = src_buffer.get(_rect(rx, ry, rw, rh), 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
-    # Send at most the processing size: the daemon works there anyway.
-    if max(rw, rh) > settings.size:
-        cw, ch = S.fit_within(rw, rh, settings.size)
-        scale = cw / rw
-        content_bytes = src_buffer.get(_rect(rx * scale, ry * scale, cw, ch), scale, fmt, Gegl.AbyssPolicy.CLAMP)
-    else:
-        cw, ch, content_bytes = rw, rh, full
-    content = protocol["ImageData"].raw(content_bytes, cw, ch, channels)
-    styles = [_style_image(p, protocol) for p in settings.style_paths]
-
-    client = _connect(protocol, settings, plugin_config, timeout)
-
-    _, ox, oy = source.get_offsets()
-    name = S.layer_name(settings.style, settings.style2)
-    image.undo_group_start()
-    layer = None
-    finished = False
-    try:
-        layer = Gimp.Layer.new(image, name, rw, rh, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-        image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
-        layer.set_offsets(ox + rx, oy + ry)
-        initial = layer.get_buffer()
-        initial.set(_rect(0, 0, rw, rh), fmt, full)
-        initial.flush()
-        del initial
-        if has_selection:
-            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
-        layer.update(0, 0, rw, rh)
-        Gimp.displays_flush()
-
-        Gimp.progress_set_text("Neural Style: waiting for the daemon…")
-        result = None
-        try:
-            events = client.stylize(content, styles, settings.params(), style_blend=settings.style_blend,
-                                    heartbeats=True)
-            for event in events:
-                if isinstance(event, (protocol["Accepted"], protocol["Heartbeat"])):
-                    position = getattr(event, "position", 0)
-                    if position > 0 and getattr(event, "state", "queued") == "queued":
-                        Gimp.progress_set_text(S.queue_text(position))
-                        Gimp.progress_pulse()
-                elif isinstance(event, protocol["Progress"]):
-                    Gimp.progress_set_text(S.progress_text(event.iteration, event.iterations, event.loss.total))
-                    Gimp.progress_update(S.progress_fraction(event.iteration, event.iterations))
-                    if event.image is not None:
-                        _paint(layer, event.image, rw, rh, Gegl.SamplerType.LINEAR)
-                elif isinstance(event, protocol["Result"]):
-                    result = event
-        except protocol["DaemonError"] as exc:
-            raise UserError(advice.daemon_error_text(exc.code, exc.message))
-        except protocol["DaemonUnavailable"] as exc:
-            raise UserError(advice.unavailable_text(settings.endpoint, autostart=False,
-                                                    command=plugin_config.daemon_command or None,
-                                                    reason=str(exc), mid_run=True))
-        finally:
-            client.close()
-        if result is None or result.image is None:
-            raise UserError("Neural Style: the daemon ended the job without a result. Try again.")
-        Gimp.progress_set_text("Neural Style: scaling the result to the layer")
-        _paint(layer, result.image, rw, rh, Gegl.SamplerType.CUBIC)
-        Gimp.progress_update(1.0)
-        finished = True
-    finally:
-        if not finished and layer is not None:
-            image.remove_layer(layer)  # leave the image as it was
-        image.undo_group_end()
-        Gimp.displays_flush()
-        Gimp.progress_end()
-
-
 # --------------------------------------------------------------------------- registration
 class NeuralStyle(Gimp.PlugIn):
     def do_set_i18n(self, procname):
         return False
 
     def do_query_procedures(self):
-        return [S.PROCEDURE_NAME]
+        help_dir = Gio.File.new_for_path(os.path.join(PLUGIN_DIR, "help"))
+        self.set_help_domain(HELP_DOMAIN, help_dir)
+        return [S.PROCEDURE_NAME, S.WORKER_NAME]
+
+    def do_quit(self):
+        """GIMP's quit message, 10 ms before it kills a cancelled job: tell the daemon to stop now."""
+        job = sys.modules.get("nsgimp.job")
+        if job is not None:
+            job.abandon_current_job()
+            time.sleep(0.005)  # let ZeroMQ's I/O thread put the cancel on the wire
 
     def do_create_procedure(self, name):
         Gegl.init(None)
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style, None)
-        procedure.set_image_types("RGB*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(S.MENU_LABEL)
-        procedure.add_menu_path(S.MENU_PATH)
-        procedure.set_documentation(
-            "Paint the layer in the style of another image (Gatys et al.)",
-            "Sends the active layer and one or two style images to the Neural Style daemon and paints "
-            "the result, refining as it goes, into a new layer above the source. A selection limits "
-            "the effect (it becomes the new layer's mask). One undo removes it all.",
-            name)
+        if name == S.WORKER_NAME:
+            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style_job, None)
+            procedure.set_image_types("RGB*")
+            procedure.set_documentation(
+                "Internal: one Neural Style job under GIMP's progress (called by plug-in-neural-style)",
+                "Streams the job to the daemon and paints every preview, then the result, into the given "
+                "drawable, reading the pixels from 'source'. Runs in its own process so that Cancel on the "
+                "progress bar, which kills this process, leaves the caller free to restore the image.",
+                name)
+            procedure.add_layer_argument("source", "Source layer", "The layer whose pixels are stylized",
+                                         False, GObject.ParamFlags.READWRITE)
+        else:
+            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style, None)
+            procedure.set_image_types("RGB*")
+            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+            procedure.set_menu_label(S.MENU_LABEL)
+            procedure.add_menu_path(S.MENU_PATH)
+            procedure.set_documentation(
+                "Paint the layer in the style of another image (Gatys et al.)",
+                "Sends the active layer and one or two style images to the Neural Style daemon and paints "
+                "the result, refining as it goes, into a new layer above the source. A selection limits "
+                "the effect (it becomes the new layer's mask). One undo removes it all; Cancel on the "
+                "progress bar leaves the image as it was.",
+                name)
         procedure.set_attribution("Neural Style for GIMP contributors", "MIT", "2026")
         _add_arguments(procedure)
         return procedure

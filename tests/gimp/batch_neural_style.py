@@ -1,11 +1,12 @@
-# Runs inside real GIMP 3 (gimp-console-3.0 --batch-interpreter=python-fu-eval), started by
-# tests/test_gimp_plugin.py through tests/gimp/in_root.sh:
+# Runs inside real GIMP 3 (gimp-console-3.0 or gimp-3.0 with --batch-interpreter=python-fu-eval),
+# started by tests/test_gimp_plugin.py through tests/gimp/in_root.sh:
 #     -b "exec(open('/share/batch_neural_style.py').read())"
-# Reads /share/case.json, opens the content image, optionally selects a rectangle, calls the
-# Neural Style procedure non-interactively, and leaves everything the host checks under the
-# case's out_dir: result.json, image.xcf, source_before.png, source_after.png, new_layer.png.
-# Expected failures of the procedure are recorded, not raised: the batch itself fails (GIMP
-# exits non-zero) only when this harness breaks.
+# Reads /share/case.json: a list of steps run one after the other in this one GIMP session (a
+# GIMP start costs seconds: the tests share it).  Each step opens its image, optionally moves the
+# layer and selects a rectangle, calls the Neural Style procedure and leaves what the host checks
+# under its out_dir: result.json, image.xcf, source_before.png, source_after.png, new_layer.png.
+# Expected failures of the procedure are recorded, not raised: the batch itself fails (GIMP exits
+# non-zero) only when this harness breaks.
 import json
 import os
 import time
@@ -19,13 +20,11 @@ from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 Gegl.init(None)
 
 with open("/share/case.json", encoding="utf-8") as _fh:
-    CASE = json.load(_fh)
-OUT = CASE["out_dir"]
-os.makedirs(OUT, exist_ok=True)
+    SESSION = json.load(_fh)
 
 
-def _log(msg):
-    with open(os.path.join(OUT, "batch.log"), "a", encoding="utf-8") as fh:
+def _log(out, msg):
+    with open(os.path.join(out, "batch.log"), "a", encoding="utf-8") as fh:
         fh.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
 
 
@@ -44,23 +43,73 @@ def _save_layer_png(layer, path):
 
 def _describe(layer):
     _, x, y = layer.get_offsets()
+    mask = layer.get_mask()
     return {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(),
-            "offsets": [x, y], "has_mask": layer.get_mask() is not None, "has_alpha": layer.has_alpha()}
+            "offsets": [x, y], "has_mask": mask is not None, "has_alpha": layer.has_alpha(),
+            "edit_mask": bool(mask is not None and layer.get_edit_mask())}
 
 
-def _run():
-    result = {"case": CASE.get("name")}
-    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(CASE["image"]))
+def _wait_for(path, timeout):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _undo_check(step, image, source, result):
+    """GUI sessions: show the image, let the driver press Ctrl+Z in its window, see what it undid.
+
+    Before the run the layer was renamed (an undo step of its own): when the run left no undo
+    step, Ctrl+Z undoes that rename and the layer has its old name again.
+    """
+    display = Gimp.Display.new(image)
+    Gimp.displays_flush()
+    time.sleep(1.0)
+    with open(step["undo_check"] + "-now", "w") as fh:
+        fh.write("1\n")
+    result["undo_pressed"] = _wait_for(step["undo_check"] + "-done", 60)
+    time.sleep(1.0)
+    result["source_name_after_undo"] = source.get_name()
+    result["layers_after_undo"] = len(image.get_layers())
+
+
+def _remembered():
+    """The plug-in's own module for the values it remembers (from its installed folder)."""
+    import sys
+
+    folder = os.path.join(Gimp.directory(), "plug-ins", "neural_style_gimp")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from nsgimp import remembered
+
+    return remembered, remembered.attempt_path(Gimp.directory())
+
+
+def _run_step(step):
+    out = step["out_dir"]
+    os.makedirs(out, exist_ok=True)
+    result = {"case": step.get("name")}
+    if "remember" in step:  # what the user confirmed last time, as the dialog will recall it
+        remembered, path = _remembered()
+        remembered.save_attempt(path, step["remember"])
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
     source = image.get_layers()[0]
-    if CASE.get("source_offsets"):
-        source.set_offsets(*CASE["source_offsets"])
+    if step.get("source_offsets"):
+        source.set_offsets(*step["source_offsets"])
+    if step.get("undo_check"):
+        result["source_name_before_rename"] = source.get_name()
+        source.set_name("renamed before the run")  # the step Ctrl+Z must find on top of the undo stack
     result["layers_before"] = [_describe(l) for l in image.get_layers()]
-    _save_layer_png(source, os.path.join(OUT, "source_before.png"))
-    if CASE.get("select"):
-        x, y, w, h = CASE["select"]
+    _save_layer_png(source, os.path.join(out, "source_before.png"))
+    if step.get("select"):
+        x, y, w, h = step["select"]
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
+    image.clean_all()  # as if just saved: the test's own setup is not the plug-in's change
+    result["dirty_before"] = image.is_dirty()
 
-    procedure = Gimp.get_pdb().lookup_procedure(CASE.get("procedure", "plug-in-neural-style"))
+    procedure = Gimp.get_pdb().lookup_procedure(step.get("procedure", "plug-in-neural-style"))
     result["procedure_found"] = procedure is not None
     if procedure is None:
         return result
@@ -68,18 +117,18 @@ def _run():
     result["menu_paths"] = list(procedure.get_menu_paths())
     result["arguments"] = [spec.name for spec in procedure.get_arguments()]
     config = procedure.create_config()
-    interactive = bool(CASE.get("interactive"))
+    interactive = bool(step.get("interactive"))
     config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [source])
-    for name, value in CASE.get("args", {}).items():
+    for name, value in step.get("args", {}).items():
         if name in ("style", "style2"):
             value = Gio.File.new_for_path(value) if value else None
         config.set_property(name, value)
-    _log("running the procedure")
-    started = time.monotonic()
-    with open(os.path.join(OUT, "started"), "w") as fh:
+    _log(out, "running the procedure")
+    with open(os.path.join(out, "started"), "w") as fh:
         fh.write("1\n")
+    started = time.monotonic()
     values = procedure.run(config)
     result["elapsed"] = time.monotonic() - started
     status = values.index(0)
@@ -88,32 +137,47 @@ def _run():
         result["error"] = values.index(1) if values.length() > 1 else None
     except Exception as exc:  # GIMP versions differ in how the message travels
         result["error"] = f"<unreadable: {exc}>"
-    _log(f"procedure returned {result['status']}: {result['error']}")
+    _log(out, f"procedure returned {result['status']}: {result['error']}")
 
     layers = image.get_layers()
     result["layers_after"] = [_describe(l) for l in layers]
     result["source_index_after"] = image.get_item_position(source)
-    _save_layer_png(source, os.path.join(OUT, "source_after.png"))
+    result["dirty_after"] = image.is_dirty()
+    result["undo_enabled_after"] = image.undo_is_enabled()
+    result["selected_after"] = [l.get_name() for l in image.get_selected_layers()]
+    result["source_selected_after"] = [l.get_id() for l in image.get_selected_layers()] == [source.get_id()]
+    _save_layer_png(source, os.path.join(out, "source_after.png"))
     new_layers = [l for l in layers if l.get_id() != source.get_id()]
     if new_layers:
-        _save_layer_png(new_layers[0], os.path.join(OUT, "new_layer.png"))
+        _save_layer_png(new_layers[0], os.path.join(out, "new_layer.png"))
         if new_layers[0].get_mask() is not None:
             mask = new_layers[0].get_mask()
             w, h = mask.get_width(), mask.get_height()
             data = mask.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "Y u8", Gegl.AbyssPolicy.CLAMP)
             result["mask_mean"] = sum(data) / max(1, len(data)) / 255.0
-    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(OUT, "image.xcf")), None)
+    if "remember" in step:
+        remembered, path = _remembered()
+        with open(path, encoding="utf-8") as fh:
+            result["remembered_after"] = json.load(fh)["values"]
+    if step.get("undo_check"):
+        _undo_check(step, image, source, result)
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(out, "image.xcf")), None)
     image.delete()
     return result
 
 
-try:
-    _result = _run()
-except Exception as _exc:
-    import traceback
+for _step in SESSION["steps"]:
+    os.makedirs(_step["out_dir"], exist_ok=True)
+    try:
+        _result = _run_step(_step)
+    except Exception as _exc:
+        import traceback
 
-    _log(traceback.format_exc())
-    _result = {"harness_error": f"{type(_exc).__name__}: {_exc}"}
-with open(os.path.join(OUT, "result.json"), "w", encoding="utf-8") as _fh:
-    json.dump(_result, _fh, indent=2)
-_log("done")
+        _log(_step["out_dir"], traceback.format_exc())
+        _result = {"harness_error": f"{type(_exc).__name__}: {_exc}"}
+    with open(os.path.join(_step["out_dir"], "result.json"), "w", encoding="utf-8") as _fh:
+        json.dump(_result, _fh, indent=2)
+    _log(_step["out_dir"], "done")
+
+if SESSION.get("hold_until"):  # by hand: keep GIMP open for a look until this file appears
+    _wait_for(SESSION["hold_until"], 900)

@@ -10,28 +10,68 @@ two weights.  The content weight α is fixed at 1 and the style weight is
 so α/β runs from 1e-1 (barely styled) to 1e-5 (style dominates) on a log scale, and the
 default 50 gives the paper's Fig. 2 ratio α/β = 1e-3.  ``strength_from_style_weight`` is
 the inverse.
+
+Limits
+------
+The argument ranges here only bound what a GIMP argument may hold.  What a daemon accepts
+(``max_iterations``, ``max_size``, …) is the daemon's to say: it reports its limits in
+``pong`` and :func:`over_limits` checks a run against them before anything is sent.
 """
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Optional
 
 PROCEDURE_NAME = "plug-in-neural-style"
+WORKER_NAME = "plug-in-neural-style-job"  # runs one job under GIMP's progress (see neural_style_gimp.py)
 MENU_PATH = "<Image>/Filters/Artistic"
 MENU_LABEL = "Neural Style…"
 
 CONTENT_WEIGHT = 1.0  # α, fixed
 STRENGTH_MIN, STRENGTH_MAX, STRENGTH_DEFAULT = 0.0, 100.0, 50.0
-ITERATIONS_MIN, ITERATIONS_MAX, ITERATIONS_DEFAULT = 1, 5000, 200
-SIZE_MIN, SIZE_MAX, SIZE_DEFAULT = 16, 4096, 512
+ITERATIONS_MIN, ITERATIONS_MAX, ITERATIONS_DEFAULT = 1, 100_000, 200
+SIZE_MIN, SIZE_MAX, SIZE_DEFAULT = 16, 16_384, 512
 BLEND_DEFAULT = 0.5
+SEED_MAX = 2**31 - 1
+TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 5, 3600, 60
 INITS = ("noise", "content", "style")
 INIT_DEFAULT = "content"  # a user watching the layer refine sees their photo transform; the CLI keeps the paper's noise
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
-CONNECT_TIMEOUT_DEFAULT = 10.0  # seconds without any answer before the daemon counts as unavailable
-AUTOSTART_TIMEOUT_DEFAULT = 120.0  # seconds to wait for an autostarted daemon (it loads VGG19 first)
+
+# Each argument's dialog label (with its mnemonic) and tooltip, in plain words. Messages
+# name settings by these labels (``label``), so what the user reads matches the dialog.
+ARGUMENTS = {
+    "style": ("Style _image", "The painting whose brush strokes, colours and textures to copy"),
+    "style2": ("Second st_yle image", "Optional: a second painting to mix in (see 'Style blend')"),
+    "blend": ("Style _blend", "How much of the second style to use: 0 = only the first painting, "
+                              "1 = only the second"),
+    "strength": ("Style s_trength", "How strongly the painting's texture replaces the photo's details: "
+                                    "low keeps the photo recognisable, high lets the style take over"),
+    "iterations": ("It_erations", "How many refinement steps to take: more look more finished and take longer"),
+    "size": ("Processing si_ze (pixels)", "The longest side, in pixels, at which the style is computed; the "
+                                          "result is scaled to the layer. Larger shows finer brush strokes "
+                                          "and is slower"),
+    "preserve-colors": ("_Keep the photo's colours", "Take only the painting's texture and keep the photo's "
+                                                     "own colours"),
+    "init": ("Start _from", "What the picture starts as before it is refined: the photo (shows the photo "
+                            "transforming), random noise (as in the paper), or the painting"),
+    "seed": ("Random see_d", "Only for a noise start: the same seed and settings give the same result"),
+    "endpoint": ("Daemon _address", "Where the Neural Style daemon listens; leave empty to use the one "
+                                    "install.py recorded"),
+    "autostart": ("Start the daemon if _needed", "When no daemon answers, start the one install.py "
+                                                 "recorded (it keeps running for the next time)"),
+    "timeout": ("_Wait for the daemon (seconds)", "How long to wait for any word from the daemon before "
+                                                  "giving up"),
+}
+
+
+def label(argument: str) -> str:
+    """An argument's dialog label without its mnemonic, for messages: 'Style strength'."""
+    return ARGUMENTS[argument][0].replace("_", "")
+
+
+ADVANCED_TITLE = "Connection to the daemon"
 
 
 def style_weight_from_strength(strength: float) -> float:
@@ -49,7 +89,11 @@ def strength_from_style_weight(style_weight: float) -> float:
 
 
 class SettingsError(ValueError):
-    """An argument the user can fix (the message says how)."""
+    """An argument the user can fix (the message says how, in the dialog's words)."""
+
+    def __init__(self, message: str, argument: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.argument = argument  # the argument to fix, when there is one
 
 
 @dataclass
@@ -57,7 +101,7 @@ class Settings:
     """Every argument of the procedure, already read out of GIMP's config object."""
 
     style: str
-    style2: str | None = None
+    style2: Optional[str] = None
     blend: float = BLEND_DEFAULT  # weight of the second style, in [0, 1]
     strength: float = STRENGTH_DEFAULT
     iterations: int = ITERATIONS_DEFAULT
@@ -65,41 +109,43 @@ class Settings:
     preserve_color: bool = False
     init: str = INIT_DEFAULT
     seed: int = 0
-    endpoint: str = ""
+    endpoint: str = ""  # "" = the one install.py recorded
     autostart: bool = True
+    timeout: int = TIMEOUT_DEFAULT
     preview: bool = True
 
     def validate(self) -> None:
+        """Checks that need no file and no daemon (the style files: stylefile.check_style_file)."""
         if not self.style:
-            raise SettingsError("Choose a style image (the painting whose style to copy).")
-        for path in (self.style, self.style2):
-            if path and not os.path.isfile(path):
-                raise SettingsError(f"The style image {path!r} does not exist or is not a file.")
+            raise SettingsError(f"Choose a '{label('style')}' (the painting whose style to copy).", "style")
         if not 0.0 <= self.blend <= 1.0:
-            raise SettingsError(f"The style blend must be between 0 and 1 (got {self.blend}).")
+            raise SettingsError(f"'{label('blend')}' must be between 0 and 1 (got {self.blend}).", "blend")
         if not STRENGTH_MIN <= self.strength <= STRENGTH_MAX:
-            raise SettingsError(f"The style strength must be between 0 and 100 (got {self.strength}).")
+            raise SettingsError(f"'{label('strength')}' must be between 0 and 100 (got {self.strength}).", "strength")
         if not ITERATIONS_MIN <= self.iterations <= ITERATIONS_MAX:
-            raise SettingsError(f"Iterations must be between {ITERATIONS_MIN} and {ITERATIONS_MAX} (got {self.iterations}).")
+            raise SettingsError(f"'{label('iterations')}' must be at least {ITERATIONS_MIN} "
+                                f"(got {self.iterations}).", "iterations")
         if not SIZE_MIN <= self.size <= SIZE_MAX:
-            raise SettingsError(f"The processing size must be between {SIZE_MIN} and {SIZE_MAX} pixels (got {self.size}).")
+            raise SettingsError(f"'{label('size')}' must be at least {SIZE_MIN} pixels (got {self.size}).", "size")
         if self.init not in INITS:
-            raise SettingsError(f"Init must be one of {', '.join(INITS)} (got {self.init!r}).")
+            raise SettingsError(f"'{label('init')}' must be one of {', '.join(INITS)} (got {self.init!r}).", "init")
         if self.endpoint and "://" not in self.endpoint:
-            raise SettingsError(f"The daemon endpoint {self.endpoint!r} is not a ZeroMQ address such as {DEFAULT_ENDPOINT}.")
+            raise SettingsError(f"'{label('endpoint')}' {self.endpoint!r} is not a ZeroMQ address "
+                                "(tcp://HOST:PORT or ipc://PATH); leave it empty to use the one install.py "
+                                "recorded.", "endpoint")
 
     @property
     def style_paths(self) -> list[str]:
         return [p for p in (self.style, self.style2) if p]
 
     @property
-    def style_blend(self) -> list[float] | None:
+    def style_blend(self) -> Optional[list[float]]:
         """Weights of the styles for the request (None with one style)."""
         if not self.style2:
             return None
         return [1.0 - self.blend, self.blend]
 
-    def params(self, progress_every: int | None = None) -> dict[str, Any]:
+    def params(self, progress_every: Optional[int] = None) -> dict[str, Any]:
         """The request's ``params`` map (names as in docs/PROTOCOL.md)."""
         if progress_every is None:
             progress_every = progress_every_for(self.iterations)
@@ -116,6 +162,21 @@ class Settings:
         }
 
 
+def over_limits(settings: Settings, limits: Mapping[str, int]) -> Optional[SettingsError]:
+    """The first setting over the limits a daemon reported in ``pong`` (None when all fit)."""
+    checks = (("iterations", settings.iterations, "max_iterations", ""),
+              ("size", settings.size, "max_size", " pixels"))
+    for argument, value, key, unit in checks:
+        limit = limits.get(key)
+        if limit is not None and value > limit:
+            return SettingsError(f"'{label(argument)}' is {value}{unit}; this daemon accepts at most {limit}{unit}. "
+                                 f"Lower '{label(argument)}'.", argument)
+    styles = len(settings.style_paths)
+    if limits.get("max_styles") is not None and styles > limits["max_styles"]:
+        return SettingsError(f"This daemon accepts at most {limits['max_styles']} style image(s).", "style2")
+    return None
+
+
 def progress_every_for(iterations: int) -> int:
     """Iterations between progress reports (each carries a preview the plug-in paints).
 
@@ -125,7 +186,7 @@ def progress_every_for(iterations: int) -> int:
     return min(max(1, int(iterations) // 50), 10)
 
 
-def layer_name(style: str, style2: str | None = None) -> str:
+def layer_name(style: str, style2: Optional[str] = None) -> str:
     """The new layer's name: "Neural Style: starry_night" (or "a + b" with two styles)."""
     names = [os.path.splitext(os.path.basename(p))[0] or p for p in (style, style2) if p]
     return "Neural Style: " + " + ".join(names)
@@ -149,20 +210,18 @@ def fit_within(width: int, height: int, size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def progress_text(iteration: int, iterations: int, loss: float | None) -> str:
-    """The progress bar's text: "Neural Style: iteration 40/200, loss 1.23e+05"."""
-    text = f"Neural Style: iteration {iteration}/{iterations}"
-    if loss is not None and loss == loss:
-        text += f", loss {loss:.3g}"
-    return text
+# The job procedure reports "change this setting" failures to the menu procedure (which then
+# opens the dialog again) inside its error message, the only thing a failed PDB call returns.
+_ARGUMENT_TAG = "\x1eneural-style-argument:"
 
 
-def progress_fraction(iteration: int, iterations: int) -> float:
-    if iterations <= 0:
-        return 0.0
-    return min(max(iteration / iterations, 0.0), 1.0)
+def tag_argument(message: str, argument: Optional[str]) -> str:
+    return f"{_ARGUMENT_TAG}{argument}\x1e{message}" if argument else message
 
 
-def queue_text(position: int) -> str:
-    jobs = "job" if position == 1 else "jobs"
-    return f"Neural Style: waiting in the daemon's queue ({position} {jobs} ahead)"
+def split_argument(message: str) -> tuple[str, Optional[str]]:
+    """The inverse of :func:`tag_argument`: (message, argument or None)."""
+    if message.startswith(_ARGUMENT_TAG) and "\x1e" in message[len(_ARGUMENT_TAG):]:
+        argument, _, rest = message[len(_ARGUMENT_TAG):].partition("\x1e")
+        return rest, argument if argument in ARGUMENTS else None
+    return message, None

@@ -1,0 +1,77 @@
+"""What GIMP's progress bar says during a job, in words a user reads: never a raw loss.
+
+"Neural Style: queued behind 2 jobs" while the job waits, "Neural Style: starting…" once it
+runs, then "Neural Style: iteration 40/200 · about 25 s left" with the estimate from the
+rate measured so far (the first report is the base, so the one-off work of computing the
+style targets does not skew it).  Loss values stay in the daemon's log and the CLI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+PREFIX = "Neural Style: "
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def duration_text(seconds: float) -> str:
+    """"about 25 s", "about 3 min", "about 1 h 20 min"."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"about {max(1, s)} s"
+    minutes = round(s / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
+
+
+@dataclass
+class ProgressText:
+    """Turns a job's events into (text, fraction) for the progress bar; fraction None means "pulse"."""
+
+    iterations: int
+    _base: Optional[tuple[int, float]] = field(default=None, init=False)  # (iteration, elapsed) of the first report
+
+    @staticmethod
+    def contacting(endpoint: str) -> tuple[str, Optional[float]]:
+        return f"{PREFIX}contacting the daemon at {endpoint}…", None
+
+    @staticmethod
+    def starting_daemon() -> tuple[str, Optional[float]]:
+        return f"{PREFIX}starting the daemon (it loads VGG19 once, this takes a moment)…", None
+
+    @staticmethod
+    def sending() -> tuple[str, Optional[float]]:
+        return f"{PREFIX}sending the images…", None
+
+    @staticmethod
+    def finishing() -> tuple[str, Optional[float]]:
+        return f"{PREFIX}scaling the result to the layer…", 1.0
+
+    def waiting(self, state: str, position: int) -> tuple[str, Optional[float]]:
+        """For ``accepted`` (state "queued" with position > 0, else "running") and ``heartbeat``."""
+        if state == "queued" and position > 0:
+            return f"{PREFIX}queued behind {plural(position, 'job')}", None
+        return f"{PREFIX}starting…", None
+
+    def progress(self, iteration: int, iterations: int, elapsed: float) -> tuple[str, float]:
+        """For a ``progress`` report: the iteration and the time left at the rate measured so far."""
+        self.iterations = iterations or self.iterations
+        text = f"{PREFIX}iteration {iteration}/{self.iterations}"
+        left = self.seconds_left(iteration, elapsed)
+        if left is not None and iteration < self.iterations:
+            text += f" · {duration_text(left)} left"
+        fraction = min(max(iteration / self.iterations, 0.0), 1.0) if self.iterations > 0 else 0.0
+        return text, fraction
+
+    def seconds_left(self, iteration: int, elapsed: float) -> Optional[float]:
+        if self._base is None or iteration < self._base[0]:
+            self._base = (iteration, elapsed)
+            return None
+        done, spent = iteration - self._base[0], elapsed - self._base[1]
+        if done <= 0 or spent <= 0:
+            return None
+        return (self.iterations - iteration) * spent / done
