@@ -271,13 +271,13 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         # interrupted). Wait for it: a thread left inside torch when the interpreter exits aborts it.
         worker.join(timeout=config.shutdown_grace + 10.0)
         sock.close(linger=1000)
-        lock.release()
         wake.close()
         if curve is not None:
             curve.close()
         stuck = worker.is_alive()
         if not stuck:
             ctx.term()
+        lock.release()  # after the listener is closed: the next daemon may bind the path now
         log.info("daemon stopped after %d job(s) (shutdown took %.2fs)", router.jobs_done,
                  time.monotonic() - started)
         if stuck:

@@ -56,7 +56,7 @@ __all__ = ["ModelState", "Router"]
 log = logging.getLogger("neural_style.daemon.server")
 
 SHUTDOWN_MESSAGE = "the daemon is shutting down"
-FRAMES_PER_ROUND = 20_000  # about 20 ms of reading (1 µs a frame) before heartbeats and sends get a turn
+FRAMES_PER_ROUND = 20_000  # about 30 ms of reading (1.5 µs a frame) before heartbeats and sends get a turn
 MESSAGES_PER_ROUND = 64
 
 
