@@ -17,7 +17,7 @@ import zmq
 
 from .endpoint import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
-from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_zmtp_heartbeat
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_client_socket
 from .images import ImageData
 from .messages import (
     Accepted,
@@ -71,8 +71,7 @@ class Client:
         self.liveness_timeout = liveness_timeout
         self._context = context or zmq.Context.instance()
         self._socket: Optional[zmq.Socket] = self._context.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        configure_zmtp_heartbeat(self._socket)
+        configure_client_socket(self._socket)  # a paused caller is neither dropped nor crashed (heartbeat.py)
         if curve is not None:
             self._socket.curve_serverkey = curve.server_public
             self._socket.curve_publickey = curve.public

@@ -1,12 +1,14 @@
-"""The daemon's lifecycle and security: SIGTERM with running and queued jobs, CURVE on and off,
-refusing a non-loopback bind without keys, --insecure, the log file and the
-``python -m neural_style.daemon.server`` entry point.
+"""The daemon's lifecycle and security: SIGTERM with running and queued jobs, two daemons started
+at once on one ipc path, SIGHUP, CURVE on and off, refusing a non-loopback bind without keys,
+--insecure, the log file and the ``python -m neural_style.daemon.server`` entry point.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import zmq
@@ -22,6 +24,8 @@ from server_fixtures import (
     free_port,
     start_daemon,
     terminal_of,
+    wait_for_ping,
+    wait_until,
 )
 
 
@@ -57,6 +61,35 @@ def test_sigterm_cancels_running_and_queued_jobs_and_exits_cleanly(tmp_path):
     # --log-file gets the same lines, one per job with its timings
     file_log = log_file.read_text()
     assert file_log.count(" cancelled: ") == 3 and "waited" in file_log and "daemon stopped" in file_log
+
+
+def test_two_daemons_started_together_on_one_ipc_path_leave_one_serving_and_sighup_stops_it(tmp_path):
+    """Started at the same instant, only one may bind the path (a lock file beside it): the other
+    exits 1 and says why, instead of unlinking the first one's socket and leaving it unreachable.
+    Then SIGHUP (a closing terminal) is handled like SIGTERM: jobs end ``cancelled``, exit 0."""
+    socket_path = tmp_path / "race.sock"
+    endpoint = f"ipc://{socket_path}"
+    first, second = (start_daemon(tmp_path, endpoint=endpoint, wait=False) for _ in range(2))
+    try:
+        wait_until(lambda: not (first.alive() and second.alive()), 60, "one of the two daemons to give up")
+        loser, winner = (first, second) if not first.alive() else (second, first)
+        assert loser.process.wait(5) == 1
+        assert "another daemon is running there" in loser.log() and "Traceback" not in loser.log()
+        wait_for_ping(winner)
+        with RawClient(endpoint) as client:
+            client.stylize("running", ENDLESS)
+            assert client.recv_for("running")[0]["type"] == "accepted"
+            assert client.recv_for("running")[0]["type"] == "progress"
+            winner.process.send_signal(signal.SIGHUP)
+            end = terminal_of(client.stream("running", timeout=15, quiet=0))
+        assert (end["type"], end["code"]) == ("error", "cancelled") and "shutting down" in end["message"]
+        assert winner.process.wait(15) == 0
+    finally:
+        for daemon in (first, second):
+            if daemon.alive():
+                daemon.process.kill()
+    assert "SIGHUP: cancelling jobs and shutting down" in winner.log()
+    assert not socket_path.exists() and not Path(f"{socket_path}.lock").exists()  # nothing left behind
 
 
 def _run_serve(tmp_path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 
 import numpy as np
 import pytest
 
 from neural_style.protocol import Accepted, Client, DaemonError, ImageData, Progress, Result
+from neural_style.protocol.heartbeat import ZMTP_HEARTBEAT_IVL_MS
 
 from server_fixtures import (
     ENDLESS,
@@ -60,6 +62,9 @@ def test_ping_describes_the_daemon(daemon):
     assert pong.device == "cpu"
     assert pong.queue_length == 0
     assert {"max_pixels", "max_message_bytes", "max_iterations", "max_queue"} <= set(pong.limits)
+    # --threads auto: one thread per physical core, OpenMP threads waiting passively (PERFORMANCE.md)
+    assert re.search(r"(\d+) CPU thread\(s\) \(--threads auto, \1 physical core\(s\), OpenMP wait passive\)",
+                     daemon.log())
 
 
 def test_stylize_round_trip_with_previews(daemon):
@@ -153,10 +158,16 @@ def test_status_cancel_and_duplicate_ids_while_a_job_runs(daemon):
         assert client.recv_for("queued")[0] == {"v": 1, "type": "accepted", "id": "queued", "position": 1}
 
         # the socket loop answers while the worker is busy
-        status = other.request({"type": "status", "id": "s"})
+        status = client.request({"type": "status", "id": "s"})
         assert status["type"] == "status_reply"
         assert status["running"]["id"] == "long" and status["running"]["state"] == "running"
+        assert status["running"]["iterations"] == ENDLESS["iterations"]
         assert [j["id"] for j in status["queued"]] == ["queued"] and status["queued"][0]["position"] == 1
+        # another connection sees that jobs run and wait, not whose they are or how far they got
+        theirs = other.request({"type": "status", "id": "s"})
+        assert theirs["running"] == {"id": "", "state": "running", "position": 0, "iteration": 0,
+                                     "iterations": 0, "elapsed": 0.0}
+        assert [(j["id"], j["state"], j["position"]) for j in theirs["queued"]] == [("", "queued", 1)]
         assert other.request({"type": "ping", "id": "p"})["queue_length"] == 2
 
         # ids are per connection: another client cannot cancel this one's job
@@ -273,7 +284,8 @@ def test_a_vanished_client_has_its_job_cancelled_and_the_next_job_runs(daemon, t
             if how == "kill":
                 proc.kill()  # no goodbye, no cancel
                 proc.wait(10)
-            else:
+            else:  # once it has sent a ZMTP PING (the daemon's TTL timer starts with the first one)
+                time.sleep(3 * ZMTP_HEARTBEAT_IVL_MS / 1000)
                 proc.send_signal(signal.SIGSTOP)
             # the doomed jobs had minutes of work; "next" only finishes if both were cancelled
             stream = waiting.stream("next", timeout=30)

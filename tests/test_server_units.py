@@ -1,16 +1,21 @@
-"""Unit tests of the daemon's small parts, without sockets or processes: the style-target LRU,
-the coalescing outbox, the bind-address check, request limits and the job queue."""
+"""Unit tests of the daemon's small parts, without processes: the style-target LRU, the coalescing
+and capped outbox, the frame-by-frame request reader (on an inproc pair), the bind-address
+check, request limits and the job queue."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import msgpack
 import pytest
 import torch
+import zmq
 
 from neural_style.daemon.server.jobs import Job, JobQueue, JobState
 from neural_style.daemon.server.limits import Limits, Rejected, validate_stylize
 from neural_style.daemon.server.outbox import Outbox, Outgoing
+from neural_style.daemon.server.reader import MessageBounds, RequestReader
 from neural_style.daemon.server.security import (
     SecurityError,
     SecuritySettings,
@@ -77,6 +82,57 @@ def test_outbox_coalesces_progress_and_heartbeats_but_keeps_everything_else():
     assert box.replaced == 2
 
 
+def test_outbox_keeps_essential_messages_and_caps_droppable_ones():
+    """The outbox alone: coalesced messages stay one per job and kind; droppable ones beyond the cap
+    push the oldest droppable out; essential ones are never dropped; new jobs are refused while
+    an essential one or ``cap`` messages wait."""
+    box = Outbox(cap=3)
+    box.add(Outgoing("accepted", "j", [b"a"], essential=True))
+    for n in range(10):
+        box.add(Outgoing("pong", f"p{n}", [b"p"]))
+        box.add(Outgoing("progress", "j", [f"{n}".encode()]))
+    box.add(Outgoing("result", "j", [b"r"], essential=True))
+    kinds = [(item.kind, item.request_id) for item in box]
+    assert kinds == [("accepted", "j"), ("pong", "p7"), ("pong", "p8"), ("pong", "p9"), ("progress", "j"),
+                     ("result", "j")]
+    assert box.dropped == 7 and box.refuses_jobs
+    while box:
+        box.pop()
+    assert not box.refuses_jobs and len(box) == 0
+    box.add(Outgoing("pong", "again", [b"p"]))  # the droppable count followed the pops
+    assert [item.request_id for item in box] == ["again"] and not box.refuses_jobs
+    box.add(Outgoing("result", "k", [b"r"], essential=True))
+    assert box.refuses_jobs  # one unread job message is enough
+
+
+def test_reader_counts_frames_and_bytes_and_keeps_nothing_of_a_refused_message():
+    """In-process, on an inproc pair: a message within the bounds keeps its frames; one over them keeps
+    only its header (for the id); reading in small slices resumes in the middle of a message."""
+    ctx = zmq.Context()
+    router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    try:
+        router.bind("inproc://reader-test")
+        dealer.connect("inproc://reader-test")
+        reader = RequestReader(router, MessageBounds(max_frames=3, max_bytes=100))
+        dealer.send_multipart([msgpack.packb({"id": "a"}), b"x" * 10, b"y" * 10])  # fits
+        dealer.send_multipart([msgpack.packb({"id": "b"})] + [b"z"] * 50)  # too many frames
+        dealer.send_multipart([msgpack.packb({"id": "c"}), b"w" * 200])  # too many bytes
+        got: list[Any] = []
+        while len(got) < 3:
+            router.poll(1000)
+            got += reader.read(frame_budget=7, message_budget=64)  # small slices: resumed mid-message
+        ok, many, big = got
+        assert ok.refused_code is None and [len(f) for f in ok.frames] == [len(msgpack.packb({"id": "a"})), 10, 10]
+        assert (many.refused_code, many.frame_count, many.frames, many.request_id) == ("too_large", 51, [], "b")
+        big_size = len(msgpack.packb({"id": "c"})) + 200
+        assert (big.refused_code, big.size, big.frames, big.request_id) == ("too_large", big_size, [], "c")
+        assert "51 frames" in many.refused_message and f"{big_size} bytes" in big.refused_message
+    finally:
+        router.close(0)
+        dealer.close(0)
+        ctx.term()
+
+
 # ---------------------------------------------------------------------- security
 @pytest.mark.parametrize("endpoint, local", [
     ("tcp://127.0.0.1:5570", True), ("tcp://127.9.9.9:1", True), ("tcp://localhost:5570", True),
@@ -104,6 +160,65 @@ def test_generate_keys_is_idempotent(tmp_path):
     generate_keys(tmp_path)
     assert (tmp_path / "server.key_secret").read_bytes() == before
     assert server.is_file() and client.is_file() and (tmp_path / "clients" / "client.key").is_file()
+
+
+def test_ipc_lock_is_exclusive_and_cleans_up_only_what_it_owns(tmp_path):
+    from neural_style.daemon.server.bind import EndpointBusy, IpcLock
+
+    endpoint = f"ipc://{tmp_path}/d.sock"
+    first, second = IpcLock(endpoint), IpcLock(endpoint)
+    first.acquire()
+    with pytest.raises(EndpointBusy):
+        second.acquire()
+    (tmp_path / "d.sock").write_text("someone else's socket")  # first never bound: not its to remove
+    first.release()
+    assert (tmp_path / "d.sock").exists() and not (tmp_path / "d.sock.lock").exists()
+    second.acquire()
+    second.owns_socket = True
+    second.release()
+    assert not (tmp_path / "d.sock").exists()
+    IpcLock("tcp://127.0.0.1:5570").acquire()  # TCP needs no lock: the kernel refuses a second bind
+
+
+# ---------------------------------------------------------------------- CPU threads
+def test_thread_policies_parse_resolve_and_prepare_the_environment():
+    from neural_style.daemon.server.threads import ThreadPolicy
+
+    assert ThreadPolicy.parse("auto") == ThreadPolicy() and ThreadPolicy.parse(" Torch ").mode == "torch"
+    assert ThreadPolicy.parse("3") == ThreadPolicy("fixed", 3) and str(ThreadPolicy.parse("3")) == "3"
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ValueError, match="--threads"):
+            ThreadPolicy.parse(bad)
+    # the measured default: one thread per physical core (docs/PERFORMANCE.md)
+    assert ThreadPolicy().resolved(4) == ThreadPolicy("fixed", 4) and ThreadPolicy("load").resolved(4).mode == "load"
+    env: dict[str, str] = {}
+    ThreadPolicy("torch").prepare_environment(env)
+    assert env == {}  # torch's defaults are left alone
+    ThreadPolicy().prepare_environment(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    ThreadPolicy.parse("2").prepare_environment(env)
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit setting wins
+
+
+def test_thread_controller_sets_torch_threads_and_load_follows_the_idle_cores():
+    from neural_style.daemon.server.threads import ThreadController, ThreadPolicy, physical_cores
+
+    before = torch.get_num_threads()
+    try:
+        assert "1 CPU thread(s) (--threads 1, 2 physical core(s)" in ThreadController(ThreadPolicy("fixed", 1),
+                                                                                      cores=2).configure()
+        assert torch.get_num_threads() == 1
+        load = ThreadController(ThreadPolicy("load"), cores=2)
+        load._sampler.others = lambda: 1.6  # type: ignore[union-attr,method-assign]  # others busy on 1.6 cores
+        load.before_job()
+        assert torch.get_num_threads() == 1
+        load._sampler.others = lambda: 0.0  # type: ignore[union-attr,method-assign]
+        load.before_job()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert physical_cores() >= 1
 
 
 # ---------------------------------------------------------------------- limits

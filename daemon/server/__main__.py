@@ -10,7 +10,7 @@ from .main import add_serve_arguments, serve
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m neural_style.daemon.server",
-                                     description="Run the warm Neural Style daemon until SIGINT/SIGTERM.")
+                                     description="Run the warm Neural Style daemon until SIGINT, SIGTERM or SIGHUP.")
     group = parser.add_argument_group("model")
     group.add_argument("--weights", metavar="PATH|random", help="VGG19 weights file, or 'random'")
     group.add_argument("--weights-format", choices=("torchvision", "caffe"), default="torchvision")

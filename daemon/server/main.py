@@ -1,10 +1,10 @@
 """Lifecycle of the warm daemon (``neural-style serve``): options, sockets, threads, signals.
 
 Why: this is the only module that knows the whole picture.  It checks the
-security of the bind address before anything listens, binds the ROUTER with the
-options the protocol requires (``ROUTER_MANDATORY``, ZMTP heartbeats, a
-message-size ceiling), starts the worker that loads the model once, serves until
-SIGINT/SIGTERM, and then ends every job with ``cancelled`` before it exits.
+security of the bind address before anything listens, binds the ROUTER
+(``bind.py``: the protocol's socket options, an exclusive ipc path), starts the
+worker that loads the model once, serves until SIGINT, SIGTERM or SIGHUP (a
+closing terminal), and then ends every job with ``cancelled`` before it exits.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from pathlib import Path
 import zmq
 
 from neural_style.protocol.endpoint import default_endpoint
-from neural_style.protocol.heartbeat import configure_zmtp_heartbeat
 
+from .bind import EndpointBusy, RouterSettings, bind_router
 from .jobs import JobQueue
 from .limits import Limits, MiB
+from .outbox import DEFAULT_OUTBOX_CAP
 from .router import Router
-from .security import SecurityError, SecuritySettings, check_bind_allowed, enable_curve
+from .security import SecurityError, SecuritySettings, check_bind_allowed
 from .style_cache import StyleTargetCache
+from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import ModelSettings, Worker
 
 __all__ = ["ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
@@ -38,6 +40,7 @@ log = logging.getLogger("neural_style.daemon.server")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_OPTIONS = 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal that started us closed
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,9 @@ class ServerConfig:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     cache_entries: int = 64
     cache_bytes: int = 512 * MiB
-    shutdown_grace: float = 5.0  # seconds the running job gets to stop on SIGINT/SIGTERM
-    send_hwm: int = 16  # messages queued in ZeroMQ per connection before EAGAIN (then we coalesce)
+    shutdown_grace: float = 5.0  # seconds the running job gets to stop on SIGINT/SIGTERM/SIGHUP
+    send_hwm: int = RouterSettings.send_hwm
+    outbox_cap: int = DEFAULT_OUTBOX_CAP
 
 
 def daemon_version() -> str:
@@ -75,6 +79,13 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
     return value
+
+
+def _thread_policy(text: str) -> ThreadPolicy:
+    try:
+        return ThreadPolicy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +117,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                        help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
     group.add_argument("--style-cache-mb", type=_non_negative_int, default=512,
                        help="memory the style-target cache may use, in MiB (default 512)")
+    group.add_argument("--threads", type=_thread_policy, default=ThreadPolicy(), metavar="N|" + "|".join(THREAD_CHOICES),
+                       help="CPU threads for the model: auto (default: one per physical core, waiting passively, "
+                            "as measured in docs/PERFORMANCE.md), torch (torch's defaults), load (fit to what "
+                            "other processes leave idle, before each job) or a number")
     group.add_argument("--log-file", type=Path, metavar="PATH",
                        help="also append the daemon's log to this file")
 
@@ -125,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         weights=str(weights) if weights is not None else None,
         weights_format=getattr(args, "weights_format", None) or "torchvision",
         device=getattr(args, "device", None) or "auto",
+        threads=getattr(args, "threads", None) or ThreadPolicy(),
     )
     return ServerConfig(
         bind=args.bind or default_endpoint(),
@@ -156,7 +172,7 @@ def _configure_logging(log_file: Path | None) -> logging.Handler | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Entry point of ``neural-style serve``: run until SIGINT/SIGTERM; return the exit code."""
+    """Entry point of ``neural-style serve``: run until SIGINT/SIGTERM/SIGHUP; return the exit code."""
     try:
         file_handler = _configure_logging(getattr(args, "log_file", None))
     except OSError as exc:
@@ -176,6 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("bad daemon options: %s", exc)
         return EXIT_BAD_OPTIONS
+    config.model.threads.prepare_environment()  # before anything imports torch
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
         return run_server(config, stop)
@@ -188,59 +205,12 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("%s: cancelling jobs and shutting down", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         return run_server(config, stop, exit_if_stuck=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _bind_router(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, object | None]:
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished client fails: that is how we notice
-    sock.setsockopt(zmq.LINGER, 2000)
-    sock.setsockopt(zmq.SNDHWM, config.send_hwm)
-    sock.setsockopt(zmq.RCVHWM, 64)
-    # libzmq drops the *connection* of a peer whose frame exceeds MAXMSGSIZE (no reply is possible),
-    # so the hard ceiling sits well above the limit that gets a clear `too_large` answer.
-    sock.setsockopt(zmq.MAXMSGSIZE, 2 * config.limits.max_message_bytes + MiB)
-    configure_zmtp_heartbeat(sock)
-    curve = None
-    try:
-        if config.security.curve_dir is not None:
-            curve = enable_curve(ctx, sock, config.security.curve_dir)
-        sock.bind(config.bind)
-    except BaseException:
-        sock.close(linger=0)
-        if curve is not None:
-            curve.close()  # type: ignore[attr-defined]
-        raise
-    return sock, curve
-
-
-def _ipc_path_in_use(endpoint: str, timeout_ms: int = 500) -> bool:
-    """True if a daemon already answers on this ``ipc://`` path.
-
-    Why: binding an ipc path that exists silently takes it over from the daemon listening
-    there (libzmq unlinks the file), unlike TCP's "address in use".  Two clients autostarting
-    at once must not leave two daemons, one of them unreachable.
-    """
-    if not endpoint.startswith("ipc://") or not Path(endpoint[len("ipc://"):]).exists():
-        return False
-    from neural_style.protocol.messages import Ping
-
-    ctx = zmq.Context()
-    try:
-        probe = ctx.socket(zmq.DEALER)
-        probe.setsockopt(zmq.LINGER, 0)
-        probe.connect(endpoint)
-        probe.send_multipart(Ping("bind-probe").to_frames())
-        answered = bool(probe.poll(timeout_ms))
-        probe.close(0)
-        return answered
-    finally:
-        ctx.term()
 
 
 def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bool = False) -> int:
@@ -255,19 +225,21 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     except SecurityError as exc:
         log.error("%s", exc)
         return EXIT_BAD_OPTIONS
-    if _ipc_path_in_use(config.bind):
-        log.error("cannot listen on %s: another daemon is running there", config.bind)
-        return EXIT_FAILED
-
     ctx = zmq.Context()
     try:
-        sock, curve = _bind_router(ctx, config)
+        sock, curve, lock = bind_router(ctx, config.bind, RouterSettings(config.limits.max_message_bytes,
+                                                                         config.send_hwm),
+                                        config.security.curve_dir)
     except SecurityError as exc:
         log.error("%s", exc)
         ctx.term()
         return EXIT_BAD_OPTIONS
-    except zmq.ZMQError as exc:
-        hint = " (is another daemon running there?)" if exc.errno == zmq.EADDRINUSE else ""
+    except EndpointBusy as exc:
+        log.error("cannot listen on %s: another daemon is running there (%s)", config.bind, exc)
+        ctx.term()
+        return EXIT_FAILED
+    except (zmq.ZMQError, OSError) as exc:
+        hint = " (is another daemon running there?)" if getattr(exc, "errno", None) == zmq.EADDRINUSE else ""
         log.error("cannot listen on %s: %s%s", config.bind, exc, hint)
         ctx.term()
         return EXIT_FAILED
@@ -280,7 +252,8 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     jobs = JobQueue(config.limits.max_queue + 1)  # + the job the worker is about to take
     cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
     worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
-    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device)
+    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device,
+                    config.outbox_cap)
     log.info("neural-style daemon %s listening on %s%s (protocol 1); loading %s weights on %s",
              daemon_version(), config.bind, " with CURVE" if curve is not None else "",
              config.model.weights or "default", config.model.device)
@@ -300,10 +273,11 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         sock.close(linger=1000)
         wake.close()
         if curve is not None:
-            curve.close()  # type: ignore[attr-defined]
+            curve.close()
         stuck = worker.is_alive()
         if not stuck:
             ctx.term()
+        lock.release()  # after the listener is closed: the next daemon may bind the path now
         log.info("daemon stopped after %d job(s) (shutdown took %.2fs)", router.jobs_done,
                  time.monotonic() - started)
         if stuck:

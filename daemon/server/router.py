@@ -5,6 +5,10 @@ answered at once while a job runs, and heartbeats must keep flowing so that a
 vanished client is noticed (docs/PROTOCOL.md, section 7).  This thread owns the
 ROUTER and the wake-up PAIR socket; it never runs tensor code.  The worker
 reports through a thread-safe queue and pokes the PAIR socket.
+
+No client can hold the loop: requests are read within a budget of frames and
+messages per round (``reader.py``), and what a client does not read waits in its
+bounded outbox (``outbox.py``), so every round also sends heartbeats and replies.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
 
 import zmq
 
@@ -40,11 +43,11 @@ from neural_style.protocol.messages import (
     Stylize,
     decode_request,
 )
-from neural_style.protocol.wire import peek_id
 
 from .jobs import Job, JobQueue, JobState
-from .limits import Limits, Rejected, message_size, validate_stylize
-from .outbox import Outbox, Outgoing
+from .limits import Limits, Rejected, validate_stylize
+from .outbox import DEFAULT_OUTBOX_CAP, Outbox, Outgoing
+from .reader import Incoming, MessageBounds, RequestReader
 from .style_cache import StyleTargetCache
 from .worker import JobFinished, JobProgress, JobStarted, ModelFailed, ModelReady, Worker
 
@@ -53,6 +56,13 @@ __all__ = ["ModelState", "Router"]
 log = logging.getLogger("neural_style.daemon.server")
 
 SHUTDOWN_MESSAGE = "the daemon is shutting down"
+FRAMES_PER_ROUND = 20_000  # about 30 ms of reading (1.5 µs a frame) before heartbeats and sends get a turn
+MESSAGES_PER_ROUND = 64
+
+
+def request_bounds(limits: Limits) -> MessageBounds:
+    """A request is a header, a content image and up to ``max_styles`` style images."""
+    return MessageBounds(max_frames=2 + limits.max_styles, max_bytes=limits.max_message_bytes)
 
 
 @dataclass
@@ -69,8 +79,11 @@ class Router:
     """Serves one bound ROUTER socket until ``stop`` is set, then shuts down cleanly."""
 
     def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: Worker,
-                 limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str) -> None:
+                 limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str,
+                 outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
         self.sock = sock
+        self.reader = RequestReader(sock, request_bounds(limits))
+        self.outbox_cap = outbox_cap
         self.wake = wake
         self.jobs = jobs
         self.worker = worker
@@ -96,7 +109,7 @@ class Router:
             if self.wake in ready:
                 self._drain_wake()
             self._handle_events()
-            if self.sock in ready:
+            if self.sock in ready or self.reader.mid_message:
                 self._receive_some()
             now = time.monotonic()
             if now >= self._next_heartbeat:
@@ -108,6 +121,8 @@ class Router:
         """Seconds to wait: until the next heartbeat, sooner when a slow client has mail, at most 0.1 s
         (so a signal handler's stop flag is seen quickly)."""
         timeout = max(0.0, min(0.1, self._next_heartbeat - time.monotonic()))
+        if self.reader.mid_message:
+            return 0.0
         if any(self.outboxes.values()):
             timeout = min(timeout, 0.01)
         return timeout
@@ -119,36 +134,23 @@ class Router:
             except zmq.Again:
                 return
 
-    def _receive_some(self, budget: int = 64) -> None:
-        """Handle up to ``budget`` queued requests, then let events and sends have a turn."""
-        for _ in range(budget):
+    def _receive_some(self) -> None:
+        """Handle the requests read within this round's budget, then let events and sends have a turn."""
+        for incoming in self.reader.read(FRAMES_PER_ROUND, MESSAGES_PER_ROUND):
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            if len(frames) < 2:  # a routing id with nothing after it: nothing to answer
-                continue
-            client = frames[0].bytes
-            try:
-                self._handle_request(client, frames[1:])
+                self._handle_request(incoming)
             except Exception:  # a bug must not take the daemon down for everyone
-                log.exception("unexpected failure handling a request from %s", client.hex())
-                self._reply(client, Error(peek_id(frames[1]) or "", ErrorCode.INTERNAL.value,
-                                          "the daemon failed to handle this request (see its log)"))
+                log.exception("unexpected failure handling a request from %s", incoming.client.hex())
+                self._reply(incoming.client, Error(incoming.request_id or "", ErrorCode.INTERNAL.value,
+                                                   "the daemon failed to handle this request (see its log)"))
 
     # ================================================================== requests
-    def _handle_request(self, client: bytes, frames: Sequence[Any]) -> None:
-        size = message_size([f.buffer for f in frames])
-        if size > self.limits.max_message_bytes:
-            self._reject(client, peek_id(frames[0]), ErrorCode.TOO_LARGE.value,
-                         f"the message is {size} bytes; this daemon accepts at most "
-                         f"{self.limits.max_message_bytes} bytes per message")
+    def _handle_request(self, incoming: Incoming) -> None:
+        client = incoming.client
+        if incoming.refused_code is not None:
+            self._reject(client, incoming.request_id, incoming.refused_code, incoming.refused_message)
             return
-        if len(frames) > self.limits.max_styles + 2:
-            self._reject(client, peek_id(frames[0]), ErrorCode.TOO_LARGE.value,
-                         f"the message has {len(frames)} frames; a request has at most "
-                         f"{self.limits.max_styles + 2} (a content and up to {self.limits.max_styles} styles)")
-            return
+        frames = incoming.frames
         try:
             request = decode_request(frames)
         except ProtocolError as exc:
@@ -157,7 +159,7 @@ class Router:
         if isinstance(request, Ping):
             self._reply(client, self._pong(request.id))
         elif isinstance(request, Status):
-            self._reply(client, self._status(request.id))
+            self._reply(client, self._status(client, request.id))
         elif isinstance(request, Cancel):
             self._cancel(client, request)
         elif isinstance(request, Stylize):
@@ -174,19 +176,23 @@ class Router:
                     weights_loaded=self.model.loaded, weights=self.model.description,
                     queue_length=len(self.unfinished), limits=self.limits.describe())
 
-    def _job_info(self, job: Job, position: int) -> JobInfo:
+    def _job_info(self, job: Job, position: int, client: bytes) -> JobInfo:
+        """A job as ``status`` shows it to ``client``: another connection's job is only a state and a
+        position (its id, progress and timing are that client's business; PROTOCOL.md section 5)."""
+        state = "running" if job is self.running else "queued"
+        if job.client != client:
+            return JobInfo("", state, position)
         started = job.timings.started
         elapsed = time.monotonic() - started if started is not None and job is self.running else 0.0
-        return JobInfo(job.request_id, "running" if job is self.running else "queued", position,
-                       job.iteration, job.iterations, elapsed)
+        return JobInfo(job.request_id, state, position, job.iteration, job.iterations, elapsed)
 
-    def _status(self, request_id: str) -> StatusReply:
+    def _status(self, client: bytes, request_id: str) -> StatusReply:
         offset = 1 if self.running is not None else 0
         queued = [j for j in self.unfinished.values() if j is not self.running]
         queued.sort(key=lambda j: j.serial)
         return StatusReply(request_id,
-                           self._job_info(self.running, 0) if self.running is not None else None,
-                           [self._job_info(j, offset + i) for i, j in enumerate(queued)])
+                           self._job_info(self.running, 0, client) if self.running is not None else None,
+                           [self._job_info(j, offset + i, client) for i, j in enumerate(queued)])
 
     def _position(self, job: Job) -> int:
         """Jobs that run before ``job``: every unfinished job that was accepted earlier."""
@@ -211,6 +217,12 @@ class Router:
 
     def _stylize(self, client: bytes, request: Stylize) -> None:
         key = (client, request.id)
+        outbox = self.outboxes.get(client)
+        if outbox is not None and outbox.refuses_jobs:
+            self._reject(client, request.id, ErrorCode.BUSY.value,
+                         f"this connection has not read {len(outbox)} replies, its jobs' messages among them; "
+                         f"read them before sending more jobs")
+            return
         if key in self.unfinished:
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
                          f"id {request.id!r} is already used by an unfinished job on this connection")
@@ -235,7 +247,7 @@ class Router:
         log.info("%s accepted at position %d: %d iterations at size %s, %d style(s)%s", job.label(), position,
                  validated.params.iterations, validated.params.size, len(validated.styles),
                  "" if validated.content is not None else ", texture synthesis")
-        self._reply(client, Accepted(request.id, position))
+        self._reply(client, Accepted(request.id, position), essential=True)
 
     # ================================================================== worker events
     def _handle_events(self) -> None:
@@ -301,17 +313,25 @@ class Router:
         elif isinstance(message, Error):
             detail = f": {message.message}"
         log.info("%s %s: %s%s", job.label(), outcome, job.timings.summary(), detail)
-        self._reply(job.client, message)
+        self._reply(job.client, message, essential=True)
 
     # ================================================================== sending
-    def _reply(self, client: bytes, message: Message) -> None:
+    def _reply(self, client: bytes, message: Message, essential: bool = False) -> None:
+        """Send or queue ``message``; ``essential``: a job's accepted or terminal message, never dropped."""
         if client in self._vanishing:  # e.g. the `cancelled` errors of a vanished client's jobs
             return
+        item = Outgoing(message.TYPE, message.id, message.to_frames(), essential)
         outbox = self.outboxes.get(client)
-        if outbox is None:
-            outbox = self.outboxes[client] = Outbox()
-        outbox.add(Outgoing(message.TYPE, message.id, message.to_frames()))
-        self._flush_client(client, outbox)
+        if not outbox:  # the usual case: straight to libzmq, which queues up to SNDHWM messages itself
+            if self._send(client, item) != "full":
+                return
+            outbox = self.outboxes.setdefault(client, Outbox(self.outbox_cap))
+        first_drop = outbox.dropped == 0
+        outbox.add(item)
+        if first_drop and outbox.dropped:
+            log.warning("client %s is not reading its replies: %d wait for it; dropping its oldest pings, "
+                        "status and refusal replies beyond %d (job messages are kept; new jobs get 'busy')",
+                        client.hex(), len(outbox), outbox.cap)
 
     def _queue_heartbeats(self) -> None:
         for job in list(self.unfinished.values()):
@@ -324,22 +344,31 @@ class Router:
         for client, outbox in list(self.outboxes.items()):
             if outbox:
                 self._flush_client(client, outbox)
-            else:
+            if not outbox and self.outboxes.get(client) is outbox:
+                if outbox.dropped:
+                    log.info("client %s caught up; %d of its replies were dropped meanwhile",
+                             client.hex(), outbox.dropped)
                 del self.outboxes[client]
+
+    def _send(self, client: bytes, item: Outgoing) -> str:
+        """One non-blocking send: "sent", "full" (libzmq's queue for ``client`` is full) or "gone"."""
+        try:
+            self.sock.send_multipart([client, *item.frames], flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # alive but not reading: retry soon; progress and heartbeats coalesce meanwhile
+            return "full"
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:  # its connection is closed: killed, or silent past the timeout
+                self._client_gone(client)
+                return "gone"
+            raise
+        return "sent"
 
     def _flush_client(self, client: bytes, outbox: Outbox) -> None:
         while outbox:
             item = outbox.peek()
             assert item is not None
-            try:
-                self.sock.send_multipart([client, *item.frames], flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:  # alive but slow: retry soon; progress and heartbeats coalesce meanwhile
+            if self._send(client, item) != "sent":
                 return
-            except zmq.ZMQError as exc:
-                if exc.errno == errno.EHOSTUNREACH:
-                    self._client_gone(client)
-                    return
-                raise
             outbox.pop()
 
     def _client_gone(self, client: bytes) -> None:

@@ -24,6 +24,7 @@ from neural_style.protocol.errors import ErrorCode
 from .decode import ImageProblem, decode_request_image, encode_result
 from .jobs import Job, JobQueue
 from .style_cache import StyleTargetCache
+from .threads import ThreadController, ThreadPolicy
 
 __all__ = [
     "ModelSettings", "ModelReady", "ModelFailed", "JobStarted", "JobProgress", "JobFinished",
@@ -35,12 +36,13 @@ log = logging.getLogger("neural_style.daemon.server.worker")
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How to load VGG19 (the ``--weights``, ``--weights-format``, ``--device`` options)."""
+    """How to load and run VGG19 (the ``--weights``, ``--weights-format``, ``--device``, ``--threads`` options)."""
 
     weights: str | None = None
     weights_format: str = "torchvision"
     device: str = "auto"
     seed: int = 0
+    threads: ThreadPolicy = field(default_factory=ThreadPolicy)
 
 
 # ------------------------------------------------------------------ events to the socket loop
@@ -135,10 +137,13 @@ class Worker(threading.Thread):
         self._wake.setsockopt(zmq.LINGER, 0)
         self._wake.connect(self._wake_endpoint)
         try:
+            threads = ThreadController(self._settings.threads)
+            log.info("%s", threads.configure())
             if self._load():
                 while not self._shutdown.is_set():
                     job = self._jobs.take(timeout=0.2)
                     if job is not None:
+                        threads.before_job()
                         self._run_job(job)
             else:
                 self._refuse_jobs()

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""What one abusive client costs the daemon, and everyone else: issue 10's numbers, before and after.
+
+Each scenario runs against a fresh ``neural-style serve --weights random --device cpu`` of this
+checkout and, with ``--baseline-ref REF`` (e.g. ``main``), of that git revision too, alternating the
+two within each repetition.  While the bad client does its worst, a well-behaved client pings every
+20 ms; the daemon's resident memory is sampled from /proc every 10 ms.
+
+1. ``frames``: one ping of 1,000,000 empty frames (a ~2 MB message).
+2. ``big-frames``: 80 frames of 1.5 MiB with ``--max-message-mb 1`` (under the per-frame ceiling of
+   this checkout, so libzmq buffers them all) and 80 frames of 2.5 MiB (over it).
+3. ``no-reader``: 6 s of pings sent as fast as possible by a client that never reads.
+
+Printed per scenario and daemon: the worst and median ping latency of the good client (a ping
+unanswered after 10 s counts as lost), the daemon's growth in resident memory (peak during the
+scenario minus before it), what the bad client got back, and whether the daemon survived.  Usage: python bench/abuse_bench.py [--baseline-ref main] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import msgpack
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_bench import free_port, machine  # noqa: E402  (a sibling script, not a package)
+
+ROOT = Path(__file__).resolve().parents[1]
+MiB = 1 << 20
+
+
+def baseline_tree(ref: str, where: Path) -> Path:
+    """``git archive REF`` laid out as an importable ``neural_style`` namespace (PYTHONPATH wins over
+    this checkout's editable install)."""
+    archive = where / "baseline.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), ref], check=True)
+    src = where / "src"
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="data")
+    package = where / "path" / "neural_style"
+    package.mkdir(parents=True)
+    for name in ("daemon", "protocol"):
+        (package / name).symlink_to(src / name)
+    return where / "path"
+
+
+class Daemon:
+    """``python -m neural_style.daemon.server --weights random --device cpu EXTRA``, up and loaded."""
+
+    def __init__(self, label: str, python_path: Path | None, extra: list[str], tmp: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.label = label
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        env = dict(os.environ, **(env if env is not None else {"OMP_NUM_THREADS": "1"}))
+        if python_path is not None:
+            env["PYTHONPATH"] = str(python_path)
+        self.log = open(tmp / f"{label}-{time.monotonic_ns()}.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "neural_style.daemon.server", "--bind", self.endpoint, "--weights", "random",
+             "--device", "cpu", *extra], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
+        with Raw(self.endpoint) as client:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                client.send({"type": "ping", "id": "up"})
+                reply = client.reply(1.0)
+                if reply is not None and reply.get("weights_loaded"):
+                    return
+            raise RuntimeError(f"{label} daemon did not come up")
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.process.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def last_line(self) -> str:
+        self.log.flush()
+        lines = Path(self.log.name).read_text(errors="replace").strip().splitlines()
+        return lines[-1][-100:] if lines else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(30)
+        self.log.close()
+
+
+class Raw:
+    """A bare DEALER: the project's client would be too polite to misbehave."""
+
+    def __init__(self, endpoint: str, rcvhwm: int | None = None) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, 500)  # PINGs keep a non-reader's connection (section 7)
+        if rcvhwm is not None:
+            self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.sock.connect(endpoint)
+
+    def __enter__(self) -> "Raw":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+    def send(self, header: dict, *payloads: bytes) -> None:
+        self.sock.send_multipart([msgpack.packb({"v": 1, **header}), *payloads], copy=False)
+
+    def reply(self, timeout: float) -> dict | None:
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        return msgpack.unpackb(self.sock.recv_multipart()[0])
+
+
+def measure(daemon: Daemon, attack: Callable[[Daemon], str]) -> dict:
+    """Run ``attack`` while a good client pings and the daemon's memory is sampled."""
+    stop = threading.Event()
+    latencies: list[float] = []
+    lost = [0]
+    peak = [daemon.rss()]
+    before = peak[0]
+
+    def ping() -> None:
+        with Raw(daemon.endpoint) as good:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                started = time.perf_counter()
+                good.send({"type": "ping", "id": f"g{n}"})
+                while True:
+                    reply = good.reply(10)
+                    if reply is None or reply["id"] == f"g{n}":
+                        break
+                if reply is None:
+                    lost[0] += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.02)
+
+    def sample() -> None:
+        while not stop.is_set() and daemon.process.poll() is None:
+            try:
+                peak[0] = max(peak[0], daemon.rss())
+            except OSError:  # it just exited
+                return
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=ping), threading.Thread(target=sample)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    outcome = attack(daemon)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    code = daemon.process.poll()
+    if code is not None:
+        outcome += f"; the DAEMON DIED (exit {code}: {daemon.last_line()})"
+    return {"worst_ping": max(latencies, default=float("nan")), "lost": lost[0],
+            "median_ping": statistics.median(latencies) if latencies else float("nan"),
+            "growth_mb": (peak[0] - before) / MiB, "outcome": outcome}
+
+
+def attacker(script: str, *args: str) -> str:
+    """Misbehave from another process (its CPU is not the measuring threads' GIL)."""
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+    return (done.stdout.strip() or done.stderr.strip().splitlines()[-1])[:90]
+
+
+FRAMES = """
+import sys, msgpack, zmq, time
+sock = zmq.Context().socket(zmq.DEALER); sock.setsockopt(zmq.LINGER, 0); sock.connect(sys.argv[1])
+count, size = int(sys.argv[2]), int(sys.argv[3])
+frame = b"x" * size
+sock.send_multipart([msgpack.packb({"v": 1, "type": "ping", "id": "bad"})] + [frame] * count, copy=size == 0)
+if sock.poll(int(sys.argv[4]) * 1000):
+    h = msgpack.unpackb(sock.recv_multipart()[0]); print(h["type"], h.get("code", ""), "id=" + h["id"])
+else:
+    print("no reply (connection dropped)")
+"""
+
+NO_READER = """
+import sys, msgpack, time, zmq
+sock = zmq.Context().socket(zmq.DEALER); sock.setsockopt(zmq.LINGER, 0); sock.setsockopt(zmq.SNDHWM, 0)
+sock.setsockopt(zmq.HEARTBEAT_IVL, 500); sock.setsockopt(zmq.RCVHWM, 1); sock.connect(sys.argv[1])
+end, n = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    sock.send(msgpack.packb({"v": 1, "type": "ping", "id": f"p{n}"})); n += 1
+print(f"{n} pings sent, none read")
+"""
+
+
+def scenarios() -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
+    return {
+        "1M empty frames": ([], lambda d: attacker(FRAMES, d.endpoint, "1000000", "0", "60")),
+        "80 x 1.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
+                                             lambda d: attacker(FRAMES, d.endpoint, "80", str(3 * MiB // 2), "20")),
+        "80 x 2.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
+                                             lambda d: attacker(FRAMES, d.endpoint, "80", str(5 * MiB // 2), "20")),
+        "6 s of pings, never read": ([], lambda d: attacker(NO_READER, d.endpoint, "6")),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline-ref", help="a git revision to compare with, e.g. main")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", help="run only scenarios whose name contains this")
+    args = parser.parse_args()
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        variants: list[tuple[str, Path | None]] = [("this", None)]
+        if args.baseline_ref:
+            variants.insert(0, (args.baseline_ref, baseline_tree(args.baseline_ref, tmp)))
+        for name, (extra, attack) in scenarios().items():
+            if args.only and args.only not in name:
+                continue
+            runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
+            for _ in range(args.repeat):
+                for label, path in variants:  # alternate: the machine's load hits both alike
+                    daemon = Daemon(label, path, extra, tmp)
+                    try:
+                        runs[label].append(measure(daemon, attack))
+                    finally:
+                        daemon.stop()
+            print(f"\n{name}")
+            for label, results in runs.items():
+                worst = statistics.median(r["worst_ping"] for r in results)
+                median = statistics.median(r["median_ping"] for r in results)
+                growth = statistics.median(r["growth_mb"] for r in results)
+                lost = sum(r["lost"] for r in results)
+                print(f"  {label:>6}: worst ping {worst:6.2f} s, median ping {median * 1000:6.1f} ms, "
+                      f"{lost} lost, memory +{growth:6.0f} MB; bad client got: {results[-1]['outcome']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
