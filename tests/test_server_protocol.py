@@ -163,10 +163,10 @@ def test_status_cancel_and_duplicate_ids_while_a_job_runs(daemon):
         assert status["running"]["id"] == "long" and status["running"]["state"] == "running"
         assert status["running"]["iterations"] == ENDLESS["iterations"]
         assert [j["id"] for j in status["queued"]] == ["queued"] and status["queued"][0]["position"] == 1
-        # another connection sees that jobs run and wait, not whose they are or how far they got
+        # another connection sees how far jobs got and where they wait, not whose they are
         theirs = other.request({"type": "status", "id": "s"})
-        assert theirs["running"] == {"id": "", "state": "running", "position": 0, "iteration": 0,
-                                     "iterations": 0, "elapsed": 0.0}
+        assert theirs["running"]["id"] == "" and theirs["running"]["state"] == "running"
+        assert theirs["running"]["iterations"] == ENDLESS["iterations"] and theirs["running"]["iteration"] >= 1
         assert [(j["id"], j["state"], j["position"]) for j in theirs["queued"]] == [("", "queued", 1)]
         assert other.request({"type": "ping", "id": "p"})["queue_length"] == 2
 

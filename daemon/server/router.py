@@ -177,14 +177,13 @@ class Router:
                     queue_length=len(self.unfinished), limits=self.limits.describe())
 
     def _job_info(self, job: Job, position: int, client: bytes) -> JobInfo:
-        """A job as ``status`` shows it to ``client``: another connection's job is only a state and a
-        position (its id, progress and timing are that client's business; PROTOCOL.md section 5)."""
+        """A job as ``status`` shows it to ``client``: another connection's job keeps its progress (a
+        queued client can tell how long it will wait) but not its id (PROTOCOL.md section 5)."""
         state = "running" if job is self.running else "queued"
-        if job.client != client:
-            return JobInfo("", state, position)
         started = job.timings.started
         elapsed = time.monotonic() - started if started is not None and job is self.running else 0.0
-        return JobInfo(job.request_id, state, position, job.iteration, job.iterations, elapsed)
+        request_id = job.request_id if job.client == client else ""
+        return JobInfo(request_id, state, position, job.iteration, job.iterations, elapsed)
 
     def _status(self, client: bytes, request_id: str) -> StatusReply:
         offset = 1 if self.running is not None else 0
