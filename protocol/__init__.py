@@ -28,7 +28,7 @@ from .errors import (
     NeuralStyleError,
     ProtocolError,
 )
-from .heartbeat import CLIENT_LIVENESS_TIMEOUT, HEARTBEAT_INTERVAL, configure_zmtp_heartbeat
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, HEARTBEAT_INTERVAL, configure_client_socket, configure_zmtp_heartbeat
 from .images import Encoding, ImageData, ImageRef
 from .messages import (
     Accepted,
@@ -63,7 +63,7 @@ __all__ = [
     "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "service_start_command",
     "write_client_config",
     "ERROR_CODES", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
-    "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",
+    "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_client_socket", "configure_zmtp_heartbeat",
     "Encoding", "ImageData", "ImageRef",
     "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
     "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize", "UnknownReply",
