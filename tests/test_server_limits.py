@@ -257,9 +257,11 @@ def test_slow_client_gets_coalesced_previews_not_a_backlog(daemon):
     so the client later receives fewer progress messages than were produced, in order, ending
     with the final one, then exactly one result.
 
-    The client keeps sending ZMTP PINGs (which keeps the daemon's heartbeat timer satisfied) but
-    waits 60 s for PONGs: with a full receive queue its I/O thread reads nothing, so with the
-    recommended 1.5 s timeout it would drop its own connection, like a stopped process."""
+    This client stops reading at the libzmq level on purpose (RCVHWM 1; PROTOCOL.md section 7 tells
+    real clients to set RCVHWM 0, so that they never do).  It keeps sending ZMTP PINGs with a 2 s TTL
+    (so the daemon keeps its connection) and waits 60 s for PONGs: with a full receive queue its I/O
+    thread reads nothing, so a short ZMTP timeout would drop its own connection, like a stopped
+    process (which is why section 7's clients set none)."""
     iterations = 50  # the --max-iterations of this daemon
     with RawClient(daemon.endpoint, rcvhwm=1, heartbeat=(500, 60_000, 2000)) as slow, \
             RawClient(daemon.endpoint) as watcher:

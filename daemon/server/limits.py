@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
 
 from neural_style.daemon.engine.errors import ParamError
 from neural_style.daemon.engine.params import StyleParams, plan_inputs
@@ -24,7 +23,7 @@ from neural_style.protocol.messages import Stylize
 
 from .decode import ImageProblem, probe
 
-__all__ = ["Limits", "Rejected", "StylizeRequest", "validate_stylize", "message_size"]
+__all__ = ["Limits", "Rejected", "StylizeRequest", "validate_stylize"]
 
 MiB = 1024 * 1024
 
@@ -46,6 +45,11 @@ class Limits:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_queue < 0:
             raise ValueError("max_queue must be >= 0")
+
+    @property
+    def max_request_frames(self) -> int:
+        """A request is a header, a content image and up to ``max_styles`` style images."""
+        return 2 + self.max_styles
 
     def describe(self) -> dict[str, int]:
         """The limits as a map, for ``status`` replies (clients can size requests to fit)."""
@@ -76,14 +80,6 @@ class StylizeRequest:
     content: ImageData | None
     styles: list[ImageData]
     style_blend: tuple[float, ...] | None = None
-
-
-def message_size(frames: Sequence[Any]) -> int:
-    """Total bytes of a multipart message's frames."""
-    total = 0
-    for f in frames:
-        total += f.nbytes if isinstance(f, memoryview) else len(f)
-    return total
 
 
 def _check_image(image: ImageData, what: str, limits: Limits) -> None:

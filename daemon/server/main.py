@@ -21,7 +21,7 @@ from pathlib import Path
 
 import zmq
 
-from neural_style.protocol.endpoint import default_endpoint
+from neural_style.protocol import default_endpoint
 
 from .bind import EndpointBusy, RouterSettings, bind_router
 from .jobs import JobQueue
@@ -33,7 +33,7 @@ from .style_cache import StyleTargetCache
 from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import ModelSettings, Worker
 
-__all__ = ["ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
+__all__ = ["SERVE_HELP", "ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
 
 log = logging.getLogger("neural_style.daemon.server")
 
@@ -41,6 +41,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_OPTIONS = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal that started us closed
+#: What ``serve`` does, for ``--help`` (``neural-style serve`` and ``python -m neural_style.daemon.server``).
+SERVE_HELP = (f"run the warm daemon (ZeroMQ) until {', '.join(s.name for s in STOP_SIGNALS[:-1])} or "
+              f"{STOP_SIGNALS[-1].name} (a closing terminal), then cancel its jobs and exit cleanly")
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,6 @@ FRAMES_PER_ROUND = 20_000  # about 30 ms of reading (1.5 µs a frame) before hea
 MESSAGES_PER_ROUND = 64
 
 
-def request_bounds(limits: Limits) -> MessageBounds:
-    """A request is a header, a content image and up to ``max_styles`` style images."""
-    return MessageBounds(max_frames=2 + limits.max_styles, max_bytes=limits.max_message_bytes)
-
-
 @dataclass
 class ModelState:
     """What the loop knows about the worker's model (for ``pong`` and ``no_weights``)."""
@@ -82,7 +77,7 @@ class Router:
                  limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str,
                  outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
         self.sock = sock
-        self.reader = RequestReader(sock, request_bounds(limits))
+        self.reader = RequestReader(sock, MessageBounds(limits.max_request_frames, limits.max_message_bytes))
         self.outbox_cap = outbox_cap
         self.wake = wake
         self.jobs = jobs
