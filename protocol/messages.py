@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Sequence, Union
 
-from .errors import ERROR_CODES, ErrorCode, ProtocolError, quote
+from .errors import ErrorCode, ProtocolError, quote
 from .images import Buffer, ImageData, ImageRef
-from .wire import MAX_HEADER_BYTES, Envelope, decode, encode, peek_id
+from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, peek_id
 
 JOB_STATES = ("queued", "running")
 #: How deep a request header may nest maps and lists (the protocol itself needs 3: styles → image → field).
@@ -167,7 +167,7 @@ class Message:
 
     def to_frames(self) -> list[Buffer]:
         frames = _Frames()
-        header = {"v": 1, "type": self.TYPE, "id": self.id, **self._fields(frames)}
+        header = {"type": self.TYPE, "id": self.id, **self._fields(frames)}  # encode() adds "v"
         return encode(header, frames.payloads)
 
 
@@ -298,7 +298,7 @@ class JobInfo:
 class Pong(Message):
     TYPE: ClassVar[str] = "pong"
     daemon_version: str = ""
-    protocol: int = 1
+    protocol: int = PROTOCOL_VERSION
     device: str = ""
     weights_loaded: bool = False
     weights: Optional[str] = None  # what was loaded, e.g. "vgg19 (caffe)"; nil when nothing
@@ -454,10 +454,6 @@ class Error(Message):
     @classmethod
     def _read(cls, f: _Fields) -> "Error":
         return cls(f.id, f.str("code"), f.str("message", required=False, default=""))
-
-    @property
-    def known_code(self) -> bool:
-        return self.code in ERROR_CODES
 
 
 @dataclass

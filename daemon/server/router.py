@@ -43,6 +43,7 @@ from neural_style.protocol.messages import (
     Stylize,
     decode_request,
 )
+from neural_style.protocol.wire import PROTOCOL_VERSION
 
 from .jobs import Job, JobQueue, JobState
 from .limits import Limits, Rejected, validate_stylize
@@ -167,7 +168,7 @@ class Router:
         self._reply(client, Error(request_id or "", code, message))
 
     def _pong(self, request_id: str) -> Pong:
-        return Pong(request_id, daemon_version=self.daemon_version, protocol=1, device=self.model.device,
+        return Pong(request_id, daemon_version=self.daemon_version, protocol=PROTOCOL_VERSION, device=self.model.device,
                     weights_loaded=self.model.loaded, weights=self.model.description,
                     queue_length=len(self.unfinished), limits=self.limits.describe())
 
