@@ -53,7 +53,11 @@ class NeuralStyleError(Exception):
 
 
 class CodedError(NeuralStyleError):
-    """An error that carries a protocol error ``code``, its ``message`` and the ``request_id`` it concerns."""
+    """An error that carries a protocol error ``code``, its ``message`` and the ``request_id`` it concerns.
+
+    The one coded error of both ends: the daemon raises it for a request it refuses (admission,
+    image decoding) and answers with its code and message; ``ProtocolError`` and ``DaemonError``
+    are its two kinds on the wire's either side."""
 
     def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
         super().__init__(message)

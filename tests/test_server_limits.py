@@ -127,7 +127,9 @@ BAD_INPUTS = [
     ("nothing to optimise", _frames(_stylize_header("bad", content=None, styles=[raw_image(1, 24, 24, 3)],
                                                     params={"iterations": 1, "style_weight": 0}), GOOD_STYLE),
      "bad_request", "bad"),
-    ("version nested 1000 deep", _frames({"v": _nested(1020), "type": "ping", "id": "bad"}), "bad_request", "bad"),
+    # a version that is no version at all (section 8: `v` is not 1), quoted by its type only
+    ("version nested 1000 deep", _frames({"v": _nested(1020), "type": "ping", "id": "bad"}), "unsupported_version",
+     "bad"),
     ("param nested 1000 deep", _stylize_frames(params={"iterations": _nested(1020)}), "bad_request", "bad"),
     ("image field nested 1000 deep", _stylize_frames(styles=[{**raw_image(2, 24, 24, 3), "width": _nested(1020)}]),
      "bad_request", "bad"),
