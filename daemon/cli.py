@@ -123,9 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_figure_options(figures)
     _add_model_options(figures)
 
-    serve = commands.add_parser("serve", help="run the warm daemon (ZeroMQ) until SIGINT/SIGTERM")
+    from .server.main import SERVE_HELP, add_serve_arguments
+
+    serve = commands.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP[0].upper() + SERVE_HELP[1:] + ".")
     _add_model_options(serve)
-    _add_serve_options(serve)
+    add_serve_arguments(serve)
 
     status = commands.add_parser("status", help="ask the daemon what it is doing")
     status.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
@@ -140,14 +142,6 @@ def _add_figure_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("every cell")
     for f in dataclasses.fields(FigureSettings):
         _add_option(group, PARAM_SPECS[f.name], default=f.default)
-
-
-def _add_serve_options(parser: argparse.ArgumentParser) -> None:
-    try:
-        from .server.main import add_serve_arguments
-    except ImportError:  # the server is optional for in-process use
-        return
-    add_serve_arguments(parser)
 
 
 # ---------------------------------------------------------------------- commands
@@ -234,10 +228,8 @@ def _run_figures(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    try:
-        from .server.main import serve
-    except ImportError as error:
-        raise UsageError(f"the daemon is not available in this installation ({error})") from None
+    from .server.main import serve
+
     return serve(args)
 
 

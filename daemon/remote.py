@@ -22,7 +22,7 @@ from neural_style.daemon.exit_codes import (
     EXIT_NO_WEIGHTS,
     EXIT_OK,
 )
-
+from neural_style.daemon.progress_bar import ProgressBar
 from neural_style.protocol import (
     Accepted,
     Client,
@@ -131,14 +131,6 @@ def status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress_bar(total: int) -> Any:
-    try:
-        from neural_style.daemon.progress_bar import ProgressBar
-    except ImportError:  # pragma: no cover - the lead's module ships with the package
-        return None
-    return ProgressBar(total, stream=sys.stderr)
-
-
 def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], params: StyleParams,
             output: Path, style_blend: Sequence[float] | None = None) -> int:
     """``neural-style stylize`` through the daemon; returns the exit code.
@@ -165,7 +157,7 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
     wire_params = request_params(params)
     blend = list(style_blend) if style_blend is not None else None
 
-    bar = None
+    bar: ProgressBar | None = None
     try:
         client, weights = _connect(args, endpoint)
         with client:
@@ -175,17 +167,14 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
                     if event.position > 0:
                         _say(f"queued behind {event.position} job(s) at {endpoint}")
                     else:  # starts now: start the bar's clock now, so its rate is right
-                        bar = _progress_bar(params.iterations)
+                        bar = ProgressBar(params.iterations)
                 elif isinstance(event, Heartbeat):
                     if bar is None and event.state == "running":
-                        bar = _progress_bar(params.iterations)
+                        bar = ProgressBar(params.iterations)
                 elif isinstance(event, Progress):
                     if bar is None:
-                        bar = _progress_bar(event.iterations)
-                    if bar is not None:
-                        bar.update(event.iteration, event.loss.total)
-                    else:
-                        _say(f"iteration {event.iteration}/{event.iterations} loss {event.loss.total:.4g}")
+                        bar = ProgressBar(event.iterations)
+                    bar.update(event.iteration, event.loss.total)
                 elif isinstance(event, Result):
                     result = event
     except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned

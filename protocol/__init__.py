@@ -22,13 +22,14 @@ from .connection import (
 )
 from .errors import (
     ERROR_CODES,
+    CodedError,
     DaemonError,
     DaemonUnavailable,
     ErrorCode,
     NeuralStyleError,
     ProtocolError,
 )
-from .heartbeat import CLIENT_LIVENESS_TIMEOUT, HEARTBEAT_INTERVAL, configure_zmtp_heartbeat
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, HEARTBEAT_INTERVAL, configure_client_socket, configure_zmtp_heartbeat
 from .images import Encoding, ImageData, ImageRef
 from .messages import (
     Accepted,
@@ -62,8 +63,8 @@ __all__ = [
     "AUTOSTART_TIMEOUT", "CLIENT_CONFIG_NAME", "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "FIRST_PING_TIMEOUT",
     "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "service_start_command",
     "write_client_config",
-    "ERROR_CODES", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
-    "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_zmtp_heartbeat",
+    "ERROR_CODES", "CodedError", "DaemonError", "DaemonUnavailable", "ErrorCode", "NeuralStyleError", "ProtocolError",
+    "CLIENT_LIVENESS_TIMEOUT", "HEARTBEAT_INTERVAL", "configure_client_socket", "configure_zmtp_heartbeat",
     "Encoding", "ImageData", "ImageRef",
     "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
     "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize", "UnknownReply",

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import zmq
 
-from .endpoint import resolve_endpoint
+from .connection import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
 from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_client_socket
 from .images import ImageData

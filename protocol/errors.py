@@ -7,6 +7,10 @@ in any language branches on them, so they are plain strings on the wire.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
+
+#: Longest quote of a client's value in an error message: enough to recognise it, never a flood.
+QUOTE_LIMIT = 60
 
 
 class ErrorCode(str, Enum):
@@ -30,12 +34,30 @@ def code_value(code: ErrorCode | str) -> str:
     return code.value if isinstance(code, ErrorCode) else str(code)
 
 
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """A client's value as an error message may show it: a scalar's repr cut to ``limit``
+    characters, a container by its type only (its repr could be huge or recurse too deep).
+
+    Every module that puts client data into a message uses this (``wire``, ``images``, ``messages``)."""
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, (int, float)) or value is None:
+        text = repr(value)  # msgpack ints have at most 20 digits
+    else:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class NeuralStyleError(Exception):
     """Base of every exception raised by ``neural_style.protocol``."""
 
 
 class CodedError(NeuralStyleError):
-    """An error that carries a protocol error ``code``, its ``message`` and the ``request_id`` it concerns."""
+    """An error that carries a protocol error ``code``, its ``message`` and the ``request_id`` it concerns.
+
+    The one coded error of both ends: the daemon raises it for a request it refuses (admission,
+    image decoding) and answers with its code and message; ``ProtocolError`` and ``DaemonError``
+    are its two kinds on the wire's either side."""
 
     def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
         super().__init__(message)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping, Optional, Union
 
-from .errors import ErrorCode, ProtocolError
+from .errors import ErrorCode, ProtocolError, quote
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -35,21 +35,21 @@ def _bad(message: str, request_id: Optional[str]) -> ProtocolError:
 
 def _positive_int(value: Any, name: str, request_id: Optional[str]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _bad(f"image '{name}' must be a positive integer, got {value!r}", request_id)
+        raise _bad(f"image '{name}' must be a positive integer, got {quote(value)}", request_id)
     return value
 
 
 def _check_dims(encoding: str, width: Any, height: Any, channels: Any,
                 request_id: Optional[str]) -> None:
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
-        raise _bad(f"image 'encoding' must be one of raw, png, jpeg; got {encoding!r}", request_id)
+        raise _bad(f"image 'encoding' must be one of raw, png, jpeg; got {quote(encoding)}", request_id)
     if encoding == Encoding.RAW.value and None in (width, height, channels):
         raise _bad("a raw image needs 'width', 'height' and 'channels'", request_id)
     for name, value in (("width", width), ("height", height)):
         if value is not None:
             _positive_int(value, name, request_id)
     if channels is not None and (isinstance(channels, bool) or channels not in CHANNELS):
-        raise _bad(f"image 'channels' must be 3 or 4, got {channels!r}", request_id)
+        raise _bad(f"image 'channels' must be 3 or 4, got {quote(channels)}", request_id)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class ImageRef:
                 raise _bad(f"unknown image field(s): {', '.join(unknown)}", request_id)
         frame = value.get("frame")
         if isinstance(frame, bool) or not isinstance(frame, int):
-            raise _bad(f"image 'frame' must be an integer, got {frame!r}", request_id)
+            raise _bad(f"image 'frame' must be an integer, got {quote(frame)}", request_id)
         if not 1 <= frame <= frame_count:
             raise _bad(f"image 'frame' {frame} does not exist (payload frames are 1..{frame_count})",
                        request_id)

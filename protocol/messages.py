@@ -6,7 +6,7 @@ ignored, so a newer daemon can add fields without breaking older clients).
 ``params`` of a stylize request stays an opaque map here, and ``style_blend`` a list of
 numbers: the daemon checks their values against the engine's schema.
 
-Client data reaches error messages only in bounded form (``quote``, and every decoding
+Client data reaches error messages only in bounded form (``errors.quote``, and every decoding
 error's message is cut to ``MAX_ERROR_MESSAGE``), and a header may nest values at most
 ``MAX_NESTING`` levels deep, so a hostile header cannot flood a reply or exhaust the stack.
 """
@@ -17,28 +17,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Sequence, Union
 
-from .errors import ERROR_CODES, ErrorCode, ProtocolError
+from .errors import ErrorCode, ProtocolError, quote
 from .images import Buffer, ImageData, ImageRef
-from .wire import MAX_HEADER_BYTES, Envelope, decode, encode, peek_id
+from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, peek_id
 
 JOB_STATES = ("queued", "running")
 #: How deep a request header may nest maps and lists (the protocol itself needs 3: styles → image → field).
 MAX_NESTING = 32
-#: Longest quote of a client's value in a message, and longest message of a decoding error.
-QUOTE_LIMIT = 60
+#: Longest message of a decoding error.
 MAX_ERROR_MESSAGE = 300
-
-
-def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
-    """A client's value as an error message may show it: a scalar's repr cut to ``limit``
-    characters, a container by its type only (its repr could be huge or recurse too deep)."""
-    if isinstance(value, str):
-        text = repr(value[: limit + 1])
-    elif isinstance(value, (int, float)) or value is None:
-        text = repr(value)  # msgpack ints have at most 20 digits
-    else:
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _nesting_within(value: Any, limit: int) -> bool:
@@ -180,7 +167,7 @@ class Message:
 
     def to_frames(self) -> list[Buffer]:
         frames = _Frames()
-        header = {"v": 1, "type": self.TYPE, "id": self.id, **self._fields(frames)}
+        header = {"type": self.TYPE, "id": self.id, **self._fields(frames)}  # encode() adds "v"
         return encode(header, frames.payloads)
 
 
@@ -311,7 +298,7 @@ class JobInfo:
 class Pong(Message):
     TYPE: ClassVar[str] = "pong"
     daemon_version: str = ""
-    protocol: int = 1
+    protocol: int = PROTOCOL_VERSION
     device: str = ""
     weights_loaded: bool = False
     weights: Optional[str] = None  # what was loaded, e.g. "vgg19 (caffe)"; nil when nothing
@@ -468,10 +455,6 @@ class Error(Message):
     def _read(cls, f: _Fields) -> "Error":
         return cls(f.id, f.str("code"), f.str("message", required=False, default=""))
 
-    @property
-    def known_code(self) -> bool:
-        return self.code in ERROR_CODES
-
 
 @dataclass
 class UnknownReply(Message):
@@ -549,5 +532,5 @@ __all__ = [
     "Message", "Ping", "Status", "Stylize", "Cancel", "Pong", "StatusReply", "CancelAck", "Accepted",
     "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "JobInfo", "ImageData", "ImageRef", "Request",
     "Reply", "REQUEST_TYPES", "REPLY_TYPES", "TERMINAL_TYPES", "decode_request", "decode_reply",
-    "encode_message", "error_frames", "JOB_STATES", "MAX_NESTING", "quote",
+    "encode_message", "error_frames", "JOB_STATES", "MAX_NESTING",
 ]

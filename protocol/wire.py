@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import msgpack
 
-from .errors import ErrorCode, ProtocolError
+from .errors import ErrorCode, ProtocolError, quote
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 1 << 20  # a header is metadata only; images travel in payload frames
@@ -124,7 +124,7 @@ def decode(frames: Sequence[Any], *, max_header_bytes: int = MAX_HEADER_BYTES,
         raise ProtocolError(ErrorCode.BAD_REQUEST, "header has no 'v' (protocol version)", ident)
     if isinstance(version, bool) or version != PROTOCOL_VERSION:
         raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
-                            f"protocol version {version!r} is not supported; this end speaks {PROTOCOL_VERSION}",
+                            f"protocol version {quote(version)} is not supported; this end speaks {PROTOCOL_VERSION}",
                             ident)
     if not isinstance(header.get("type"), str) or not header["type"]:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "header 'type' must be a non-empty string", ident)

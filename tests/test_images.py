@@ -45,10 +45,11 @@ def test_a_bad_image_is_an_image_error_not_too_large(tmp_path):
 
 
 def test_the_daemon_maps_too_large_to_its_error_code():
-    from neural_style.daemon.server.decode import ImageProblem, decode_request_image
+    from neural_style.daemon.server.decode import decode_request_image
+    from neural_style.protocol.errors import CodedError
     from neural_style.protocol.images import ImageData
 
-    with pytest.raises(ImageProblem) as problem:
+    with pytest.raises(CodedError) as problem:
         decode_request_image(ImageData.png(png("RGB")), max_pixels=20)
     assert problem.value.code == "too_large"
     assert torch.is_tensor(decode_request_image(ImageData.png(png("RGB")), max_pixels=100))

@@ -202,7 +202,7 @@ def test_error_messages_quote_client_values_in_bounded_form() -> None:
             decode_request([msgpack.packb({"v": 1, **header}, use_bin_type=True), bytes(12)])
         assert err.value.request_id == "a"
         assert len(err.value.message) <= 300, err.value.message[:400]
-    from neural_style.protocol.messages import quote
+    from neural_style.protocol.errors import quote
 
     assert quote("y" * 1000) == "'" + "y" * 58 + "…" and quote(_nested(2000)) == "<list>" and quote(2.5) == "2.5"
 

@@ -127,7 +127,9 @@ BAD_INPUTS = [
     ("nothing to optimise", _frames(_stylize_header("bad", content=None, styles=[raw_image(1, 24, 24, 3)],
                                                     params={"iterations": 1, "style_weight": 0}), GOOD_STYLE),
      "bad_request", "bad"),
-    ("version nested 1000 deep", _frames({"v": _nested(1020), "type": "ping", "id": "bad"}), "bad_request", "bad"),
+    # a version that is no version at all (section 8: `v` is not 1), quoted by its type only
+    ("version nested 1000 deep", _frames({"v": _nested(1020), "type": "ping", "id": "bad"}), "unsupported_version",
+     "bad"),
     ("param nested 1000 deep", _stylize_frames(params={"iterations": _nested(1020)}), "bad_request", "bad"),
     ("image field nested 1000 deep", _stylize_frames(styles=[{**raw_image(2, 24, 24, 3), "width": _nested(1020)}]),
      "bad_request", "bad"),
@@ -257,9 +259,11 @@ def test_slow_client_gets_coalesced_previews_not_a_backlog(daemon):
     so the client later receives fewer progress messages than were produced, in order, ending
     with the final one, then exactly one result.
 
-    The client keeps sending ZMTP PINGs (which keeps the daemon's heartbeat timer satisfied) but
-    waits 60 s for PONGs: with a full receive queue its I/O thread reads nothing, so with the
-    recommended 1.5 s timeout it would drop its own connection, like a stopped process."""
+    This client stops reading at the libzmq level on purpose (RCVHWM 1; PROTOCOL.md section 7 tells
+    real clients to set RCVHWM 0, so that they never do).  It keeps sending ZMTP PINGs with a 2 s TTL
+    (so the daemon keeps its connection) and waits 60 s for PONGs: with a full receive queue its I/O
+    thread reads nothing, so a short ZMTP timeout would drop its own connection, like a stopped
+    process (which is why section 7's clients set none)."""
     iterations = 50  # the --max-iterations of this daemon
     with RawClient(daemon.endpoint, rcvhwm=1, heartbeat=(500, 60_000, 2000)) as slow, \
             RawClient(daemon.endpoint) as watcher:

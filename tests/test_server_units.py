@@ -13,7 +13,8 @@ import torch
 import zmq
 
 from neural_style.daemon.server.jobs import Job, JobQueue, JobState
-from neural_style.daemon.server.limits import Limits, Rejected, validate_stylize
+from neural_style.daemon.server.admission import admit_stylize
+from neural_style.daemon.server.limits import Limits
 from neural_style.daemon.server.outbox import Outbox, Outgoing
 from neural_style.daemon.server.reader import MessageBounds, RequestReader
 from neural_style.daemon.server.security import (
@@ -24,6 +25,7 @@ from neural_style.daemon.server.security import (
     is_local_endpoint,
 )
 from neural_style.daemon.server.style_cache import StyleTargetCache, estimate_bytes
+from neural_style.protocol.errors import CodedError
 from neural_style.protocol.images import ImageData
 from neural_style.protocol.messages import Stylize
 
@@ -228,7 +230,7 @@ def _request(**params) -> Stylize:
 
 
 def test_limits_accept_a_normal_request():
-    request = validate_stylize(_request(iterations=10, style_layers=["relu1_1"]), Limits())
+    request = admit_stylize(_request(iterations=10, style_layers=["relu1_1"]), Limits())
     assert request.params.iterations == 10 and request.params.style_layers == ("relu1_1",)
 
 
@@ -241,26 +243,26 @@ def test_limits_accept_a_normal_request():
     ({"optimiser": "adam"}, "bad_request", "optimiser"),
 ])
 def test_limits_reject_params(params, code, words):
-    with pytest.raises(Rejected) as err:
-        validate_stylize(_request(**params), Limits())
+    with pytest.raises(CodedError) as err:
+        admit_stylize(_request(**params), Limits())
     assert err.value.code == code and words in err.value.message
 
 
 def test_limits_probe_encoded_images_without_decoding():
     ok = Stylize("id", ImageData.png(png_bytes(40, 30)), [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], {})
-    validate_stylize(ok, Limits(max_pixels=40 * 30))
-    with pytest.raises(Rejected) as err:
-        validate_stylize(ok, Limits(max_pixels=40 * 30 - 1))
+    admit_stylize(ok, Limits(max_pixels=40 * 30))
+    with pytest.raises(CodedError) as err:
+        admit_stylize(ok, Limits(max_pixels=40 * 30 - 1))
     assert err.value.code == "too_large"
     wrong_hint = Stylize("id", ImageData(png_bytes(40, 30), 41, 30, None, "png"),
                          [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], {})
-    with pytest.raises(Rejected, match="41x30"):
-        validate_stylize(wrong_hint, Limits())
+    with pytest.raises(CodedError, match="41x30"):
+        admit_stylize(wrong_hint, Limits())
 
 
 # ---------------------------------------------------------------------- job queue
 def _job(name: str) -> Job:
-    return Job(client=b"c", request_id=name, request=validate_stylize(_request(iterations=1), Limits()))
+    return Job(client=b"c", request_id=name, request=admit_stylize(_request(iterations=1), Limits()))
 
 
 def test_job_queue_is_bounded_fifo_and_closable():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .main import add_serve_arguments, serve
+from .main import SERVE_HELP, add_serve_arguments, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m neural_style.daemon.server",
-                                     description="Run the warm Neural Style daemon until SIGINT, SIGTERM or SIGHUP.")
+                                     description=SERVE_HELP[0].upper() + SERVE_HELP[1:] + ".")
     group = parser.add_argument_group("model")
     group.add_argument("--weights", metavar="PATH|random", help="VGG19 weights file, or 'random'")
     group.add_argument("--weights-format", choices=("torchvision", "caffe"), default="torchvision")

@@ -5,7 +5,7 @@ happens in the loop (a decompression bomb is refused before ``accepted``);
 inflating pixels and converting to float tensors is not, so the worker does it
 when the job starts.  The actual conversions are the lead's
 ``neural_style.daemon.images`` functions; this module adds the daemon's error
-mapping (``ImageProblem`` carries a protocol error code) and the pixel limit.
+mapping (a ``CodedError`` carries the protocol's error code) and the pixel limit.
 
 The daemon never opens a file a request names: images arrive as bytes only.
 """
@@ -18,21 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from neural_style.protocol.errors import ErrorCode
+from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.images import ImageData
 
 if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI import this without it
     import torch
 
-__all__ = ["ImageProblem", "probe", "decode_request_image", "encode_result"]
-
-
-class ImageProblem(ValueError):
-    """An image in a request that the daemon cannot use; ``code`` is the protocol error code."""
-
-    def __init__(self, code: ErrorCode | str, message: str) -> None:
-        super().__init__(message)
-        self.code = code.value if isinstance(code, ErrorCode) else str(code)
+__all__ = ["probe", "decode_request_image", "encode_result"]
 
 
 def _buffer(payload: Any) -> memoryview:
@@ -51,11 +43,11 @@ def probe(payload: Any, encoding: str, max_pixels: int) -> tuple[int, int]:
             with Image.open(io.BytesIO(_buffer(payload)), formats=[encoding.upper()]) as im:
                 width, height = im.size
     except Image.DecompressionBombError as exc:
-        raise ImageProblem(ErrorCode.TOO_LARGE, f"refused as a decompression bomb: {exc}") from None
+        raise CodedError(ErrorCode.TOO_LARGE, f"refused as a decompression bomb: {exc}") from None
     except Exception as exc:  # Pillow raises many types for broken data
-        raise ImageProblem(ErrorCode.BAD_REQUEST, f"not a readable {encoding} image: {exc}") from None
+        raise CodedError(ErrorCode.BAD_REQUEST, f"not a readable {encoding} image: {exc}") from None
     if width * height > max_pixels:
-        raise ImageProblem(ErrorCode.TOO_LARGE,
+        raise CodedError(ErrorCode.TOO_LARGE,
                            f"{encoding} image is {width}x{height} = {width * height} pixels; "
                            f"this daemon accepts at most {max_pixels} pixels per image")
     return width, height
@@ -71,13 +63,13 @@ def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
         try:
             return images.tensor_from_bytes(_buffer(payload), ref.width, ref.height, ref.channels)
         except (ValueError, TypeError) as exc:
-            raise ImageProblem(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
+            raise CodedError(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
     try:
         return images.decode_image(bytes(_buffer(payload)), max_pixels)
     except images.ImageTooLarge as exc:
-        raise ImageProblem(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}") from None
+        raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}") from None
     except images.ImageError as exc:
-        raise ImageProblem(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}") from None
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}") from None
 
 
 def encode_result(image: torch.Tensor) -> tuple[bytes, int, int, int]:

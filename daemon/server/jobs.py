@@ -15,9 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator
-
-from .limits import StylizeRequest
+from .stylize_request import StylizeRequest
 
 __all__ = ["JobState", "Job", "JobQueue", "JobTimings"]
 
@@ -141,20 +139,6 @@ class JobQueue:
             self._cond.notify_all()
             return jobs
 
-    def snapshot(self) -> list[Job]:
-        with self._cond:
-            return list(self._jobs)
-
-    def position(self, job: Job) -> int | None:
-        with self._cond:
-            for i, queued in enumerate(self._jobs, start=1):
-                if queued is job:
-                    return i
-        return None
-
     def __len__(self) -> int:
         with self._cond:
             return len(self._jobs)
-
-    def __iter__(self) -> Iterator[Job]:
-        return iter(self.snapshot())

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import zmq
 
-from neural_style.protocol.endpoint import default_endpoint
+from neural_style.daemon.exit_codes import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
+from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
 
 from .bind import EndpointBusy, RouterSettings, bind_router
 from .jobs import JobQueue
@@ -33,14 +34,14 @@ from .style_cache import StyleTargetCache
 from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import ModelSettings, Worker
 
-__all__ = ["ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
+__all__ = ["SERVE_HELP", "ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
 
 log = logging.getLogger("neural_style.daemon.server")
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_OPTIONS = 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal that started us closed
+#: What ``serve`` does, for ``--help`` (``neural-style serve`` and ``python -m neural_style.daemon.server``).
+SERVE_HELP = (f"run the warm daemon (ZeroMQ) until {', '.join(s.name for s in STOP_SIGNALS[:-1])} or "
+              f"{STOP_SIGNALS[-1].name} (a closing terminal), then cancel its jobs and exit cleanly")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def serve(args: argparse.Namespace) -> int:
         file_handler = _configure_logging(getattr(args, "log_file", None))
     except OSError as exc:
         log.error("cannot open the log file: %s", exc)
-        return EXIT_BAD_OPTIONS
+        return EXIT_BAD_INPUT
     try:
         return _serve(args)
     finally:
@@ -191,7 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         log.error("bad daemon options: %s", exc)
-        return EXIT_BAD_OPTIONS
+        return EXIT_BAD_INPUT
     config.model.threads.prepare_environment()  # before anything imports torch
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
@@ -201,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
         if stop.is_set():
             log.warning("second %s: exiting now, without waiting for jobs", signal.Signals(signum).name)
             logging.shutdown()
-            os._exit(EXIT_FAILED)
+            os._exit(EXIT_INTERNAL)
         log.info("%s: cancelling jobs and shutting down", signal.Signals(signum).name)
         stop.set()
 
@@ -224,7 +225,7 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         check_bind_allowed(config.bind, config.security)
     except SecurityError as exc:
         log.error("%s", exc)
-        return EXIT_BAD_OPTIONS
+        return EXIT_BAD_INPUT
     ctx = zmq.Context()
     try:
         sock, curve, lock = bind_router(ctx, config.bind, RouterSettings(config.limits.max_message_bytes,
@@ -233,16 +234,16 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     except SecurityError as exc:
         log.error("%s", exc)
         ctx.term()
-        return EXIT_BAD_OPTIONS
+        return EXIT_BAD_INPUT
     except EndpointBusy as exc:
         log.error("cannot listen on %s: another daemon is running there (%s)", config.bind, exc)
         ctx.term()
-        return EXIT_FAILED
+        return EXIT_INTERNAL
     except (zmq.ZMQError, OSError) as exc:
         hint = " (is another daemon running there?)" if getattr(exc, "errno", None) == zmq.EADDRINUSE else ""
         log.error("cannot listen on %s: %s%s", config.bind, exc, hint)
         ctx.term()
-        return EXIT_FAILED
+        return EXIT_INTERNAL
 
     wake_endpoint = f"inproc://neural-style-wake-{id(ctx):x}"
     wake = ctx.socket(zmq.PAIR)
@@ -254,8 +255,8 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
     router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device,
                     config.outbox_cap)
-    log.info("neural-style daemon %s listening on %s%s (protocol 1); loading %s weights on %s",
-             daemon_version(), config.bind, " with CURVE" if curve is not None else "",
+    log.info("neural-style daemon %s listening on %s%s (protocol %d); loading %s weights on %s",
+             daemon_version(), config.bind, " with CURVE" if curve is not None else "", PROTOCOL_VERSION,
              config.model.weights or "default", config.model.device)
     worker.start()
     code = EXIT_OK
@@ -263,7 +264,7 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         router.serve(stop)
     except Exception:
         log.exception("the socket loop failed")
-        code = EXIT_FAILED
+        code = EXIT_INTERNAL
     finally:
         started = time.monotonic()
         router.shutdown(grace=config.shutdown_grace)

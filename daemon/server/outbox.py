@@ -25,6 +25,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
+from neural_style.protocol.messages import TERMINAL_TYPES, Message
+
 __all__ = ["Outgoing", "Outbox", "COALESCED_TYPES", "DEFAULT_OUTBOX_CAP"]
 
 COALESCED_TYPES = frozenset({"progress", "heartbeat"})
@@ -33,12 +35,22 @@ DEFAULT_OUTBOX_CAP = 32  # droppable replies waiting per connection; also the le
 
 @dataclass
 class Outgoing:
-    """One message waiting to be sent to a connection."""
+    """One encoded message for a connection: its frames, and what the outbox needs to know of them."""
 
     kind: str  # the message type ("progress", "result", ...)
     request_id: str
     frames: Sequence[Any]
     essential: bool = False  # a job's accepted or terminal message: never dropped
+
+    @classmethod
+    def of(cls, message: Message, essential: bool = False) -> "Outgoing":
+        """``message`` encoded, ready to send (images stay uncopied in the frames)."""
+        return cls(message.TYPE, message.id, message.to_frames(), essential)
+
+    @property
+    def terminal(self) -> bool:
+        """A ``result`` or ``error``: the last message of its request."""
+        return self.kind in TERMINAL_TYPES
 
     @property
     def coalesced(self) -> bool:

@@ -4,7 +4,8 @@ Why it is separate from the worker: ``ping``, ``status`` and ``cancel`` must be
 answered at once while a job runs, and heartbeats must keep flowing so that a
 vanished client is noticed (docs/PROTOCOL.md, section 7).  This thread owns the
 ROUTER and the wake-up PAIR socket; it never runs tensor code.  The worker
-reports through a thread-safe queue and pokes the PAIR socket.
+reports through a thread-safe queue of ``WorkerEvent`` (``events.py``), each job
+message built and encoded already, and pokes the PAIR socket; the loop routes them.
 
 No client can hold the loop: requests are read within a budget of frames and
 messages per round (``reader.py``), and what a client does not read waits in its
@@ -18,13 +19,11 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 import zmq
 
-from neural_style.protocol.errors import ErrorCode, ProtocolError
+from neural_style.protocol.errors import CodedError, ErrorCode, ProtocolError
 from neural_style.protocol.heartbeat import HEARTBEAT_INTERVAL
-from neural_style.protocol.images import ImageData
 from neural_style.protocol.messages import (
     Accepted,
     Cancel,
@@ -32,47 +31,32 @@ from neural_style.protocol.messages import (
     Error,
     Heartbeat,
     JobInfo,
-    Loss,
     Message,
     Ping,
     Pong,
-    Progress,
-    Result,
     Status,
     StatusReply,
     Stylize,
     decode_request,
 )
+from neural_style.protocol.wire import PROTOCOL_VERSION
 
+from .admission import admit_stylize
+from .events import ModelState, WorkerEvent
 from .jobs import Job, JobQueue, JobState
-from .limits import Limits, Rejected, validate_stylize
+from .limits import Limits
 from .outbox import DEFAULT_OUTBOX_CAP, Outbox, Outgoing
 from .reader import Incoming, MessageBounds, RequestReader
 from .style_cache import StyleTargetCache
-from .worker import JobFinished, JobProgress, JobStarted, ModelFailed, ModelReady, Worker
+from .worker import Worker
 
-__all__ = ["ModelState", "Router"]
+__all__ = ["Router"]
 
 log = logging.getLogger("neural_style.daemon.server")
 
 SHUTDOWN_MESSAGE = "the daemon is shutting down"
 FRAMES_PER_ROUND = 20_000  # about 30 ms of reading (1.5 µs a frame) before heartbeats and sends get a turn
 MESSAGES_PER_ROUND = 64
-
-
-def request_bounds(limits: Limits) -> MessageBounds:
-    """A request is a header, a content image and up to ``max_styles`` style images."""
-    return MessageBounds(max_frames=2 + limits.max_styles, max_bytes=limits.max_message_bytes)
-
-
-@dataclass
-class ModelState:
-    """What the loop knows about the worker's model (for ``pong`` and ``no_weights``)."""
-
-    loaded: bool = False
-    failed: str | None = None  # the loader's message when there are no weights
-    device: str = ""
-    description: str | None = None
 
 
 class Router:
@@ -82,7 +66,7 @@ class Router:
                  limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str,
                  outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
         self.sock = sock
-        self.reader = RequestReader(sock, request_bounds(limits))
+        self.reader = RequestReader(sock, MessageBounds(limits.max_request_frames, limits.max_message_bytes))
         self.outbox_cap = outbox_cap
         self.wake = wake
         self.jobs = jobs
@@ -92,11 +76,18 @@ class Router:
         self.daemon_version = daemon_version
         self.model = ModelState(device=device_hint)
         self.unfinished: dict[tuple[bytes, str], Job] = {}  # queued or running, by (client, id)
-        self.running: Job | None = None
         self.outboxes: dict[bytes, Outbox] = {}
         self._next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
         self._vanishing: set[bytes] = set()  # connections being cleaned up: nothing can reach them
         self.jobs_done = 0
+
+    @property
+    def running(self) -> Job | None:
+        """The unfinished job the worker has taken (``JobQueue.take`` marks it running), if any."""
+        for job in self.unfinished.values():
+            if job.state is JobState.RUNNING:
+                return job
+        return None
 
     # ================================================================== main loop
     def serve(self, stop: threading.Event) -> None:
@@ -108,7 +99,7 @@ class Router:
             ready = dict(poller.poll(timeout * 1000))
             if self.wake in ready:
                 self._drain_wake()
-            self._handle_events()
+            self._route_events()
             if self.sock in ready or self.reader.mid_message:
                 self._receive_some()
             now = time.monotonic()
@@ -172,25 +163,27 @@ class Router:
         self._reply(client, Error(request_id or "", code, message))
 
     def _pong(self, request_id: str) -> Pong:
-        return Pong(request_id, daemon_version=self.daemon_version, protocol=1, device=self.model.device,
+        return Pong(request_id, daemon_version=self.daemon_version, protocol=PROTOCOL_VERSION, device=self.model.device,
                     weights_loaded=self.model.loaded, weights=self.model.description,
                     queue_length=len(self.unfinished), limits=self.limits.describe())
 
     def _job_info(self, job: Job, position: int, client: bytes) -> JobInfo:
         """A job as ``status`` shows it to ``client``: another connection's job keeps its progress (a
         queued client can tell how long it will wait) but not its id (PROTOCOL.md section 5)."""
-        state = "running" if job is self.running else "queued"
+        running = job.state is JobState.RUNNING
+        state = "running" if running else "queued"
         started = job.timings.started
-        elapsed = time.monotonic() - started if started is not None and job is self.running else 0.0
+        elapsed = time.monotonic() - started if started is not None and running else 0.0
         request_id = job.request_id if job.client == client else ""
         return JobInfo(request_id, state, position, job.iteration, job.iterations, elapsed)
 
     def _status(self, client: bytes, request_id: str) -> StatusReply:
-        offset = 1 if self.running is not None else 0
-        queued = [j for j in self.unfinished.values() if j is not self.running]
+        running = self.running
+        offset = 1 if running is not None else 0
+        queued = [j for j in self.unfinished.values() if j is not running]
         queued.sort(key=lambda j: j.serial)
         return StatusReply(request_id,
-                           self._job_info(self.running, 0, client) if self.running is not None else None,
+                           self._job_info(running, 0, client) if running is not None else None,
                            [self._job_info(j, offset + i, client) for i, j in enumerate(queued)])
 
     def _position(self, job: Job) -> int:
@@ -211,8 +204,7 @@ class Router:
         """Stop ``job``: a queued one ends here at once, a running one at its next iteration."""
         job.cancel(reason)
         if self.jobs.remove(job):
-            job.state = JobState.DONE
-            self._finish(job, Error(job.request_id, ErrorCode.CANCELLED.value, reason), "cancelled")
+            self._end(job, ErrorCode.CANCELLED, reason)
 
     def _stylize(self, client: bytes, request: Stylize) -> None:
         key = (client, request.id)
@@ -230,11 +222,11 @@ class Router:
             self._reject(client, request.id, ErrorCode.NO_WEIGHTS.value, self.model.failed)
             return
         try:
-            validated = validate_stylize(request, self.limits)
-        except Rejected as exc:
+            admitted = admit_stylize(request, self.limits)
+        except CodedError as exc:
             self._reject(client, request.id, exc.code, exc.message)
             return
-        job = Job(client=client, request_id=request.id, request=validated)
+        job = Job(client=client, request_id=request.id, request=admitted)
         # max_queue counts jobs waiting behind the running one: with max_queue 0 an idle daemon
         # still takes a job
         if len(self.unfinished) > self.limits.max_queue or self.jobs.put(job) is None:
@@ -244,82 +236,57 @@ class Router:
         self.unfinished[key] = job
         position = self._position(job)
         log.info("%s accepted at position %d: %d iterations at size %s, %d style(s)%s", job.label(), position,
-                 validated.params.iterations, validated.params.size, len(validated.styles),
-                 "" if validated.content is not None else ", texture synthesis")
+                 admitted.params.iterations, admitted.params.size, len(admitted.styles),
+                 "" if admitted.content is not None else ", texture synthesis")
         self._reply(client, Accepted(request.id, position), essential=True)
 
     # ================================================================== worker events
-    def _handle_events(self) -> None:
+    def _route_events(self) -> None:
+        """Route what the worker reported: its messages are built and encoded already (``events.py``)."""
         events = self.worker.events
         while True:
             try:
                 event = events.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(event, JobProgress):
-                self._on_progress(event)
-            elif isinstance(event, JobFinished):
-                self._on_finished(event)
-            elif isinstance(event, JobStarted):
-                self.running = event.job
-            elif isinstance(event, ModelReady):
-                self.model = ModelState(loaded=True, device=event.device, description=event.description)
-            elif isinstance(event, ModelFailed):
-                self.model = ModelState(loaded=False, failed=event.message, device=self.model.device)
+            self._route_event(event)
 
-    def _on_progress(self, event: JobProgress) -> None:
-        job = event.job
-        if job.terminal_sent:
+    def _route_event(self, event: WorkerEvent) -> None:
+        if event.model is not None:
+            self.model = event.model
             return
-        job.iteration = event.iteration
-        image = ImageData.raw(*event.preview) if event.preview is not None else None
-        self._reply(job.client, Progress(job.request_id, event.iteration, event.iterations, Loss(**event.loss),
-                                         event.elapsed, image))
-
-    def _on_finished(self, event: JobFinished) -> None:
-        job = event.job
-        if self.running is job:
-            self.running = None
-        job.state = JobState.DONE
-        if event.error_code is not None:
-            message: Message = Error(job.request_id, event.error_code, event.error_message)
-            outcome = event.error_code
+        job, message = event.job, event.message
+        assert job is not None and message is not None
+        if job.terminal_sent:  # the loop ended it already (a shutdown past its grace): nothing follows
+            return
+        if message.terminal:
+            self._finish(job, message, event.outcome, event.detail)
         else:
-            assert event.image is not None
-            message = Result(job.request_id, ImageData.raw(*event.image), Loss(**event.loss), event.iterations,
-                             event.elapsed, event.cache_hits, event.cache_misses)
-            outcome = "result"
-        if job.iteration < event.iterations:
-            job.iteration = event.iterations
-        self._finish(job, message, outcome, event)
+            self._route(job.client, message)
 
-    def _finish(self, job: Job, message: Message, outcome: str, event: JobFinished | None = None) -> None:
-        """Queue the single terminal message of ``job`` and log its one line."""
+    def _end(self, job: Job, code: ErrorCode, reason: str) -> None:
+        """End ``job`` from the loop (it never reached the worker, or the worker did not stop in time)."""
+        self._finish(job, Outgoing.of(Error(job.request_id, code.value, reason), essential=True), code.value,
+                     f": {reason}")
+
+    def _finish(self, job: Job, message: Outgoing, outcome: str, detail: str) -> None:
+        """Route the single terminal message of ``job`` and log its one line."""
         self.unfinished.pop(job.key, None)
-        if job.terminal_sent:  # pragma: no cover - guarded by the callers; never send two
-            log.error("%s: a second terminal message (%s) was suppressed", job.label(), outcome)
-            return
+        job.state = JobState.DONE
         job.terminal_sent = True
         self.jobs_done += 1
-        detail = ""
-        if event is not None and event.error_code is None:
-            rate = event.iterations / event.elapsed if event.elapsed > 0 else 0.0
-            w, h = (event.image[1], event.image[2]) if event.image else (0, 0)
-            cache = self.cache.stats()
-            detail = (f"; {event.iterations} iterations ({rate:.2f} it/s) at {w}x{h}, loss {event.loss.get('total', 0):.4g}, "
-                      f"style cache {event.cache_hits} hit(s) {event.cache_misses} miss(es) "
-                      f"[{cache.entries} entries, {cache.bytes / 2**20:.1f} MiB]")
-        elif isinstance(message, Error):
-            detail = f": {message.message}"
         log.info("%s %s: %s%s", job.label(), outcome, job.timings.summary(), detail)
-        self._reply(job.client, message, essential=True)
+        self._route(job.client, message)
 
     # ================================================================== sending
     def _reply(self, client: bytes, message: Message, essential: bool = False) -> None:
-        """Send or queue ``message``; ``essential``: a job's accepted or terminal message, never dropped."""
+        """Encode a message of the loop's own and route it; ``essential``: a job's ``accepted``, never dropped."""
+        self._route(client, Outgoing.of(message, essential))
+
+    def _route(self, client: bytes, item: Outgoing) -> None:
+        """Send ``item`` to ``client`` now, or queue it in the client's outbox when libzmq's queue is full."""
         if client in self._vanishing:  # e.g. the `cancelled` errors of a vanished client's jobs
             return
-        item = Outgoing(message.TYPE, message.id, message.to_frames(), essential)
         outbox = self.outboxes.get(client)
         if not outbox:  # the usual case: straight to libzmq, which queues up to SNDHWM messages itself
             if self._send(client, item) != "full":
@@ -336,8 +303,9 @@ class Router:
         for job in list(self.unfinished.values()):
             if job.terminal_sent:
                 continue
-            state = "running" if job is self.running else "queued"
-            self._reply(job.client, Heartbeat(job.request_id, state, 0 if state == "running" else self._position(job)))
+            running = job.state is JobState.RUNNING
+            self._reply(job.client, Heartbeat(job.request_id, "running" if running else "queued",
+                                              0 if running else self._position(job)))
 
     def _flush(self) -> None:
         for client, outbox in list(self.outboxes.items()):
@@ -399,8 +367,7 @@ class Router:
         then give the outgoing messages up to ``flush`` s to leave."""
         for job in self.jobs.drain():
             job.cancel(SHUTDOWN_MESSAGE)
-            job.state = JobState.DONE
-            self._finish(job, Error(job.request_id, ErrorCode.CANCELLED.value, SHUTDOWN_MESSAGE), "cancelled")
+            self._end(job, ErrorCode.CANCELLED, SHUTDOWN_MESSAGE)
         for job in list(self.unfinished.values()):
             job.cancel(SHUTDOWN_MESSAGE)
         self.worker.stop()
@@ -410,11 +377,11 @@ class Router:
         while self.unfinished and time.monotonic() < deadline:
             if poller.poll(50):
                 self._drain_wake()
-            self._handle_events()
+            self._route_events()
             self._flush()
         for job in list(self.unfinished.values()):  # the worker did not stop in time
             log.warning("%s did not stop within %.1fs", job.label(), grace)
-            self._finish(job, Error(job.request_id, ErrorCode.CANCELLED.value, SHUTDOWN_MESSAGE), "cancelled")
+            self._end(job, ErrorCode.CANCELLED, SHUTDOWN_MESSAGE)
         deadline = time.monotonic() + flush
         while any(self.outboxes.values()) and time.monotonic() < deadline:
             self._flush()

@@ -3,7 +3,8 @@
 Why one thread: a GPU (or the CPU's cores) does one style transfer at a time
 best, CUDA state belongs to the thread that made it, and running jobs strictly
 in order makes queue positions honest.  The worker never touches the ROUTER
-socket: it reports through ``events`` (a thread-safe queue) and pokes the
+socket: it reports through ``events`` (a thread-safe queue of ``WorkerEvent``,
+each job message already built and encoded here, see ``events.py``) and pokes the
 socket loop awake over an ``inproc`` PAIR socket that only this thread uses.
 """
 
@@ -14,22 +15,22 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 import zmq
 
 from neural_style.daemon.errors import WeightsNotFound
-from neural_style.protocol.errors import ErrorCode
+from neural_style.protocol.errors import CodedError, ErrorCode, code_value
+from neural_style.protocol.images import ImageData
+from neural_style.protocol.messages import Error, Loss, Progress, Result
 
-from .decode import ImageProblem, decode_request_image, encode_result
+from .decode import decode_request_image, encode_result
+from .events import JobMessage, ModelState, WorkerEvent
 from .jobs import Job, JobQueue
 from .style_cache import StyleTargetCache
 from .threads import ThreadController, ThreadPolicy
 
-__all__ = [
-    "ModelSettings", "ModelReady", "ModelFailed", "JobStarted", "JobProgress", "JobFinished",
-    "Event", "Worker",
-]
+__all__ = ["ModelSettings", "Worker"]
 
 log = logging.getLogger("neural_style.daemon.server.worker")
 
@@ -44,51 +45,6 @@ class ModelSettings:
     seed: int = 0
     threads: ThreadPolicy = field(default_factory=ThreadPolicy)
 
-
-# ------------------------------------------------------------------ events to the socket loop
-@dataclass
-class ModelReady:
-    device: str
-    description: str
-
-
-@dataclass
-class ModelFailed:
-    code: str
-    message: str
-
-
-@dataclass
-class JobStarted:
-    job: Job
-
-
-@dataclass
-class JobProgress:
-    job: Job
-    iteration: int
-    iterations: int
-    loss: dict[str, float]
-    elapsed: float
-    preview: tuple[bytes, int, int, int] | None = None
-
-
-@dataclass
-class JobFinished:
-    """Terminal outcome: ``image`` and the result fields, or ``error_code`` and ``error_message``."""
-
-    job: Job
-    image: tuple[bytes, int, int, int] | None = None
-    loss: dict[str, float] = field(default_factory=dict)
-    iterations: int = 0
-    elapsed: float = 0.0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    error_code: str | None = None
-    error_message: str = ""
-
-
-Event = Union[ModelReady, ModelFailed, JobStarted, JobProgress, JobFinished]
 
 Loader = Callable[[ModelSettings], Any]
 
@@ -109,12 +65,12 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 class Worker(threading.Thread):
-    """Runs ``JobQueue`` jobs on the model; every job it takes ends in one ``JobFinished``."""
+    """Runs ``JobQueue`` jobs on the model; every job it takes ends in one terminal ``WorkerEvent``."""
 
     def __init__(self, ctx: zmq.Context, wake_endpoint: str, jobs: JobQueue, settings: ModelSettings,
                  cache: StyleTargetCache, max_pixels: int, loader: Loader = default_loader) -> None:
         super().__init__(name="neural-style-worker", daemon=True)
-        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.events: queue.SimpleQueue[WorkerEvent] = queue.SimpleQueue()
         self._ctx = ctx
         self._wake_endpoint = wake_endpoint
         self._jobs = jobs
@@ -150,7 +106,7 @@ class Worker(threading.Thread):
         finally:
             self._wake.close()
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: WorkerEvent) -> None:
         self.events.put(event)
         try:
             assert self._wake is not None
@@ -167,7 +123,8 @@ class Worker(threading.Thread):
                 log.error("no VGG19 weights: %s", exc)
             else:
                 log.exception("loading the model failed")
-            self._emit(ModelFailed(ErrorCode.NO_WEIGHTS.value, str(exc) or type(exc).__name__))
+            self._emit(WorkerEvent.model_changed(ModelState(failed=str(exc) or type(exc).__name__,
+                                                            device=self._settings.device)))
             return False
         loaded = time.monotonic()
         self._warm_up()
@@ -175,7 +132,7 @@ class Worker(threading.Thread):
         description = str(getattr(self.model, "description", "") or "vgg19")
         log.info("model ready on %s: loaded in %.2fs, warmed up in %.2fs: %s", device, loaded - started,
                  time.monotonic() - loaded, description)
-        self._emit(ModelReady(device, description))
+        self._emit(WorkerEvent.model_changed(ModelState(loaded=True, device=device, description=description)))
         return True
 
     def _warm_up(self) -> None:
@@ -202,21 +159,22 @@ class Worker(threading.Thread):
             job = self._jobs.take(timeout=0.2)
             if job is not None:
                 job.timings.started = time.monotonic()
-                self._emit(JobFinished(job, error_code=ErrorCode.NO_WEIGHTS.value,
-                                       error_message="the daemon has no VGG19 weights loaded"))
+                self._fail(job, ErrorCode.NO_WEIGHTS, "the daemon has no VGG19 weights loaded")
 
     def _should_stop(self, job: Job) -> bool:
         return job.cancel_event.is_set() or self._shutdown.is_set()
+
+    def _send(self, job: Job, message: JobMessage, detail: str = "") -> None:
+        """Build the event of ``message`` (encoded here, routed by the loop) and hand it over."""
+        self._emit(WorkerEvent.for_job(job, message, detail))
 
     def _run_job(self, job: Job) -> None:
         from neural_style.daemon.engine import Cancelled, ParamError, stylize
 
         job.timings.started = time.monotonic()
         if self._should_stop(job):
-            self._emit(JobFinished(job, error_code=ErrorCode.CANCELLED.value,
-                                   error_message=job.cancel_reason or "the daemon is shutting down"))
+            self._fail(job, ErrorCode.CANCELLED, job.cancel_reason or "the daemon is shutting down")
             return
-        self._emit(JobStarted(job))
         request = job.request
         try:
             content = (decode_request_image(request.content, self._max_pixels)
@@ -228,24 +186,22 @@ class Worker(threading.Thread):
             request.content, request.styles = None, []
 
             def on_progress(progress: Any) -> None:
-                preview = encode_result(progress.image) if progress.image is not None else None
-                self._emit(JobProgress(job, progress.iteration, progress.iterations,
-                                       progress.loss.as_dict(), progress.elapsed, preview))
+                job.iteration = progress.iteration  # read by the loop for status
+                preview = ImageData.raw(*encode_result(progress.image)) if progress.image is not None else None
+                self._send(job, Progress(job.request_id, progress.iteration, progress.iterations,
+                                         Loss(**progress.loss.as_dict()), progress.elapsed, preview))
 
             result = stylize(self.model, content, styles, request.params, style_blend=request.style_blend,
                              on_progress=on_progress,
                              should_stop=lambda: self._should_stop(job), target_cache=self._cache)
-            image = encode_result(result.image)
+            image = ImageData.raw(*encode_result(result.image))
         except Cancelled as exc:
             reason = job.cancel_reason or "the daemon is shutting down"
-            self._finish(job, JobFinished(job, error_code=ErrorCode.CANCELLED.value,
-                                          error_message=f"{reason} (after {exc.iteration} iterations)",
-                                          iterations=exc.iteration))
-        except ImageProblem as exc:
-            self._finish(job, JobFinished(job, error_code=exc.code, error_message=str(exc)))
+            self._fail(job, ErrorCode.CANCELLED, f"{reason} (after {exc.iteration} iterations)")
+        except CodedError as exc:  # an image the daemon cannot use
+            self._fail(job, exc.code, exc.message)
         except ParamError as exc:
-            self._finish(job, JobFinished(job, error_code=ErrorCode.BAD_REQUEST.value,
-                                          error_message=f"params: {exc}"))
+            self._fail(job, ErrorCode.BAD_REQUEST, f"params: {exc}")
         except Exception as exc:
             if _is_out_of_memory(exc):
                 log.error("%s ran out of memory: %s", job.label(), exc)
@@ -253,15 +209,25 @@ class Worker(threading.Thread):
             else:
                 log.exception("%s failed", job.label())
                 message = f"{type(exc).__name__}: {exc}"
-            self._finish(job, JobFinished(job, error_code=ErrorCode.INTERNAL.value, error_message=message))
+            self._fail(job, ErrorCode.INTERNAL, message)
         else:
-            self._finish(job, JobFinished(job, image=image, loss=result.loss.as_dict(),
-                                          iterations=result.iterations, elapsed=result.elapsed,
-                                          cache_hits=result.style_cache_hits,
-                                          cache_misses=result.style_cache_misses))
+            self._stop_clock(job, result.iterations)
+            rate = result.iterations / result.elapsed if result.elapsed > 0 else 0.0
+            cache = self._cache.stats()
+            detail = (f"; {result.iterations} iterations ({rate:.2f} it/s) at {image.width}x{image.height}, "
+                      f"loss {result.loss.total:.4g}, style cache {result.style_cache_hits} hit(s) "
+                      f"{result.style_cache_misses} miss(es) [{cache.entries} entries, {cache.bytes / 2**20:.1f} MiB]")
+            self._send(job, Result(job.request_id, image, Loss(**result.loss.as_dict()), result.iterations,
+                                   result.elapsed, result.style_cache_hits, result.style_cache_misses), detail)
 
-    def _finish(self, job: Job, event: JobFinished) -> None:
+    def _fail(self, job: Job, code: ErrorCode | str, message: str) -> None:
+        """End ``job`` with an ``error``."""
+        self._stop_clock(job)
+        self._send(job, Error(job.request_id, code_value(code), message), f": {message}")
+
+    @staticmethod
+    def _stop_clock(job: Job, iterations: int = 0) -> None:
         job.timings.finished = time.monotonic()
         if job.timings.decoded is None:
             job.timings.decoded = job.timings.finished
-        self._emit(event)
+        job.iteration = max(job.iteration, iterations)
