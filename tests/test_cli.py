@@ -1,6 +1,7 @@
 """The neural-style command as a user runs it: real processes, real files, one message per mistake."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,14 +150,19 @@ def test_the_options_are_derived_from_the_parameter_schema(capsys):
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args([command, "--help"])
         helps[command] = " ".join(capsys.readouterr().out.split())
+    def offers(command: str, option: str) -> bool:
+        return re.search(re.escape(option) + r"(?![\w-])", helps[command]) is not None  # --preview ≠ --preview-size
+
     for spec in (*PARAM_SPECS.values(), STYLE_BLEND):
         option = "--" + spec.name.replace("_", "-")
         if not spec.cli:
-            assert option not in helps["stylize"] and option not in helps["reconstruct"]
+            assert not offers("stylize", option) and not offers("reconstruct", option)
             continue
-        assert (option in helps["stylize"]) is not spec.texture_only, option
-        assert option in helps["reconstruct"], option
+        assert offers("stylize", option) is not spec.texture_only, option
+        assert offers("reconstruct", option), option
         assert f"(default: {spec.default_text()})" in helps["reconstruct"], option
+        if spec.zero_means:
+            assert f"0: {spec.zero_means}" in helps["stylize"], option
     assert "{lbfgs,adam}" in helps["stylize"]
 
     args = cli.build_parser().parse_args(
@@ -166,6 +172,17 @@ def test_the_options_are_derived_from_the_parameter_schema(capsys):
                                                      style_layer_weights=(1.0, 2.0), preserve_color=True,
                                                      optimizer="adam")
     assert args.style_blend == (3.0,)
+    for given, size in ((["--native"], 0), (["--size", "0"], 0), (["--size", "300"], 300)):
+        args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", *given])
+        assert cli.params_from_args(args).size == size
+    for text, mebibytes in (("2G", 2048), ("512M", 512), ("1.5GiB", 1536), ("300", 300), ("0", 0)):
+        args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--max-memory", text])
+        assert cli.params_from_args(args).max_memory == mebibytes, text
+    for wrong in ("2X", "lots", "-1G"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--max-memory", wrong])
+    assert "expected a memory size" in capsys.readouterr().err
+    assert "auto|cpu|cuda|mps" in helps["stylize"] and "ROCm" in helps["stylize"]
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--width", "40"])
     capsys.readouterr()
