@@ -53,6 +53,21 @@ def test_alpha_survives_the_command_line(images, tmp_path):
         assert result.getchannel("A").tobytes() == source.getchannel("A").tobytes()
 
 
+def test_native_size_with_a_memory_cap_shows_the_plan_and_the_scales(images, tmp_path):
+    """--native: the content's own size (56×40 here, above --size's meaning of nothing); --scales 2 runs
+    coarse to fine with the scale in the progress lines; the plan is logged before the first iteration."""
+    out = tmp_path / "out.png"
+    done = neural_style("stylize", images["content"], images["style"], "-o", out, "--local", "--weights", "random",
+                        "--native", "--iterations", "4", "--scales", "2", "--max-memory", "16G", "--progress-every", "1")
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        assert image.size == (56, 40)
+    assert "plan: 2 scales: 28×20" in done.stderr and "→ 56×40" in done.stderr
+    assert "max_memory 16.00 GiB" in done.stderr or "available RAM" in done.stderr  # whichever is smaller
+    assert "scale 1/2" in done.stderr and "iteration 4/4 scale 2/2" in done.stderr and "left" in done.stderr
+    assert done.stderr.index("plan: ") < done.stderr.index("iteration 1/4")
+
+
 def test_reconstruct_content_and_texture(images, tmp_path):
     content_out, texture_out = tmp_path / "content.png", tmp_path / "texture.png"
     first = neural_style("reconstruct", "--content", images["content"], "--content-layers", "relu3_1", "-o", content_out,
