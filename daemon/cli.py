@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -33,13 +34,15 @@ class UsageError(Exception):
 
 # ---------------------------------------------------------------------- options
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    from .engine.devices import DEVICE_CHOICES, DEVICE_HELP
+
     group = parser.add_argument_group("model")
     group.add_argument("--weights", metavar="PATH|random",
                        help="VGG19 weights file, or 'random' for seeded random weights (tests and demos); "
                             "default: the torchvision cache")
     group.add_argument("--weights-format", choices=("torchvision", "caffe"), default="torchvision",
                        help="torchvision state dict, or the Caffe-converted VGG19 of neural-style-pt")
-    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    group.add_argument("--device", default="auto", metavar="|".join(DEVICE_CHOICES), help=DEVICE_HELP)
 
 
 def _add_param_options(parser: argparse.ArgumentParser, *, texture: bool = False) -> None:
@@ -52,14 +55,20 @@ def _add_param_options(parser: argparse.ArgumentParser, *, texture: bool = False
     for spec in (*PARAM_SPECS.values(), STYLE_BLEND):
         if spec.cli and (texture or not spec.texture_only):
             _add_option(group, spec)
+    group.add_argument("--native", dest="size", action="store_const", const=0,
+                       help=f"the same as --size 0: {PARAM_SPECS['size'].zero_means}, full resolution")
 
 
 def _add_option(group: argparse._ActionsContainer, spec: Spec, default: object = None) -> None:
     """One option from a parameter's Spec; ``default`` replaces the schema's (for figures)."""
     flag = "--" + spec.name.replace("_", "-")
     shown = spec.default_text() if default is None else dataclasses.replace(spec, default=default).default_text()
-    help_text = f"{spec.help} (default: {shown})".replace("%", "%%")
-    if spec.kind is bool:
+    zero = f"; 0: {spec.zero_means}" if spec.zero_means else ""
+    help_text = f"{spec.help}{zero} (default: {shown})".replace("%", "%%")
+    if spec.unit == "MiB":
+        group.add_argument(flag, type=_mebibytes, default=default, metavar="SIZE",
+                           help=help_text.replace(" (default", ", e.g. 2G or 512M (default", 1))
+    elif spec.kind is bool:
         group.add_argument(flag, action="store_true", default=None, help=help_text)
     elif spec.is_list:
         group.add_argument(flag, type=_layer_list if spec.kind is str else _number_list, help=help_text,
@@ -67,6 +76,20 @@ def _add_option(group: argparse._ActionsContainer, spec: Spec, default: object =
     else:
         group.add_argument(flag, type=spec.kind, choices=spec.choices or None, default=default, help=help_text,
                            metavar=None if spec.choices else ("N" if spec.kind is int else "X"))
+
+
+#: Suffixes --max-memory accepts, in MiB (a bare number is MiB).
+_MEMORY_UNITS = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024, "t": 1 << 20, "tb": 1 << 20,
+                 "tib": 1 << 20}
+
+
+def _mebibytes(text: str) -> int:
+    """"2G", "512M", "1.5GiB" or "2048" (MiB) → MiB, rounded down."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _MEMORY_UNITS:
+        raise argparse.ArgumentTypeError(f"expected a memory size such as 2G, 512M or 0, got {text!r}")
+    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
 
 
 def _layer_list(text: str) -> tuple[str, ...]:
@@ -194,7 +217,8 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     bar = ProgressBar(params.iterations)
     try:
         result = stylize(model, content, styles, params, style_blend=args.style_blend,
-                         on_progress=lambda p: bar.update(p.iteration, p.loss.total))
+                         on_progress=lambda p: bar.update(p.iteration, p.loss.total, scale=p.scale, scales=p.scales,
+                                                          seconds_left=p.seconds_left))
     finally:
         bar.close()
     save_image(result.image, args.output,

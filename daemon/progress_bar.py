@@ -7,7 +7,10 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """Shows iteration, loss and rate. ``update`` may be called at any interval; plain mode prints each call."""
+    """Shows iteration, loss, rate and, for coarse-to-fine runs, the scale and the time left.
+
+    ``update`` may be called at any interval; plain mode prints each call.
+    """
 
     def __init__(self, total: int, stream: TextIO | None = None, label: str = "", width: int = 30) -> None:
         self.total = max(1, total)
@@ -18,11 +21,15 @@ class ProgressBar:
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._drawn = False
 
-    def update(self, iteration: int, loss: float | None = None, note: str = "") -> None:
+    def update(self, iteration: int, loss: float | None = None, note: str = "", *, scale: int | None = None,
+               scales: int | None = None, seconds_left: float | None = None) -> None:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = iteration / elapsed
         loss_text = f" loss {loss:.4g}" if loss is not None else ""
-        tail = f"{iteration}/{self.total}{loss_text} {rate:.2f} it/s" + (f" {note}" if note else "")
+        scale_text = f" scale {scale}/{scales}" if scale is not None and scales and scales > 1 else ""
+        left_text = f" {duration(seconds_left)} left" if seconds_left is not None else ""
+        tail = (f"{iteration}/{self.total}{scale_text}{loss_text} {rate:.2f} it/s{left_text}"
+                + (f" {note}" if note else ""))
         if self.interactive:
             filled = int(self.width * min(iteration, self.total) / self.total)
             bar = "#" * filled + "." * (self.width - filled)
@@ -37,3 +44,15 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+def duration(seconds: float) -> str:
+    """42 s, 3 min 05 s, 2 h 07 min: as precise as a person reading an estimate needs."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

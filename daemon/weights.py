@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .errors import DeviceUnavailable, WeightsNotFound
+from .engine.devices import DEVICE_CHOICES
 from .engine.vgg import WEIGHT_FORMATS, VGG19Features, WeightsFormatError, random_vgg19
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,6 @@ def missing_weights_message(weights_format: str = "torchvision") -> str:
         "For a try-out without the real network, --weights random uses seeded random weights (the results are not art)."
     )
 
-
-#: What --device accepts; "cuda:N" picks one GPU. AMD GPUs under a ROCm build of torch are "cuda" too.
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def mps_available() -> bool:

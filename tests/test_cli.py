@@ -1,6 +1,7 @@
 """The neural-style command as a user runs it: real processes, real files, one message per mistake."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,21 @@ def test_alpha_survives_the_command_line(images, tmp_path):
     with Image.open(out) as result, Image.open(images["rgba"]) as source:
         assert result.mode == "RGBA"
         assert result.getchannel("A").tobytes() == source.getchannel("A").tobytes()
+
+
+def test_native_size_with_a_memory_cap_shows_the_plan_and_the_scales(images, tmp_path):
+    """--native: the content's own size (56×40 here, above --size's meaning of nothing); --scales 2 runs
+    coarse to fine with the scale in the progress lines; the plan is logged before the first iteration."""
+    out = tmp_path / "out.png"
+    done = neural_style("stylize", images["content"], images["style"], "-o", out, "--local", "--weights", "random",
+                        "--native", "--iterations", "4", "--scales", "2", "--max-memory", "16G", "--progress-every", "1")
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as image:
+        assert image.size == (56, 40)
+    assert "plan: 2 scales: 28×20" in done.stderr and "→ 56×40" in done.stderr
+    assert "max_memory 16.00 GiB" in done.stderr or "available RAM" in done.stderr  # whichever is smaller
+    assert "scale 1/2" in done.stderr and "iteration 4/4 scale 2/2" in done.stderr and "left" in done.stderr
+    assert done.stderr.index("plan: ") < done.stderr.index("iteration 1/4")
 
 
 def test_reconstruct_content_and_texture(images, tmp_path):
@@ -149,14 +165,19 @@ def test_the_options_are_derived_from_the_parameter_schema(capsys):
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args([command, "--help"])
         helps[command] = " ".join(capsys.readouterr().out.split())
+    def offers(command: str, option: str) -> bool:
+        return re.search(re.escape(option) + r"(?![\w-])", helps[command]) is not None  # --preview ≠ --preview-size
+
     for spec in (*PARAM_SPECS.values(), STYLE_BLEND):
         option = "--" + spec.name.replace("_", "-")
         if not spec.cli:
-            assert option not in helps["stylize"] and option not in helps["reconstruct"]
+            assert not offers("stylize", option) and not offers("reconstruct", option)
             continue
-        assert (option in helps["stylize"]) is not spec.texture_only, option
-        assert option in helps["reconstruct"], option
+        assert offers("stylize", option) is not spec.texture_only, option
+        assert offers("reconstruct", option), option
         assert f"(default: {spec.default_text()})" in helps["reconstruct"], option
+        if spec.zero_means:
+            assert f"0: {spec.zero_means}" in helps["stylize"], option
     assert "{lbfgs,adam}" in helps["stylize"]
 
     args = cli.build_parser().parse_args(
@@ -166,6 +187,17 @@ def test_the_options_are_derived_from_the_parameter_schema(capsys):
                                                      style_layer_weights=(1.0, 2.0), preserve_color=True,
                                                      optimizer="adam")
     assert args.style_blend == (3.0,)
+    for given, size in ((["--native"], 0), (["--size", "0"], 0), (["--size", "300"], 300)):
+        args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", *given])
+        assert cli.params_from_args(args).size == size
+    for text, mebibytes in (("2G", 2048), ("512M", 512), ("1.5GiB", 1536), ("300", 300), ("0", 0)):
+        args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--max-memory", text])
+        assert cli.params_from_args(args).max_memory == mebibytes, text
+    for wrong in ("2X", "lots", "-1G"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--max-memory", wrong])
+    assert "expected a memory size" in capsys.readouterr().err
+    assert "auto|cpu|cuda|mps" in helps["stylize"] and "ROCm" in helps["stylize"]
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--width", "40"])
     capsys.readouterr()

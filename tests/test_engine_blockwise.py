@@ -18,6 +18,7 @@ from neural_style.daemon.engine.blockwise import (
     RecomputedContent,
     StoredContent,
     blockwise_features,
+    blockwise_grams,
 )
 from neural_style.daemon.engine.layers import poolings_before, receptive_radius
 from neural_style.daemon.engine.losses import gram_matrix
@@ -114,6 +115,18 @@ def test_blockwise_features_equal_the_whole_images(model64, pooling):
         expected = model64(content, layers, pooling)
     for name in layers:
         assert got[name].shape == expected[name].shape
+        assert rel(got[name], expected[name]) < 1e-12, name
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_blockwise_grams_equal_the_whole_images(model64, pooling):
+    """Style images too large for one pass get their Gram targets block by block (targets.style_targets)."""
+    style = image(88, 120, seed=5)  # sides not multiples of 16: the last blocks end at the image's edge
+    got = blockwise_grams(model64, style, PAPER_STYLE, block_size=32, pooling=pooling)
+    with torch.no_grad():
+        expected = {name: gram_matrix(value) for name, value in model64(style, PAPER_STYLE, pooling).items()}
+    assert set(got) == set(PAPER_STYLE)
+    for name in PAPER_STYLE:
         assert rel(got[name], expected[name]) < 1e-12, name
 
 

@@ -9,6 +9,7 @@ import torch
 from conftest import smooth_image
 from neural_style.daemon.engine import Cancelled, NonFiniteLoss, ParamError, StyleParams, stylize
 from neural_style.daemon.engine.imaging import _RGB_TO_YIQ
+from neural_style.daemon.engine.schedule import schedule
 
 FAST = StyleParams(iterations=6, size=48, progress_every=1)
 
@@ -95,7 +96,10 @@ def test_preserve_color_keeps_content_chroma(model, content, style):
 def test_multi_scale_runs_coarse_to_fine_within_the_budget(model, content, style):
     result, events = run(model, content, [style], iterations=9, scales=3)
     assert result.iterations == 9
-    assert [e.scale for e in events] == [1] * 3 + [2] * 3 + [3] * 3
+    counts = [s.iterations for s in schedule(40, 48, scales=3, iterations=9, smallest=16)]
+    assert counts[0] > counts[-1] and sum(counts) == 9  # front-loaded where iterations are cheap
+    assert [e.scale for e in events] == [i for i, n in enumerate(counts, start=1) for _ in range(n)]
+    assert all(e.scales == 3 for e in events)
     assert result.image.shape == (3, 40, 48)
 
 
@@ -208,7 +212,7 @@ def test_images_in_any_memory_layout(model, optimizer, init):
 
 # ---------------------------------------------------------------------- every size and layer runs (issue 10, item 5)
 def test_the_smallest_side_follows_the_poolings_before_the_deepest_layer():
-    from neural_style.daemon.engine.transfer import smallest_side
+    from neural_style.daemon.engine.job_plan import smallest_side
 
     assert smallest_side(("relu1_1",)) == 16  # never below the smallest size a request may ask for
     assert smallest_side(("relu4_1", "relu5_4")) == 16  # four poolings: 2⁴

@@ -14,6 +14,7 @@ _EXPORTS: dict[str, str] = {
     "Cancelled": ".errors",
     "WeightsFormatError": ".errors",
     "NonFiniteLoss": ".errors",
+    "MemoryBudgetTooSmall": ".memory_plan",
     "StyleParams": ".params",
     "DEFAULT_CONTENT_LAYERS": ".params",
     "DEFAULT_STYLE_LAYERS": ".params",

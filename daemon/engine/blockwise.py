@@ -93,6 +93,34 @@ def blockwise_features(model: VGG19Features, image: torch.Tensor, layers: Sequen
     return out
 
 
+def blockwise_grams(model: VGG19Features, image: torch.Tensor, layers: Sequence[str], block_size: int,
+                    pooling: str = "avg", autocast: Autocast = contextlib.nullcontext) -> dict[str, torch.Tensor]:
+    """The M-normalised Gram matrices g^l of ``image`` (1, 3, H, W), computed block by block.
+
+    For style images too large for one forward pass: ``losses.gram_matrix`` of the whole image's
+    features, up to float rounding.
+    """
+    height, width = image.shape[-2:]
+    grid = BlockGrid.for_layers(height, width, layers, block_size)
+    sums = _gram_sums(model, image, grid.blocks(), tuple(layers), pooling, autocast)
+    return {name: total / ((height >> poolings_before(name)) * (width >> poolings_before(name)))
+            for name, total in sums.items()}
+
+
+def _gram_sums(model: VGG19Features, image: torch.Tensor, blocks: Sequence[Block], layers: tuple[str, ...],
+               pooling: str, autocast: Autocast) -> dict[str, torch.Tensor]:
+    """Σ over the blocks' interiors of F Fᵀ per layer (no gradient)."""
+    sums: dict[str, torch.Tensor] = {}
+    for block in blocks:
+        with torch.no_grad():
+            with autocast():
+                features = model(image[(..., *block.crop)], layers, pooling)
+            for name in layers:
+                part = gram_sum(block.interior_features(features[name], poolings_before(name)))
+                sums[name] = sums[name] + part if name in sums else part
+    return sums
+
+
 class BlockwiseObjective:
     """α·L_content + β·Σ w_l E_l + tv·L_tv and its gradient, evaluated block by block.
 
@@ -135,7 +163,7 @@ class BlockwiseObjective:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms, gradient = self.evaluate(x)
-        total = _PrecomputedGradient.apply(x, terms["total"], gradient)
+        total = with_gradient(x, terms["total"], gradient)
         return total, {**terms, "total": total}
 
     def evaluate(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -158,15 +186,7 @@ class BlockwiseObjective:
     # ------------------------------------------------------------------ passes
     def _style_pass(self, image: torch.Tensor, blocks: list[Block]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Pass 1: the global Grams, β·Σ w_l E_l, and each layer's S_l = β w_l (dE_l/dg) / M_l for pass 2."""
-        sums: dict[str, torch.Tensor] = {}
-        layers = tuple(self.style_targets)
-        for block in blocks:
-            with torch.no_grad():
-                with self.autocast():
-                    features = self.model(image[(..., *block.crop)], layers, self.pooling)
-                for name in layers:
-                    part = gram_sum(block.interior_features(features[name], poolings_before(name)))
-                    sums[name] = sums[name] + part if name in sums else part
+        sums = _gram_sums(self.model, image, blocks, tuple(self.style_targets), self.pooling, self.autocast)
         height, width = image.shape[-2:]
         style = torch.zeros((), dtype=next(iter(sums.values())).dtype, device=image.device)
         shares: dict[str, torch.Tensor] = {}
@@ -218,6 +238,11 @@ def _tv_block(image: torch.Tensor, block: Block, gradient: torch.Tensor, weight:
         (part_gradient,) = torch.autograd.grad(weight * tv, part)
     gradient[..., rows, cols] += part_gradient
     return tv.detach()
+
+
+def with_gradient(x: torch.Tensor, total: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """``total`` (detached) as a function of ``x`` whose backward hands autograd ``gradient``."""
+    return _PrecomputedGradient.apply(x, total, gradient)
 
 
 class _PrecomputedGradient(torch.autograd.Function):

@@ -14,8 +14,8 @@ from ``memory_cost``, the budget from ``memory_budget``. The rule, in order:
 3. If no step gives efficient blocks, the step that gives the largest block that fits at all.
 4. If not even the smallest block fits: ``MemoryBudgetTooSmall``, saying how much is needed.
 
-Which of shorter histories and Adam reaches a lower loss per second is measured in part 2 of issue 7;
-the ladder's order is the one place to change when that is known.
+Which of shorter histories and Adam reaches a lower loss per second was measured in part 2 of issue 7
+(docs/PERFORMANCE.md); the ladder's order follows it.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Collection
 
 from .block_grid import BlockGrid, layer_grid
+from .errors import ParamError
 from .memory_budget import Budget
 from .memory_cost import (
     ADAM_VECTORS,
@@ -48,8 +49,11 @@ RECOMPUTE_CHEAP_SHARE = 0.1
 HISTORY_FRACTIONS = (1 / 2, 1 / 5, 1 / 10)
 
 
-class MemoryBudgetTooSmall(ValueError):
-    """Not even the smallest block fits the budget; the message gives what is needed."""
+class MemoryBudgetTooSmall(ParamError):
+    """Not even the smallest block fits the budget; the message gives what is needed.
+
+    A ParamError: the user's remedy is a setting (``max_memory``, ``size``), and the command line and the
+    daemon answer it as they answer any other parameter that cannot run."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,25 @@ def plan_memory(
     raise MemoryBudgetTooSmall(
         f"{width}×{height} needs at least {_gib(needed)} (the smallest blocks, {state.describe()}), "
         f"but the budget is {_gib(budget.bytes)} ({budget.source}): allow more memory or choose a smaller size")
+
+
+def smaller_blocks(plan: MemoryPlan, *, style_layers: Collection[str], content_layers: Collection[str] = (),
+                   pooling: str = "avg", precision: str = "fp32", device_type: str = "cpu",
+                   cost: EvaluationCost | None = None) -> MemoryPlan | None:
+    """The plan to retry with after an evaluation ran out of memory: blocks of half the side (from the
+    whole image: half its longest side), the same optimiser and content targets; None when the blocks
+    are already the smallest the layers allow. Its predicted peak is the model's, whatever the budget."""
+    layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
+    sizing = _Sizing(plan.height, plan.width, layers, tuple(content_layers), pooling, precision,
+                     cost or EvaluationCost.for_device(device_type))
+    current = plan.block_size if plan.path == "blocks" and plan.block_size else max(plan.height, plan.width)
+    if current <= sizing.grid:
+        return None
+    grid = sizing.grid_for(current // 2)
+    targets = plan.content_targets if plan.content_targets != "none" or not content_layers else "stored"
+    return MemoryPlan(plan.height, plan.width, "blocks", grid.block_size, grid.margin, len(grid.blocks()),
+                      (grid.interior_side(plan.height), grid.interior_side(plan.width)), plan.optimizer, targets,
+                      sizing.fixed_bytes(plan.optimizer, targets) + sizing.block_bytes(grid.block_size), plan.budget)
 
 
 def economy_ladder(optimizer: str, history: int, style_layers: tuple[str, ...], content_layers: tuple[str, ...],

@@ -12,6 +12,10 @@ import torch
 
 #: f(x) → (total loss to minimise, the weighted terms for reporting); x is (1, 3, H, W) and requires grad.
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+#: L-BFGS's history (pairs of image-sized vectors) when memory allows: jcjohnson/neural-style's choice.
+#: The memory planner shortens it, or chooses Adam, where 2 × 100 image-sized vectors do not fit.
+LBFGS_HISTORY = 100
+
 #: Called after every evaluation with (evaluations done in this call, x, terms).
 OnEvaluation = Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None]
 
@@ -39,12 +43,13 @@ def minimise(
     learning_rate: float = 0.02,
     on_evaluation: OnEvaluation | None = None,
     should_stop: Callable[[], bool] | None = None,
+    history_size: int = LBFGS_HISTORY,
 ) -> OptimizeOutcome:
     """Minimise ``objective`` from ``start`` in exactly ``evaluations`` evaluations.
 
     L-BFGS runs without line search and with its convergence tests disabled (as jcjohnson/neural-style
     does), so it never stops early and never evaluates more than asked. Raises StopRequested when
-    ``should_stop`` answers True between evaluations.
+    ``should_stop`` answers True between evaluations. ``history_size`` is L-BFGS's (the memory plan's).
     """
     # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not): L-BFGS flattens x.grad with view().
     x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
@@ -76,7 +81,7 @@ def minimise(
             max_eval=evaluations,
             tolerance_grad=-1.0,
             tolerance_change=-1.0,
-            history_size=100,
+            history_size=history_size,
             line_search_fn=None,
         )
         opt.step(closure)

@@ -46,6 +46,9 @@ MAX_ITERATIONS = 1_000_000
 MAX_STYLE_SCALE = 100.0
 #: Adam moves a pixel by about this much per step, in [0, 1] units: above 1 a step overshoots the range.
 MAX_LEARNING_RATE = 10.0
+#: ``max_memory``'s range in MiB: below 64 MiB not even torch and the network fit; 16 TiB is beyond any machine.
+MIN_MEMORY_MIB = 64
+MAX_MEMORY_MIB = 16 << 20
 #: What torch.Generator.manual_seed accepts.
 SEED_RANGE = (-(2**63), 2**64 - 1)
 
@@ -53,11 +56,12 @@ _RULES = "neural_style.param"  # the key of a field's rules in its dataclasses m
 
 
 def param(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
-          above_minimum: bool = False, choices: Sequence[str] = (), unset: str = "",
-          texture_only: bool = False, cli: bool = True) -> Any:
+          above_minimum: bool = False, choices: Sequence[str] = (), unset: str = "", zero_means: str = "",
+          unit: str = "", texture_only: bool = False, cli: bool = True) -> Any:
     """A StyleParams field with its rules (see ``Spec`` for their meaning); the type is the annotation."""
     rules = dict(help=help, minimum=minimum, maximum=maximum, above_minimum=above_minimum,
-                 choices=tuple(choices), unset=unset, texture_only=texture_only, cli=cli)
+                 choices=tuple(choices), unset=unset, zero_means=zero_means, unit=unit,
+                 texture_only=texture_only, cli=cli)
     return dataclasses.field(default=default, metadata={_RULES: rules})
 
 
@@ -76,6 +80,8 @@ class Spec:
     above_minimum: bool = False  # the minimum itself is excluded (> rather than ≥)
     choices: tuple[str, ...] = ()
     unset: str = ""
+    zero_means: str = ""  # 0 is accepted beside the range, and means this ("the content's own size")
+    unit: str = ""  # "px" or "MiB": what the number counts (the command line reads "2G" for MiB)
     texture_only: bool = False  # only used without a content image (texture synthesis)
     cli: bool = True  # offered as a command-line option
 
@@ -135,6 +141,8 @@ class Spec:
             return value
         if isinstance(value, float) and not math.isfinite(value):
             raise ParamError(f"{where} must be a finite number (got {value})")
+        if self.zero_means and value == 0:
+            return value
         low, high = self.minimum, self.maximum
         too_low = low is not None and (value <= low if self.above_minimum else value < low)
         if too_low or (high is not None and value > high):
@@ -142,16 +150,17 @@ class Spec:
         return value
 
     def range_text(self) -> str:
-        """"between 1 and 6", "> 0 and ≤ 10", "≥ 0"… as the messages and help text say it."""
+        """"between 1 and 6", "> 0 and ≤ 10", "≥ 0", "0 (…) or between 16 and 65536"… as the messages say it."""
         low, high = self.minimum, self.maximum
+        zero = f"0 ({self.zero_means}) or " if self.zero_means else ""
         if low is not None and high is not None and not self.above_minimum:
-            return f"between {_show(low)} and {_show(high)}"
+            return f"{zero}between {_show(low)} and {_show(high)}"
         parts = []
         if low is not None:
             parts.append(f"{'>' if self.above_minimum else '≥'} {_show(low)}")
         if high is not None:
             parts.append(f"≤ {_show(high)}")
-        return " and ".join(parts)
+        return zero + " and ".join(parts)
 
     def default_text(self) -> str:
         """The default as a user writes it on the command line (what ``--help`` and README show)."""
@@ -181,6 +190,10 @@ class Spec:
             out["choices"] = list(self.choices)
         if self.unset:
             out["unset"] = self.unset
+        if self.zero_means:
+            out["zero_means"] = self.zero_means
+        if self.unit:
+            out["unit"] = self.unit
         if self.texture_only:
             out["texture_only"] = True
         return out
@@ -213,8 +226,10 @@ class StyleParams:
 
     iterations: int = param(500, "loss-and-gradient evaluations (one forward and one backward pass each), "
                                  "whatever the optimiser does inside", minimum=1, maximum=MAX_ITERATIONS)
-    size: int = param(512, "longest side to process at, in pixels; larger inputs are scaled down, never up",
-                      minimum=16, maximum=MAX_SIDE)
+    size: int = param(512, "longest side of the output, in pixels; larger contents are scaled down, never up. "
+                           "Any size runs within memory: the planner goes block-wise where the whole image "
+                           "does not fit",
+                      minimum=16, maximum=MAX_SIDE, zero_means="the content's own size", unit="px")
     content_weight: float = param(1.0, "α of the paper", minimum=0.0, maximum=MAX_WEIGHT)
     style_weight: float = param(1000.0, "β of the paper (α/β = 10⁻³ as in its Fig. 2)",
                                 minimum=0.0, maximum=MAX_WEIGHT)
@@ -235,8 +250,10 @@ class StyleParams:
     preserve_color: bool = param(False, "keep the content's colours: the result's luma with the content's chroma")
     style_scale: float = param(1.0, "style image size relative to the output", minimum=0.0, above_minimum=True,
                                maximum=MAX_STYLE_SCALE)
-    scales: int = param(1, "coarse-to-fine: this many sizes, each twice the last; the iterations are split "
-                           "between them", minimum=1, maximum=6)
+    scales: int = param(0, "coarse-to-fine: 0 chooses the sizes from about 512 px up to the output's; N gives N "
+                           "sizes, each twice the last. Each size starts from the last one's result, and the "
+                           "iterations are split between them, more on the cheap coarse sizes",
+                        minimum=1, maximum=6, zero_means="automatic")
     width: int | None = param(None, "output width for texture synthesis (no content)", minimum=16,
                               maximum=MAX_SIDE, unset="size", texture_only=True)
     height: int | None = param(None, "output height for texture synthesis (no content)", minimum=16,
@@ -246,6 +263,14 @@ class StyleParams:
     progress_every: int = param(10, "report progress every this many iterations (and after the last)",
                                 minimum=1, maximum=MAX_ITERATIONS)
     preview: bool = param(False, "attach the current image to progress reports", cli=False)
+    preview_size: int = param(1024, "longest side of the previews in progress reports, in pixels (scaled down, "
+                                    "never up); the result always comes at the output's full size",
+                              minimum=16, maximum=MAX_SIDE, zero_means="the working size, uncapped", unit="px")
+    max_memory: int = param(0, "memory the run may use in all, in MiB (the process's RSS on a CPU, torch's "
+                               "allocations on a GPU): the planner then chooses the whole image or blocks, "
+                               "their size and the optimiser's state to fit",
+                            minimum=MIN_MEMORY_MIB, maximum=MAX_MEMORY_MIB, zero_means="what the device can give",
+                            unit="MiB")
 
     def __post_init__(self) -> None:
         for spec in PARAM_SPECS.values():
@@ -260,6 +285,11 @@ class StyleParams:
                              "only their ratio to content_weight matters")
         if self.scales > self.iterations:
             raise ParamError("scales cannot exceed iterations: each scale needs at least one iteration")
+
+    @property
+    def max_memory_bytes(self) -> int | None:
+        """``max_memory`` in bytes, or None for what the device can give."""
+        return self.max_memory << 20 if self.max_memory else None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -327,6 +357,9 @@ def plan_inputs(params: StyleParams, *, has_content: bool, style_count: int,
     if not uses_style and not uses_content:
         raise ParamError("nothing to optimise: give a content image with content layers, or style images "
                          "with style layers")
+    if not has_content and params.size == 0 and (params.width is None or params.height is None):
+        raise ParamError("size 0 means the content's own size, and there is no content: give width and height "
+                         "for a texture, or a size")
     weights = STYLE_BLEND.coerce(style_blend)
     if weights is None:
         weights = (1.0,) * style_count
@@ -346,7 +379,8 @@ def parameter_schema() -> dict[str, Any]:
     ``{"params": {name: entry}, "style_blend": entry}``; an entry has ``type`` (int, float, bool,
     str, list[str], list[float]), ``default``, ``nullable``, ``help`` and, where they apply,
     ``minimum`` with ``exclusive_minimum``, ``maximum``, ``choices`` (of each element for lists),
-    ``unset`` (what null means) and ``texture_only``.
+    ``unset`` (what null means), ``zero_means`` (0 is accepted beside the range and means this),
+    ``unit`` ("px", "MiB") and ``texture_only``.
     """
     return {"params": {name: spec.describe() for name, spec in PARAM_SPECS.items()},
             "style_blend": STYLE_BLEND.describe()}
@@ -369,4 +403,6 @@ __all__ = [
     "PRECISIONS",
     "MAX_WEIGHT",
     "MAX_SIDE",
+    "MIN_MEMORY_MIB",
+    "MAX_MEMORY_MIB",
 ]

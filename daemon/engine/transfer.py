@@ -1,12 +1,14 @@
-"""One style-transfer run: targets, coarse-to-fine scales, the optimisation, and the finished image.
+"""One style-transfer run: the plan, coarse-to-fine scales, the optimisation, and the finished image.
 
 Covers all three of the paper's uses with one function: stylization (content and style), content
-reconstruction (style weight 0 or no style layers) and texture synthesis (no content image).
+reconstruction (style weight 0 or no style layers) and texture synthesis (no content image). At
+each scale the memory plan (``job_plan``) chooses the whole-image objective or the block-wise one
+(the same loss and gradient, in bounded memory); an evaluation that still runs out of memory is
+retried with smaller blocks (``oom_retry``).
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -14,21 +16,22 @@ from typing import Callable, MutableMapping, Sequence
 
 import torch
 
+from .blockwise import BlockwiseObjective, RecomputedContent, StoredContent
 from .errors import Cancelled, NonFiniteLoss
-from .imaging import (
-    at_least,
-    fit_longest_side,
-    join_alpha,
-    preserve_colors,
-    resize,
-    scale_to_longest_side,
-    split_alpha,
-)
-from .layers import LAYER_INDEX, LAYER_NAMES
-from .losses import LossTerms, content_loss, gram_matrix, style_loss, total_variation_loss
-from .optimize import StopRequested, minimise
-from .params import PARAM_SPECS, ParamError, StyleParams, plan_inputs
+from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, split_alpha
+from .job_plan import JobPlan, plan_job, shrink
+from .losses import LossTerms
+from .memory_plan import MemoryPlan
+from .objective import whole_image_objective
+from .oom_retry import RetryingObjective
+from .optimize import LBFGS_HISTORY, Objective, StopRequested, minimise
+from .params import StyleParams
+from .schedule import Scale
+from .targets import CacheStats, autocast_for, content_features, style_targets
+from .time_left import TimeLeft, evaluation_work
 from .vgg import VGG19Features
+
+log = logging.getLogger(__name__)
 
 #: Grey that white-noise starts are centred on, and the noise's standard deviation (in [0, 1] units).
 NOISE_MEAN = 0.5
@@ -37,7 +40,12 @@ NOISE_STD = 0.1
 
 @dataclass(frozen=True)
 class Progress:
-    """What the engine reports every ``progress_every`` iterations (and after the last)."""
+    """What the engine reports every ``progress_every`` iterations (and after the last).
+
+    ``scale`` of ``scales`` is the size being optimised (1 the coarsest); ``image`` is capped at
+    ``preview_size`` on its longest side; ``seconds_left`` is the estimate from the rate measured so
+    far, later (larger) scales counted as dearer, None until one evaluation has been timed.
+    """
 
     iteration: int
     iterations: int
@@ -46,6 +54,7 @@ class Progress:
     image: torch.Tensor | None = None
     scale: int = 1
     scales: int = 1
+    seconds_left: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class StyleResult:
     elapsed: float
     style_cache_hits: int = 0
     style_cache_misses: int = 0
+    plans: tuple[MemoryPlan, ...] = ()  # the memory plan each scale ran with (after any retry)
 
 
 def stylize(
@@ -73,41 +83,62 @@ def stylize(
 
     ``style_blend`` weighs the style images (one weight each, default equal). ``params`` is valid by
     construction; what depends on the inputs is checked here by ``plan_inputs``, the same check the
-    daemon makes before it accepts a job.
+    daemon makes before it accepts a job. The plan (scales, memory) is logged on this module's logger.
     """
     started = time.perf_counter()
-    plan = _plan(content, styles, params, style_blend)
     device = model.device
-    stats = _CacheStats()
+    plan = plan_job(content, styles, params, style_blend, device)
+    for line in plan.describe():
+        log.info("plan: %s", line)
+    stats = CacheStats()
     generator = torch.Generator().manual_seed(params.seed)
+    autocast = autocast_for(params.precision, device)
+    clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) for m in plan.memory],
+                     [s.iterations for s in plan.scales])
+    preview = _Previews(plan, params)
 
     x: torch.Tensor | None = None
     iteration_offset = 0
     last_terms: dict[str, torch.Tensor] = {}
-    for scale_index, (size, evaluations) in enumerate(zip(plan.sizes, plan.evaluations), start=1):
-        content_at = resize(plan.content_rgb, size).unsqueeze(0).to(device) if plan.content_rgb is not None else None
-        content_targets = _content_targets(model, content_at, plan.content_layers, params)
-        style_targets = _style_targets(model, styles, plan, params, size, target_cache, stats)
-        start = _start_image(x, size, content_at, styles, params, generator).to(device)
-        objective = _objective(model, params, plan, content_targets, style_targets)
+    used: list[MemoryPlan] = []
+    for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
+        content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
+                      if plan.content_rgb is not None else None)
+        targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
+        style = style_targets(model, styles, plan.blend, plan.style_layers, output=scale.size,
+                              style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
+                              precision=params.precision, autocast=autocast, cache=target_cache, stats=stats,
+                              block_size=memory.block_size if memory.path == "blocks" else max(scale.size))
+        start = _start_image(x, scale, content_at, styles, params, generator).to(device)
+        x = None  # the last scale's image lives on only in the start
+        objective = RetryingObjective(
+            lambda m, _targets=targets, _style=style: _objective(model, params, m, _targets, _style, autocast),
+            memory, lambda m: shrink(plan, params, device, m),
+            lambda m, why, _i=index: log.warning("scale %d/%d ran out of memory (%s); retrying with %s",
+                                                 _i + 1, len(plan.scales), why, m.describe()))
 
         def report(done: int, image: torch.Tensor, terms: dict[str, torch.Tensor], _offset: int = iteration_offset,
-                   _scale: int = scale_index) -> None:
+                   _scale: int = index + 1) -> None:
+            seconds_left = clock.evaluated()
             iteration = _offset + done
             if on_progress is None:
                 return
             if iteration % params.progress_every and iteration != params.iterations:
                 return
             loss = _terms(terms, iteration)
-            preview = _finish(image[0], plan, params) if params.preview else None
+            image_out = preview(image[0]) if params.preview else None
             on_progress(Progress(iteration, params.iterations, loss, time.perf_counter() - started,
-                                 preview, _scale, len(plan.sizes)))
+                                 image_out, _scale, len(plan.scales), seconds_left))
 
+        clock.start_scale(index)
         try:
-            outcome = minimise(objective, start, evaluations, params.optimizer, params.learning_rate,
-                               on_evaluation=report, should_stop=should_stop)
+            outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
+                               on_evaluation=report, should_stop=should_stop,
+                               history_size=memory.optimizer.history or LBFGS_HISTORY)
         except StopRequested as stop:
             raise Cancelled(iteration_offset + stop.evaluations) from None
+        used.append(objective.plan)
+        del start, objective, targets, style
         x = outcome.image
         last_terms = outcome.terms
         iteration_offset += outcome.evaluations
@@ -120,152 +151,62 @@ def stylize(
         elapsed=time.perf_counter() - started,
         style_cache_hits=stats.hits,
         style_cache_misses=stats.misses,
+        plans=tuple(used),
     )
 
 
-# ---------------------------------------------------------------------- planning
-#: No working side below this, whatever the layers (the smallest ``size`` a request may ask for).
-MIN_SIDE = int(PARAM_SPECS["size"].minimum or 1)
+# ---------------------------------------------------------------------- one scale's pieces
+class _ScaleTargets:
+    """The content targets of one scale, computed once, in the form a memory plan asks for."""
+
+    def __init__(self, model: VGG19Features, plan: JobPlan, params: StyleParams, scale: Scale,
+                 content: torch.Tensor | None, autocast) -> None:
+        self.model, self.plan, self.params, self.content, self.autocast = model, plan, params, content, autocast
+        self.features: dict[str, torch.Tensor] | None = None
+
+    def stored(self, block_size: int | None) -> dict[str, torch.Tensor]:
+        """P^l for the whole image (block by block with ``block_size``), kept for the scale's evaluations."""
+        if self.features is None:
+            self.features = (content_features(self.model, self.content, self.plan.content_layers, self.params.pooling,
+                                              self.autocast, block_size)
+                             if self.content is not None and self.plan.content_layers else {})
+        return self.features
+
+    def recomputed(self) -> RecomputedContent | None:
+        if self.content is None or not self.plan.content_layers:
+            return None
+        return RecomputedContent(self.model, self.content, self.plan.content_layers, self.params.pooling,
+                                 self.autocast)
 
 
-@dataclass
-class _Plan:
-    content_rgb: torch.Tensor | None
-    alpha: torch.Tensor | None
-    content_layers: tuple[str, ...]
-    style_layers: tuple[str, ...]
-    blend: tuple[float, ...]  # sums to 1
-    sizes: list[tuple[int, int]]
-    evaluations: list[int]
-
-
-def smallest_side(layers: Sequence[str]) -> int:
-    """The shortest image side whose feature maps stay at least one pixel down to the deepest of
-    ``layers``: 2^k for the k poolings (each halving, rounding down) up to and including it."""
-    if not layers:
-        return MIN_SIDE
-    deepest = max(LAYER_INDEX[name] for name in layers)
-    poolings = sum(1 for name in LAYER_NAMES[: deepest + 1] if name.startswith("pool"))
-    return max(MIN_SIDE, 2**poolings)
-
-
-def _plan(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: StyleParams,
-          style_blend: Sequence[float] | None) -> _Plan:
-    """Decide layers, output size, scales and the iteration split before any tensor work."""
-    for style in styles:
-        if style.dim() != 3 or style.shape[0] not in (3, 4):
-            raise ParamError("style images must be (3|4, H, W) tensors")
-    content_rgb, alpha = split_alpha(content.float()) if content is not None else (None, None)
-    inputs = plan_inputs(params, has_content=content_rgb is not None, style_count=len(styles),
-                         style_blend=style_blend)
-    if content_rgb is not None:
-        height, width = fit_longest_side(content_rgb.shape[-2], content_rgb.shape[-1], params.size)
+def _objective(model: VGG19Features, params: StyleParams, memory: MemoryPlan, targets: _ScaleTargets,
+               style: dict[str, torch.Tensor], autocast) -> Objective:
+    """The objective ``memory`` chooses: on the whole image, or block by block with its block size."""
+    weights = {k: v for k, v in params.style_layer_weight_map.items() if k in style}
+    common = dict(style_targets=style, layer_weights=weights, content_weight=params.content_weight,
+                  style_weight=params.style_weight, tv_weight=params.tv_weight, pooling=params.pooling,
+                  autocast=autocast)
+    if memory.path == "whole":
+        return whole_image_objective(model, content_targets=targets.stored(None), **common)
+    if memory.content_targets == "recomputed":
+        content = targets.recomputed()
     else:
-        height, width = params.height or params.size, params.width or params.size
-    # Content and style layers are computed on the optimised image: every scale must reach the deepest.
-    smallest = smallest_side(inputs.content_layers + inputs.style_layers)
-    sizes = []
-    for k in range(params.scales):
-        factor = 2 ** (params.scales - 1 - k)
-        sizes.append(at_least((round(height / factor), round(width / factor)), smallest))
-    share, extra = divmod(params.iterations, params.scales)
-    evaluations = [share] * (params.scales - 1) + [share + extra]
-    return _Plan(
-        content_rgb=content_rgb,
-        alpha=alpha,
-        content_layers=inputs.content_layers,
-        style_layers=inputs.style_layers,
-        blend=inputs.blend,
-        sizes=sizes,
-        evaluations=evaluations,
-    )
+        stored = targets.stored(memory.block_size)
+        content = StoredContent(stored) if stored else None
+    return BlockwiseObjective(model, block_size=memory.block_size, content=content, **common)
 
 
-# ---------------------------------------------------------------------- targets
-def _content_targets(model: VGG19Features, content: torch.Tensor | None, layers: tuple[str, ...],
-                     params: StyleParams) -> dict[str, torch.Tensor]:
-    if content is None or not layers:
-        return {}
-    with torch.no_grad(), _precision(params.precision, model.device):
-        features = model(content, layers, params.pooling)
-    return {name: value.detach().float() for name, value in features.items()}
-
-
-@dataclass
-class _CacheStats:
-    hits: int = 0
-    misses: int = 0
-
-
-def _style_targets(model: VGG19Features, styles: Sequence[torch.Tensor], plan: _Plan, params: StyleParams,
-                   size: tuple[int, int], cache: MutableMapping | None, stats: _CacheStats) -> dict[str, torch.Tensor]:
-    """The blended Gram targets A^l; each style's Grams are memoised in ``cache`` by content digest and settings."""
-    if not plan.style_layers:
-        return {}
-    smallest = smallest_side(plan.style_layers)
-    style_longest = max(smallest, round(max(size) * params.style_scale))
-    blended: dict[str, torch.Tensor] = {}
-    for style, weight in zip(styles, plan.blend):
-        rgb = split_alpha(style.float())[0]
-        # A wide panorama's short side is clamped as the content's is, so the deepest layer has a pixel.
-        style_size = at_least(scale_to_longest_side(rgb.shape[-2], rgb.shape[-1], style_longest), smallest)
-        key = (_digest(rgb), style_size, plan.style_layers, params.pooling, params.precision,
-               model.weights_format, model.description, id(model))
-        grams = cache.get(key) if cache is not None else None
-        if grams is None:
-            stats.misses += 1
-            with torch.no_grad(), _precision(params.precision, model.device):
-                features = model(resize(rgb, style_size).unsqueeze(0).to(model.device), plan.style_layers, params.pooling)
-            with torch.no_grad():
-                grams = {name: gram_matrix(features[name]) for name in plan.style_layers}
-            if cache is not None:
-                cache[key] = grams
-        else:
-            stats.hits += 1
-        for name, gram in grams.items():
-            contribution = gram * weight
-            blended[name] = blended[name] + contribution if name in blended else contribution
-    return blended
-
-
-def _digest(image: torch.Tensor) -> str:
-    array = image.detach().to("cpu", torch.float32).contiguous().numpy()
-    return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest() + str(tuple(array.shape))
-
-
-# ---------------------------------------------------------------------- optimisation pieces
-def _start_image(previous: torch.Tensor | None, size: tuple[int, int], content: torch.Tensor | None,
+def _start_image(previous: torch.Tensor | None, scale: Scale, content: torch.Tensor | None,
                  styles: Sequence[torch.Tensor], params: StyleParams, generator: torch.Generator) -> torch.Tensor:
     """The first scale starts from noise, the content or the style; later scales from the upsampled result."""
     if previous is not None:
-        return resize(previous.cpu(), size).clamp(0, 1)
+        return resize(previous, scale.size).clamp(0, 1)
     if params.init == "content" and content is not None:
         return content  # minimise() optimises its own contiguous copy
     if params.init == "style" and styles:
-        return resize(split_alpha(styles[0].float())[0], size).unsqueeze(0)
-    noise = torch.randn((1, 3, *size), generator=generator)
+        return resize(split_alpha(styles[0].float())[0], scale.size).unsqueeze(0)
+    noise = torch.randn((1, 3, *scale.size), generator=generator)
     return NOISE_MEAN + NOISE_STD * noise
-
-
-def _objective(model: VGG19Features, params: StyleParams, plan: _Plan, content_targets: dict[str, torch.Tensor],
-               style_targets: dict[str, torch.Tensor]):
-    layers = set(content_targets) | set(style_targets)
-    layer_weights = {k: v for k, v in params.style_layer_weight_map.items() if k in style_targets}
-    alpha, beta, tv_weight = params.content_weight, params.style_weight, params.tv_weight
-
-    def objective(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        with _precision(params.precision, x.device):
-            features = model(x, layers, params.pooling)
-        zero = torch.zeros((), device=x.device)
-        content = sum((content_loss(features[name], target) for name, target in content_targets.items()), zero)
-        style = style_loss(features, style_targets, layer_weights) if style_targets else zero
-        tv = total_variation_loss(x) if tv_weight else zero
-        terms = {"content": alpha * content, "style": beta * style, "tv": tv_weight * tv}
-        total = terms["content"] + terms["style"] + terms["tv"]
-        terms["total"] = total
-        return total, terms
-
-    return objective
 
 
 def _terms(terms: dict[str, torch.Tensor], iteration: int) -> LossTerms:
@@ -279,7 +220,7 @@ def _terms(terms: dict[str, torch.Tensor], iteration: int) -> LossTerms:
                      style=values.get("style", 0.0), tv=values.get("tv", 0.0))
 
 
-def _finish(image: torch.Tensor, plan: _Plan, params: StyleParams) -> torch.Tensor:
+def _finish(image: torch.Tensor, plan: JobPlan, params: StyleParams) -> torch.Tensor:
     """Clamp, optionally restore the content's colours, and reattach its alpha: the image a user sees."""
     rgb = image.detach().float().cpu().clamp(0, 1)
     if params.preserve_color and plan.content_rgb is not None:
@@ -287,9 +228,21 @@ def _finish(image: torch.Tensor, plan: _Plan, params: StyleParams) -> torch.Tens
     return join_alpha(rgb, plan.alpha)
 
 
-def _precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for fp16/bf16 (the convolutions); Gram matrices and losses stay float32."""
-    if precision in ("fp16", "bf16"):
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        return torch.autocast(device_type=device.type, dtype=dtype)
-    return contextlib.nullcontext()
+class _Previews:
+    """Progress images: the current image scaled down to ``preview_size`` first, then finished as the result is
+    (colours, alpha), so that a preview of a 24-megapixel run costs a preview's work."""
+
+    def __init__(self, plan: JobPlan, params: StyleParams) -> None:
+        self.plan, self.params = plan, params
+        self.small: dict[tuple[int, int], JobPlan] = {}  # the plan with its content and alpha at a preview's size
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        size = fit_longest_side(height, width, self.params.preview_size) if self.params.preview_size else (height, width)
+        if size not in self.small:
+            plan = self.plan
+            self.small = {size: JobPlan(
+                resize(plan.content_rgb, size) if plan.content_rgb is not None else None,
+                resize(plan.alpha, size) if plan.alpha is not None else None,
+                plan.content_layers, plan.style_layers, plan.blend, plan.scales, plan.memory)}
+        return _finish(resize(image.detach(), size), self.small[size], self.params)
