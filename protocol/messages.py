@@ -396,18 +396,25 @@ class Progress(Message):
     loss: Loss = field(default_factory=Loss)
     elapsed: float = 0.0
     image: Optional[ImageData] = None  # preview, only when params.preview is true
+    scale: int = 1  # the size being optimised, 1 the coarsest, of ``scales``
+    scales: int = 1
+    seconds_left: Optional[float] = None  # estimate from the measured rate; nil until one step was timed
 
     def _fields(self, frames: _Frames) -> dict[str, Any]:
         out: dict[str, Any] = {"iteration": self.iteration, "iterations": self.iterations,
-                               "loss": self.loss.to_map(), "elapsed": float(self.elapsed)}
+                               "loss": self.loss.to_map(), "elapsed": float(self.elapsed),
+                               "scale": self.scale, "scales": self.scales,
+                               "seconds_left": None if self.seconds_left is None else float(self.seconds_left)}
         if self.image is not None:
             out["image"] = frames.attach(self.image)
         return out
 
     @classmethod
     def _read(cls, f: _Fields) -> "Progress":
+        seconds_left = None if f.raw("seconds_left", False) is None else f.number("seconds_left")
         return cls(f.id, f.int("iteration"), f.int("iterations"), Loss.read(f), f.number("elapsed"),
-                   f.image("image", required=False))
+                   f.image("image", required=False), f.int("scale", required=False, default=1, minimum=1),
+                   f.int("scales", required=False, default=1, minimum=1), seconds_left)
 
 
 @dataclass
