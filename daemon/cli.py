@@ -66,7 +66,7 @@ def _add_option(group: argparse._ActionsContainer, spec: Spec, default: object =
     zero = f"; 0: {spec.zero_means}" if spec.zero_means else ""
     help_text = f"{spec.help}{zero} (default: {shown})".replace("%", "%%")
     if spec.unit == "MiB":
-        group.add_argument(flag, type=_mebibytes, default=default, metavar="SIZE",
+        group.add_argument(flag, type=mebibytes, default=default, metavar="SIZE",
                            help=help_text.replace(" (default", ", e.g. 2G or 512M (default", 1))
     elif spec.kind is bool:
         group.add_argument(flag, action="store_true", default=None, help=help_text)
@@ -83,8 +83,8 @@ _MEMORY_UNITS = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib":
                  "tib": 1 << 20}
 
 
-def _mebibytes(text: str) -> int:
-    """"2G", "512M", "1.5GiB" or "2048" (MiB) → MiB, rounded down."""
+def mebibytes(text: str) -> int:
+    """"2G", "512M", "1.5GiB" or "2048" (MiB) → MiB, rounded down (``--max-memory`` of stylize and serve)."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _MEMORY_UNITS:

@@ -174,7 +174,8 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
                 elif isinstance(event, Progress):
                     if bar is None:
                         bar = ProgressBar(event.iterations)
-                    bar.update(event.iteration, event.loss.total)
+                    bar.update(event.iteration, event.loss.total, scale=event.scale, scales=event.scales,
+                               seconds_left=event.seconds_left)
                 elif isinstance(event, Result):
                     result = event
     except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned

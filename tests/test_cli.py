@@ -214,3 +214,28 @@ def test_the_daemon_path_checks_the_blend_before_connecting(images, tmp_path, ca
                           style_blend=(-1.0,))
     assert code == 2
     assert "style_blend[0]" in capsys.readouterr().err
+
+
+def test_the_daemon_path_sends_native_size_memory_and_preview_size():
+    """What the remote path puts in a request's params: the options that differ from the schema's defaults."""
+    from neural_style.daemon import cli
+    from neural_style.daemon.remote import request_params
+
+    args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--native", "--max-memory", "2G",
+                                          "--preview-size", "64"])
+    assert request_params(cli.params_from_args(args)) == {"size": 0, "max_memory": 2048, "preview_size": 64}
+
+
+def test_serve_takes_a_memory_budget_and_a_preview_cap():
+    from neural_style.daemon import cli
+    from neural_style.daemon.server.main import config_from_args
+
+    def limits(*given: str):
+        return config_from_args(cli.build_parser().parse_args(["serve", *given])).limits
+
+    assert (limits().max_memory, limits().max_preview_size) == (0, 2048)  # the device's memory; previews ≤ 2048 px
+    chosen = limits("--max-memory", "8G", "--max-preview-size", "512")
+    assert (chosen.max_memory, chosen.max_preview_size) == (8192, 512)
+    assert chosen.describe()["max_memory"] == 8192  # what pong reports
+    with pytest.raises(ValueError, match="max_memory"):
+        limits("--max-memory", "10M")  # below what any job can run in

@@ -85,13 +85,16 @@ def test_the_worker_reports_its_model_as_an_event(worker):
 
 
 def test_the_worker_encodes_progress_and_result_ready_to_send(worker):
-    job = Job(b"client", "good", _request(iterations=3, progress_every=1, preview=True))
+    job = Job(b"client", "good", _request(iterations=3, progress_every=1, preview=True, scales=2))
     worker._jobs.put(job)
     events = _until_terminal(_events(worker))
     assert all(isinstance(e, WorkerEvent) and e.job is job for e in events)
     messages = [decode_reply(e.message.frames) for e in events]  # the frames as they will go out
     *progress, result = messages
     assert [type(m) for m in progress] == [Progress] * 3 and [p.iteration for p in progress] == [1, 2, 3]
+    # the engine's scale of scales and time left, as the protocol's fields
+    assert [(p.scale, p.scales) for p in progress] in ([(1, 2), (2, 2), (2, 2)], [(1, 2), (1, 2), (2, 2)])
+    assert progress[-1].seconds_left == 0 and all(p.seconds_left is not None for p in progress[1:])
     assert all(p.id == "good" and p.iterations == 3 and p.image is not None for p in progress)
     assert (progress[-1].image.width, progress[-1].image.height, progress[-1].image.channels) == (32, 26, 3)
     assert isinstance(result, Result) and result.iterations == 3 and result.image.width == 32
@@ -204,3 +207,28 @@ def test_the_router_ends_a_queued_job_itself_and_keeps_one_terminal_message(harn
         assert client.request({"type": "cancel", "id": "c", "target": "queued"})["type"] == "cancel_ack"
         assert terminal_of(client.stream("queued", quiet=0))["code"] == "cancelled"
         assert harness.jobs.take(timeout=0) is None  # the loop took it out of the queue: no worker saw it
+
+
+def test_a_24_megapixel_rgba_image_travels_both_ways(harness):
+    """Full resolution's sizes through the daemon's real socket options and the typed client: a 6000×4000
+    RGBA raw content (96 MB, within the default max_message_bytes and max_pixels) is admitted at its own
+    size, and a result of the same size comes back whole (the client sets no receive limit)."""
+    from neural_style.protocol import Accepted, Client
+
+    width, height = 6000, 4000
+    pixels = bytes(range(256)) * (width * height * 4 // 256)
+    harness.emit(WorkerEvent.model_changed(ModelState(loaded=True, device="cpu")))
+    with Client(harness.endpoint, timeout=30) as client:
+        events = client.stylize(ImageData.raw(pixels, width, height, 4), [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)],
+                                {**FAST, "size": 0, "iterations": 1}, request_id="big")
+        assert isinstance(next(events), Accepted)
+        job = harness.jobs.take(timeout=30)
+        assert job is not None and job.request.params.size == 0 and job.request.content is not None
+        received = job.request.content
+        assert (received.width, received.height, len(received.data)) == (width, height, 96_000_000)
+        harness.emit(WorkerEvent.for_job(job, Result("big", ImageData.raw(received.data, width, height, 4),
+                                                     Loss(1.0), 1, 1.0)))
+        del received, job
+        result = next(event for event in events if isinstance(event, Result))
+    assert result.image is not None and (result.image.width, result.image.height) == (width, height)
+    assert len(result.image.data) == 96_000_000 and bytes(result.image.data[-256:]) == bytes(range(256))

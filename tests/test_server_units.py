@@ -224,9 +224,9 @@ def test_thread_controller_sets_torch_threads_and_load_follows_the_idle_cores():
 
 
 # ---------------------------------------------------------------------- limits
-def _request(**params) -> Stylize:
-    return Stylize("id", ImageData.raw(rgb_bytes(40, 32), 40, 32, 3), [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)],
-                   params)
+def _request(width: int = 40, height: int = 32, **params) -> Stylize:
+    return Stylize("id", ImageData.raw(rgb_bytes(width, height), width, height, 3),
+                   [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], params)
 
 
 def test_limits_accept_a_normal_request():
@@ -236,16 +236,64 @@ def test_limits_accept_a_normal_request():
 
 @pytest.mark.parametrize("params, code, words", [
     ({"iterations": 6000}, "too_large", "iterations"),
-    ({"size": 5000}, "too_large", "size"),
-    ({"size": 1024, "style_scale": 5.0}, "too_large", "style_scale"),
+    ({"size": 80}, "too_large", "size 80 is over this daemon's limit of 64 pixels for a scaled-down working size; "
+                                "size 0 (the content's own 100x50) is accepted up to"),
     ({"iterations": 0}, "bad_request", "iterations"),
     ({"content_layers": ["conv9_9"]}, "bad_request", "conv9_9"),
     ({"optimiser": "adam"}, "bad_request", "optimiser"),
 ])
 def test_limits_reject_params(params, code, words):
     with pytest.raises(CodedError) as err:
-        admit_stylize(_request(**params), Limits())
+        admit_stylize(_request(100, 50, **params), Limits(max_size=64))
     assert err.value.code == code and words in err.value.message
+
+
+@pytest.mark.parametrize("params", [
+    {"size": 0},  # the content's own size: bounded by max_pixels, not max_size
+    {"size": 100},  # no smaller than the content's longest side: the engine never scales up, so native too
+    {"size": 5000},
+    {"size": 64, "style_scale": 100.0},  # a style image is used at most at its own size: its pixels bound it
+])
+def test_limits_accept_native_jobs_over_max_size(params):
+    assert admit_stylize(_request(100, 50, **params), Limits(max_size=64)).params.size == params["size"]
+
+
+def test_limits_bound_a_native_job_by_max_pixels_and_a_texture_by_max_size():
+    with pytest.raises(CodedError, match="100x50 = 5000 pixels; this daemon accepts at most 4999") as err:
+        admit_stylize(_request(100, 50, size=0), Limits(max_pixels=4999))
+    assert err.value.code == "too_large"
+    texture = Stylize("id", None, [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], {"size": 0, "width": 65, "height": 16})
+    with pytest.raises(CodedError, match="width 65 is over") as err:
+        admit_stylize(texture, Limits(max_size=64))
+    assert err.value.code == "too_large"
+
+
+@pytest.mark.parametrize("daemon, asked, job", [
+    (4096, 2048, 2048),  # the request's smaller budget
+    (4096, 8192, 4096),  # capped to the daemon's
+    (4096, 0, 4096),  # none asked: the daemon's
+    (0, 2048, 2048),  # no daemon budget: the request's
+    (0, 0, 0),  # neither: what the device gives
+])
+def test_a_jobs_memory_is_the_smaller_of_the_daemons_and_the_requests(daemon, asked, job):
+    request = admit_stylize(_request(max_memory=asked), Limits(max_memory=daemon))
+    assert request.params.max_memory == job
+
+
+@pytest.mark.parametrize("daemon, asked, job", [(40, 0, 40), (40, 20, 20), (40, 1024, 40), (0, 0, 0), (0, 20, 20)])
+def test_a_jobs_preview_size_is_capped_by_the_daemons(daemon, asked, job):
+    request = admit_stylize(_request(preview=True, preview_size=asked), Limits(max_preview_size=daemon))
+    assert request.params.preview_size == job
+
+
+@pytest.mark.parametrize("limits, words", [
+    ({"max_memory": 10}, "max_memory: max_memory must be 0"),
+    ({"max_preview_size": 8}, "max_preview_size: preview_size must be 0"),
+    ({"max_size": 0}, "max_size must be at least 1"),
+])
+def test_limits_refuse_values_the_parameters_could_not_take(limits, words):
+    with pytest.raises(ValueError, match=words):
+        Limits(**limits)
 
 
 def test_limits_probe_encoded_images_without_decoding():

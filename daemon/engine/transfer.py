@@ -78,18 +78,23 @@ def stylize(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     target_cache: MutableMapping[tuple, dict[str, torch.Tensor]] | None = None,
+    on_plan: Callable[[JobPlan], None] | None = None,
 ) -> StyleResult:
     """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``.
 
     ``style_blend`` weighs the style images (one weight each, default equal). ``params`` is valid by
     construction; what depends on the inputs is checked here by ``plan_inputs``, the same check the
-    daemon makes before it accepts a job. The plan (scales, memory) is logged on this module's logger.
+    daemon makes before it accepts a job. The plan (scales, memory) is logged on this module's logger,
+    or handed to ``on_plan`` instead (the daemon logs it as one line labelled with its job).
     """
     started = time.perf_counter()
     device = model.device
     plan = plan_job(content, styles, params, style_blend, device)
-    for line in plan.describe():
-        log.info("plan: %s", line)
+    if on_plan is not None:
+        on_plan(plan)
+    else:
+        for line in plan.describe():
+            log.info("plan: %s", line)
     stats = CacheStats()
     generator = torch.Generator().manual_seed(params.seed)
     autocast = autocast_for(params.precision, device)

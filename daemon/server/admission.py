@@ -13,7 +13,7 @@ decompression bomb is refused before the worker ever inflates it.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 from neural_style.daemon.engine.errors import ParamError
 from neural_style.daemon.engine.params import StyleParams, plan_inputs
@@ -22,27 +22,46 @@ from neural_style.protocol.images import ImageData
 from neural_style.protocol.messages import Stylize
 
 from .decode import probe
-from .limits import Limits
+from .limits import Limits, job_bound
 from .stylize_request import StylizeRequest
 
 __all__ = ["admit_stylize"]
 
 
-def _check_image(image: ImageData, what: str, limits: Limits) -> None:
+def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
+    """(width, height) of a request image within ``max_pixels``: a raw image's from its descriptor, a
+    PNG/JPEG's from its header (probed, not decoded), which must agree with the descriptor's hint."""
     if image.width is not None and image.height is not None and image.width * image.height > limits.max_pixels:
         raise CodedError(ErrorCode.TOO_LARGE,
                          f"{what} is {image.width}x{image.height} = {image.width * image.height} pixels; "
                          f"this daemon accepts at most {limits.max_pixels} pixels per image")
-    if image.encoding != "raw":
-        try:
-            width, height = probe(image.data, image.encoding, limits.max_pixels)
-        except CodedError as exc:
-            raise CodedError(exc.code, f"{what}: {exc.message}") from None
-        if (image.width is not None and image.width != width) or \
-                (image.height is not None and image.height != height):
-            raise CodedError(ErrorCode.BAD_REQUEST,
-                             f"{what}: the header says {image.width}x{image.height} but the "
-                             f"{image.encoding} data is {width}x{height}")
+    if image.encoding == "raw":
+        assert image.width is not None and image.height is not None  # ImageData checks raw descriptors
+        return image.width, image.height
+    try:
+        width, height = probe(image.data, image.encoding, limits.max_pixels)
+    except CodedError as exc:
+        raise CodedError(exc.code, f"{what}: {exc.message}") from None
+    if (image.width is not None and image.width != width) or \
+            (image.height is not None and image.height != height):
+        raise CodedError(ErrorCode.BAD_REQUEST,
+                         f"{what}: the header says {image.width}x{image.height} but the "
+                         f"{image.encoding} data is {width}x{height}")
+    return width, height
+
+
+def _check_working_size(params: StyleParams, content: tuple[int, int] | None, limits: Limits) -> None:
+    """``max_size`` bounds a scaled-down working size (``size``, a texture's ``width`` and ``height``).
+    A job at the content's own resolution (``size`` 0, or a size no smaller than the content's longest
+    side, which the engine never scales up) is bounded by ``max_pixels`` instead, as its content is."""
+    native = content is not None and (params.size == 0 or params.size >= max(content))
+    for name in ("width", "height") if native else ("size", "width", "height"):
+        value = getattr(params, name)
+        if value is not None and value > limits.max_size:
+            hint = (f"; size 0 (the content's own {content[0]}x{content[1]}) is accepted up to "
+                    f"{limits.max_pixels} pixels" if name == "size" and content is not None else "")
+            raise CodedError(ErrorCode.TOO_LARGE, f"{name} {value} is over this daemon's limit of {limits.max_size} "
+                                                  f"pixels for a scaled-down working size{hint}")
 
 
 def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
@@ -51,8 +70,9 @@ def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
 
     Raises ``CodedError`` with ``bad_request`` (unknown params or layer names, wrong types or
     values, a style blend that does not fit the styles, nothing to optimise, undecodable
-    images) or ``too_large`` (pixels, decompression bombs, iterations, processing size,
-    number of styles).
+    images) or ``too_large`` (pixels, decompression bombs, iterations, a scaled-down working
+    size over ``max_size``, number of styles).  The job's ``max_memory`` and ``preview_size`` are
+    the request's capped by the daemon's (``job_bound``).
     """
     try:
         params = StyleParams.from_mapping(message.params or {})
@@ -67,23 +87,17 @@ def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     if params.iterations > limits.max_iterations:
         raise CodedError(ErrorCode.TOO_LARGE,
                          f"iterations {params.iterations} is over this daemon's limit of {limits.max_iterations}")
-    for name in ("size", "width", "height"):
-        value = getattr(params, name)
-        if value is not None and value > limits.max_size:
-            raise CodedError(ErrorCode.TOO_LARGE,
-                             f"{name} {value} is over this daemon's limit of {limits.max_size} pixels")
-    # The engine resizes style images to style_scale × the working size; bound that too.
-    if params.style_scale * params.size > 2 * limits.max_size:
-        raise CodedError(ErrorCode.TOO_LARGE,
-                         f"style_scale {params.style_scale} at size {params.size} would process style images "
-                         f"at {math.ceil(params.style_scale * params.size)} pixels; the limit is {2 * limits.max_size}")
     if len(message.styles) > limits.max_styles:
         raise CodedError(ErrorCode.TOO_LARGE,
                          f"{len(message.styles)} style images; this daemon accepts at most {limits.max_styles}")
-
-    if message.content is not None:
-        _check_image(message.content, "content", limits)
+    content = _image_size(message.content, "content", limits) if message.content is not None else None
+    # Style images are used at most at their own size (the engine never scales one up), so their
+    # pixels bound their cost whatever style_scale says.
     for i, style in enumerate(message.styles):
-        _check_image(style, f"styles[{i}]", limits)
+        _image_size(style, f"styles[{i}]", limits)
+    _check_working_size(params, content, limits)
+
+    params = dataclasses.replace(params, max_memory=job_bound(params.max_memory, limits.max_memory),
+                                 preview_size=job_bound(params.preview_size, limits.max_preview_size))
     blend = tuple(message.style_blend) if message.style_blend is not None else None
     return StylizeRequest(params=params, content=message.content, styles=list(message.styles), style_blend=blend)

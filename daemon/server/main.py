@@ -21,6 +21,7 @@ from pathlib import Path
 
 import zmq
 
+from neural_style.daemon.cli import mebibytes
 from neural_style.daemon.exit_codes import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
 from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
 
@@ -103,17 +104,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--insecure", action="store_true",
                        help="allow binding a non-loopback address WITHOUT encryption or authentication")
     group.add_argument("--max-pixels", type=_positive_int, default=d.max_pixels,
-                       help=f"largest input image, width×height (default {d.max_pixels})")
+                       help=f"largest input image, width×height, and so the largest job at the content's own size "
+                            f"(default {d.max_pixels})")
     group.add_argument("--max-message-mb", type=_positive_int, default=d.max_message_bytes // MiB,
                        help=f"largest request message in MiB, all frames together (default {d.max_message_bytes // MiB})")
     group.add_argument("--max-iterations", type=_positive_int, default=d.max_iterations,
                        help=f"most iterations one job may ask for (default {d.max_iterations})")
     group.add_argument("--max-size", type=_positive_int, default=d.max_size,
-                       help=f"largest processing size (size, width, height) in pixels (default {d.max_size})")
+                       help=f"largest scaled-down working size (size, width, height) in pixels; a job at the content's "
+                            f"own size (size 0) is bounded by --max-pixels instead (default {d.max_size})")
     group.add_argument("--max-queue", type=_non_negative_int, default=d.max_queue,
                        help=f"jobs that may wait behind the running one before requests get 'busy' (default {d.max_queue})")
     group.add_argument("--max-styles", type=_positive_int, default=d.max_styles,
                        help=f"style images per request (default {d.max_styles})")
+    group.add_argument("--max-memory", type=mebibytes, default=d.max_memory, metavar="SIZE",
+                       help="memory one job may use, e.g. 8G or 512M: a request's max_memory is capped to it "
+                            f"and a request without one gets it; 0: what the device gives (default {d.max_memory})")
+    group.add_argument("--max-preview-size", type=_non_negative_int, default=d.max_preview_size, metavar="PX",
+                       help="longest side of the progress previews sent; a request's preview_size is capped "
+                            f"to it; 0: no cap (default {d.max_preview_size})")
     group.add_argument("--style-cache-entries", type=_non_negative_int, default=64,
                        help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
     group.add_argument("--style-cache-mb", type=_non_negative_int, default=512,
@@ -135,6 +144,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_size=args.max_size,
         max_queue=args.max_queue,
         max_styles=args.max_styles,
+        max_memory=args.max_memory,
+        max_preview_size=args.max_preview_size,
     )
     weights = getattr(args, "weights", None)
     model = ModelSettings(

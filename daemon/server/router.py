@@ -235,9 +235,14 @@ class Router:
             return
         self.unfinished[key] = job
         position = self._position(job)
-        log.info("%s accepted at position %d: %d iterations at size %s, %d style(s)%s", job.label(), position,
-                 admitted.params.iterations, admitted.params.size, len(admitted.styles),
-                 "" if admitted.content is not None else ", texture synthesis")
+        params = admitted.params
+        log.info("%s accepted at position %d: %d iterations at %s, %d style(s)%s, memory %s, previews %s",
+                 job.label(), position, params.iterations,
+                 f"size {params.size}" if params.size else "the content's own size", len(admitted.styles),
+                 "" if admitted.content is not None else ", texture synthesis",
+                 f"{params.max_memory} MiB" if params.max_memory else "what the device gives",
+                 "off" if not params.preview else f"≤ {params.preview_size} px" if params.preview_size
+                 else "at the working size")
         self._reply(client, Accepted(request.id, position), essential=True)
 
     # ================================================================== worker events

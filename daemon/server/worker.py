@@ -189,10 +189,14 @@ class Worker(threading.Thread):
                 job.iteration = progress.iteration  # read by the loop for status
                 preview = ImageData.raw(*encode_result(progress.image)) if progress.image is not None else None
                 self._send(job, Progress(job.request_id, progress.iteration, progress.iterations,
-                                         Loss(**progress.loss.as_dict()), progress.elapsed, preview))
+                                         Loss(**progress.loss.as_dict()), progress.elapsed, preview,
+                                         progress.scale, progress.scales, progress.seconds_left))
+
+            def on_plan(plan: Any) -> None:  # one line per job: its scales and each scale's memory plan
+                log.info("%s plan: %s", job.label(), "; ".join(plan.describe()))
 
             result = stylize(self.model, content, styles, request.params, style_blend=request.style_blend,
-                             on_progress=on_progress,
+                             on_progress=on_progress, on_plan=on_plan,
                              should_stop=lambda: self._should_stop(job), target_cache=self._cache)
             image = ImageData.raw(*encode_result(result.image))
         except Cancelled as exc:
