@@ -359,3 +359,22 @@ def test_max_queue_zero_still_runs_one_job_at_a_time(tmp_path):
     finally:
         stop.set()
         thread.join(30)
+
+
+def test_protocol_md_lists_every_limit_with_its_default():
+    """PROTOCOL.md section 9's table is pong's keys, the serve options and Limits' defaults, one row each."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from neural_style.daemon.server.limits import MiB
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    table = text[text.index("| key | option | default | what it bounds |"):].split("\n\n")[0].splitlines()[2:]
+    rows = {cells[0].strip("` "): cells[1:3] for cells in (line.strip("|").split("|") for line in table)}
+    defaults = Limits()
+    assert set(rows) == {f.name for f in dataclasses.fields(Limits)}
+    for name, (option, default) in rows.items():
+        assert option.strip(" `") == "--" + name.replace("_", "-").replace("bytes", "mb"), name
+        number = int(re.sub(r"[ ,]|MiB", "", default))
+        assert number * (MiB if "MiB" in default else 1) == getattr(defaults, name), name
