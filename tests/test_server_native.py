@@ -107,7 +107,7 @@ def test_a_jobs_memory_budget_is_the_smaller_of_the_daemons_and_the_requests(dae
 @pytest.mark.parametrize("request_id, content, params, words", [
     ("native-too-many-pixels", _image(160, 130), {"size": 0}, "20800 pixels"),
     ("png-too-many-pixels", ImageData.png(png_bytes(160, 130)), {"size": 0}, "20800 pixels"),
-    ("scaled-over-max-size", _image(150, 120), {"size": 100}, "size 100 is over this daemon's limit of 64"),
+    ("scaled-over-max-size", _image(150, 120), {"size": 100}, "size 100 is over this daemon's max_size of 64"),
 ])
 def test_what_is_over_the_limits_is_refused_before_accepted(daemon, request_id, content, params, words):
     with Client(daemon.endpoint) as client:

@@ -236,8 +236,8 @@ def test_limits_accept_a_normal_request():
 
 @pytest.mark.parametrize("params, code, words", [
     ({"iterations": 6000}, "too_large", "iterations"),
-    ({"size": 80}, "too_large", "size 80 is over this daemon's limit of 64 pixels for a scaled-down working size; "
-                                "size 0 (the content's own 100x50) is accepted up to"),
+    ({"size": 80}, "too_large", "size 80 is over this daemon's max_size of 64 pixels, which bounds every working "
+                                "size but a content's own; size 0 (the content's own 100x50) is accepted up to 25000000"),
     ({"iterations": 0}, "bad_request", "iterations"),
     ({"content_layers": ["conv9_9"]}, "bad_request", "conv9_9"),
     ({"optimiser": "adam"}, "bad_request", "optimiser"),
@@ -262,10 +262,15 @@ def test_limits_bound_a_native_job_by_max_pixels_and_a_texture_by_max_size():
     with pytest.raises(CodedError, match="100x50 = 5000 pixels; this daemon accepts at most 4999") as err:
         admit_stylize(_request(100, 50, size=0), Limits(max_pixels=4999))
     assert err.value.code == "too_large"
-    texture = Stylize("id", None, [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], {"size": 0, "width": 65, "height": 16})
-    with pytest.raises(CodedError, match="width 65 is over") as err:
-        admit_stylize(texture, Limits(max_size=64))
-    assert err.value.code == "too_large"
+    def texture(**params) -> Stylize:
+        return Stylize("id", None, [ImageData.raw(rgb_bytes(8, 8), 8, 8, 3)], params)
+
+    for params, words in (({"size": 0, "width": 65, "height": 16}, "width 65 is over"),
+                          ({"width": 64}, "size 512 is over")):  # the height is the size's
+        with pytest.raises(CodedError, match=words) as err:
+            admit_stylize(texture(**params), Limits(max_size=64))
+        assert err.value.code == "too_large"
+    admit_stylize(texture(width=64, height=64), Limits(max_size=64))  # the default size 512 is not used
 
 
 @pytest.mark.parametrize("daemon, asked, job", [

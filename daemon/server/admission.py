@@ -51,17 +51,22 @@ def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
 
 
 def _check_working_size(params: StyleParams, content: tuple[int, int] | None, limits: Limits) -> None:
-    """``max_size`` bounds a scaled-down working size (``size``, a texture's ``width`` and ``height``).
-    A job at the content's own resolution (``size`` 0, or a size no smaller than the content's longest
-    side, which the engine never scales up) is bounded by ``max_pixels`` instead, as its content is."""
-    native = content is not None and (params.size == 0 or params.size >= max(content))
-    for name in ("width", "height") if native else ("size", "width", "height"):
-        value = getattr(params, name)
-        if value is not None and value > limits.max_size:
-            hint = (f"; size 0 (the content's own {content[0]}x{content[1]}) is accepted up to "
-                    f"{limits.max_pixels} pixels" if name == "size" and content is not None else "")
-            raise CodedError(ErrorCode.TOO_LARGE, f"{name} {value} is over this daemon's limit of {limits.max_size} "
-                                                  f"pixels for a scaled-down working size{hint}")
+    """``max_size`` bounds a scaled-down working size: ``size`` below the content's longest side, and a
+    texture's sides (``width``, ``height``, or ``size`` where one is not given).  A job at the content's
+    own resolution (``size`` 0, or a size no smaller than the content's longest side, which the engine
+    never scales up) is bounded by ``max_pixels`` instead, as its content is."""
+    if content is not None:
+        native = params.size == 0 or params.size >= max(content)
+        sides = [] if native else [("size", params.size)]
+        hint = f"; size 0 (the content's own {content[0]}x{content[1]}) is accepted up to {limits.max_pixels} pixels"
+    else:
+        sides = [("width", params.width) if params.width is not None else ("size", params.size),
+                 ("height", params.height) if params.height is not None else ("size", params.size)]
+        hint = ""
+    for name, value in sides:
+        if value > limits.max_size:
+            raise CodedError(ErrorCode.TOO_LARGE, f"{name} {value} is over this daemon's max_size of {limits.max_size} "
+                                                  f"pixels, which bounds every working size but a content's own{hint}")
 
 
 def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
