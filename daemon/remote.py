@@ -120,6 +120,8 @@ def status(args: argparse.Namespace) -> int:
     print(f"daemon {pong.daemon_version} at {endpoint} (protocol {pong.protocol})", file=out)
     print(f"device:  {pong.device}", file=out)
     print(f"weights: {weights}", file=out)
+    if pong.limits:  # what a request may ask (docs/PROTOCOL.md, section 9)
+        print("limits:  " + ", ".join(f"{name} {value}" for name, value in pong.limits.items()), file=out)
     if state.running is None:
         print("running: nothing", file=out)
     else:

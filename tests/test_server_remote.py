@@ -52,7 +52,8 @@ def test_status_and_stylize_through_a_running_daemon(daemon, images, tmp_path, c
     from neural_style.daemon import remote
 
     assert remote.status(argparse.Namespace(endpoint=daemon.endpoint)) == 0  # in-process: cheap
-    assert "weights: random" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "weights: random" in shown and re.search(r"limits: .*max_pixels \d+.*max_preview_size \d+", shown)
 
     out = tmp_path / "out.png"  # the real command, as a user runs it
     run = cli("stylize", str(images[0]), str(images[1]), "-o", str(out), "--endpoint", daemon.endpoint,
