@@ -16,21 +16,21 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from .client import DEFAULT_TIMEOUT, Client
 from .connection import AUTOSTART_TIMEOUT, ENDPOINT_ENV, FIRST_PING_TIMEOUT, resolve_endpoint
 from .errors import DaemonUnavailable
 from .messages import Pong
 
-_children: list[subprocess.Popen] = []  # keep handles alive: no ResourceWarning, no early reaping
+_children: list[subprocess.Popen[bytes]] = []  # keep handles alive: no ResourceWarning, no early reaping
 
 
 class DaemonStartFailed(DaemonUnavailable):
     """The daemon we started exited or did not answer in time; ``log_tail`` says why."""
 
     def __init__(self, message: str, log_path: Optional[Path], log_tail: str,
-                 process: Optional[subprocess.Popen] = None) -> None:
+                 process: Optional[subprocess.Popen[bytes]] = None) -> None:
         full = message + (f"\n--- last lines of {log_path} ---\n{log_tail}" if log_tail else "")
         super().__init__(full)
         self.log_path = log_path
@@ -48,7 +48,7 @@ class DaemonHandle:
     started: bool
     pid: Optional[int] = None
     log_path: Optional[Path] = None
-    process: Optional[subprocess.Popen] = field(default=None, repr=False, compare=False)
+    process: Optional[subprocess.Popen[bytes]] = field(default=None, repr=False, compare=False)
 
 
 def default_log_path() -> Path:
@@ -81,18 +81,17 @@ def _ping(endpoint: str, timeout: float) -> Optional[Pong]:
         return None
 
 
-def _spawn(command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> subprocess.Popen:
+def _spawn(command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """Start ``command`` detached, its output appended to ``log_path``; a command that cannot run is
     a DaemonStartFailed naming it ("could not start `X`: no such file")."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
         log.flush()
-        kwargs: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT,
+        kwargs: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT,
                         "env": dict(env), "close_fds": True}
         if sys.platform == "win32":
-            kwargs["creationflags"] = (subprocess.DETACHED_PROCESS  # type: ignore[attr-defined]
-                                       | subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
+            kwargs["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
         else:
             kwargs["start_new_session"] = True  # no SIGINT/SIGHUP from the starter's terminal
         try:
@@ -107,7 +106,7 @@ def _spawn(command: Sequence[str], log_path: Path, env: Mapping[str, str]) -> su
 
 
 def start_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float = AUTOSTART_TIMEOUT, *,
-                 log_path: Union[str, os.PathLike, None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
+                 log_path: Union[str, os.PathLike[str], None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
                  env: Optional[Mapping[str, str]] = None) -> DaemonHandle:
     """Start ``command`` detached and wait until a daemon answers at ``endpoint`` (no first ping).
 
@@ -142,7 +141,7 @@ def start_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float
 
 
 def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float = AUTOSTART_TIMEOUT, *,
-                  log_path: Union[str, os.PathLike, None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
+                  log_path: Union[str, os.PathLike[str], None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
                   env: Optional[Mapping[str, str]] = None) -> DaemonHandle:
     """A handle to a daemon answering at ``endpoint``: the running one, or ``command`` started (see start_daemon)."""
     if not command:
@@ -161,7 +160,7 @@ class NoDaemon(DaemonUnavailable):
 def connect_or_start(endpoint: Optional[str] = None, command: Optional[Sequence[str]] = None, *,
                      autostart: bool = True, timeout: float = DEFAULT_TIMEOUT,
                      first_ping: float = FIRST_PING_TIMEOUT, start_timeout: float = AUTOSTART_TIMEOUT,
-                     log_path: Union[str, os.PathLike, None] = None,
+                     log_path: Union[str, os.PathLike[str], None] = None,
                      on_start: Optional[Callable[[Sequence[str]], None]] = None,
                      env: Optional[Mapping[str, str]] = None) -> tuple[Client, DaemonHandle]:
     """A ready client and the daemon's handle: the running daemon, or ``command`` started for it.

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Generator, Mapping, Optional, Sequence, TypeVar, Union
 
 import zmq
 
@@ -40,6 +40,9 @@ from .messages import (
 
 DEFAULT_TIMEOUT = 5.0
 StylizeEvent = Union[Accepted, Progress, Heartbeat, Result]
+#: The events of one job, as ``Client.stylize`` yields them; closing it early cancels the job.
+StylizeStream = Generator[StylizeEvent, None, None]
+ReplyType = TypeVar("ReplyType", Pong, StatusReply, CancelAck)
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,12 @@ class Client:
 
     def __init__(self, endpoint: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, *,
                  liveness_timeout: float = CLIENT_LIVENESS_TIMEOUT,
-                 context: Optional[zmq.Context] = None, curve: Optional[CurveKeys] = None) -> None:
+                 context: Optional[zmq.Context[Any]] = None, curve: Optional[CurveKeys] = None) -> None:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
         self.liveness_timeout = liveness_timeout
         self._context = context or zmq.Context.instance()
-        self._socket: Optional[zmq.Socket] = self._context.socket(zmq.DEALER)
+        self._socket: Optional[zmq.Socket[Any]] = self._context.socket(zmq.DEALER)
         configure_client_socket(self._socket)  # a paused caller is neither dropped nor crashed (heartbeat.py)
         if curve is not None:
             self._socket.curve_serverkey = curve.server_public
@@ -105,10 +108,10 @@ class Client:
     # ------------------------------------------------------------------ requests
     def ping(self, timeout: Optional[float] = None) -> Pong:
         """Is a daemon there? Raises DaemonUnavailable when nothing answers in time."""
-        return self._request(Ping(new_request_id()), Pong, timeout)  # type: ignore[return-value]
+        return self._request(Ping(new_request_id()), Pong, timeout)
 
     def status(self, timeout: Optional[float] = None) -> StatusReply:
-        return self._request(Status(new_request_id()), StatusReply, timeout)  # type: ignore[return-value]
+        return self._request(Status(new_request_id()), StatusReply, timeout)
 
     def cancel(self, request_id: str, timeout: Optional[float] = None) -> CancelAck:
         """Ask the daemon to stop stylize job ``request_id`` (sent by this client).
@@ -116,11 +119,11 @@ class Client:
         The job's own stream then ends with DaemonError ``cancelled``; an unknown or
         finished id raises DaemonError ``not_found``.
         """
-        return self._request(Cancel(new_request_id(), request_id), CancelAck, timeout)  # type: ignore[return-value]
+        return self._request(Cancel(new_request_id(), request_id), CancelAck, timeout)
 
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
-                *, request_id: Optional[str] = None, heartbeats: bool = False) -> Iterator[StylizeEvent]:
+                *, request_id: Optional[str] = None, heartbeats: bool = False) -> StylizeStream:
         """Submit a job and yield its events: Accepted, Progress…, and finally Result.
 
         An ``error`` reply raises DaemonError. Heartbeats are consumed silently unless
@@ -154,16 +157,16 @@ class Client:
                 if isinstance(event, Result):
                     return event
         finally:
-            events.close()  # type: ignore[attr-defined]
+            events.close()
         raise DaemonUnavailable("the job's stream ended without a result")  # pragma: no cover
 
     # ------------------------------------------------------------------ internals
-    def _sock(self) -> zmq.Socket:
+    def _sock(self) -> zmq.Socket[Any]:
         if self._socket is None:
             raise RuntimeError("client is closed")
         return self._socket
 
-    def _send(self, message_id: str, frames: list) -> None:
+    def _send(self, message_id: str, frames: Sequence[Any]) -> None:
         sock = self._sock()
         self._inbox[message_id] = deque()
         try:
@@ -174,7 +177,7 @@ class Client:
             self._inbox.pop(message_id, None)
             raise DaemonUnavailable(f"cannot send to the daemon at {self.endpoint}: nothing accepts messages") from None
 
-    def _request(self, message: Message, expected: type, timeout: Optional[float]) -> Reply:
+    def _request(self, message: Message, expected: type[ReplyType], timeout: Optional[float]) -> ReplyType:
         self._send(message.id, message.to_frames())
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
@@ -192,7 +195,7 @@ class Client:
         finally:
             self._inbox.pop(message.id, None)
 
-    def _stream(self, job_id: str, frames: list, heartbeats: bool) -> Iterator[StylizeEvent]:
+    def _stream(self, job_id: str, frames: Sequence[Any], heartbeats: bool) -> StylizeStream:
         self._send(job_id, frames)
         finished = False
         accepted = False
@@ -232,7 +235,7 @@ class Client:
     def _abandon(self, job_id: str) -> None:
         """Best-effort cancel of a job whose caller stopped listening; the ack is dropped."""
         try:
-            self._socket.send_multipart(Cancel(new_request_id(), job_id).to_frames(), zmq.NOBLOCK)  # type: ignore[union-attr]
+            self._sock().send_multipart(Cancel(new_request_id(), job_id).to_frames(), zmq.NOBLOCK)
         except zmq.ZMQError:
             pass
 

@@ -39,8 +39,9 @@ def _positive_int(value: Any, name: str, request_id: Optional[str]) -> int:
     return value
 
 
-def _check_dims(encoding: str, width: Any, height: Any, channels: Any,
-                request_id: Optional[str]) -> None:
+def _check_dims(encoding: Any, width: Any, height: Any, channels: Any,
+                request_id: Optional[str]) -> str:
+    """The encoding, once it and the dimensions are valid."""
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
         raise _bad(f"image 'encoding' must be one of raw, png, jpeg; got {quote(encoding)}", request_id)
     if encoding == Encoding.RAW.value and None in (width, height, channels):
@@ -50,6 +51,7 @@ def _check_dims(encoding: str, width: Any, height: Any, channels: Any,
             _positive_int(value, name, request_id)
     if channels is not None and (isinstance(channels, bool) or channels not in CHANNELS):
         raise _bad(f"image 'channels' must be 3 or 4, got {quote(channels)}", request_id)
+    return encoding
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,8 @@ class ImageRef:
         if not 1 <= frame <= frame_count:
             raise _bad(f"image 'frame' {frame} does not exist (payload frames are 1..{frame_count})",
                        request_id)
-        encoding = value.get("encoding")
         width, height, channels = value.get("width"), value.get("height"), value.get("channels")
-        _check_dims(encoding, width, height, channels, request_id)
+        encoding = _check_dims(value.get("encoding"), width, height, channels, request_id)
         return cls(frame, encoding, width, height, channels)
 
     def check_payload(self, payload: Buffer, request_id: Optional[str] = None) -> None:

@@ -67,7 +67,7 @@ class _Fields:
             return None
         return self.header[key]
 
-    def str(self, key: str, required: bool = True, default: Optional[str] = None) -> Optional[str]:
+    def string(self, key: str, required: bool = True, default: str = "") -> str:
         value = self.raw(key, required)
         if value is None and not required:
             return default
@@ -75,7 +75,11 @@ class _Fields:
             raise self.fail(f"'{key}' must be a string")
         return value
 
-    def int(self, key: str, required: bool = True, default: int = 0, minimum: int = 0) -> int:
+    def optional_string(self, key: str) -> Optional[str]:
+        """A string that may be absent or nil (None then)."""
+        return None if self.raw(key, False) is None else self.string(key)
+
+    def integer(self, key: str, required: bool = True, default: int = 0, minimum: int = 0) -> int:
         value = self.raw(key, required)
         if value is None and not required:
             return default
@@ -86,7 +90,7 @@ class _Fields:
     def number(self, key: str, required: bool = True, default: float = 0.0) -> float:
         return _number(self.raw(key, required), key, self) if key in self.header or required else default
 
-    def bool(self, key: str, required: bool = True, default: bool = False) -> bool:
+    def boolean(self, key: str, required: bool = True, default: bool = False) -> bool:
         value = self.raw(key, required)
         if value is None and not required:
             return default
@@ -233,7 +237,7 @@ class Cancel(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Cancel":
-        target = f.str("target")
+        target = f.string("target")
         if not target:
             raise f.fail("'target' must be the non-empty id of a stylize request")
         return cls(f.id, target)
@@ -314,9 +318,9 @@ class Pong(Message):
     def _read(cls, f: _Fields) -> "Pong":
         limits = {k: v for k, v in (f.map("limits", required=False) or {}).items()
                   if isinstance(v, int) and not isinstance(v, bool)}  # unknown kinds of limit: skipped
-        return cls(f.id, f.str("daemon_version"), f.int("protocol"), f.str("device"),
-                   f.bool("weights_loaded"), f.str("weights", required=False),
-                   f.int("queue_length", required=False), limits)
+        return cls(f.id, f.string("daemon_version"), f.integer("protocol"), f.string("device"),
+                   f.boolean("weights_loaded"), f.optional_string("weights"),
+                   f.integer("queue_length", required=False), limits)
 
 
 @dataclass
@@ -356,7 +360,7 @@ class CancelAck(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "CancelAck":
-        return cls(f.id, f.str("target"), f.str("state", required=False, default="queued"))
+        return cls(f.id, f.string("target"), f.string("state", required=False, default="queued"))
 
 
 @dataclass
@@ -369,7 +373,7 @@ class Accepted(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Accepted":
-        return cls(f.id, f.int("position"))
+        return cls(f.id, f.integer("position"))
 
 
 @dataclass
@@ -385,7 +389,7 @@ class Heartbeat(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Heartbeat":
-        return cls(f.id, f.str("state", required=False, default="queued"), f.int("position", required=False))
+        return cls(f.id, f.string("state", required=False, default="queued"), f.integer("position", required=False))
 
 
 @dataclass
@@ -412,9 +416,9 @@ class Progress(Message):
     @classmethod
     def _read(cls, f: _Fields) -> "Progress":
         seconds_left = None if f.raw("seconds_left", False) is None else f.number("seconds_left")
-        return cls(f.id, f.int("iteration"), f.int("iterations"), Loss.read(f), f.number("elapsed"),
-                   f.image("image", required=False), f.int("scale", required=False, default=1, minimum=1),
-                   f.int("scales", required=False, default=1, minimum=1), seconds_left)
+        return cls(f.id, f.integer("iteration"), f.integer("iterations"), Loss.read(f), f.number("elapsed"),
+                   f.image("image", required=False), f.integer("scale", required=False, default=1, minimum=1),
+                   f.integer("scales", required=False, default=1, minimum=1), seconds_left)
 
 
 @dataclass
@@ -438,9 +442,9 @@ class Result(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Result":
-        return cls(f.id, f.image("image"), Loss.read(f), f.int("iterations", required=False),
-                   f.number("elapsed"), f.int("style_cache_hits", required=False),
-                   f.int("style_cache_misses", required=False))
+        return cls(f.id, f.image("image"), Loss.read(f), f.integer("iterations", required=False),
+                   f.number("elapsed"), f.integer("style_cache_hits", required=False),
+                   f.integer("style_cache_misses", required=False))
 
 
 @dataclass
@@ -460,7 +464,7 @@ class Error(Message):
 
     @classmethod
     def _read(cls, f: _Fields) -> "Error":
-        return cls(f.id, f.str("code"), f.str("message", required=False, default=""))
+        return cls(f.id, f.string("code"), f.string("message", required=False, default=""))
 
 
 @dataclass
@@ -476,9 +480,12 @@ Request = Union[Ping, Status, Stylize, Cancel]
 Reply = Union[Pong, StatusReply, CancelAck, Accepted, Heartbeat, Progress, Result, Error, UnknownReply]
 TERMINAL_TYPES = frozenset({Result.TYPE, Error.TYPE})
 
-REQUEST_TYPES: dict[str, type[Message]] = {c.TYPE: c for c in (Ping, Status, Stylize, Cancel)}
-REPLY_TYPES: dict[str, type[Message]] = {
-    c.TYPE: c for c in (Pong, StatusReply, CancelAck, Accepted, Heartbeat, Progress, Result, Error)}
+#: The classes of ``Request`` and of ``Reply`` (but ``UnknownReply``), to look a header's type up and to
+#: check what was decoded.
+REQUEST_CLASSES = (Ping, Status, Stylize, Cancel)
+REPLY_CLASSES = (Pong, StatusReply, CancelAck, Accepted, Heartbeat, Progress, Result, Error)
+REQUEST_TYPES: dict[str, type[Message]] = {c.TYPE: c for c in REQUEST_CLASSES}
+REPLY_TYPES: dict[str, type[Message]] = {c.TYPE: c for c in REPLY_CLASSES}
 
 
 def _decode_typed(frames: Sequence[Any], types: dict[str, type[Message]], strict: bool,
@@ -516,13 +523,17 @@ def _decode_checked(frames: Sequence[Any], types: dict[str, type[Message]], stri
 
 def decode_request(frames: Sequence[Any], *, max_header_bytes: int = MAX_HEADER_BYTES) -> Request:
     """Daemon side: frames (routing envelope stripped) to a validated request, or ProtocolError."""
-    return _decode_typed(frames, REQUEST_TYPES, True, "request", max_header_bytes=max_header_bytes)  # type: ignore[return-value]
+    request = _decode_typed(frames, REQUEST_TYPES, True, "request", max_header_bytes=max_header_bytes)
+    assert isinstance(request, REQUEST_CLASSES)  # strict decoding knows no other type
+    return request
 
 
 def decode_reply(frames: Sequence[Any]) -> Reply:
     """Client side: frames to a reply. Unknown fields are ignored and unknown types come back
     as UnknownReply, for forward compatibility; known fields are still type-checked."""
-    return _decode_typed(frames, REPLY_TYPES, False, "reply", allow_empty_id=True)  # type: ignore[return-value]
+    reply = _decode_typed(frames, REPLY_TYPES, False, "reply", allow_empty_id=True)
+    assert isinstance(reply, (*REPLY_CLASSES, UnknownReply))  # the known types, or UnknownReply for the others
+    return reply
 
 
 def encode_message(message: Message) -> list[Buffer]:

@@ -33,11 +33,13 @@ class Envelope:
 
     @property
     def type(self) -> str:
-        return self.header["type"]
+        kind: str = self.header["type"]  # decode() checked that it is a string
+        return kind
 
     @property
     def id(self) -> str:
-        return self.header["id"]
+        ident: str = self.header["id"]  # decode() checked that it is a string
+        return ident
 
     def frame(self, index: int) -> Buffer:
         """The payload at wire frame ``index`` (1 = first frame after the header)."""
@@ -52,7 +54,8 @@ class Envelope:
 
 def pack_header(header: Mapping[str, Any]) -> bytes:
     """msgpack a header map (str as str type, bytes as bin type)."""
-    return msgpack.packb(dict(header), use_bin_type=True)
+    packed: bytes = msgpack.packb(dict(header), use_bin_type=True)
+    return packed
 
 
 def encode(header: Mapping[str, Any], payloads: Sequence[Buffer] = ()) -> list[Buffer]:
@@ -70,7 +73,7 @@ def encode(header: Mapping[str, Any], payloads: Sequence[Buffer] = ()) -> list[B
 def _as_buffer(frame: Any) -> Buffer:
     if isinstance(frame, (bytes, bytearray, memoryview)):
         return frame
-    buf = getattr(frame, "buffer", None)  # zmq.Frame received with copy=False
+    buf: Buffer | None = getattr(frame, "buffer", None)  # zmq.Frame received with copy=False
     if buf is not None:
         return buf
     return memoryview(frame)
