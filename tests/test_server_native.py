@@ -126,8 +126,8 @@ def test_a_size_above_the_contents_own_is_its_native_size_and_allowed(daemon):
 
 
 def test_the_cli_sends_native_size_and_memory_and_shows_the_scale_and_time_left(daemon, tmp_path):
-    from neural_style.daemon.images import save_image
     from conftest import smooth_image
+    from neural_style.daemon.images import save_image
 
     content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out.png"
     save_image(smooth_image(40, 100, seed=1), content)  # 100×40: wider than --max-size 64
