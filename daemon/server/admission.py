@@ -58,7 +58,7 @@ def _check_working_size(params: StyleParams, content: tuple[int, int] | None, li
     if content is not None:
         native = params.size == 0 or params.size >= max(content)
         sides = [] if native else [("size", params.size)]
-        hint = f"; size 0 (the content's own {content[0]}x{content[1]}) is accepted up to {limits.max_pixels} pixels"
+        hint = f"; size 0 (the content's own {content[0]}x{content[1]}, within max_pixels) is accepted"
     else:
         sides = [("width", params.width) if params.width is not None else ("size", params.size),
                  ("height", params.height) if params.height is not None else ("size", params.size)]
