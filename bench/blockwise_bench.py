@@ -106,7 +106,7 @@ def _largest_crop(objective: BlockwiseObjective, size: int) -> int:
 def _images(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Content at size × size, style at 512 px (the styles' Grams do not depend on the output size here)."""
     if (SHARED / "tubingen.jpg").exists():
-        from neural_style.daemon.images import load_image
+        from neural_style.daemon.image_files import load_image
 
         content = split_alpha(load_image(SHARED / "tubingen.jpg"))[0]
         style = split_alpha(load_image(SHARED / "starry_night.jpg"))[0]

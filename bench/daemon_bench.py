@@ -187,7 +187,7 @@ def zmq_echo(payload: bytes, repeat: int) -> list[float]:
 def big_image(args: argparse.Namespace, endpoint: str) -> dict:
     import torch
 
-    from neural_style.daemon.images import tensor_from_bytes, tensor_to_bytes
+    from neural_style.daemon.image_files import tensor_from_bytes, tensor_to_bytes
     from neural_style.protocol import Client, ImageData
     from neural_style.protocol.messages import Stylize, decode_request
 

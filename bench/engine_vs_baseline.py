@@ -25,7 +25,7 @@ from neural_style.daemon.engine import StyleParams, stylize  # noqa: E402
 from neural_style.daemon.engine.imaging import fit_longest_side, resize  # noqa: E402
 from neural_style.daemon.engine.transfer import NOISE_MEAN, NOISE_STD  # noqa: E402
 from neural_style.daemon.engine.vgg import random_vgg19_state_dict  # noqa: E402
-from neural_style.daemon.images import load_image  # noqa: E402
+from neural_style.daemon.image_files import load_image  # noqa: E402
 from neural_style.daemon.weights import load_model  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"

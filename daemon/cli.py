@@ -175,8 +175,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if not args.local:
         from . import remote
 
-        return remote.stylize(args, args.content, list(args.styles), params, args.output, args.style_blend)
-    from .images import load_image
+        return remote.stylize_with_daemon(args, args.content, list(args.styles), params, args.output, args.style_blend)
+    from .image_files import load_image
 
     content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]
@@ -184,7 +184,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
-    from .images import load_image
+    from .image_files import load_image
 
     _check_writable(args.output)
     if args.content is not None:
@@ -208,7 +208,7 @@ def recorded_settings(params: StyleParams, style_blend: Sequence[float] | None) 
 
 def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     from .engine import stylize
-    from .images import save_image
+    from .image_files import save_image
     from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
@@ -230,7 +230,7 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
 
 def _run_figures(args: argparse.Namespace) -> int:
     from .figures import FigureSettings, render_figure_sheet
-    from .images import load_image, save_image
+    from .image_files import load_image, save_image
     from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
@@ -297,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Turn the errors a user can cause into one message and an exit code; only bugs keep a traceback (-v)."""
-    from .engine.errors import Cancelled, ParamError, WeightsFormatError
-    from .errors import DeviceUnavailable, ImageError, WeightsNotFound
+    from .engine.engine_errors import Cancelled, ParamError, WeightsFormatError
+    from .local_errors import DeviceUnavailable, ImageError, WeightsNotFound
 
     try:
         return command(args)

@@ -107,7 +107,7 @@ def _compose(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], cell_size: 
     from PIL import Image, ImageDraw, ImageFont
 
     from .engine.imaging import resize
-    from .images import to_pil
+    from .image_files import to_pil
 
     height, width = cell_size
     columns = max(len(cells) for _, cells in rows)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from PIL import Image, PngImagePlugin
 
-from .errors import ImageError
+from .local_errors import ImageError
 
 SOFTWARE = "neural-style-gimp"
 

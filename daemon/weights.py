@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import DeviceUnavailable, WeightsNotFound
+from .local_errors import DeviceUnavailable, WeightsNotFound
 from .engine.devices import DEVICE_CHOICES
 from .engine.vgg import WEIGHT_FORMATS, VGG19Features, WeightsFormatError, random_vgg19
 

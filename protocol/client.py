@@ -18,7 +18,7 @@ import zmq
 from .connection import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
 from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_client_socket
-from .images import ImageData
+from .image_data import ImageData
 from .messages import (
     Accepted,
     Cancel,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 from .errors import ErrorCode, ProtocolError, quote
-from .images import Buffer, ImageData, ImageRef
+from .image_data import Buffer, ImageData, ImageRef
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, peek_id
 
 JOB_STATES = ("queued", "running")

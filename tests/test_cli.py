@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import smooth_image
-from neural_style.daemon.images import save_image
+from neural_style.daemon.image_files import save_image
 
 CLI = [sys.executable, "-m", "neural_style.daemon.cli"]
 
@@ -143,9 +143,9 @@ def test_the_daemon_path_of_the_command_never_imports_torch():
         "import sys\n"
         "import neural_style.daemon.cli as cli\n"
         "cli.build_parser()\n"
-        "import neural_style.daemon.remote, neural_style.daemon.png_output, neural_style.daemon.errors\n"
+        "import neural_style.daemon.remote, neural_style.daemon.png_output, neural_style.daemon.local_errors\n"
         "from neural_style.daemon.engine import StyleParams, ParamError, Cancelled\n"
-        "from neural_style.daemon.engine.errors import WeightsFormatError\n"
+        "from neural_style.daemon.engine.engine_errors import WeightsFormatError\n"
         "cli.params_from_args(cli.build_parser().parse_args(['stylize', 'a', 'b', '-o', 'c']))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('light')\n"
@@ -210,7 +210,7 @@ def test_the_daemon_path_checks_the_blend_before_connecting(images, tmp_path, ca
     from neural_style.daemon.engine import StyleParams
 
     args = argparse.Namespace(endpoint="tcp://127.0.0.1:9", no_autostart=True)  # nothing listens there
-    code = remote.stylize(args, images["content"], [images["style"]], StyleParams(), tmp_path / "o.png",
+    code = remote.stylize_with_daemon(args, images["content"], [images["style"]], StyleParams(), tmp_path / "o.png",
                           style_blend=(-1.0,))
     assert code == 2
     assert "style_blend[0]" in capsys.readouterr().err

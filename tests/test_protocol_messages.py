@@ -354,7 +354,7 @@ def test_decoders_raise_only_protocol_error_on_garbage() -> None:
 
 
 def test_file_bytes_go_as_they_are_only_for_png_and_jpeg() -> None:
-    from neural_style.protocol.images import ImageData as Data
+    from neural_style.protocol.image_data import ImageData as Data
 
     png = b"\x89PNG\r\n\x1a\n" + b"rest"
     assert Data.from_file_bytes(png).encoding == "png"

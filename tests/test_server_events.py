@@ -27,7 +27,7 @@ from neural_style.daemon.server.router import Router
 from neural_style.daemon.server.style_cache import StyleTargetCache
 from neural_style.daemon.server.stylize_request import StylizeRequest
 from neural_style.daemon.server.worker import ModelSettings, Worker
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Loss, Progress, Result, decode_reply
 
 from server_fixtures import FAST, RawClient, free_port, png_bytes, rgb_bytes, terminal_of

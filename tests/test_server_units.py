@@ -26,7 +26,7 @@ from neural_style.daemon.server.security import (
 )
 from neural_style.daemon.server.style_cache import StyleTargetCache, estimate_bytes
 from neural_style.protocol.errors import CodedError
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
 
 from server_fixtures import png_bytes, rgb_bytes

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neural_style.daemon.errors import DeviceUnavailable
+from neural_style.daemon.local_errors import DeviceUnavailable
 from neural_style.daemon.weights import DEVICE_CHOICES, mps_available, resolve_device
 
 

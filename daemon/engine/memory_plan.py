@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Collection
 
 from .block_grid import BlockGrid, layer_grid
-from .errors import ParamError
+from .engine_errors import ParamError
 from .memory_budget import Budget
 from .memory_cost import (
     ADAM_VECTORS,

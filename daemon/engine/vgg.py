@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import WeightsFormatError
+from .engine_errors import WeightsFormatError
 from .layers import CONV_NAMES, LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
 
 WEIGHT_FORMATS = ("torchvision", "caffe")

@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import zmq
 
-from neural_style.daemon.errors import WeightsNotFound
+from neural_style.daemon.local_errors import WeightsNotFound
 from neural_style.protocol.errors import CodedError, ErrorCode, code_value
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Loss, Progress, Result
 
 from .decode import decode_request_image, encode_result

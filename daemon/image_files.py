@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, ImageTooLarge
+from .local_errors import ImageError, ImageTooLarge
 from .png_output import save_pil
 
 #: Default ceiling on decoded pixels (a 16k × 16k image), against decompression bombs.
