@@ -7,8 +7,9 @@ from the growing subsets {relu1_1}, {relu1_1, relu2_1}, … Fig. 3: stylizations
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .engine.layers import BLOCK_FIRST_CONVS, relu_of
 from .engine.params import StyleParams

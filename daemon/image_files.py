@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -37,7 +37,8 @@ def _decode(source: Path | io.BytesIO, max_pixels: int, name: str) -> torch.Tens
         with Image.open(source) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageTooLarge(f"{name} is {width}×{height} = {width * height} pixels, above the limit of {max_pixels}")
+                raise ImageTooLarge(f"{name} is {width}×{height} = {width * height} pixels, "
+                                    f"above the limit of {max_pixels}")
             image = ImageOps.exif_transpose(image)
             has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
             return _tensor_from_array(np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8))

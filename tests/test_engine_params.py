@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from neural_style.daemon.engine.engine_errors import ParamError
-from neural_style.protocol.errors import quote
 from neural_style.daemon.engine.params import (
     MAX_WEIGHT,
     PARAM_SPECS,
@@ -24,6 +23,7 @@ from neural_style.daemon.engine.params import (
     parameter_schema,
     plan_inputs,
 )
+from neural_style.protocol.errors import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOAT32_MAX = 3.4028234663852886e38

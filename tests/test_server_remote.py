@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from server_fixtures import free_port, shared_daemon, wait_until
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"

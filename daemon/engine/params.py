@@ -20,8 +20,9 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from neural_style.protocol.errors import quote
 
@@ -201,7 +202,7 @@ class Spec:
         return out
 
     @classmethod
-    def of(cls, name: str, hint: Any, default: Any, rules: Mapping[str, Any]) -> "Spec":
+    def of(cls, name: str, hint: Any, default: Any, rules: Mapping[str, Any]) -> Spec:
         """A spec from a field's annotation (``int``, ``tuple[str, ...] | None``…), default and rules."""
         args = typing.get_args(hint)
         nullable = (typing.get_origin(hint) in (typing.Union, types.UnionType)) and type(None) in args
@@ -295,7 +296,7 @@ class StyleParams:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "StyleParams":
+    def from_mapping(cls, values: Mapping[str, Any]) -> StyleParams:
         """Build from a request's ``params`` map: unknown names, wrong types and bad values are a ParamError."""
         if not isinstance(values, Mapping):
             raise ParamError("params must be a map")
@@ -313,7 +314,7 @@ class StyleParams:
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def replace(self, **changes: Any) -> "StyleParams":
+    def replace(self, **changes: Any) -> StyleParams:
         return dataclasses.replace(self, **changes)
 
     @property

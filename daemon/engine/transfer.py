@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, MutableMapping, Sequence
 
 import torch
 
@@ -238,7 +238,8 @@ class _Previews:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        size = fit_longest_side(height, width, self.params.preview_size) if self.params.preview_size else (height, width)
+        cap = self.params.preview_size
+        size = fit_longest_side(height, width, cap) if cap else (height, width)
         if size not in self.small:
             plan = self.plan
             self.small = {size: JobPlan(

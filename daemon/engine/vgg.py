@@ -5,7 +5,7 @@ per call (pooling layers carry no weights), so one warm model serves average and
 """
 from __future__ import annotations
 
-from typing import Collection, Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 import torch.nn.functional as F
