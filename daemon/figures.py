@@ -127,7 +127,7 @@ def _compose(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], cell_size: 
     return array.view(sheet.height, sheet.width, 3).permute(2, 0, 1).float() / 255.0
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
     """Shorten a label until it fits its cell, so neighbouring labels never overlap."""
     while text and draw.textlength(text, font=font) > width:
         text = text[:-3] + ".." if len(text) > 3 else ""

@@ -53,7 +53,7 @@ def _tensor_from_array(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
-def tensor_from_bytes(data: bytes, width: int, height: int, channels: int) -> torch.Tensor:
+def tensor_from_bytes(data: bytes | bytearray | memoryview, width: int, height: int, channels: int) -> torch.Tensor:
     """Raw 8-bit interleaved RGB/RGBA, row-major (the protocol's ``raw`` encoding) → tensor."""
     expected = width * height * channels
     if channels not in (3, 4):

@@ -149,12 +149,11 @@ def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: 
         return EXIT_BAD_INPUT
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))
     try:
-        images = ([image_for_request(content)] if content is not None else [None]) + \
-                 [image_for_request(p) for p in styles]
+        content_image = image_for_request(content) if content is not None else None
+        style_images = [image_for_request(p) for p in styles]
     except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
-    content_image, style_images = images[0], images[1:]
     wire_params = request_params(params)
     blend = list(style_blend) if style_blend is not None else None
 

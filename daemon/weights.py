@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from .engine.devices import DEVICE_CHOICES
-from .engine.vgg import WEIGHT_FORMATS, VGG19Features, WeightsFormatError, random_vgg19
+from .engine.engine_errors import WeightsFormatError
+from .engine.vgg import WEIGHT_FORMATS, VGG19Features, random_vgg19
 from .local_errors import DeviceUnavailable, WeightsNotFound
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from neural_style.daemon.local_errors import ImageError, ImageTooLarge
 from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import ImageData
 
@@ -66,9 +67,9 @@ def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
             raise CodedError(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
     try:
         return image_files.decode_image(bytes(_buffer(payload)), max_pixels)
-    except image_files.ImageTooLarge as exc:
+    except ImageTooLarge as exc:
         raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}") from None
-    except image_files.ImageError as exc:
+    except ImageError as exc:
         raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}") from None
 
 
