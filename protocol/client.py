@@ -10,15 +10,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
 import zmq
 
 from .connection import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
 from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_client_socket
-from .images import ImageData
+from .image_data import ImageData
 from .messages import (
     Accepted,
     Cancel,
@@ -99,7 +100,7 @@ class Client:
     def closed(self) -> bool:
         return self._socket is None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -216,10 +217,7 @@ class Client:
                     finished = True
                     yield reply
                     return
-                if isinstance(reply, Accepted):
-                    accepted = True
-                    yield reply
-                elif isinstance(reply, Progress):
+                if isinstance(reply, (Accepted, Progress)):
                     accepted = True
                     yield reply
                 elif isinstance(reply, Heartbeat):

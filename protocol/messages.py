@@ -14,11 +14,12 @@ error's message is cut to ``MAX_ERROR_MESSAGE``), and a header may nest values a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Sequence, Union
+from typing import Any, ClassVar, Optional, Union
 
 from .errors import ErrorCode, ProtocolError, quote
-from .images import Buffer, ImageData, ImageRef
+from .image_data import Buffer, ImageData, ImageRef
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, peek_id
 
 JOB_STATES = ("queued", "running")
@@ -166,7 +167,7 @@ class Message:
         return {}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Message":
+    def _read(cls, f: _Fields) -> Message:
         return cls(f.id)
 
     def to_frames(self) -> list[Buffer]:
@@ -207,7 +208,7 @@ class Stylize(Message):
         return out
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Stylize":
+    def _read(cls, f: _Fields) -> Stylize:
         content_raw = f.raw("content", True)  # required, nil for texture synthesis: never by omission
         content = f.image_value(content_raw) if content_raw is not None else None
         styles_raw = f.raw("styles", True)
@@ -236,7 +237,7 @@ class Cancel(Message):
         return {"target": self.target}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Cancel":
+    def _read(cls, f: _Fields) -> Cancel:
         target = f.string("target")
         if not target:
             raise f.fail("'target' must be the non-empty id of a stylize request")
@@ -260,7 +261,7 @@ class Loss:
                 "style": float(self.style), "tv": float(self.tv)}
 
     @classmethod
-    def read(cls, f: _Fields, key: str = "loss") -> "Loss":
+    def read(cls, f: _Fields, key: str = "loss") -> Loss:
         value = f.map(key)
         assert value is not None
         terms = {}
@@ -285,7 +286,7 @@ class JobInfo:
                 "iteration": self.iteration, "iterations": self.iterations, "elapsed": float(self.elapsed)}
 
     @classmethod
-    def from_value(cls, value: Any, f: _Fields) -> "JobInfo":
+    def from_value(cls, value: Any, f: _Fields) -> JobInfo:
         if not isinstance(value, dict) or not isinstance(value.get("id"), str) \
                 or value.get("state") not in JOB_STATES:
             raise f.fail("a job must be a map with a string 'id' and a 'state' of queued|running")
@@ -315,7 +316,7 @@ class Pong(Message):
                 "queue_length": self.queue_length, "limits": dict(self.limits)}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Pong":
+    def _read(cls, f: _Fields) -> Pong:
         limits = {k: v for k, v in (f.map("limits", required=False) or {}).items()
                   if isinstance(v, int) and not isinstance(v, bool)}  # unknown kinds of limit: skipped
         return cls(f.id, f.string("daemon_version"), f.integer("protocol"), f.string("device"),
@@ -338,7 +339,7 @@ class StatusReply(Message):
                 "queued": [j.to_map() for j in self.queued]}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "StatusReply":
+    def _read(cls, f: _Fields) -> StatusReply:
         running = f.raw("running", False)
         queued = f.raw("queued", False) or []
         if not isinstance(queued, list):
@@ -359,7 +360,7 @@ class CancelAck(Message):
         return {"target": self.target, "state": self.state}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "CancelAck":
+    def _read(cls, f: _Fields) -> CancelAck:
         return cls(f.id, f.string("target"), f.string("state", required=False, default="queued"))
 
 
@@ -372,7 +373,7 @@ class Accepted(Message):
         return {"position": self.position}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Accepted":
+    def _read(cls, f: _Fields) -> Accepted:
         return cls(f.id, f.integer("position"))
 
 
@@ -388,7 +389,7 @@ class Heartbeat(Message):
         return {"state": self.state, "position": self.position}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Heartbeat":
+    def _read(cls, f: _Fields) -> Heartbeat:
         return cls(f.id, f.string("state", required=False, default="queued"), f.integer("position", required=False))
 
 
@@ -414,7 +415,7 @@ class Progress(Message):
         return out
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Progress":
+    def _read(cls, f: _Fields) -> Progress:
         seconds_left = None if f.raw("seconds_left", False) is None else f.number("seconds_left")
         return cls(f.id, f.integer("iteration"), f.integer("iterations"), Loss.read(f), f.number("elapsed"),
                    f.image("image", required=False), f.integer("scale", required=False, default=1, minimum=1),
@@ -441,7 +442,7 @@ class Result(Message):
                 "style_cache_misses": self.style_cache_misses}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Result":
+    def _read(cls, f: _Fields) -> Result:
         return cls(f.id, f.image("image"), Loss.read(f), f.integer("iterations", required=False),
                    f.number("elapsed"), f.integer("style_cache_hits", required=False),
                    f.integer("style_cache_misses", required=False))
@@ -463,7 +464,7 @@ class Error(Message):
         return {"code": self.code, "message": self.message}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Error":
+    def _read(cls, f: _Fields) -> Error:
         return cls(f.id, f.string("code"), f.string("message", required=False, default=""))
 
 

@@ -15,10 +15,9 @@ import subprocess
 import sys
 
 import pytest
+from server_fixtures import FAST, png_bytes, rgb_bytes, start_daemon
 
 from neural_style.protocol import Accepted, Client, DaemonError, ImageData, Progress, Result
-
-from server_fixtures import FAST, png_bytes, rgb_bytes, start_daemon
 
 MAX_PIXELS = 20_000  # 150×120 = 18,000 fits, 160×130 = 20,800 does not
 MAX_SIZE = 64
@@ -127,7 +126,8 @@ def test_a_size_above_the_contents_own_is_its_native_size_and_allowed(daemon):
 
 def test_the_cli_sends_native_size_and_memory_and_shows_the_scale_and_time_left(daemon, tmp_path):
     from conftest import smooth_image
-    from neural_style.daemon.images import save_image
+
+    from neural_style.daemon.image_files import save_image
 
     content, style, out = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "out.png"
     save_image(smooth_image(40, 100, seed=1), content)  # 100×40: wider than --max-size 64

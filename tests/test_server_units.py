@@ -11,9 +11,10 @@ import msgpack
 import pytest
 import torch
 import zmq
+from server_fixtures import png_bytes, rgb_bytes
 
-from neural_style.daemon.server.jobs import Job, JobQueue, JobState
 from neural_style.daemon.server.admission import admit_stylize
+from neural_style.daemon.server.jobs import Job, JobQueue, JobState
 from neural_style.daemon.server.limits import Limits
 from neural_style.daemon.server.outbox import Outbox, Outgoing
 from neural_style.daemon.server.reader import MessageBounds, RequestReader
@@ -26,10 +27,8 @@ from neural_style.daemon.server.security import (
 )
 from neural_style.daemon.server.style_cache import StyleTargetCache, estimate_bytes
 from neural_style.protocol.errors import CodedError
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
-
-from server_fixtures import png_bytes, rgb_bytes
 
 
 # ---------------------------------------------------------------------- style cache
@@ -236,8 +235,9 @@ def test_limits_accept_a_normal_request():
 
 @pytest.mark.parametrize("params, code, words", [
     ({"iterations": 6000}, "too_large", "iterations"),
-    ({"size": 80}, "too_large", "size 80 is over this daemon's max_size of 64 pixels, which bounds every working "
-                                "size but a content's own; size 0 (the content's own 100x50, within max_pixels) is accepted"),
+    ({"size": 80}, "too_large", "size 80 is over this daemon's max_size of 64 pixels, which bounds every "
+                                "working size but a content's own; size 0 (the content's own 100x50, within "
+                                "max_pixels) is accepted"),
     ({"iterations": 0}, "bad_request", "iterations"),
     ({"content_layers": ["conv9_9"]}, "bad_request", "conv9_9"),
     ({"optimiser": "adam"}, "bad_request", "optimiser"),
@@ -344,9 +344,10 @@ def test_max_queue_zero_still_runs_one_job_at_a_time(tmp_path):
     """--max-queue 0: an idle daemon takes a job; a second one while it runs is busy."""
     import threading
 
+    from server_fixtures import ENDLESS, FAST, RawClient, terminal_of
+
     from neural_style.daemon.server.main import ServerConfig, run_server
     from neural_style.daemon.server.worker import ModelSettings
-    from server_fixtures import ENDLESS, FAST, RawClient, terminal_of
 
     endpoint = f"ipc://{tmp_path}/q0.sock"
     config = ServerConfig(bind=endpoint, model=ModelSettings("random", device="cpu"), limits=Limits(max_queue=0))
