@@ -73,11 +73,19 @@ def request_params(params: StyleParams) -> dict[str, Any]:
 
 
 def image_for_request(path: Path) -> ImageData:
-    """A file as a request image: PNG/JPEG bytes as they are (the daemon decodes them with its limits),
-    any other format decoded here and sent raw."""
+    """A file as a request image: PNG/JPEG bytes as they are (the daemon decodes them with its limits) with
+    their size from the header (the client then allows for a full-size result's transfer, and the daemon
+    checks it), any other format decoded here and sent raw."""
     encoded = ImageData.from_file_bytes(Path(path).read_bytes())
     if encoded is not None:
-        return encoded
+        import dataclasses
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(encoded.data)) as header:  # reads the header, not the pixels
+            width, height = header.size
+        return dataclasses.replace(encoded, width=width, height=height)
     from neural_style.daemon.image_files import load_image, tensor_to_bytes
 
     raw, width, height, channels = tensor_to_bytes(load_image(path))

@@ -18,7 +18,7 @@ import zmq
 
 from .connection import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
-from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_client_socket
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, MIN_TRANSFER_RATE, configure_client_socket
 from .image_data import ImageData
 from .messages import (
     Accepted,
@@ -59,20 +59,32 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _result_bytes(content: Optional[ImageData]) -> int:
+    """The most a job's result can weigh: the content's pixels, raw RGBA (a result is never larger than its
+    content); 0 where the content's size is not known (an encoded image without its size, a texture)."""
+    if content is None or content.width is None or content.height is None:
+        return 0
+    return content.width * content.height * 4
+
+
 class Client:
     """Talks protocol v1 to one daemon endpoint.
 
     ``timeout`` bounds each request/reply exchange (and the wait for ``accepted``);
     ``liveness_timeout`` is how long a running job may stay silent before the daemon is
     declared gone (the daemon sends heartbeats every 0.5 s, so this only fires when it is).
+    A job's waits grow by the time its request (for ``accepted``) and its result (while it runs)
+    take to travel at ``transfer_rate`` bytes per second: nothing of a message arrives before all
+    of it has, so a full-resolution image on a slow link must not look like a dead daemon.
     """
 
     def __init__(self, endpoint: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, *,
-                 liveness_timeout: float = CLIENT_LIVENESS_TIMEOUT,
+                 liveness_timeout: float = CLIENT_LIVENESS_TIMEOUT, transfer_rate: float = MIN_TRANSFER_RATE,
                  context: Optional[zmq.Context[Any]] = None, curve: Optional[CurveKeys] = None) -> None:
         self.endpoint = resolve_endpoint(endpoint)
         self.timeout = timeout
         self.liveness_timeout = liveness_timeout
+        self.transfer_rate = transfer_rate
         self._context = context or zmq.Context.instance()
         self._socket: Optional[zmq.Socket[Any]] = self._context.socket(zmq.DEALER)
         configure_client_socket(self._socket)  # a paused caller is neither dropped nor crashed (heartbeat.py)
@@ -134,7 +146,9 @@ class Client:
         message = Stylize(request_id or new_request_id(), content, list(styles), dict(params or {}),
                           list(style_blend) if style_blend is not None else None)
         frames = message.to_frames()  # validate before anything is sent
-        return self._stream(message.id, frames, heartbeats)
+        request_bytes = sum(memoryview(frame).nbytes for frame in frames)
+        return self._stream(message.id, frames, heartbeats, request_bytes / self.transfer_rate,
+                            _result_bytes(content) / self.transfer_rate)
 
     def stylize_blocking(self, content: Optional[ImageData], styles: Sequence[ImageData],
                          params: Optional[Mapping[str, Any]] = None,
@@ -196,19 +210,23 @@ class Client:
         finally:
             self._inbox.pop(message.id, None)
 
-    def _stream(self, job_id: str, frames: Sequence[Any], heartbeats: bool) -> StylizeStream:
+    def _stream(self, job_id: str, frames: Sequence[Any], heartbeats: bool, request_transfer: float,
+                result_transfer: float) -> StylizeStream:
+        """The job's events; ``request_transfer`` and ``result_transfer`` are the seconds its request and
+        its result may take to travel, added to the wait for ``accepted`` and to the liveness timeout."""
         self._send(job_id, frames)
         finished = False
         accepted = False
         try:
             while True:
                 if accepted:
-                    wait, why = self.liveness_timeout, (
-                        f"lost contact with the daemon at {self.endpoint}: no message for job {job_id} "
-                        f"in {self.liveness_timeout:g} s")
+                    wait = self.liveness_timeout + result_transfer
+                    why = (f"lost contact with the daemon at {self.endpoint}: no message for job {job_id} "
+                           f"in {wait:g} s")
                 else:
-                    wait, why = self.timeout, (
-                        f"no daemon accepted the job at {self.endpoint} within {self.timeout:g} s")
+                    wait = self.timeout + request_transfer
+                    why = f"no daemon accepted the job at {self.endpoint} within {wait:g} s"
+
                 reply = self._next(job_id, wait, why)
                 if isinstance(reply, Error):
                     finished = True

@@ -31,6 +31,10 @@ from typing import Any
 
 HEARTBEAT_INTERVAL = 0.5  # seconds between daemon heartbeats for one unfinished job
 CLIENT_LIVENESS_TIMEOUT = 5.0  # a client waiting on a job gives up after this much silence
+#: The slowest link a client allows for, in bytes per second (a 100 Mbit/s network or a weak Wi-Fi): a
+#: message arrives only once all of it has, so a client's waits grow by the time its request and the
+#: job's full-size result take at this rate (a 96 MB raw 24-megapixel RGBA layer: about 10 s).
+MIN_TRANSFER_RATE = 10_000_000
 ZMTP_HEARTBEAT_IVL_MS = 100  # ZMQ_HEARTBEAT_IVL of a client: a ZMTP PING every 0.1 s (a few bytes)
 ZMTP_HEARTBEAT_TTL_MS = 2000  # ZMQ_HEARTBEAT_TTL of a client: the daemon drops it after 2 s of silence
 

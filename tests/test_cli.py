@@ -242,3 +242,13 @@ def test_serve_takes_a_memory_budget_and_a_preview_cap():
     assert chosen.describe()["max_memory"] == 8192  # what pong reports
     with pytest.raises(ValueError, match="max_memory"):
         limits("--max-memory", "10M")  # below what any job can run in
+
+
+def test_the_daemon_path_sends_encoded_files_with_their_size(images):
+    """PNG/JPEG bytes go as they are, with their size from the header: the client then allows for the
+    full-size result's transfer (protocol/client.py), and the daemon checks that the size is true."""
+    from neural_style.daemon.remote import image_for_request
+
+    sent = image_for_request(images["content"])
+    assert (sent.encoding, sent.width, sent.height) == ("png", 56, 40)
+    assert bytes(sent.data) == images["content"].read_bytes()

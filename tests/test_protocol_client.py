@@ -87,6 +87,12 @@ class FakeDaemon(threading.Thread):
         if mode == "busy":
             self.send(peer, Error(job.id, ErrorCode.BUSY, "queue full").to_frames())
             return
+        if mode == "late":  # as over a slow link: accepted late, then a silence while the result travels
+            late, silence, now = job.params["accept_after"], job.params["silence"], time.monotonic()
+            self.jobs[(peer, job.id)] = [
+                [now + late, Accepted(job.id, 0).to_frames()],
+                [now + late + silence, Result(job.id, job.content, Loss(1, 1, 0, 0), 1, 0.5).to_frames()]]
+            return
         self.send(peer, Accepted(job.id, 0).to_frames())
         self.send(peer, encode({"type": "news_from_v1_5", "id": job.id, "eta": 1.0}))
         now = time.monotonic()
@@ -136,7 +142,7 @@ def daemon():
 
 
 def image(w: int = 3, h: int = 2, c: int = 4) -> ImageData:
-    return ImageData.raw(bytes(range(w * h * c)), w, h, c)
+    return ImageData.raw(bytes(i % 256 for i in range(w * h * c)), w, h, c)
 
 
 def test_ping_and_status(daemon) -> None:
@@ -239,6 +245,24 @@ def test_heartbeats_keep_a_long_job_alive_past_the_liveness_timeout(daemon) -> N
         result = client.stylize_blocking(image(), [image()], {"iterations": 4, "step": 0.12})
     assert result.iterations == 4
     assert time.monotonic() - started > 0.35  # longer than the timeout, but never that long silent
+
+
+@pytest.mark.parametrize("transfer_rate, survives", [(80_000, True), (10_000_000, False)])
+def test_waits_allow_for_the_transfer_of_a_large_request_and_result(daemon, transfer_rate, survives) -> None:
+    """A 200×100 RGBA content is 80 kB: at 80 kB/s its request may take 1 s more to be accepted, and its
+    result 1 s more to arrive; at the default rate the same silences look like a dead daemon."""
+    params = {"mode": "late", "accept_after": 0.7, "silence": 0.9}
+    with Client(daemon.endpoint, timeout=0.3, liveness_timeout=0.3, transfer_rate=transfer_rate) as client:
+        events = client.stylize(image(200, 100), [image()], params)
+        if survives:
+            assert [type(e) for e in events] == [Accepted, Result]
+        else:
+            with pytest.raises(DaemonUnavailable, match="no daemon accepted the job"):
+                list(events)
+    if survives:  # and the liveness wait alone, once accepted, is the timeout plus the result's transfer
+        with Client(daemon.endpoint, timeout=2, liveness_timeout=0.3, transfer_rate=transfer_rate * 10) as client, \
+                pytest.raises(DaemonUnavailable, match="lost contact"):
+            list(client.stylize(image(200, 100), [image()], {**params, "accept_after": 0.0}))
 
 
 def test_two_clients_interleave_without_mixing_replies(daemon) -> None:
