@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,15 @@ def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: s
     if wait:
         wait_for_ping(daemon, timeout)
     return daemon
+
+
+def own_daemon(tmp_path_factory: Any, name: str, *extra: str) -> Iterator[Daemon]:
+    """A test module's own daemon (its own limits) on an ipc path, for a module-scoped fixture to
+    ``yield from``: it must exit cleanly (0) when the module is done."""
+    tmp = tmp_path_factory.mktemp(name)
+    daemon = start_daemon(tmp, *extra, endpoint=f"ipc://{tmp}/{name}.sock")
+    yield daemon
+    assert daemon.stop() == 0, daemon.log()
 
 
 _SHARED: dict[str, Daemon] = {}

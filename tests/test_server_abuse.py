@@ -19,7 +19,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from server_fixtures import FAST, RawClient, raw_image, rgb_bytes, start_daemon, terminal_of, wait_until
+from server_fixtures import FAST, RawClient, own_daemon, raw_image, rgb_bytes, terminal_of, wait_until
 
 from neural_style.protocol import Client, ImageData, Progress, Result
 from neural_style.protocol.errors import ERROR_CODES
@@ -32,10 +32,7 @@ PING_BOUND = 1.0  # seconds: a well-behaved client's ping is answered within thi
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("abuse")
-    d = start_daemon(tmp, *LIMIT_ARGS, endpoint=f"ipc://{tmp}/abuse.sock")
-    yield d
-    assert d.stop() == 0, d.log()
+    yield from own_daemon(tmp_path_factory, "abuse", *LIMIT_ARGS)
 
 
 class Bystander:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from server_fixtures import FAST, png_bytes, rgb_bytes, start_daemon
+from server_fixtures import FAST, own_daemon, png_bytes, rgb_bytes
 
 from neural_style.protocol import Accepted, Client, DaemonError, ImageData, Progress, Result
 
@@ -31,10 +31,7 @@ NATIVE = {**FAST, "size": 0, "scales": 2, "iterations": 4, "progress_every": 1, 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("native")
-    d = start_daemon(tmp, *LIMIT_ARGS, endpoint=f"ipc://{tmp}/native.sock")
-    yield d
-    assert d.stop() == 0, d.log()
+    yield from own_daemon(tmp_path_factory, "native", *LIMIT_ARGS)
 
 
 def _image(width: int, height: int, channels: int = 3, seed: int = 0) -> ImageData:
