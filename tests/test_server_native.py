@@ -100,6 +100,20 @@ def test_a_jobs_memory_budget_is_the_smaller_of_the_daemons_and_the_requests(dae
     assert f"max_memory {budget} GiB less" in _plan_line(daemon, request_id)
 
 
+def test_a_memory_budget_below_what_the_daemon_uses_ends_the_accepted_job_in_one_bad_request(daemon):
+    """What memory is in use is known only when the job starts: an accepted job whose budget cannot hold even
+    the smallest block ends in one ``bad_request`` saying what it needs, and the daemon serves on."""
+    with Client(daemon.endpoint) as client:
+        events = client.stylize(_image(40, 32), [STYLE], {**FAST, "iterations": 1, "max_memory": 64},
+                                request_id="tiny-budget")
+        assert isinstance(next(events), Accepted)
+        with pytest.raises(DaemonError) as error:
+            list(events)
+        assert error.value.code == "bad_request" and "needs at least" in error.value.message
+        assert "max_memory 0.06 GiB" in error.value.message
+        _run(client, _image(40, 32), {**FAST, "iterations": 1}, "after-tiny-budget")
+
+
 @pytest.mark.parametrize("request_id, content, params, words", [
     ("native-too-many-pixels", _image(160, 130), {"size": 0}, "20800 pixels"),
     ("png-too-many-pixels", ImageData.png(png_bytes(160, 130)), {"size": 0}, "20800 pixels"),
