@@ -292,8 +292,8 @@ def test_a_jobs_preview_size_is_capped_by_the_daemons(daemon, asked, job):
 
 
 @pytest.mark.parametrize("limits, words", [
-    ({"max_memory": 10}, "max_memory: max_memory must be 0"),
-    ({"max_preview_size": 8}, "max_preview_size: preview_size must be 0"),
+    ({"max_memory": 10}, "^max_memory must be 0"),
+    ({"max_preview_size": 8}, "^max_preview_size must be 0"),
     ({"max_size": 0}, "max_size must be at least 1"),
 ])
 def test_limits_refuse_values_the_parameters_could_not_take(limits, words):

@@ -51,7 +51,7 @@ class Limits:
             try:  # the request parameter's own range applies (0 included)
                 PARAM_SPECS[param].coerce(getattr(self, name))
             except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+                raise ValueError(name + str(exc).removeprefix(param)) from None  # "max_preview_size must be…"
 
     @property
     def max_request_frames(self) -> int:
