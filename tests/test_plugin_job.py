@@ -29,7 +29,8 @@ from neural_style.protocol import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin" / "neural_style_gimp"))
-from nsgimp import job, settings as S  # noqa: E402
+from nsgimp import job
+from nsgimp import settings as S
 
 PIXEL = ImageData.raw(bytes(3), 1, 1, 3)
 LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8}
@@ -199,7 +200,8 @@ def test_a_sandboxed_gimp_never_tries_to_start_the_host_command(tmp_path):
         job.connect(settings(tmp_path), config, RecordingView(), sandbox="Flatpak",
                     connect_fn=fake_connect(NoDaemon("x"), calls))
     assert not calls[0]["autostart"], "Flatpak cannot run the host's command"
-    assert "Flatpak sandbox" in str(err.value) and "systemctl --user enable --now neural-style.service" in str(err.value)
+    assert "Flatpak sandbox" in str(err.value)
+    assert "systemctl --user enable --now neural-style.service" in str(err.value)
 
 
 def test_a_start_that_fails_says_why_once(tmp_path):
@@ -212,7 +214,8 @@ def test_a_start_that_fails_says_why_once(tmp_path):
 
 
 @pytest.mark.parametrize("kw, limits, loaded, words, argument", [
-    ({"size": 4096}, LIMITS, True, "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048", "size"),
+    ({"size": 4096}, LIMITS, True, "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048",
+     "size"),
     ({"iterations": 6000}, LIMITS, True, "'Iterations' is 6000", "iterations"),
 ])
 def test_the_daemons_limits_are_checked_before_sending(tmp_path, kw, limits, loaded, words, argument):
@@ -228,7 +231,8 @@ def test_a_daemon_still_loading_its_weights_gets_the_job(tmp_path):
     """weights_loaded is false while a fresh daemon loads VGG19: jobs queue meanwhile (no_weights comes later)."""
     client = FakeClient([])
     handle = DaemonHandle("e", pong(loaded=False), started=True)
-    conn = job.connect(settings(tmp_path), ClientConfig(), RecordingView(), connect_fn=fake_connect((client, handle), []))
+    conn = job.connect(settings(tmp_path), ClientConfig(), RecordingView(),
+                       connect_fn=fake_connect((client, handle), []))
     assert conn.client is client and not client.closed
 
 

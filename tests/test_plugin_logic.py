@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "plugin" / "neural_style_gimp"
 sys.path.insert(0, str(PLUGIN_DIR))
 
-from nsgimp import advice, bootstrap, remembered, settings as S, stylefile  # noqa: E402
+from nsgimp import advice, bootstrap, remembered, stylefile  # noqa: E402
+from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText, duration_text  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
@@ -181,7 +182,8 @@ def test_advice_names_files_and_dialog_labels():
     assert "the style image /b/y.png is 9000x9000" in too_large and "'Processing size (pixels)'" in too_large
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
-    assert "no daemon answers at tcp://127.0.0.1:1" in off and "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
+    assert "no daemon answers at tcp://127.0.0.1:1" in off
+    assert "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
     assert "tick 'Start the daemon if needed'" in off and "'Connection to the daemon'" in off
     failed = advice.start_failed_text("ipc:///s", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
     assert failed.endswith("/v/ns serve --bind ipc:///s")
@@ -267,7 +269,7 @@ def test_install_py_uses_the_protocols_connection_module():
     assert Path(mod.connection.__file__) == REPO / "protocol" / "connection.py"
     assert Path(mod.bootstrap.__file__) == PLUGIN_DIR / "nsgimp" / "bootstrap.py"
     assert not hasattr(mod, "DEFAULT_ENDPOINT") and not hasattr(mod, "CONFIG_NAME"), "a restated fact"
-    assert mod.PLUGIN_NAME == PLUGIN_DIR.name
+    assert PLUGIN_DIR.name == mod.PLUGIN_NAME
     source = (REPO / "install.py").read_text()
     assert "tcp://127.0.0.1:5570" not in source and '"NEURAL_STYLE_ENDPOINT"' not in source
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 PROCEDURE_NAME = "plug-in-neural-style"
 WORKER_NAME = "plug-in-neural-style-job"  # runs one job under GIMP's progress (see neural_style_gimp.py)
