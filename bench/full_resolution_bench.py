@@ -35,8 +35,7 @@ from typing import Any
 
 import torch
 
-from neural_style.daemon.engine import StyleParams, random_vgg19, stylize
-from neural_style.daemon.engine import job_plan
+from neural_style.daemon.engine import StyleParams, job_plan, random_vgg19, stylize
 from neural_style.daemon.engine.block_grid import BlockGrid
 from neural_style.daemon.engine.imaging import resize
 from neural_style.daemon.engine.memory_budget import Budget, available_ram

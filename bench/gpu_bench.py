@@ -24,8 +24,8 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 PARTS = ("512", "largest", "24mp")
 GiB = 1 << 30
@@ -61,7 +61,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ck-iterations", type=int, default=500)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     parser.add_argument("--json", help="also write the rows to this file")
-    parser.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU: checks the script, measures nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="toy sizes on the CPU: checks the script, measures nothing")
     args = parser.parse_args(argv)
     args.parts = tuple(args.part or PARTS)
     args.budget_list = [b.strip() for b in args.budgets.split(",") if b.strip()]
@@ -115,7 +116,6 @@ class Bench:
         """One stylize job at height × width; its plan, time, time per iteration at the top scale, peak memory."""
         from neural_style.daemon.engine import StyleParams, stylize
 
-        torch = self.torch
         params = StyleParams(iterations=iterations, size=0, scales=scales, progress_every=1,
                              precision=self.args.precision,
                              max_memory=int(max_memory_gib * 1024) if max_memory_gib else 0)
