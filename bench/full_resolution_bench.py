@@ -41,7 +41,7 @@ from neural_style.daemon.engine.imaging import resize
 from neural_style.daemon.engine.memory_budget import Budget, available_ram
 from neural_style.daemon.engine.memory_plan import MemoryPlan
 from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from neural_style.daemon.images import load_image
+from neural_style.daemon.image_files import load_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 MiB = 1 << 20
