@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +40,7 @@ import torch
 from neural_style.daemon.engine import StyleParams, job_plan, random_vgg19, stylize
 from neural_style.daemon.engine.block_grid import BlockGrid
 from neural_style.daemon.engine.imaging import resize
-from neural_style.daemon.engine.memory_budget import Budget, available_ram
+from neural_style.daemon.engine.memory_budget import Budget, available_ram, process_rss
 from neural_style.daemon.engine.memory_plan import MemoryPlan
 from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from neural_style.daemon.image_files import load_image
@@ -65,15 +67,43 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         _force_plan(spec["force"], spec.get("block", 512))
     params = StyleParams(size=0, iterations=spec["iterations"], scales=spec.get("scales", 1),
                          max_memory=spec.get("max_memory", 0), progress_every=1, preview=False)
+    sampler = _RssSampler()
     began = time.perf_counter()
-    result = stylize(model, content, [style], params)
+    with sampler:
+        result = stylize(model, content, [style], params, on_progress=lambda p: sampler.at_scale(p.scale))
     seconds = time.perf_counter() - began
     if spec.get("save"):
         torch.save(result.image, spec["save"])
     return {"plans": [p.describe() for p in result.plans],
             "block": result.plans[-1].block_size if result.plans[-1].path == "blocks" else None,
             "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "seconds": seconds,
+            "scale_peaks": sampler.peaks,
             "loss": result.loss.total}
+
+
+class _RssSampler:
+    """The process's RSS every 50 ms, its maximum per scale (attributed to the scale last reported)."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, int] = {}
+        self.scale = 1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def at_scale(self, scale: int) -> None:
+        self.scale = scale
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peaks[self.scale] = max(self.peaks.get(self.scale, 0), process_rss())
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _force_plan(path: str, block: int) -> None:
@@ -92,8 +122,13 @@ def _force_plan(path: str, block: int) -> None:
     job_plan.plan_memory = forced  # type: ignore[assignment]  # this process only: a bench's child
 
 
+#: Set by --mmap-threshold: glibc's M_MMAP_THRESHOLD for the child processes (see docs/PERFORMANCE.md).
+CHILD_ENV: dict[str, str] = {}
+
+
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          env={**os.environ, **CHILD_ENV})
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         return {**spec, "error": lines[-1] if lines else f"exit {done.returncode}"}
@@ -161,7 +196,7 @@ def agreement(args: argparse.Namespace) -> int:
 def budget(args: argparse.Namespace) -> int:
     height, width = args.size * 3 // 4, args.size
     print(f"machine: {_machine(args)}; content {width}×{height}, size 0 (native), scales 0 (automatic), "
-          f"{args.iterations} iterations, max_memory {args.max_memory} MiB")
+          f"{args.iterations} iterations, max_memory {args.max_memory} MiB, child environment {CHILD_ENV or 'as is'}")
     whole = job_plan.plan_memory(height, width, budget=UNBOUNDED, **_default_memory_options())
     print(f"the planner's whole-image prediction at full size: {whole.describe()}")
     result = run_child({"height": height, "width": width, "iterations": args.iterations, "threads": args.threads,
@@ -169,8 +204,9 @@ def budget(args: argparse.Namespace) -> int:
     if "error" in result:
         print(f"error: {result['error']}")
         return 1
-    for line in result["plans"]:
-        print(f"  plan: {line}")
+    peaks = {int(k): v for k, v in result["scale_peaks"].items()}
+    for index, line in enumerate(result["plans"], start=1):
+        print(f"  plan: {line}; sampled peak RSS {peaks.get(index, 0) / MiB:.0f} MiB")
     print(f"peak RSS {result['peak'] / MiB:.0f} MiB of the {args.max_memory} MiB budget "
           f"({result['peak'] / (args.max_memory * MiB):.2f}); {result['seconds']:.0f} s; loss {result['loss']:.6g}")
     return 0 if result["peak"] <= args.max_memory * MiB else 1
@@ -194,8 +230,11 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, help="(agreement: 10; budget: 6)")
     parser.add_argument("--max-memory", type=int, default=2560, help="MiB")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mmap-threshold", type=int, help="glibc M_MMAP_THRESHOLD (bytes) for the measured job")
     parser.add_argument("--child")
     args = parser.parse_args()
+    if args.mmap_threshold:
+        CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
