@@ -14,8 +14,8 @@ from ``memory_cost``, the budget from ``memory_budget``. The rule, in order:
 3. If no step gives efficient blocks, the step that gives the largest block that fits at all.
 4. If not even the smallest block fits: ``MemoryBudgetTooSmall``, saying how much is needed.
 
-Which of shorter histories and Adam reaches a lower loss per second was measured in part 2 of issue 7
-(docs/PERFORMANCE.md); the ladder's order follows it.
+The ladder's order is measured (docs/PERFORMANCE.md, "L-BFGS history against Adam"): per evaluation,
+L-BFGS with a history of 10 reached the loss of a history of 100, and Adam stayed far behind both.
 """
 from __future__ import annotations
 
