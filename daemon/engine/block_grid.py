@@ -17,8 +17,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .layers import poolings_before, receptive_radius
+
+if TYPE_CHECKING:  # slicing only: the geometry needs no torch at run time
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,16 @@ class Block:
         """(rows, cols) of the interior in image pixels."""
         return slice(self.rows.start, self.rows.stop), slice(self.cols.start, self.cols.stop)
 
-    def interior_features(self, features, level: int):
+    def crop_of(self, image: Tensor) -> Tensor:
+        """The crop of an image (…, H, W)."""
+        rows, cols = self.crop
+        return image[..., rows, cols]
+
+    def interior_features(self, features: Tensor, level: int) -> Tensor:
         """The interior's part of a crop's features (…, C, h, w) at pooling level ``level``."""
         return features[..., self.rows.feature_slice(level), self.cols.feature_slice(level)]
 
-    def image_features(self, features, level: int):
+    def image_features(self, features: Tensor, level: int) -> Tensor:
         """The interior's part of a whole image's features (…, C, h, w) at pooling level ``level``."""
         return features[..., self.rows.start >> level: self.rows.stop >> level,
                         self.cols.start >> level: self.cols.stop >> level]

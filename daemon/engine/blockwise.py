@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -68,7 +68,7 @@ class RecomputedContent:
 
     def for_block(self, block: Block) -> dict[str, torch.Tensor]:
         with torch.no_grad(), self.autocast():
-            features = self.model(self.content[(..., *block.crop)], self.layers, self.pooling)
+            features = self.model(block.crop_of(self.content), self.layers, self.pooling)
         return {name: block.interior_features(value, poolings_before(name)) for name, value in features.items()}
 
 
@@ -83,7 +83,7 @@ def blockwise_features(model: VGG19Features, image: torch.Tensor, layers: Sequen
     out: dict[str, torch.Tensor] = {}
     for block in grid.blocks():
         with torch.no_grad(), autocast():
-            features = model(image[(..., *block.crop)], layers, pooling)
+            features = model(block.crop_of(image), layers, pooling)
         for name in layers:
             level = poolings_before(name)
             part = at_least_float32(block.interior_features(features[name], level))
@@ -116,7 +116,7 @@ def _gram_sums(model: VGG19Features, image: torch.Tensor, blocks: Sequence[Block
     for block in blocks:
         with torch.no_grad():
             with autocast():
-                features = model(image[(..., *block.crop)], layers, pooling)
+                features = model(block.crop_of(image), layers, pooling)
             for name in layers:
                 part = gram_sum(block.interior_features(features[name], poolings_before(name)))
                 sums[name] = sums[name] + part if name in sums else part
@@ -244,7 +244,8 @@ def _tv_block(image: torch.Tensor, block: Block, gradient: torch.Tensor, weight:
 
 def with_gradient(x: torch.Tensor, total: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
     """``total`` (detached) as a function of ``x`` whose backward hands autograd ``gradient``."""
-    return _PrecomputedGradient.apply(x, total, gradient)
+    result: torch.Tensor = _PrecomputedGradient.apply(x, total, gradient)  # Function.apply is untyped
+    return result
 
 
 class _PrecomputedGradient(torch.autograd.Function):
@@ -254,12 +255,12 @@ class _PrecomputedGradient(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, value: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, value: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
         ctx.gradient = gradient
         return value.detach().clone()
 
     @staticmethod
-    def backward(ctx, upstream: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         gradient = ctx.gradient
         del ctx.gradient  # one backward per evaluation; drop the image-sized buffer with it
         # ×1 is the optimiser's case: hand over the buffer itself rather than an image-sized copy.

@@ -57,12 +57,12 @@ def join_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     """Reattach the source alpha, resized to the result if needed."""
     if alpha is None:
         return rgb
-    return torch.cat([rgb, resize(alpha, tuple(rgb.shape[-2:])).clamp(0, 1)], dim=0)
+    return torch.cat([rgb, resize(alpha, (rgb.shape[-2], rgb.shape[-1])).clamp(0, 1)], dim=0)
 
 
 def preserve_colors(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Luminance-only transfer: the stylized image's luma Y with the content's chroma I, Q."""
-    content = resize(content, tuple(stylized.shape[-2:]))
+    content = resize(content, (stylized.shape[-2], stylized.shape[-1]))
     to_yiq = _RGB_TO_YIQ.to(stylized)
     to_rgb = _YIQ_TO_RGB.to(stylized)
     yiq_styled = torch.einsum("ij,jhw->ihw", to_yiq, stylized)

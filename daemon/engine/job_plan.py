@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ def smallest_side(layers: Sequence[str]) -> int:
         return MIN_SIDE
     deepest = max(LAYER_INDEX[name] for name in layers)
     poolings = sum(1 for name in LAYER_NAMES[: deepest + 1] if name.startswith("pool"))
-    return max(MIN_SIDE, 2**poolings)
+    return max(MIN_SIDE, 1 << poolings)
 
 
 def output_size(content_rgb: torch.Tensor | None, params: StyleParams) -> tuple[int, int]:
@@ -85,7 +86,7 @@ def plan_job(content: torch.Tensor | None, styles: Sequence[torch.Tensor], param
 
 
 def memory_options(params: StyleParams, style_layers: tuple[str, ...], content_layers: tuple[str, ...],
-                   device: torch.device) -> dict:
+                   device: torch.device) -> dict[str, Any]:
     """What ``plan_memory`` needs to know of the run, besides the size and the budget."""
     return dict(style_layers=style_layers, content_layers=content_layers, optimizer=params.optimizer,
                 history=LBFGS_HISTORY, pooling=params.pooling, precision=params.precision, device_type=device.type)

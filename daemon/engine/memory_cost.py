@@ -106,7 +106,7 @@ def stored_target_bytes_per_pixel(content_layers: Collection[str]) -> float:
 
 def forward_flops_per_pixel(layer: str) -> float:
     """Multiply-adds per input pixel of a forward pass up to ``layer`` (the convolutions'; the rest is noise)."""
-    return sum(c_in * c_out * 9 / 4**level for name, c_in, c_out, level in _walk(layer) if name.startswith("conv"))
+    return sum(c_in * c_out * 9 / 4.0**level for name, c_in, c_out, level in _walk(layer) if name.startswith("conv"))
 
 
 def recompute_share(style_layers: Collection[str], content_layers: Collection[str]) -> float:
@@ -127,7 +127,7 @@ def recompute_share(style_layers: Collection[str], content_layers: Collection[st
 def _layer_floats(name: str) -> float:
     """Values per input pixel of one layer's output."""
     *_, (_, _, channels, level) = _walk(name)
-    return channels / 4**level
+    return channels / 4.0**level
 
 
 def _walk(last: str) -> Iterator[tuple[str, int, int, int]]:

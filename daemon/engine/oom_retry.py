@@ -66,7 +66,7 @@ class RetryingObjective:
                     raise
                 reason = f"{type(error).__name__}: {error}"
             # Out of the except clause, its traceback (and the failed evaluation's tensors) is gone.
-            self.objective = None
+            del self.objective
             release_cached_memory(x.device)
             if self.on_replan is not None:
                 self.on_replan(smaller, reason)

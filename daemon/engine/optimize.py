@@ -57,25 +57,25 @@ def minimise(
     done = 0
     last_terms: dict[str, torch.Tensor] = {}
 
-    def closure() -> torch.Tensor:
+    def closure() -> float:
         nonlocal done, last_terms
         if should_stop is not None and should_stop():
             raise StopRequested(done)
         if x.grad is not None:
             x.grad = None
         total, terms = objective(x)
-        total.backward()
+        torch.autograd.backward(total)
         done += 1
         last_terms = terms
         if on_evaluation is not None:
             on_evaluation(done, x.detach(), terms)
-        return total
+        return float(total.detach())  # what torch's L-BFGS reads of it (it calls float() itself)
 
     if optimizer == "lbfgs":
         # With N ≥ 2, max_iter = N + 1 and max_eval = N make torch's L-BFGS stop right after the Nth
         # evaluation, so the returned image is the one whose loss was reported last.
         max_iter = 1 if evaluations == 1 else evaluations + 1
-        opt = torch.optim.LBFGS(
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
             [x],
             lr=1.0,
             max_iter=max_iter,

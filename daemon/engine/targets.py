@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -17,6 +18,9 @@ from .blockwise import Autocast, blockwise_features, blockwise_grams
 from .imaging import at_least, resize, scale_to_longest_side, split_alpha
 from .losses import at_least_float32, gram_matrix
 from .vgg import VGG19Features
+
+#: Memoised Gram targets: a style image and the settings that shape its Grams → the Grams per layer.
+StyleCache = MutableMapping[tuple[Any, ...], dict[str, torch.Tensor]]
 
 
 def autocast_for(precision: str, device: torch.device) -> Autocast:
@@ -54,7 +58,7 @@ class CacheStats:
 
 def style_targets(model: VGG19Features, styles: Sequence[torch.Tensor], blend: Sequence[float],
                   layers: tuple[str, ...], *, output: tuple[int, int], style_scale: float, smallest: int,
-                  pooling: str, precision: str, autocast: Autocast, cache: MutableMapping | None,
+                  pooling: str, precision: str, autocast: Autocast, cache: StyleCache | None,
                   stats: CacheStats, block_size: int | None = None) -> dict[str, torch.Tensor]:
     """The blended Gram targets A^l for an output of ``output`` (height, width).
 

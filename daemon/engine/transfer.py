@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 
-from .blockwise import BlockwiseObjective, RecomputedContent, StoredContent
+from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .engine_errors import Cancelled, NonFiniteLoss
 from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, split_alpha
 from .job_plan import JobPlan, plan_job, shrink
@@ -27,7 +28,7 @@ from .oom_retry import RetryingObjective
 from .optimize import LBFGS_HISTORY, Objective, StopRequested, minimise
 from .params import StyleParams
 from .schedule import Scale
-from .targets import CacheStats, autocast_for, content_features, style_targets
+from .targets import CacheStats, StyleCache, autocast_for, content_features, style_targets
 from .time_left import TimeLeft, evaluation_work
 from .vgg import VGG19Features
 
@@ -77,7 +78,7 @@ def stylize(
     style_blend: Sequence[float] | None = None,
     on_progress: Callable[[EngineProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    target_cache: MutableMapping[tuple, dict[str, torch.Tensor]] | None = None,
+    target_cache: StyleCache | None = None,
     on_plan: Callable[[JobPlan], None] | None = None,
 ) -> StyleResult:
     """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``.
@@ -116,11 +117,16 @@ def stylize(
                               block_size=memory.block_size if memory.path == "blocks" else max(scale.size))
         start = _start_image(x, scale, content_at, styles, params, generator).to(device)
         x = None  # the last scale's image lives on only in the start
-        objective = RetryingObjective(
-            lambda m, _targets=targets, _style=style: _objective(model, params, m, _targets, _style, autocast),
-            memory, lambda m: shrink(plan, params, device, m),
-            lambda m, why, _i=index: log.warning("scale %d/%d ran out of memory (%s); retrying with %s",
-                                                 _i + 1, len(plan.scales), why, m.describe()))
+
+        def build(m: MemoryPlan, _targets: _ScaleTargets = targets,
+                  _style: dict[str, torch.Tensor] = style) -> Objective:
+            return _objective(model, params, m, _targets, _style, autocast)
+
+        def replanned(m: MemoryPlan, why: str, _i: int = index) -> None:
+            log.warning("scale %d/%d ran out of memory (%s); retrying with %s", _i + 1, len(plan.scales), why,
+                        m.describe())
+
+        objective = RetryingObjective(build, memory, lambda m: shrink(plan, params, device, m), replanned)
 
         def report(done: int, image: torch.Tensor, terms: dict[str, torch.Tensor], _offset: int = iteration_offset,
                    _scale: int = index + 1) -> None:
@@ -165,7 +171,7 @@ class _ScaleTargets:
     """The content targets of one scale, computed once, in the form a memory plan asks for."""
 
     def __init__(self, model: VGG19Features, plan: JobPlan, params: StyleParams, scale: Scale,
-                 content: torch.Tensor | None, autocast) -> None:
+                 content: torch.Tensor | None, autocast: Autocast) -> None:
         self.model, self.plan, self.params, self.content, self.autocast = model, plan, params, content, autocast
         self.features: dict[str, torch.Tensor] | None = None
 
@@ -184,15 +190,30 @@ class _ScaleTargets:
                                  self.autocast)
 
 
+class _Terms(TypedDict):
+    """What the whole-image and the block-wise objectives share: the loss's terms and how features are made."""
+
+    style_targets: Mapping[str, torch.Tensor]
+    layer_weights: Mapping[str, float]
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    pooling: str
+    autocast: Autocast
+
+
 def _objective(model: VGG19Features, params: StyleParams, memory: MemoryPlan, targets: _ScaleTargets,
-               style: dict[str, torch.Tensor], autocast) -> Objective:
+               style: dict[str, torch.Tensor], autocast: Autocast) -> Objective:
     """The objective ``memory`` chooses: on the whole image, or block by block with its block size."""
     weights = {k: v for k, v in params.style_layer_weight_map.items() if k in style}
-    common = dict(style_targets=style, layer_weights=weights, content_weight=params.content_weight,
-                  style_weight=params.style_weight, tv_weight=params.tv_weight, pooling=params.pooling,
-                  autocast=autocast)
+    common: _Terms = dict(style_targets=style, layer_weights=weights, content_weight=params.content_weight,
+                          style_weight=params.style_weight, tv_weight=params.tv_weight, pooling=params.pooling,
+                          autocast=autocast)
     if memory.path == "whole":
         return whole_image_objective(model, content_targets=targets.stored(None), **common)
+    if memory.block_size is None:
+        raise ValueError(f"a block-wise plan without a block size: {memory}")
+    content: ContentTargets | None
     if memory.content_targets == "recomputed":
         content = targets.recomputed()
     else:

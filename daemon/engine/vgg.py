@@ -5,6 +5,7 @@ per call (pooling layers carry no weights), so one warm model serves average and
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 
 import torch
@@ -29,6 +30,10 @@ class VGG19Features(nn.Module):
     ``weights_format`` fixes how an sRGB image in [0, 1] is normalised before the first layer,
     because torchvision and Caffe weights were trained on differently scaled inputs.
     """
+
+    # Buffers (register_buffer below), declared so that they read as tensors, not as Module attributes.
+    _mean: torch.Tensor
+    _scale: torch.Tensor
 
     def __init__(self, weights_format: str = "torchvision", description: str = "") -> None:
         super().__init__()
@@ -57,7 +62,12 @@ class VGG19Features(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.convs[0].weight.device
+        return self.conv_layers[0].weight.device
+
+    @property
+    def conv_layers(self) -> list[nn.Conv2d]:
+        """The 16 convolutions, as convolutions (a ModuleList's items are plain Modules to a type checker)."""
+        return [conv for conv in self.convs if isinstance(conv, nn.Conv2d)]
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         """sRGB in [0, 1] → the input the weights were trained on."""
@@ -127,10 +137,10 @@ def random_vgg19(seed: int = 0, weights_format: str = "torchvision") -> VGG19Fea
     model = VGG19Features(weights_format, description=f"random VGG19 weights (seed {seed}), NOT a trained network")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for conv in model.convs:
+        for conv in model.conv_layers:
             fan_in = conv.in_channels * 9
-            conv.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
-            conv.bias.zero_()
+            conv.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+            _bias(conv).zero_()
     return model
 
 
@@ -139,7 +149,14 @@ def random_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     model = random_vgg19(seed)
     conv_indices = [LAYER_INDEX[name] for name in CONV_NAMES]
     state: dict[str, torch.Tensor] = {}
-    for conv, index in zip(model.convs, conv_indices):
+    for conv, index in zip(model.conv_layers, conv_indices):
         state[f"features.{index}.weight"] = conv.weight.detach().clone()
-        state[f"features.{index}.bias"] = conv.bias.detach().clone()
+        state[f"features.{index}.bias"] = _bias(conv).detach().clone()
     return state
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """A convolution's bias: every VGG19 convolution is built with one."""
+    if conv.bias is None:
+        raise ValueError("a VGG19 convolution without a bias")
+    return conv.bias
