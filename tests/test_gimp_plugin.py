@@ -39,7 +39,10 @@ PROCEDURE = "plug-in-neural-style"
 CONTENT_SIZE = (160, 120)
 STYLE_SIZE = (256, 256)
 GIMP_TIMEOUT = 240
-QUICK_ARGS = {"iterations": 4, "size": 48, "init": "noise", "autostart": False, "timeout": 20}
+QUICK_ARGS = {"iterations": 4, "full-resolution": False, "size": 48, "init": "noise", "autostart": False,
+              "timeout": 20}
+NATIVE_SIZE = (200, 150)  # a layer larger than the preview cap of the native-size case
+PREVIEW_CAP = 64
 
 
 # --------------------------------------------------------------------------- the root
@@ -214,6 +217,7 @@ def share(tmp_path_factory, gimp_root, daemon):
         content = _photo_like(CONTENT_SIZE)
         _swirl_style().save(base / "in" / "starry_night.jpg", quality=92)
     content.save(base / "in" / "content.png")
+    content.resize(NATIVE_SIZE).save(base / "in" / "content_native.png")
     scream = IMAGES / "the_scream.jpg"
     if scream.is_file():
         style = Image.open(scream).convert("RGB")
@@ -370,6 +374,11 @@ def successes(gimp_root, share, daemon):
                                          "strength": 70.0, "preserve-colors": True, "seed": 3},
              image="content_alpha.png"),
         step(share, "content-init", {**quick, "init": "content", "size": max(CONTENT_SIZE), "iterations": 2}),
+        # Full resolution, previews capped below the layer's size; and the same run at a working size of
+        # the preview cap, stretched over the layer: what a full-resolution result must not look like.
+        step(share, "native", {**quick, "full-resolution": True, "preview-size": PREVIEW_CAP, "seed": 5},
+             image="content_native.png"),
+        step(share, "stretched", {**quick, "size": PREVIEW_CAP, "seed": 5}, image="content_native.png"),
     ]
     return run_session(gimp_root, share, "successes", steps)
 
@@ -378,8 +387,8 @@ def test_gimp_adds_stylized_layer_above_source(successes, share):
     result, out = successes["basic"]
     new = assert_finished_layer(result)
     assert result["menu_label"] == "Neural Style…" and "<Image>/Filters/Artistic" in result["menu_paths"]
-    for arg in ("style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init", "seed",
-                "endpoint", "autostart", "timeout"):
+    for arg in ("style", "style2", "blend", "strength", "iterations", "full-resolution", "size", "preserve-colors",
+                "init", "seed", "preview-size", "endpoint", "autostart", "timeout"):
         assert arg in result["arguments"], arg
     source = result["layers_after"][1]
     assert new["name"] == "Neural Style: starry_night"
@@ -436,6 +445,51 @@ def test_gimp_content_init_at_full_size(successes, share):
     assert_source_untouched(share, out)
 
 
+def _painted(share: Path, session: str, layer_size) -> list[tuple[str, str]]:
+    """What the job process painted into a layer of ``layer_size``: [("preview" or "result", "WxH")],
+    from its NEURAL_STYLE_DEBUG lines on GIMP's console."""
+    tail = f"into the layer's {layer_size[0]}x{layer_size[1]}"
+    found = []
+    for line in (share / "out" / f"{session}.gimp.log").read_text(errors="replace").splitlines():
+        if "neural-style-gimp: painting the " in line and line.rstrip().endswith(tail):
+            what, size = line.split("painting the ", 1)[1].split(", ")[:2]
+            found.append((what, size))
+    return found
+
+
+def _high_frequency(image) -> float:
+    """Mean absolute difference between horizontal neighbours: low for an image stretched from a smaller one."""
+    from PIL import ImageChops, ImageStat
+
+    shifted = image.crop((1, 0, image.width, image.height))
+    return sum(ImageStat.Stat(ImageChops.difference(image.crop((0, 0, image.width - 1, image.height)),
+                                                    shifted)).mean) / 3
+
+
+def test_gimp_full_resolution_result_has_the_layers_size_and_is_computed_there(successes, share):
+    """A layer larger than the preview cap: previews come capped and are stretched, the result comes
+    at the layer's own size, computed there (not a stretched coarse result)."""
+    result, out = successes["native"]
+    new = assert_finished_layer(result)
+    assert (new["width"], new["height"]) == NATIVE_SIZE
+    native = pixels(out / "new_layer.png")
+    assert native.size == NATIVE_SIZE
+    assert_source_untouched(share, out, "content_native.png")
+    painted = _painted(share, "successes", NATIVE_SIZE)
+    previews = [size for what, size in painted if what == "preview"]
+    results = [size for what, size in painted if what == "result"]
+    assert previews, f"no preview was painted:\n{gimp_log(share, 'successes')}"
+    assert all(max(map(int, size.split("x"))) <= PREVIEW_CAP for size in previews), previews
+    assert f"{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]}" in results, f"the result did not come at the layer's size: {results}"
+    stretched, stretched_out = successes["stretched"]
+    assert_finished_layer(stretched)
+    upscale = pixels(stretched_out / "new_layer.png")
+    assert upscale.size == NATIVE_SIZE and "64x48" in results
+    assert _high_frequency(native) > 2 * _high_frequency(upscale), (
+        "the full-resolution result is as smooth as a 64-pixel result stretched over the layer",
+        _high_frequency(native), _high_frequency(upscale))
+
+
 # --------------------------------------------------------------------------- tests: runs that fail
 @pytest.fixture(scope="module")
 def failures(gimp_root, share, daemon):
@@ -478,7 +532,7 @@ def test_gimp_autostart_failure_names_the_command(failures, share):
 @pytest.mark.parametrize("name, words", [
     ("text-as-style", "'Style image' /share/in/notes.txt is not an image file"),
     ("truncated-style", "'Second style image' /share/in/cut.jpg is an incomplete JPEG file"),
-    ("over-the-limit", "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048"),
+    ("over-the-limit", "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048"),
 ])
 def test_gimp_bad_choices_name_the_file_or_setting_and_leave_no_trace(failures, share, name, words):
     result, out = failures[0][name]

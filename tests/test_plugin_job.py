@@ -32,14 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin" / "neural_
 from nsgimp import job, settings as S  # noqa: E402
 
 PIXEL = ImageData.raw(bytes(3), 1, 1, 3)
-LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8}
+LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8, "max_pixels": 25_000_000}
 
 
 class FakeClient:
     """Plays back ``script`` for one stylize call; an exception in the script is raised there."""
 
-    def __init__(self, script):
+    def __init__(self, script, burst=False):
         self.script = list(script)
+        self.burst = burst  # every message arrives at once: pending() while any is left
+        self.left = len(self.script)
         self.requests = []
         self.cancelled = False
         self.closed = False
@@ -53,6 +55,7 @@ class FakeClient:
         finished = False
         try:
             for item in self.script:
+                self.left -= 1
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
@@ -62,6 +65,9 @@ class FakeClient:
         finally:
             if not finished:
                 self.cancelled = True  # what the real client does: abandoning the stream sends a cancel
+
+    def pending(self):
+        return self.burst and self.left > 0
 
     def close(self):
         self.closed = True
@@ -84,8 +90,8 @@ class RecordingView:
         return [t for t, _ in self.shown]
 
 
-def progress(i, n, elapsed, image=PIXEL):
-    return Progress("j", i, n, Loss(total=123456.0), elapsed, image)
+def progress(i, n, elapsed, image=PIXEL, **kw):
+    return Progress("j", i, n, Loss(total=123456.0), elapsed, image, **kw)
 
 
 def settings(tmp_path, **kw):
@@ -123,13 +129,52 @@ def test_progress_queue_previews_and_result(tmp_path):
     (DaemonUnavailable("no message for job j in 5 s"), "stopped answering in the middle of the job", None),
 ])
 def test_failures_are_worded_for_the_user(tmp_path, error, words, argument):
-    st = settings(tmp_path)
+    st = settings(tmp_path, full_resolution=False)
     st.style, st.style2 = "/s/one.png", "/s/two.png"
     client = FakeClient([Accepted("j", 0), progress(1, 200, 0.5), error])
     with pytest.raises(job.JobFailed) as err:
         job.run_job(connection(client), st, PIXEL, [PIXEL, PIXEL], RecordingView())
     assert words in str(err.value) and err.value.argument == argument
     assert str(err.value).startswith("Neural Style:")
+
+
+def test_coarse_to_fine_shows_the_scale_and_the_daemons_estimate(tmp_path):
+    result = Result("j", PIXEL, Loss(), 100, 5.0)
+    client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0, scale=1, scales=3),
+                         progress(20, 100, 2.0, scale=1, scales=3, seconds_left=45.0),
+                         progress(90, 100, 20.0, scale=3, scales=3), result])
+    view = RecordingView()
+    job.run_job(connection(client), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
+    assert view.texts[-3:] == ["Neural Style: scale 1 of 3 · iteration 10/100",
+                               "Neural Style: scale 1 of 3 · iteration 20/100 · about 45 s left",  # the daemon's
+                               "Neural Style: scale 3 of 3 · iteration 90/100 · about 2 s left"]  # measured
+
+
+def test_stale_previews_are_skipped_for_the_newest(tmp_path):
+    """Every message already waiting (painting is slower than the daemon): no stale preview is painted."""
+    result = Result("j", PIXEL, Loss(), 100, 5.0)
+    client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0),
+                         progress(30, 100, 3.0), result], burst=True)
+    view = RecordingView()
+    job.run_job(connection(client), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
+    assert view.painted == [], "previews painted although a newer message was waiting"
+    assert view.texts[-1] == "Neural Style: iteration 30/100 · about 7 s left"  # the text still follows every report
+    slow = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0), result])
+    job.run_job(connection(slow), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
+    assert view.painted == [False, False], "with nothing waiting, every preview is painted"
+
+
+def test_the_layers_size_is_checked_against_max_pixels(tmp_path):
+    client = FakeClient([])
+    handle = DaemonHandle("e", pong(), started=False)
+    with pytest.raises(job.JobFailed) as err:
+        job.connect(settings(tmp_path), ClientConfig(), RecordingView(), region=(6000, 4500),
+                    connect_fn=fake_connect((client, handle), []))
+    assert "The layer is 6000 × 4500 pixels (27 megapixels)" in str(err.value)
+    assert "at most at 25 megapixels" in str(err.value) and err.value.argument == "full-resolution"
+    conn = job.connect(settings(tmp_path, full_resolution=False, size=1024), ClientConfig(), RecordingView(),
+                       region=(6000, 4500), connect_fn=fake_connect((FakeClient([]), handle), []))
+    assert conn.endpoint  # a working size fits: the layer's own size does not matter then
 
 
 def test_a_stream_without_result_is_a_failure(tmp_path):
@@ -189,7 +234,7 @@ def test_no_daemon_with_autostart_off_names_the_dialogs_option(tmp_path):
                     connect_fn=fake_connect(NoDaemon("no daemon answered"), calls))
     assert not calls[0]["autostart"]
     assert "Start it with: /v/neural-style serve --bind tcp://127.0.0.1:6000" in str(err.value)
-    assert "tick 'Start the daemon if needed' (under 'Connection to the daemon')" in str(err.value)
+    assert "tick 'Start the daemon if needed' (under 'Advanced')" in str(err.value)
 
 
 def test_a_sandboxed_gimp_never_tries_to_start_the_host_command(tmp_path):
@@ -212,7 +257,8 @@ def test_a_start_that_fails_says_why_once(tmp_path):
 
 
 @pytest.mark.parametrize("kw, limits, loaded, words, argument", [
-    ({"size": 4096}, LIMITS, True, "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048", "size"),
+    ({"size": 4096, "full_resolution": False}, LIMITS, True,
+     "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048", "size"),
     ({"iterations": 6000}, LIMITS, True, "'Iterations' is 6000", "iterations"),
 ])
 def test_the_daemons_limits_are_checked_before_sending(tmp_path, kw, limits, loaded, words, argument):

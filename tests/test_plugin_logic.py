@@ -65,12 +65,17 @@ def _settings(tmp_path, **kw):
 
 
 def test_params_use_the_protocol_names(tmp_path):
-    st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7)
+    st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7,
+                   full_resolution=False, preview_size=128)
     st.validate()
     assert st.params() == {
         "iterations": 300, "size": 256, "content_weight": 1.0, "style_weight": pytest.approx(10 ** 4.0),
         "preserve_color": True, "init": "content", "seed": 7, "progress_every": 6, "preview": True,
+        "preview_size": 128,
     }
+    full = _settings(tmp_path)
+    assert full.full_resolution and full.params()["size"] == 0, "full resolution is the default: size 0"
+    assert full.params()["preview_size"] == S.SCHEMA.default("preview_size")
     assert st.style_blend is None and st.style_paths == [st.style]
     assert S.progress_every_for(10) == 1 and S.progress_every_for(250) == 5 and S.progress_every_for(5000) == 10
 
@@ -92,7 +97,8 @@ def test_two_styles_blend(tmp_path):
     ({"style": ""}, "Choose a 'Style image'", "style"),
     ({"blend": 1.5}, "'Style blend'", "blend"),
     ({"iterations": 0}, "'Iterations'", "iterations"),
-    ({"size": 8}, "'Processing size (pixels)'", "size"),
+    ({"size": 8, "full_resolution": False}, "'Working size (px)'", "size"),
+    ({"preview_size": 8}, "'Preview size (px)'", "preview-size"),
     ({"init": "zeros"}, "'Start from'", "init"),
     ({"endpoint": "localhost:5570"}, "not a ZeroMQ address", "endpoint"),
 ])
@@ -106,13 +112,16 @@ def test_bad_settings_say_what_to_fix_in_the_dialogs_words(tmp_path, change, wor
 
 
 def test_limits_come_from_the_daemon(tmp_path):
-    st = _settings(tmp_path, size=4096, iterations=300)
+    st = _settings(tmp_path, size=4096, iterations=300, full_resolution=False)
     problem = S.over_limits(st, {"max_size": 2048, "max_iterations": 5000})
     assert problem is not None and problem.argument == "size"
     assert "4096 pixels" in str(problem) and "at most 2048 pixels" in str(problem)
     assert S.over_limits(st, {}) is None  # an older daemon that reports none: the daemon's own check decides
     assert S.over_limits(_settings(tmp_path, iterations=9000), {"max_iterations": 5000}).argument == "iterations"
     assert S.SIZE_MAX > 2048, "the argument range is not the daemon's limit"
+    assert S.over_limits(_settings(tmp_path, size=4096), {"max_size": 2048}) is None, "full resolution: no size"
+    assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 5)) is None
+    assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 6)).argument == "full-resolution"
 
 
 def test_the_argument_tag_round_trips():
@@ -178,11 +187,11 @@ def test_progress_says_queue_start_iteration_and_time_left_never_loss():
 def test_advice_names_files_and_dialog_labels():
     assert "--weights" in advice.daemon_error_text("no_weights", "")
     too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"])
-    assert "the style image /b/y.png is 9000x9000" in too_large and "'Processing size (pixels)'" in too_large
+    assert "the style image /b/y.png is 9000x9000" in too_large and "'Working size (px)'" in too_large
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
     assert "no daemon answers at tcp://127.0.0.1:1" in off and "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
-    assert "tick 'Start the daemon if needed'" in off and "'Connection to the daemon'" in off
+    assert "tick 'Start the daemon if needed'" in off and "'Advanced'" in off
     failed = advice.start_failed_text("ipc:///s", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
     assert failed.endswith("/v/ns serve --bind ipc:///s")
     assert "could not start `/v/ns`: no such file" in failed and "did not help" not in failed
@@ -272,6 +281,34 @@ def test_install_py_uses_the_protocols_connection_module():
     assert "tcp://127.0.0.1:5570" not in source and '"NEURAL_STYLE_ENDPOINT"' not in source
 
 
+def test_ranges_and_choices_come_from_the_engines_schema():
+    engine = pytest.importorskip("neural_style.daemon.engine.params")
+    specs = engine.PARAM_SPECS
+    assert S.INITS == engine.INITS and S.INIT_DEFAULT in S.INITS and set(S.INIT_LABELS) <= set(S.INITS)
+    assert (S.ITERATIONS_MIN, S.SIZE_MIN, S.PREVIEW_SIZE_MIN) == (
+        specs["iterations"].minimum, specs["size"].minimum, specs["preview_size"].minimum)
+    assert S.ITERATIONS_MAX == specs["iterations"].maximum and S.SIZE_MAX == specs["size"].maximum
+    assert S.PREVIEW_SIZE_DEFAULT == specs["preview_size"].default and S.SIZE_DEFAULT == specs["size"].default
+    assert specs["size"].zero_means and S.FULL_RESOLUTION == 0
+    source = (PLUGIN_DIR / "nsgimp" / "settings.py").read_text()
+    for literal in ("1_000_000", "16_384", "65536", '"noise", "content", "style")', "1024"):
+        assert literal not in source, f"settings.py restates {literal}"
+
+
+def test_the_schema_file_round_trips_and_a_missing_one_says_so(tmp_path):
+    from nsgimp import schema
+
+    data = {"params": {"iterations": {"type": "int", "default": 500, "minimum": 1, "maximum": 9}}}
+    schema.write_schema(tmp_path, data)
+    assert schema.read_schema(tmp_path) == {"format": schema.SCHEMA_FORMAT, **data}
+    assert schema.Schema(schema.read_schema(tmp_path)).maximum("iterations") == 9
+    with pytest.raises(schema.SchemaMissing, match="run install.py again"):
+        schema.read_schema(tmp_path / "nowhere", fallback=lambda: None)
+    (tmp_path / schema.SCHEMA_NAME).write_text("[1, 2]")
+    with pytest.raises(schema.SchemaMissing, match="could not be read"):
+        schema.read_schema(tmp_path)
+
+
 def test_the_readme_table_lists_every_argument_with_its_default():
     rows = {}
     for line in (REPO / "plugin" / "README.md").read_text().splitlines():
@@ -280,6 +317,7 @@ def test_the_readme_table_lists_every_argument_with_its_default():
             rows[cells[0].strip("`")] = cells[2]
     assert set(rows) == set(S.ARGUMENTS)
     defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
-                "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT}
+                "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT,
+                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true"}
     for name, value in defaults.items():
         assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])

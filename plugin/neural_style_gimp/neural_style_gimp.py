@@ -46,9 +46,9 @@ from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
 HELP_DOMAIN = "neural-style-gimp"
-DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init",
-                "seed", "advanced")
-ADVANCED = ("endpoint", "autostart", "timeout")
+DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size-note", "full-resolution", "size",
+                "preserve-colors", "init", "seed", "advanced")
+ADVANCED = ("preview-size", "endpoint", "autostart", "timeout")
 SETTING_NAMES = tuple(S.ARGUMENTS)
 
 
@@ -88,16 +88,18 @@ def _add_arguments(procedure):
     procedure.add_double_argument("strength", *a["strength"], S.STRENGTH_MIN, S.STRENGTH_MAX, S.STRENGTH_DEFAULT, rw)
     procedure.add_int_argument("iterations", *a["iterations"], S.ITERATIONS_MIN, S.ITERATIONS_MAX,
                                S.ITERATIONS_DEFAULT, rw)
-    procedure.add_int_argument("size", *a["size"], S.SIZE_MIN, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
+    procedure.add_boolean_argument("full-resolution", *a["full-resolution"], True, rw)
+    procedure.add_int_argument("size", *a["size"], S.FULL_RESOLUTION, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
     procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
     init_choice = Gimp.Choice.new()
-    init_choice.add("noise", 0, "Random noise (as in the paper)", "")
-    init_choice.add("content", 1, "The photo", "")
-    init_choice.add("style", 2, "The painting", "")
+    for i, name in enumerate(S.INITS):  # the engine's choices, in the dialog's words
+        init_choice.add(name, i, S.INIT_LABELS.get(name, name), "")
     procedure.add_choice_argument("init", *a["init"], init_choice, S.INIT_DEFAULT, rw)
     procedure.add_int_argument("seed", *a["seed"], 0, S.SEED_MAX, 0, rw)
     procedure.add_string_argument("endpoint", *a["endpoint"], "", rw)
     procedure.add_boolean_argument("autostart", *a["autostart"], True, rw)
+    procedure.add_int_argument("preview-size", *a["preview-size"], 0, S.PREVIEW_SIZE_MAX, S.PREVIEW_SIZE_DEFAULT,
+                               rw)
     procedure.add_int_argument("timeout", *a["timeout"], S.TIMEOUT_MIN, S.TIMEOUT_MAX, S.TIMEOUT_DEFAULT, rw)
 
 
@@ -112,7 +114,9 @@ def _read_settings(config):
         blend=float(config.get_property("blend")),
         strength=float(config.get_property("strength")),
         iterations=int(config.get_property("iterations")),
+        full_resolution=bool(config.get_property("full-resolution")) or int(config.get_property("size")) == 0,
         size=int(config.get_property("size")),
+        preview_size=int(config.get_property("preview-size")),
         preserve_color=bool(config.get_property("preserve-colors")),
         init=str(config.get_property("init")),
         seed=int(config.get_property("seed")),
@@ -190,7 +194,7 @@ def _image_filters(chooser_widget):
         child.connect("update-preview", update_preview)
 
 
-def _build_dialog(procedure, config):
+def _build_dialog(procedure, config, size_note):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
 
@@ -200,6 +204,7 @@ def _build_dialog(procedure, config):
     problem.set_line_wrap(True)
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
+    dialog.get_label("size-note", size_note, False, False).set_xalign(0.0)
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     for name in ("style", "style2"):
@@ -211,13 +216,15 @@ def _build_dialog(procedure, config):
 
     blend = dialog.get_widget("blend", GObject.TYPE_NONE)
     seed = dialog.get_widget("seed", GObject.TYPE_NONE)
+    size = dialog.get_widget("size", GObject.TYPE_NONE)
 
     def sync_sensitivity(*_args):
         blend.set_sensitive(config.get_property("style2") is not None)
         seed.set_sensitive(config.get_property("init") == "noise")
+        size.set_sensitive(not config.get_property("full-resolution"))
 
-    config.connect("notify::style2", sync_sensitivity)
-    config.connect("notify::init", sync_sensitivity)
+    for name in ("style2", "init", "full-resolution"):
+        config.connect(f"notify::{name}", sync_sensitivity)
     sync_sensitivity()
     return dialog, problem
 
@@ -242,7 +249,9 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             status, error = _stylize(image, source, config, _checked_settings(config))
             return _values(procedure, status, error)
         _recall(config)
-        dialog, problem = _build_dialog(procedure, config)
+        _, width, height = _region(image, source)
+        note = S.size_note(width, height, not Gimp.Selection.is_empty(image))
+        dialog, problem = _build_dialog(procedure, config, note)
         try:
             while True:
                 if not dialog.run():
@@ -281,15 +290,21 @@ def _source_layer(drawables):
     return drawables[0]
 
 
+def _region(image, source):
+    """((x, y), width, height) of what is stylized: the layer, or the selection's bounds on it."""
+    ok, rx, ry, rw, rh = source.mask_intersect()
+    if not ok or rw <= 0 or rh <= 0:
+        raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
+    return (rx, ry), rw, rh
+
+
 def _stylize(image, source, config, settings):
     """Preview layer under frozen undo, the job in the worker, then the finished layer as one undo step.
 
     Returns (status, UserError or None); the image is as before unless the status is SUCCESS.
     """
     has_selection = not Gimp.Selection.is_empty(image)
-    ok, rx, ry, rw, rh = source.mask_intersect()
-    if not ok or rw <= 0 or rh <= 0:
-        raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
+    (rx, ry), rw, rh = _region(image, source)
     _, ox, oy = source.get_offsets()
     was_dirty = image.is_dirty()
     selected = image.get_selected_layers()
@@ -380,6 +395,8 @@ class _GimpView:
             Gimp.progress_update(fraction)
 
     def paint(self, image_data, final):
+        _debug(f"painting the {'result' if final else 'preview'}, {image_data.width}x{image_data.height}, "
+               f"into the layer's {self.layer.get_width()}x{self.layer.get_height()}")
         _paint(self.layer, image_data, Gegl.SamplerType.CUBIC if final else Gegl.SamplerType.LINEAR)
 
 
@@ -402,10 +419,11 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         Gimp.progress_init("Neural Style")
         view = _GimpView(layer)
         try:
-            content = _content_image(source, layer, settings.size)
+            content = _content_image(source, layer, settings.working_size)
             styles = [_style_image(path, argument) for path, argument in
                       ((settings.style, "style"), (settings.style2, "style2")) if path]
-            connection = job.connect(settings, client_config, view, sandbox=detect_sandbox())
+            connection = job.connect(settings, client_config, view, sandbox=detect_sandbox(),
+                                     region=(layer.get_width(), layer.get_height()))
             try:
                 result = job.run_job(connection, settings, content, styles, view)
             finally:
@@ -430,14 +448,15 @@ def _rect(x, y, w, h):
 
 
 def _content_image(source, layer, size):
-    """The region under ``layer`` read from ``source``, at most ``size`` on its longest side (GEGL mipmaps)."""
+    """The region under ``layer`` read from ``source``: at its own resolution for ``size`` 0 (full resolution),
+    else at most ``size`` on its longest side (GEGL mipmaps)."""
     from neural_style.protocol import ImageData
 
     _, sx, sy = source.get_offsets()
     _, lx, ly = layer.get_offsets()
     rx, ry, rw, rh = lx - sx, ly - sy, layer.get_width(), layer.get_height()
     fmt, channels = S.choose_format(source.has_alpha())
-    cw, ch = S.fit_within(rw, rh, size) if max(rw, rh) > size else (rw, rh)
+    cw, ch = S.fit_within(rw, rh, size) if 0 < size < max(rw, rh) else (rw, rh)
     scale = cw / rw
     data = source.get_buffer().get(_rect(rx * scale, ry * scale, cw, ch), scale, fmt, Gegl.AbyssPolicy.CLAMP)
     return ImageData.raw(data, cw, ch, channels)

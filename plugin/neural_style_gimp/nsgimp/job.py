@@ -70,9 +70,27 @@ def abandon_current_job() -> None:
             pass
 
 
+def messages_waiting(client: Any) -> bool:
+    """Whether the daemon's next message has already arrived (then a preview in hand is stale).
+
+    The client no longer coalesces progress: when painting a preview takes longer than the
+    daemon takes to send the next, the plug-in skips to the newest instead of falling behind.
+    """
+    pending = getattr(client, "pending", None)
+    if callable(pending):
+        return bool(pending())
+    socket = getattr(client, "_socket", None)  # protocol's Client: a message queued on its socket
+    try:
+        return socket is not None and bool(socket.poll(0))
+    except Exception:
+        return False
+
+
 def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Optional[str] = None,
-            connect_fn: Callable[..., Any] = connect_or_start) -> Connection:
-    """A client of a daemon that answered, started when allowed; checks the settings against its limits."""
+            region: Optional[tuple[int, int]] = None, connect_fn: Callable[..., Any] = connect_or_start
+            ) -> Connection:
+    """A client of a daemon that answered, started when allowed; checks the settings (and the ``region``
+    to send, width × height) against the limits it reported."""
     endpoint = resolve_endpoint(settings.endpoint or config.endpoint)
     command = list(config.daemon_command)
     view.show(*ProgressText.contacting(endpoint))
@@ -91,7 +109,7 @@ def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Op
     except ValueError as exc:  # an address ZeroMQ cannot use
         raise JobFailed(f"{advice.PREFIX}'{label('endpoint')}' {endpoint!r} is not usable ({exc}). Give an address "
                         "as tcp://HOST:PORT or ipc://PATH, or leave it empty.", "endpoint") from None
-    problem = over_limits(settings, handle.pong.limits)
+    problem = over_limits(settings, handle.pong.limits, region)
     if problem is not None:
         client.close()
         raise JobFailed(f"{advice.PREFIX}{problem}", problem.argument)
@@ -114,9 +132,10 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
                 return event
             if isinstance(event, Progress):
                 progressed = True
-                view.show(*text.progress(event.iteration, event.iterations, event.elapsed))
-                if event.image is not None:
-                    view.paint(event.image, False)
+                view.show(*text.progress(event.iteration, event.iterations, event.elapsed, event.scale,
+                                         event.scales, event.seconds_left))
+                if event.image is not None and not messages_waiting(connection.client):
+                    view.paint(event.image, False)  # a stale one is skipped: a newer one is waiting
             elif isinstance(event, Accepted) and not progressed:
                 view.show(*text.waiting("queued" if event.position > 0 else "running", event.position))
             elif isinstance(event, Heartbeat) and not progressed:
@@ -124,7 +143,7 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
     except DaemonError as exc:
         argument = None
         if exc.code == "too_large" and "styles[" not in exc.message:
-            argument = "size"
+            argument = "full-resolution" if settings.full_resolution else "size"
         raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths), argument) from None
     except DaemonUnavailable as exc:
         raise JobFailed(advice.lost_text(connection.endpoint, str(exc))) from None
