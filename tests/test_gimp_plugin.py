@@ -690,7 +690,8 @@ def gui_session(gimp_root, share, daemon):
              remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
         step(share, "dialog-ok", {}, interactive=True, remember=chosen),
         step(share, "dialog-again", {}, interactive=True, remember={**chosen, "size": 4096}),
-        step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo"),
+        step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo",
+             baseline_done=f"{out}/cancelled-baseline-done"),
         step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
              undo_check=f"{out}/undo2"),
     ]
@@ -700,9 +701,12 @@ def gui_session(gimp_root, share, daemon):
         {"window": "Neural Style", "keys": ["alt+o"], "report": f"{out}/dialog-ok.gui.json"},
         {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 6, "then_keys": ["Escape"],
          "report": f"{out}/dialog-again.gui.json"},
-        # GIMP's progress is the main window's status bar: click its Cancel button
+        # GIMP's progress is in the main window's status bar: click its Cancel button, found as the
+        # rightmost thing that appeared there since just before the run
         {"wait_file": f"{out}/cancel-now", "window": "GNU Image Manipulation Program", "settle_s": 0.1,
-         "click_from_bottom_right": [282, 18], "window_closes": False, "report": f"{out}/cancelled.gui.json"},
+         "click_what_appeared": {"baseline_file": f"{out}/cancelled/started",
+                                 "baseline_done": f"{out}/cancelled-baseline-done", "rows": 48},
+         "window_closes": False, "report": f"{out}/cancelled.gui.json"},
         {"wait_file": f"{out}/undo-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo-done",
          "window_closes": False, "report": f"{out}/undo.gui.json"},
         {"wait_file": f"{out}/undo2-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo2-done",
@@ -763,6 +767,7 @@ def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
 def test_gimp_cancel_on_the_progress_leaves_the_image_as_before(gui_session, share, daemon):
     results, reports, stopped_after = gui_session
     assert reports["cancelled"]["found"], "GIMP showed no progress window to cancel"
+    assert reports["cancelled"].get("clicked"), f"nothing appeared in the status bar to click: {reports['cancelled']}"
     result, out = results["cancelled"]
     assert result["status"] == "cancel", result
     assert_left_as_before(result)
