@@ -122,12 +122,6 @@ def run(action):
         report["title"] = xdotool("getwindowname", window)
         time.sleep(action.get("settle_s", 1.5))  # let it finish drawing
         report["pressed_at"] = time.time()
-        if "click_from_bottom_right" in action:
-            size = geometry(window)
-            dx, dy = action["click_from_bottom_right"]
-            x, y = int(size["WIDTH"]) - dx, int(size["HEIGHT"]) - dy
-            report["clicked"] = [x, y, int(size["WIDTH"]), int(size["HEIGHT"])]
-            xdotool("mousemove", "--window", window, str(x), str(y), "click", "1")
         if appeared and baseline is not None:
             point, patches = what_appeared(baseline, capture(window, appeared["rows"]), appeared["rows"])
             report["patches"] = patches
