@@ -164,6 +164,42 @@ def test_stale_previews_are_skipped_for_the_newest(tmp_path):
     assert view.painted == [False, False], "with nothing waiting, every preview is painted"
 
 
+def test_a_real_client_says_when_newer_messages_wait():
+    """messages_waiting on protocol's real Client, against a ROUTER that answers with a burst of reports."""
+    import threading
+    import time
+
+    import zmq
+
+    from neural_style.protocol import Client
+    from neural_style.protocol.messages import decode_request
+
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def daemon():
+        peer, *frames = router.recv_multipart()
+        job_id = decode_request(frames).id
+        for reply in (Accepted(job_id, 0), *(Progress(job_id, i, 3, Loss(), 0.1 * i, PIXEL) for i in (1, 2, 3))):
+            router.send_multipart([peer, *reply.to_frames()])
+
+    thread = threading.Thread(target=daemon, daemon=True)
+    thread.start()
+    client = Client(f"tcp://127.0.0.1:{port}", timeout=5)
+    try:
+        events = client.stylize(PIXEL, [PIXEL], {"iterations": 3})
+        assert isinstance(next(events), Accepted)  # sends the request, reads the first reply
+        thread.join(5)
+        time.sleep(0.2)  # the whole burst has arrived
+        assert next(events).iteration == 1 and job.messages_waiting(client), "two newer reports wait"
+        assert next(events).iteration == 2 and job.messages_waiting(client)
+        assert next(events).iteration == 3 and not job.messages_waiting(client), "the newest: nothing waits"
+        events.close()
+    finally:
+        client.close()
+        router.close(0)
+
+
 def test_the_layers_size_is_checked_against_max_pixels(tmp_path):
     client = FakeClient([])
     handle = DaemonHandle("e", pong(), started=False)

@@ -79,7 +79,11 @@ def messages_waiting(client: Any) -> bool:
     pending = getattr(client, "pending", None)
     if callable(pending):
         return bool(pending())
-    socket = getattr(client, "_socket", None)  # protocol's Client: a message queued on its socket
+    # protocol's Client has no public way to ask yet: a reply it already read off the socket (it
+    # drains all that arrived) waits in its inbox, a newer one still on the socket.
+    if any(getattr(client, "_inbox", {}).values()):
+        return True
+    socket = getattr(client, "_socket", None)
     try:
         return socket is not None and bool(socket.poll(0))
     except Exception:
