@@ -40,7 +40,7 @@ class FakeClient:
 
     def __init__(self, script, burst=False):
         self.script = list(script)
-        self.burst = burst  # every message arrives at once: pending() while any is left
+        self.burst = burst  # every message arrives at once: a later preview is always waiting
         self.left = len(self.script)
         self.requests = []
         self.cancelled = False
@@ -54,8 +54,8 @@ class FakeClient:
     def _stream(self):
         finished = False
         try:
-            for item in self.script:
-                self.left -= 1
+            for position, item in enumerate(self.script):
+                self.left = self.script[position + 1:]
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
@@ -66,8 +66,8 @@ class FakeClient:
             if not finished:
                 self.cancelled = True  # what the real client does: abandoning the stream sends a cancel
 
-    def pending(self):
-        return self.burst and self.left > 0
+    def newer_preview_waiting(self):
+        return self.burst and any(isinstance(item, Progress) and item.image is not None for item in self.left)
 
     def close(self):
         self.closed = True
@@ -75,13 +75,14 @@ class FakeClient:
 
 class RecordingView:
     def __init__(self, on_paint=None):
-        self.shown, self.painted, self.on_paint = [], [], on_paint
+        self.shown, self.painted, self.images, self.on_paint = [], [], [], on_paint
 
     def show(self, text, fraction):
         self.shown.append((text, fraction))
 
     def paint(self, image, final):
         self.painted.append(final)
+        self.images.append(image)
         if self.on_paint:
             self.on_paint()
 
@@ -151,21 +152,22 @@ def test_coarse_to_fine_shows_the_scale_and_the_daemons_estimate(tmp_path):
 
 
 def test_stale_previews_are_skipped_for_the_newest(tmp_path):
-    """Every message already waiting (painting is slower than the daemon): no stale preview is painted."""
+    """Every message already waiting (painting is slower than the daemon): only the newest preview is painted."""
     result = Result("j", PIXEL, Loss(), 100, 5.0)
-    client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0),
-                         progress(30, 100, 3.0), result], burst=True)
+    newest = ImageData.raw(bytes(3), 1, 1, 3)
+    client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0), Heartbeat("j", "running", 0),
+                         progress(30, 100, 3.0, newest), Heartbeat("j", "running", 0), result], burst=True)
     view = RecordingView()
     job.run_job(connection(client), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
-    assert view.painted == [], "previews painted although a newer message was waiting"
+    assert view.painted == [False] and view.images[0] is newest, "a stale preview was painted, or not the newest"
     assert view.texts[-1] == "Neural Style: iteration 30/100 · about 7 s left"  # the text still follows every report
     slow = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0), result])
     job.run_job(connection(slow), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
-    assert view.painted == [False, False], "with nothing waiting, every preview is painted"
+    assert view.painted == [False, False, False], "with nothing waiting, every preview is painted"
 
 
 def test_a_real_client_says_when_newer_messages_wait():
-    """messages_waiting on protocol's real Client, against a ROUTER that answers with a burst of reports."""
+    """newer_preview_waiting on protocol's real Client, against a ROUTER that answers with a burst of reports."""
     import threading
     import time
 
@@ -180,7 +182,8 @@ def test_a_real_client_says_when_newer_messages_wait():
     def daemon():
         peer, *frames = router.recv_multipart()
         job_id = decode_request(frames).id
-        for reply in (Accepted(job_id, 0), *(Progress(job_id, i, 3, Loss(), 0.1 * i, PIXEL) for i in (1, 2, 3))):
+        for reply in (Accepted(job_id, 0), *(Progress(job_id, i, 3, Loss(), 0.1 * i, PIXEL) for i in (1, 2, 3)),
+                      Heartbeat(job_id, "running", 0)):
             router.send_multipart([peer, *reply.to_frames()])
 
     thread = threading.Thread(target=daemon, daemon=True)
@@ -191,9 +194,9 @@ def test_a_real_client_says_when_newer_messages_wait():
         assert isinstance(next(events), Accepted)  # sends the request, reads the first reply
         thread.join(5)
         time.sleep(0.2)  # the whole burst has arrived
-        assert next(events).iteration == 1 and job.messages_waiting(client), "two newer reports wait"
-        assert next(events).iteration == 2 and job.messages_waiting(client)
-        assert next(events).iteration == 3 and not job.messages_waiting(client), "the newest: nothing waits"
+        assert next(events).iteration == 1 and job.newer_preview_waiting(client), "two newer reports wait"
+        assert next(events).iteration == 2 and job.newer_preview_waiting(client)
+        assert next(events).iteration == 3 and not job.newer_preview_waiting(client), "the newest (a heartbeat does not count)"
         events.close()
     finally:
         client.close()
