@@ -13,9 +13,17 @@ the inverse.
 
 Limits
 ------
-The argument ranges here only bound what a GIMP argument may hold.  What a daemon accepts
-(``max_iterations``, ``max_size``, …) is the daemon's to say: it reports its limits in
-``pong`` and :func:`over_limits` checks a run against them before anything is sent.
+The ranges of the engine's parameters and the ``init`` choices are the engine's schema
+(``daemon/engine/params.py``), which install.py writes beside the plug-in (``schema.py``); they
+only bound what a GIMP argument may hold.  What a daemon accepts (``max_iterations``,
+``max_size``, ``max_pixels``, …) is the daemon's to say: it reports its limits in ``pong`` and
+:func:`over_limits` checks a run against them before anything is sent.
+
+Resolution
+----------
+"Full resolution" (the default) sends the layer's region at its own size with the engine's
+``size`` 0 ("the content's own size"); otherwise ``size`` is the working size and the result
+is stretched over the layer.  Previews are capped at ``preview_size`` and stretched likewise.
 """
 from __future__ import annotations
 
