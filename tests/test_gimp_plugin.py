@@ -38,7 +38,7 @@ IMAGES = Path(os.environ.get("NEURAL_STYLE_IMAGES", REPO.parent / "shared" / "im
 PROCEDURE = "plug-in-neural-style"
 CONTENT_SIZE = (160, 120)
 STYLE_SIZE = (256, 256)
-GIMP_TIMEOUT = int(os.environ.get("GIMP_TIMEOUT", 240))
+GIMP_TIMEOUT = 240
 QUICK_ARGS = {"iterations": 4, "full-resolution": False, "size": 48, "init": "noise", "autostart": False,
               "timeout": 20}
 NATIVE_SIZE = (200, 150)  # a layer larger than the preview cap of the native-size case
