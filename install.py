@@ -28,6 +28,7 @@ that --uninstall removes exactly that.  Running it twice is harmless.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -104,10 +105,8 @@ class Out:
         try:
             print(text, flush=True)
         except (BrokenPipeError, OSError):
-            try:
+            with contextlib.suppress(OSError):
                 sys.stdout = open(os.devnull, "w")
-            except OSError:
-                pass
 
     def step(self, text: str) -> None:
         self._print(f"==> {text}")
@@ -233,7 +232,7 @@ def step_venv(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
                 venv.EnvBuilder(with_pip=True).create(args.venv)
             except Exception as exc:
                 raise InstallError(f"cannot create the virtual environment {args.venv}: {exc}. "
-                                   "On Debian/Ubuntu: apt-get install python3-venv")
+                                   "On Debian/Ubuntu: apt-get install python3-venv") from exc
         created = True
     command = [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"]
     out.do("run " + " ".join(shlex.quote(c) for c in command))
@@ -378,7 +377,7 @@ def gimp_python_command(args: argparse.Namespace, kind: str) -> list[str] | None
             for cand in sorted((app / "Contents" / "MacOS").glob("python3*")):
                 return [str(cand)]
     if kind == "windows" or os.name == "nt":
-        for base in (os.environ.get("ProgramFiles"), os.environ.get("LOCALAPPDATA")):
+        for base in (os.environ.get("PROGRAMFILES"), os.environ.get("LOCALAPPDATA")):
             if not base:
                 continue
             for cand in sorted(Path(base).glob("GIMP 3*/bin/python*.exe"), reverse=True):
@@ -421,7 +420,7 @@ def step_wheels(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
                  "On Debian/Ubuntu: apt-get install python3-zmq python3-msgpack")
         return
     try:
-        proc = subprocess.run(command + ["-c", PROBE], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([*command, "-c", PROBE], capture_output=True, text=True, timeout=120)
         info = json.loads(proc.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         out.warn(f"cannot run GIMP's Python ({' '.join(command)}); name it with --gimp-python. "
@@ -437,8 +436,8 @@ def step_wheels(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
         out.info("(with Debian/Ubuntu's GIMP, apt-get install python3-zmq python3-msgpack is the alternative)")
     pip_python = venv_bin(args.venv, "python")
     pip = [str(pip_python) if pip_python.exists() else sys.executable, "-m", "pip"]
-    cmd = pip + ["install", "-q", "--target", str(vendor), "--upgrade", "--only-binary=:all:",
-                 "--python-version", info["version"], "--implementation", "cp"]
+    cmd = [*pip, "install", "-q", "--target", str(vendor), "--upgrade", "--only-binary=:all:",
+           "--python-version", info["version"], "--implementation", "cp"]
     for plat in wheel_platforms(info["platform"], info.get("machine", "")):
         cmd += ["--platform", plat]
     cmd += list(WHEEL_PACKAGES)
@@ -517,10 +516,8 @@ def step_weights(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
                 os.unlink(tmp_name)
     except (OSError, InstallError, ValueError) as exc:
         for d in created_dirs:  # deepest first: leave no empty folders behind
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(d)
-            except OSError:
-                pass
         out.warn(f"could not download the VGG19 weights ({exc}). Everything else is installed; the daemon "
                  f"will answer 'no_weights' until you put {WEIGHTS_NAME} in {target.parent} "
                  "(or run install.py --weights FILE, or again when online).")
@@ -610,7 +607,7 @@ def step_service(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
         out.warn("--service knows systemd (Linux) and launchd (macOS) only; start the daemon with "
                  "`neural-style serve` instead")
         return
-    command = daemon_command(args) + ["--bind", args.endpoint]  # a service has no one to set its address
+    command = [*daemon_command(args), "--bind", args.endpoint]  # a service has no one to set its address
     path = service_path()
     log = Path.home() / "Library" / "Logs" / "neural-style-daemon.log"
     data = launchd_plist(command, log) if kind == "launchd" else systemd_unit(command).encode()
@@ -625,7 +622,8 @@ def step_service(args: argparse.Namespace, out: Out, manifest: Manifest) -> None
         out.warn(f"the service is written but not started: {problem}. Start it yourself with: "
                  f"{connection.service_start_command(kind)}")
     elif not args.dry_run:
-        out.info(f"started; it starts again at every login (stop it: {shlex.join(_service_commands(kind, path, False)[0])})")
+        out.info(f"started; it starts again at every login "
+                 f"(stop it: {shlex.join(_service_commands(kind, path, False)[0])})")
 
 
 def uninstall_service(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
@@ -645,10 +643,8 @@ def uninstall_service(args: argparse.Namespace, out: Out, manifest: Manifest) ->
         _run_service_commands([["systemctl", "--user", "daemon-reload"]], out)
     for d in sorted(record.get("dirs", []), key=lambda s: -len(s)):
         if not args.dry_run:
-            try:
+            with contextlib.suppress(OSError):
                 Path(d).rmdir()
-            except OSError:
-                pass
     if not args.dry_run:
         manifest.data["service"] = None
 

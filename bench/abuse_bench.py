@@ -13,7 +13,8 @@ two within each repetition.  While the bad client does its worst, a well-behaved
 
 Printed per scenario and daemon: the worst and median ping latency of the good client (a ping
 unanswered after 10 s counts as lost), the daemon's growth in resident memory (peak during the
-scenario minus before it), what the bad client got back, and whether the daemon survived.  Usage: python bench/abuse_bench.py [--baseline-ref main] [--repeat 3]
+scenario minus before it), what the bad client got back, and whether the daemon survived.
+Usage: python bench/abuse_bench.py [--baseline-ref main] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import msgpack
 import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from daemon_bench import free_port, machine  # noqa: E402  (a sibling script, not a package)
+from daemon_bench import free_port, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -106,7 +107,7 @@ class Raw:
             self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self.sock.connect(endpoint)
 
-    def __enter__(self) -> "Raw":
+    def __enter__(self) -> Raw:
         return self
 
     def __exit__(self, *exc: object) -> None:

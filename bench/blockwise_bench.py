@@ -31,7 +31,12 @@ from pathlib import Path
 import torch
 
 from neural_style.daemon.engine import random_vgg19
-from neural_style.daemon.engine.blockwise import BlockwiseObjective, RecomputedContent, StoredContent, blockwise_features
+from neural_style.daemon.engine.blockwise import (
+    BlockwiseObjective,
+    RecomputedContent,
+    StoredContent,
+    blockwise_features,
+)
 from neural_style.daemon.engine.imaging import resize, split_alpha
 from neural_style.daemon.engine.losses import gram_matrix
 from neural_style.daemon.engine.memory_budget import available_ram, process_rss
@@ -106,7 +111,7 @@ def _largest_crop(objective: BlockwiseObjective, size: int) -> int:
 def _images(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Content at size × size, style at 512 px (the styles' Grams do not depend on the output size here)."""
     if (SHARED / "tubingen.jpg").exists():
-        from neural_style.daemon.images import load_image
+        from neural_style.daemon.image_files import load_image
 
         content = split_alpha(load_image(SHARED / "tubingen.jpg"))[0]
         style = split_alpha(load_image(SHARED / "starry_night.jpg"))[0]
@@ -128,7 +133,8 @@ def run_child(spec: dict) -> dict:
     done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                           env={**os.environ, **CHILD_ENV})
     if done.returncode != 0:
-        return {**spec, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+        return {**spec, "error": done.stderr.strip().splitlines()[-1]
+                if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -163,12 +169,14 @@ def main() -> int:
 def memory_against_size(args, layers: dict) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     floats = activation_floats((*DEFAULT_STYLE_LAYERS, *DEFAULT_CONTENT_LAYERS), "avg", DEFAULT_CONTENT_LAYERS)
-    print(f"| size | path | RSS before | peak RSS | evaluation (peak − before) | model: activations | s/evaluation | loss |")
+    print("| size | path | RSS before | peak RSS | "
+          "evaluation (peak − before) | model: activations | s/evaluation | loss |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as folder:
         both = None
         for size in sizes:
-            whole_fits = args.whole == "auto" and EvaluationCost().bytes(size * size, floats, 4) < available_ram()[0] / 2
+            whole_bytes = EvaluationCost().bytes(size * size, floats, 4)
+            whole_fits = args.whole == "auto" and whole_bytes < available_ram()[0] / 2
             runs = []
             for path in ("whole", "blocks") if whole_fits else ("blocks",):
                 save = str(Path(folder) / f"{path}-{size}.pt")

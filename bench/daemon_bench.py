@@ -131,7 +131,7 @@ def warm_vs_local(args: argparse.Namespace, endpoint: str, tmp: Path) -> dict:
               "--progress-every", str(args.progress_every)]
     cli = [sys.executable, "-m", "neural_style.daemon.cli", "stylize", str(content_path), str(style_path)]
     out = {}
-    local = [timed_cli(cli + ["-o", str(tmp / "local.png"), "--local", *common])
+    local = [timed_cli([*cli, "-o", str(tmp / "local.png"), "--local", *common])
              for _ in range(args.repeat)]
     out["local_fresh_process"] = local
 
@@ -144,8 +144,8 @@ def warm_vs_local(args: argparse.Namespace, endpoint: str, tmp: Path) -> dict:
         second = timed_request(client, content, styles, params)  # same request again: cache hit
         more = [timed_request(client, content, styles, params) for _ in range(args.repeat - 1)]
     out["daemon_request_1"] = [first]
-    out["daemon_request_2"] = [second] + more
-    remote = [timed_cli(cli + ["-o", str(tmp / "remote.png"), "--endpoint", endpoint, "--no-autostart", *common])
+    out["daemon_request_2"] = [second, *more]
+    remote = [timed_cli([*cli, "-o", str(tmp / "remote.png"), "--endpoint", endpoint, "--no-autostart", *common])
               for _ in range(args.repeat)]
     out["cli_through_daemon_fresh_process"] = remote
     return out
@@ -187,7 +187,7 @@ def zmq_echo(payload: bytes, repeat: int) -> list[float]:
 def big_image(args: argparse.Namespace, endpoint: str) -> dict:
     import torch
 
-    from neural_style.daemon.images import tensor_from_bytes, tensor_to_bytes
+    from neural_style.daemon.image_files import tensor_from_bytes, tensor_to_bytes
     from neural_style.protocol import Client, ImageData
     from neural_style.protocol.messages import Stylize, decode_request
 

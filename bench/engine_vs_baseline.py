@@ -19,14 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tutorial_baseline import full_vgg19_features, run_style_transfer  # noqa: E402
+from tutorial_baseline import full_vgg19_features, run_style_transfer
 
-from neural_style.daemon.engine import StyleParams, stylize  # noqa: E402
-from neural_style.daemon.engine.imaging import fit_longest_side, resize  # noqa: E402
-from neural_style.daemon.engine.transfer import NOISE_MEAN, NOISE_STD  # noqa: E402
-from neural_style.daemon.engine.vgg import random_vgg19_state_dict  # noqa: E402
-from neural_style.daemon.images import load_image  # noqa: E402
-from neural_style.daemon.weights import load_model  # noqa: E402
+from neural_style.daemon.engine import StyleParams, stylize
+from neural_style.daemon.engine.imaging import fit_longest_side, resize
+from neural_style.daemon.engine.transfer import NOISE_MEAN, NOISE_STD
+from neural_style.daemon.engine.vgg import random_vgg19_state_dict
+from neural_style.daemon.image_files import load_image
+from neural_style.daemon.weights import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from neural_style.daemon.engine import StyleParams, stylize
-from neural_style.daemon.images import load_image
+from neural_style.daemon.image_files import load_image
 from neural_style.daemon.weights import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from abuse_bench import Daemon  # noqa: E402  (sibling scripts, not a package)
-from daemon_bench import machine  # noqa: E402
+from abuse_bench import Daemon
+from daemon_bench import machine
 
 SPIN = "while True: pass"
 
@@ -48,7 +48,7 @@ def policies(cores: int) -> list[tuple[str, list[str], dict[str, str]]]:
     return chosen
 
 
-def image(size: int, seed: int) -> "ImageData":  # noqa: F821 - imported lazily below
+def image(size: int, seed: int) -> ImageData:  # noqa: F821 - imported lazily below
     from neural_style.protocol import ImageData
 
     rng = np.random.default_rng(seed)
@@ -92,9 +92,10 @@ def main() -> int:
         tmp = Path(tmp_name)
         for key in [k for k in os.environ if k.startswith(("OMP_", "MKL_"))]:  # each daemon gets only its own
             del os.environ[key]
-        daemons = [(label, Daemon(label.split()[0], None, extra, tmp, env=env)) for label, extra, env in policies(cores)]
+        daemons = [(label, Daemon(label.split()[0], None, extra, tmp, env=env))
+                   for label, extra, env in policies(cores)]
         try:
-            for label, daemon in daemons:  # warm-up: first-call set-up and the style cache
+            for _label, daemon in daemons:  # warm-up: first-call set-up and the style cache
                 for size in sizes:
                     job_seconds(daemon, size, args.iterations)
             for _ in range(args.repeat):

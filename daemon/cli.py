@@ -11,8 +11,9 @@ import dataclasses
 import logging
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .exit_codes import (
     EXIT_BAD_INPUT,
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("-o", "--output", type=Path, required=True)
     stylize.add_argument("--local", action="store_true", help="run in this process instead of through the daemon")
     stylize.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
-    stylize.add_argument("--no-autostart", action="store_true", help="fail instead of starting a daemon when none answers")
+    stylize.add_argument("--no-autostart", action="store_true",
+                         help="fail instead of starting a daemon when none answers")
     _add_param_options(stylize)
     _add_model_options(stylize)
 
@@ -134,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruct", help="content reconstruction or texture synthesis from chosen layers (the paper's Fig. 1)")
     source = reconstruct.add_mutually_exclusive_group(required=True)
     source.add_argument("--content", type=Path, help="reconstruct this image's content (β = 0)")
-    source.add_argument("--style", type=Path, action="append", help="synthesise this image's texture (no content); repeatable")
+    source.add_argument("--style", type=Path, action="append",
+                        help="synthesise this image's texture (no content); repeatable")
     reconstruct.add_argument("-o", "--output", type=Path, required=True)
     _add_param_options(reconstruct, texture=True)
     _add_model_options(reconstruct)
@@ -175,8 +178,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if not args.local:
         from . import remote
 
-        return remote.stylize(args, args.content, list(args.styles), params, args.output, args.style_blend)
-    from .images import load_image
+        return remote.stylize_with_daemon(args, args.content, list(args.styles), params, args.output, args.style_blend)
+    from .image_files import load_image
 
     content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]
@@ -184,7 +187,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
-    from .images import load_image
+    from .image_files import load_image
 
     _check_writable(args.output)
     if args.content is not None:
@@ -208,7 +211,7 @@ def recorded_settings(params: StyleParams, style_blend: Sequence[float] | None) 
 
 def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     from .engine import stylize
-    from .images import save_image
+    from .image_files import save_image
     from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
@@ -230,7 +233,7 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
 
 def _run_figures(args: argparse.Namespace) -> int:
     from .figures import FigureSettings, render_figure_sheet
-    from .images import load_image, save_image
+    from .image_files import load_image, save_image
     from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
@@ -243,7 +246,8 @@ def _run_figures(args: argparse.Namespace) -> int:
     model = load_model(args.weights, args.weights_format, args.device)
     bar = ProgressBar(settings.cell_count, label="cells")
     try:
-        sheet = render_figure_sheet(model, content, style, settings, on_cell=lambda done, title: bar.update(done, None, title))
+        sheet = render_figure_sheet(model, content, style, settings,
+                                    on_cell=lambda done, title: bar.update(done, None, title))
     finally:
         bar.close()
     save_image(sheet, args.output, output_metadata(model.description))
@@ -297,8 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Turn the errors a user can cause into one message and an exit code; only bugs keep a traceback (-v)."""
-    from .engine.errors import Cancelled, ParamError, WeightsFormatError
-    from .errors import DeviceUnavailable, ImageError, WeightsNotFound
+    from .engine.engine_errors import Cancelled, ParamError, WeightsFormatError
+    from .local_errors import DeviceUnavailable, ImageError, WeightsNotFound
 
     try:
         return command(args)

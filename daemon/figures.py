@@ -7,8 +7,9 @@ from the growing subsets {relu1_1}, {relu1_1, relu2_1}, … Fig. 3: stylizations
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .engine.layers import BLOCK_FIRST_CONVS, relu_of
 from .engine.params import StyleParams
@@ -107,7 +108,7 @@ def _compose(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], cell_size: 
     from PIL import Image, ImageDraw, ImageFont
 
     from .engine.imaging import resize
-    from .images import to_pil
+    from .image_files import to_pil
 
     height, width = cell_size
     columns = max(len(cells) for _, cells in rows)
@@ -126,7 +127,7 @@ def _compose(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], cell_size: 
     return array.view(sheet.height, sheet.width, 3).permute(2, 0, 1).float() / 255.0
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
     """Shorten a label until it fits its cell, so neighbouring labels never overlap."""
     while text and draw.textlength(text, font=font) > width:
         text = text[:-3] + ".." if len(text) > 3 else ""

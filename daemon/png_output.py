@@ -5,12 +5,13 @@ PIL only, no torch: the command line's daemon path writes results without import
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from .errors import ImageError
+from .local_errors import ImageError
 
 SOFTWARE = "neural-style-gimp"
 

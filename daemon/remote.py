@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from neural_style.daemon.exit_codes import (
     EXIT_BAD_INPUT,
@@ -40,7 +41,7 @@ from neural_style.protocol import (
 if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
 
-__all__ = ["status", "stylize", "daemon_command", "request_params", "image_for_request"]
+__all__ = ["status", "stylize_with_daemon", "daemon_command", "request_params", "image_for_request"]
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -77,7 +78,7 @@ def image_for_request(path: Path) -> ImageData:
     encoded = ImageData.from_file_bytes(Path(path).read_bytes())
     if encoded is not None:
         return encoded
-    from neural_style.daemon.images import load_image, tensor_to_bytes
+    from neural_style.daemon.image_files import load_image, tensor_to_bytes
 
     raw, width, height, channels = tensor_to_bytes(load_image(path))
     return ImageData.raw(raw, width, height, channels)
@@ -131,14 +132,14 @@ def status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], params: StyleParams,
+def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: list[Path], params: StyleParams,
             output: Path, style_blend: Sequence[float] | None = None) -> int:
     """``neural-style stylize`` through the daemon; returns the exit code.
 
     What the inputs need (a blend weight per style…) is checked here, where the request enters this
     process, with the daemon's own check (``plan_inputs``): a mistake is exit 2 before any connection.
     """
-    from neural_style.daemon.engine.errors import ParamError
+    from neural_style.daemon.engine.engine_errors import ParamError
     from neural_style.daemon.engine.params import plan_inputs
 
     try:
@@ -148,12 +149,11 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
         return EXIT_BAD_INPUT
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))
     try:
-        images = ([image_for_request(content)] if content is not None else [None]) + \
-                 [image_for_request(p) for p in styles]
+        content_image = image_for_request(content) if content is not None else None
+        style_images = [image_for_request(p) for p in styles]
     except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
-    content_image, style_images = images[0], images[1:]
     wire_params = request_params(params)
     blend = list(style_blend) if style_blend is not None else None
 
@@ -206,7 +206,7 @@ def stylize(args: argparse.Namespace, content: Path | None, styles: list[Path], 
 def _write_result(result: Result, output: Path, weights: str | None, params: StyleParams,
                   style_blend: Sequence[float] | None) -> int:
     from neural_style.daemon.cli import recorded_settings
-    from neural_style.daemon.errors import ImageError
+    from neural_style.daemon.local_errors import ImageError
     from neural_style.daemon.png_output import output_metadata, pil_from_raw, save_pil
 
     image = result.image

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import DeviceUnavailable, WeightsNotFound
 from .engine.devices import DEVICE_CHOICES
-from .engine.vgg import WEIGHT_FORMATS, VGG19Features, WeightsFormatError, random_vgg19
+from .engine.engine_errors import WeightsFormatError
+from .engine.vgg import WEIGHT_FORMATS, VGG19Features, random_vgg19
+from .local_errors import DeviceUnavailable, WeightsNotFound
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise WeightsFormatError(f"{path} is not a readable PyTorch weights file ({type(error).__name__}: {error})") from None
+        raise WeightsFormatError(f"{path} is not a readable PyTorch weights file "
+                                 f"({type(error).__name__}: {error})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

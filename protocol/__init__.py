@@ -30,7 +30,7 @@ from .errors import (
     ProtocolError,
 )
 from .heartbeat import CLIENT_LIVENESS_TIMEOUT, HEARTBEAT_INTERVAL, configure_client_socket, configure_zmtp_heartbeat
-from .images import Encoding, ImageData, ImageRef
+from .image_data import Encoding, ImageData, ImageRef
 from .messages import (
     Accepted,
     Cancel,

@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 from .client import DEFAULT_TIMEOUT, Client
 from .connection import AUTOSTART_TIMEOUT, ENDPOINT_ENV, FIRST_PING_TIMEOUT, resolve_endpoint

@@ -10,15 +10,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import zmq
 
 from .connection import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
 from .heartbeat import CLIENT_LIVENESS_TIMEOUT, configure_client_socket
-from .images import ImageData
+from .image_data import ImageData
 from .messages import (
     Accepted,
     Cancel,
@@ -96,7 +97,7 @@ class Client:
     def closed(self) -> bool:
         return self._socket is None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -213,10 +214,7 @@ class Client:
                     finished = True
                     yield reply
                     return
-                if isinstance(reply, Accepted):
-                    accepted = True
-                    yield reply
-                elif isinstance(reply, Progress):
+                if isinstance(reply, (Accepted, Progress)):
                     accepted = True
                     yield reply
                 elif isinstance(reply, Heartbeat):

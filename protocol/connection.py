@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5570"
 ENDPOINT_ENV = "NEURAL_STYLE_ENDPOINT"

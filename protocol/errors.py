@@ -42,7 +42,10 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     if isinstance(value, str):
         text = repr(value[: limit + 1])
     elif isinstance(value, (int, float)) or value is None:
-        text = repr(value)  # msgpack ints have at most 20 digits
+        try:
+            text = repr(value)
+        except ValueError:  # an int beyond sys.get_int_max_str_digits() (a CLI or JSON value, not msgpack)
+            text = "<a very long integer>"
     else:
         return f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,11 +14,12 @@ error's message is cut to ``MAX_ERROR_MESSAGE``), and a header may nest values a
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Sequence, Union
+from typing import Any, ClassVar, Optional, Union
 
 from .errors import ErrorCode, ProtocolError, quote
-from .images import Buffer, ImageData, ImageRef
+from .image_data import Buffer, ImageData, ImageRef
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, peek_id
 
 JOB_STATES = ("queued", "running")
@@ -162,7 +163,7 @@ class Message:
         return {}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Message":
+    def _read(cls, f: _Fields) -> Message:
         return cls(f.id)
 
     def to_frames(self) -> list[Buffer]:
@@ -203,7 +204,7 @@ class Stylize(Message):
         return out
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Stylize":
+    def _read(cls, f: _Fields) -> Stylize:
         content_raw = f.raw("content", True)  # required, nil for texture synthesis: never by omission
         content = f.image_value(content_raw) if content_raw is not None else None
         styles_raw = f.raw("styles", True)
@@ -232,7 +233,7 @@ class Cancel(Message):
         return {"target": self.target}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Cancel":
+    def _read(cls, f: _Fields) -> Cancel:
         target = f.str("target")
         if not target:
             raise f.fail("'target' must be the non-empty id of a stylize request")
@@ -256,7 +257,7 @@ class Loss:
                 "style": float(self.style), "tv": float(self.tv)}
 
     @classmethod
-    def read(cls, f: _Fields, key: str = "loss") -> "Loss":
+    def read(cls, f: _Fields, key: str = "loss") -> Loss:
         value = f.map(key)
         assert value is not None
         terms = {}
@@ -281,7 +282,7 @@ class JobInfo:
                 "iteration": self.iteration, "iterations": self.iterations, "elapsed": float(self.elapsed)}
 
     @classmethod
-    def from_value(cls, value: Any, f: _Fields) -> "JobInfo":
+    def from_value(cls, value: Any, f: _Fields) -> JobInfo:
         if not isinstance(value, dict) or not isinstance(value.get("id"), str) \
                 or value.get("state") not in JOB_STATES:
             raise f.fail("a job must be a map with a string 'id' and a 'state' of queued|running")
@@ -311,7 +312,7 @@ class Pong(Message):
                 "queue_length": self.queue_length, "limits": dict(self.limits)}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Pong":
+    def _read(cls, f: _Fields) -> Pong:
         limits = {k: v for k, v in (f.map("limits", required=False) or {}).items()
                   if isinstance(v, int) and not isinstance(v, bool)}  # unknown kinds of limit: skipped
         return cls(f.id, f.str("daemon_version"), f.int("protocol"), f.str("device"),
@@ -334,7 +335,7 @@ class StatusReply(Message):
                 "queued": [j.to_map() for j in self.queued]}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "StatusReply":
+    def _read(cls, f: _Fields) -> StatusReply:
         running = f.raw("running", False)
         queued = f.raw("queued", False) or []
         if not isinstance(queued, list):
@@ -355,7 +356,7 @@ class CancelAck(Message):
         return {"target": self.target, "state": self.state}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "CancelAck":
+    def _read(cls, f: _Fields) -> CancelAck:
         return cls(f.id, f.str("target"), f.str("state", required=False, default="queued"))
 
 
@@ -368,7 +369,7 @@ class Accepted(Message):
         return {"position": self.position}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Accepted":
+    def _read(cls, f: _Fields) -> Accepted:
         return cls(f.id, f.int("position"))
 
 
@@ -384,7 +385,7 @@ class Heartbeat(Message):
         return {"state": self.state, "position": self.position}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Heartbeat":
+    def _read(cls, f: _Fields) -> Heartbeat:
         return cls(f.id, f.str("state", required=False, default="queued"), f.int("position", required=False))
 
 
@@ -410,7 +411,7 @@ class Progress(Message):
         return out
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Progress":
+    def _read(cls, f: _Fields) -> Progress:
         seconds_left = None if f.raw("seconds_left", False) is None else f.number("seconds_left")
         return cls(f.id, f.int("iteration"), f.int("iterations"), Loss.read(f), f.number("elapsed"),
                    f.image("image", required=False), f.int("scale", required=False, default=1, minimum=1),
@@ -437,7 +438,7 @@ class Result(Message):
                 "style_cache_misses": self.style_cache_misses}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Result":
+    def _read(cls, f: _Fields) -> Result:
         return cls(f.id, f.image("image"), Loss.read(f), f.int("iterations", required=False),
                    f.number("elapsed"), f.int("style_cache_hits", required=False),
                    f.int("style_cache_misses", required=False))
@@ -459,7 +460,7 @@ class Error(Message):
         return {"code": self.code, "message": self.message}
 
     @classmethod
-    def _read(cls, f: _Fields) -> "Error":
+    def _read(cls, f: _Fields) -> Error:
         return cls(f.id, f.str("code"), f.str("message", required=False, default=""))
 
 

@@ -7,8 +7,9 @@ message types beyond the three fields every header carries (``v``, ``type``, ``i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 import msgpack
 

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -87,7 +88,7 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-            raise AssertionError(f"daemon did not exit within {timeout}s of SIGTERM\n{self.log()}")
+            raise AssertionError(f"daemon did not exit within {timeout}s of SIGTERM\n{self.log()}") from None
 
 
 def daemon_command(endpoint: str, *extra: str, weights: str | None = "random", entry: str = "cli") -> list[str]:
@@ -169,7 +170,7 @@ class RawClient:
         self.sock.connect(endpoint)
         self.pending: list[tuple[dict[str, Any], list[bytes]]] = []
 
-    def __enter__(self) -> "RawClient":
+    def __enter__(self) -> RawClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import smooth_image
 from PIL import Image
 
-from conftest import smooth_image
-from neural_style.daemon.images import save_image
+from neural_style.daemon.image_files import save_image
 
 CLI = [sys.executable, "-m", "neural_style.daemon.cli"]
 
@@ -58,7 +58,8 @@ def test_native_size_with_a_memory_cap_shows_the_plan_and_the_scales(images, tmp
     coarse to fine with the scale in the progress lines; the plan is logged before the first iteration."""
     out = tmp_path / "out.png"
     done = neural_style("stylize", images["content"], images["style"], "-o", out, "--local", "--weights", "random",
-                        "--native", "--iterations", "4", "--scales", "2", "--max-memory", "16G", "--progress-every", "1")
+                        "--native", "--iterations", "4", "--scales", "2", "--max-memory", "16G",
+                        "--progress-every", "1")
     assert done.returncode == 0, done.stderr
     with Image.open(out) as image:
         assert image.size == (56, 40)
@@ -70,9 +71,11 @@ def test_native_size_with_a_memory_cap_shows_the_plan_and_the_scales(images, tmp
 
 def test_reconstruct_content_and_texture(images, tmp_path):
     content_out, texture_out = tmp_path / "content.png", tmp_path / "texture.png"
-    first = neural_style("reconstruct", "--content", images["content"], "--content-layers", "relu3_1", "-o", content_out,
+    first = neural_style("reconstruct", "--content", images["content"], "--content-layers", "relu3_1",
+                         "-o", content_out,
                          "--weights", "random", "--iterations", "3")
-    second = neural_style("reconstruct", "--style", images["style"], "--style-layers", "relu1_1,relu2_1", "-o", texture_out,
+    second = neural_style("reconstruct", "--style", images["style"], "--style-layers", "relu1_1,relu2_1",
+                          "-o", texture_out,
                           "--weights", "random", "--iterations", "3", "--width", "40", "--height", "24")
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
@@ -143,9 +146,9 @@ def test_the_daemon_path_of_the_command_never_imports_torch():
         "import sys\n"
         "import neural_style.daemon.cli as cli\n"
         "cli.build_parser()\n"
-        "import neural_style.daemon.remote, neural_style.daemon.png_output, neural_style.daemon.errors\n"
+        "import neural_style.daemon.remote, neural_style.daemon.png_output, neural_style.daemon.local_errors\n"
         "from neural_style.daemon.engine import StyleParams, ParamError, Cancelled\n"
-        "from neural_style.daemon.engine.errors import WeightsFormatError\n"
+        "from neural_style.daemon.engine.engine_errors import WeightsFormatError\n"
         "cli.params_from_args(cli.build_parser().parse_args(['stylize', 'a', 'b', '-o', 'c']))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('light')\n"
@@ -210,7 +213,7 @@ def test_the_daemon_path_checks_the_blend_before_connecting(images, tmp_path, ca
     from neural_style.daemon.engine import StyleParams
 
     args = argparse.Namespace(endpoint="tcp://127.0.0.1:9", no_autostart=True)  # nothing listens there
-    code = remote.stylize(args, images["content"], [images["style"]], StyleParams(), tmp_path / "o.png",
+    code = remote.stylize_with_daemon(args, images["content"], [images["style"]], StyleParams(), tmp_path / "o.png",
                           style_blend=(-1.0,))
     assert code == 2
     assert "style_blend[0]" in capsys.readouterr().err

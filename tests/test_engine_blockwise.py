@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from conftest import smooth_image
 
 from neural_style.daemon.engine.block_grid import BlockGrid, layer_grid
 from neural_style.daemon.engine.blockwise import (
@@ -24,8 +25,6 @@ from neural_style.daemon.engine.layers import poolings_before, receptive_radius
 from neural_style.daemon.engine.losses import gram_matrix
 from neural_style.daemon.engine.objective import whole_image_objective
 from neural_style.daemon.engine.optimize import minimise
-
-from conftest import smooth_image
 
 PAPER_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
@@ -140,7 +139,8 @@ CASES = {
         blend=(1.0,), tv=0.0, pooling="max"),
     "content only, two layers": dict(size=(72, 90), block=16, content=("relu2_2", "relu4_2"), style=(),
                                      weights=(), blend=(), tv=0.0, pooling="avg"),
-    "style only, a zero-weight layer, tv": dict(size=(60, 76), block=8, content=(), style=("relu1_1", "relu2_1", "relu3_1"),
+    "style only, a zero-weight layer, tv": dict(size=(60, 76), block=8, content=(),
+                                                style=("relu1_1", "relu2_1", "relu3_1"),
                                                weights=(1.0, 0.0, 3.0), blend=(1.0, 1.0, 2.0), tv=1.0, pooling="max"),
 }
 
@@ -161,7 +161,8 @@ def build(model, case, dtype=torch.float64, content_kind=StoredContent, **extra)
             model, content, case["content"], pooling)
     objective = BlockwiseObjective(
         model, block_size=case["block"], style_targets=grams, layer_weights=layer_weights, content=contents,
-        content_weight=weights["alpha"], style_weight=weights["beta"], tv_weight=weights["tv"], pooling=pooling, **extra)
+        content_weight=weights["alpha"], style_weight=weights["beta"], tv_weight=weights["tv"], pooling=pooling,
+        **extra)
     reference = whole_image(model, x, content=targets, style_targets=grams, layer_weights=layer_weights,
                             pooling=pooling, **weights)
     return objective, x, reference
@@ -182,7 +183,7 @@ def test_recomputed_content_targets_equal_stored_ones(model64):
 def test_a_margin_below_the_receptive_radius_is_not_exact(model64):
     """The control: the same check fails when crops are cut short, so it can tell a seam."""
     objective, x, reference = build(model64, CASES["paper layers, 2 styles, tv"], margin=32)
-    terms, gradient = objective.evaluate(x)
+    _terms, gradient = objective.evaluate(x)
     assert rel(gradient, reference[1]) > 1e-3
 
 
@@ -219,7 +220,8 @@ def test_a_drop_in_objective_for_minimise(model64):
     whole_run = minimise(whole, x, 3, "lbfgs")
     assert block_run.evaluations == whole_run.evaluations == 3
     assert rel(block_run.image - x, whole_run.image - x) < 1e-8
-    assert float(block_run.terms["total"].detach()) == pytest.approx(float(whole_run.terms["total"].detach()), rel=1e-10)
+    assert float(block_run.terms["total"].detach()) == pytest.approx(float(whole_run.terms["total"].detach()),
+                                                                     rel=1e-10)
 
 
 def test_backward_scales_the_gradient_by_the_upstream_factor(model64):

@@ -8,11 +8,10 @@ import math
 
 import pytest
 import torch
-
 from conftest import smooth_image
-from neural_style.daemon.engine import MemoryBudgetTooSmall, ParamError, StyleParams, stylize
+
+from neural_style.daemon.engine import MemoryBudgetTooSmall, ParamError, StyleParams, stylize, transfer
 from neural_style.daemon.engine import memory_budget as budget_module
-from neural_style.daemon.engine import transfer
 from neural_style.daemon.engine.imaging import resize
 from neural_style.daemon.engine.schedule import schedule
 from neural_style.daemon.engine.targets import style_size
@@ -60,7 +59,7 @@ def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(mo
 
 
 def test_a_budget_too_small_for_any_block_is_refused_with_what_it_needs(model, style, no_rss):
-    with pytest.raises(MemoryBudgetTooSmall, match="needs at least .* budget is 0.06 GiB"):
+    with pytest.raises(MemoryBudgetTooSmall, match=r"needs at least .* budget is 0\.06 GiB"):
         stylize(model, smooth_image(96, 128, seed=4), [style], StyleParams(iterations=2, size=0, max_memory=64))
 
 

@@ -97,11 +97,13 @@ def ladder(content_layers=DEFAULT_CONTENT_LAYERS, **kwargs):
 
 def test_the_ladder_of_economies():
     lbfgs = [OptimizerState("lbfgs", h) for h in (100, 50, 20, 10)]
-    assert ladder() == [(state, "stored") for state in (*lbfgs, OptimizerState("adam"))] + [(OptimizerState("adam"), "recomputed")]
+    stored = [(state, "stored") for state in (*lbfgs, OptimizerState("adam"))]
+    assert ladder() == [*stored, (OptimizerState("adam"), "recomputed")]
     assert ladder(content_layers=()) == [(state, "none") for state in (*lbfgs, OptimizerState("adam"))]
     assert ladder(optimizer="adam") == [(OptimizerState("adam"), "stored"), (OptimizerState("adam"), "recomputed")]
     # relu1_1 targets cost 256 B/px to store and almost nothing to recompute: recomputing comes first.
-    assert ladder(content_layers=("relu1_1",))[:3] == [(lbfgs[0], "stored"), (lbfgs[0], "recomputed"), (lbfgs[1], "recomputed")]
+    assert ladder(content_layers=("relu1_1",))[:3] == [(lbfgs[0], "stored"), (lbfgs[0], "recomputed"),
+                                                       (lbfgs[1], "recomputed")]
     assert ladder(history=10) == [(OptimizerState("lbfgs", h), "stored") for h in (10, 5, 2, 1)] + [
         (OptimizerState("adam"), "stored"), (OptimizerState("adam"), "recomputed")]
 
@@ -156,7 +158,8 @@ def test_half_precision_predicts_less_memory_per_evaluation():
 def test_describe_is_one_line_with_the_choices():
     line = plan(2048, 2048, 4).describe()
     assert "\n" not in line
-    for part in ("2048×2048", "blocks of", "margin 80 px", "L-BFGS history", "content targets stored", "GiB of 4.00 GiB (test)"):
+    for part in ("2048×2048", "blocks of", "margin 80 px", "L-BFGS history",
+                 "content targets stored", "GiB of 4.00 GiB (test)"):
         assert part in line
     assert "whole image" in plan(256, 256, 4).describe()
 
@@ -169,13 +172,15 @@ def test_activation_count_follows_the_layer_table():
     # Requesting the convolution itself keeps the ReLU from running in place: one more 64-channel tensor.
     assert activation_floats(("conv1_1", "relu1_1")) > activation_floats(("relu1_1",))
     # Max pooling keeps int64 indices; deeper layers add activations.
-    assert activation_floats(("relu5_1",), "max") > activation_floats(("relu5_1",), "avg") > activation_floats(("relu3_1",))
+    deepest_max, deepest_avg = activation_floats(("relu5_1",), "max"), activation_floats(("relu5_1",), "avg")
+    assert deepest_max > deepest_avg > activation_floats(("relu3_1",))
     assert stored_target_bytes_per_pixel(("relu4_2",)) == 32 and stored_target_bytes_per_pixel(("relu1_1",)) == 256
 
 
 # ---------------------------------------------------------------------- the budget
 def test_meminfo_parsing_and_the_available_ram_fallback(tmp_path):
-    text = "MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   20000000 kB\nHugePages_Total:       0\n"
+    text = ("MemTotal:       24000000 kB\nMemFree:         1000 kB\nMemAvailable:   20000000 kB\n"
+            "HugePages_Total:       0\n")
     assert parse_meminfo(text) == {"MemTotal": 24000000 * 1024, "MemFree": 1024000, "MemAvailable": 20000000 * 1024,
                                    "HugePages_Total": 0}
     (tmp_path / "meminfo").write_text(text)

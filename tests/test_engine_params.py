@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from neural_style.daemon.engine.errors import ParamError, shorten
+from neural_style.daemon.engine.engine_errors import ParamError
 from neural_style.daemon.engine.params import (
     MAX_WEIGHT,
     PARAM_SPECS,
@@ -23,6 +23,7 @@ from neural_style.daemon.engine.params import (
     parameter_schema,
     plan_inputs,
 )
+from neural_style.protocol.errors import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOAT32_MAX = 3.4028234663852886e38
@@ -151,14 +152,14 @@ def test_messages_quote_client_values_in_bounded_form(values):
     assert len(str(refused.value)) < 1000  # the list of known names or layers, plus at most 60 characters quoted
 
 
-def test_shorten_never_expands_containers_or_long_values():
+def test_quote_never_expands_containers_or_long_values():
     deep: list = []
     for _ in range(5000):
         deep = [deep]
-    assert shorten(deep) == "<list>"
-    assert shorten("a" * 1000) == "'" + "a" * 58 + "…"
-    assert len(shorten(10**5000)) <= 60
-    assert shorten(1.5) == "1.5" and shorten(None) == "None"
+    assert quote(deep) == "<list>"
+    assert quote("a" * 1000) == "'" + "a" * 58 + "…"
+    assert len(quote(10**5000)) <= 60
+    assert quote(1.5) == "1.5" and quote(None) == "None"
 
 
 # ---------------------------------------------------------------------- the documents follow the schema

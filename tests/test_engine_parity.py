@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import smooth_image
+
 from neural_style.daemon.engine import StyleParams, random_vgg19, stylize
 from neural_style.daemon.engine.transfer import NOISE_MEAN, NOISE_STD
 from neural_style.daemon.engine.vgg import random_vgg19_state_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from tutorial_baseline import full_vgg19_features, run_style_transfer  # noqa: E402
+from tutorial_baseline import full_vgg19_features, run_style_transfer
 
 
 @pytest.mark.parametrize("clamp", [False, True])

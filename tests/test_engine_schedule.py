@@ -1,6 +1,7 @@
 """Coarse-to-fine arithmetic (engine/schedule.py) and the time-left estimate (engine/time_left.py): pure functions."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -27,7 +28,7 @@ def test_automatic_sizes_run_from_about_the_coarse_side_up_to_the_output():
         sizes = scale_sizes(3000, 4000, 0, 16, step=step)
         assert sizes[-1] == (3000, 4000)
         assert max(sizes[0]) <= COARSE_SIDE < max(sizes[0]) * step  # the first size is the one just below
-        for (h1, w1), (h2, w2) in zip(sizes, sizes[1:]):
+        for (h1, w1), (h2, w2) in itertools.pairwise(sizes):
             assert w2 / w1 == pytest.approx(step, rel=0.01) and h2 / h1 == pytest.approx(step, rel=0.01)
     assert scale_sizes(768, 1024, 0, step=2.0) == [(384, 512), (768, 1024)]
     assert scale_sizes(768, 1024, 0, step=math.sqrt(2)) == [(384, 512), (543, 724), (768, 1024)]
@@ -130,7 +131,7 @@ def test_smaller_blocks_halve_the_side_down_to_the_layers_grid():
     while plan is not None:
         sides.append(plan.block_size)
         plan = smaller_blocks(plan, **PAPER)
-    assert sides[-1] == 16 and all(b < a for a, b in zip(sides[1:], sides[2:]))
+    assert sides[-1] == 16 and all(b < a for a, b in itertools.pairwise(sides[1:]))
     assert first.predicted_peak > smaller_blocks(first, **PAPER).predicted_peak
     assert smaller_blocks(first, style_layers=("relu1_1",)).block_size == 248  # one pixel's grid: any size
 

@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import smooth_image
+
 from neural_style.daemon.engine import Cancelled, NonFiniteLoss, ParamError, StyleParams, stylize
 from neural_style.daemon.engine.imaging import _RGB_TO_YIQ
 from neural_style.daemon.engine.schedule import schedule
@@ -162,7 +162,7 @@ def test_style_layer_weights_and_pooling_change_the_result(model, content, style
 
 
 def test_bf16_autocast_runs_with_float32_losses(model, content, style):
-    result, events = run(model, content, [style], precision="bf16", iterations=3)
+    result, _events = run(model, content, [style], precision="bf16", iterations=3)
     assert torch.isfinite(torch.tensor(result.loss.total))
     assert result.image.dtype == torch.float32
 
@@ -202,7 +202,8 @@ def test_missing_inputs_are_refused(model, content):
 @pytest.mark.parametrize("init", ["content", "style"])
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_images_in_any_memory_layout(model, optimizer, init):
-    """Decoded images are HWC buffers permuted to CHW (not contiguous); at native size they reach the optimiser as is."""
+    """Decoded images are HWC buffers permuted to CHW (not contiguous); at native size they reach the optimiser as
+    is."""
     hwc = smooth_image(40, 48, seed=6).permute(1, 2, 0).contiguous()
     content = hwc.permute(2, 0, 1)
     assert not content.is_contiguous()

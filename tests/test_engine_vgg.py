@@ -25,7 +25,9 @@ def test_loaded_file_gives_torchvisions_activations(torchvision_weights_file):
     reference = torchvision.models.vgg19(weights=None)
     reference.load_state_dict(torch.load(torchvision_weights_file, weights_only=True))
     image = torch.rand((1, 3, 64, 64), generator=torch.Generator().manual_seed(0))
-    normalised = (image - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    normalised = (image - mean) / std
     with torch.no_grad():
         expected = reference.features[:30](normalised)  # up to relu5_1
         got = ours(image, ["relu5_1"], pooling="max")["relu5_1"]

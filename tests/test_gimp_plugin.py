@@ -161,8 +161,9 @@ def daemon(tmp_path_factory):
 # --------------------------------------------------------------------------- the share folder
 def _photo_like(size):
     """A stand-in for tubingen.jpg when ../shared/images is absent: sky, hills, houses, noise."""
-    from PIL import Image, ImageDraw, ImageFilter
     import random
+
+    from PIL import Image, ImageDraw, ImageFilter
 
     rng = random.Random(4)
     w, h = size
@@ -173,7 +174,8 @@ def _photo_like(size):
             t = y / h
             px[x, y] = (int(90 + 80 * t), int(140 + 60 * t), int(230 - 60 * t))
     d = ImageDraw.Draw(im)
-    d.polygon([(0, h * 0.6), (w * 0.3, h * 0.35), (w * 0.6, h * 0.55), (w, h * 0.4), (w, h), (0, h)], fill=(60, 110, 50))
+    d.polygon([(0, h * 0.6), (w * 0.3, h * 0.35), (w * 0.6, h * 0.55), (w, h * 0.4), (w, h), (0, h)],
+              fill=(60, 110, 50))
     for i in range(6):
         x0 = int(w * (0.05 + i * 0.15))
         d.rectangle([x0, int(h * 0.45), x0 + int(w * 0.1), int(h * 0.8)],
@@ -183,8 +185,9 @@ def _photo_like(size):
 
 
 def _swirl_style(size=(128, 128)):
-    from PIL import Image
     import math
+
+    from PIL import Image
 
     im = Image.new("RGB", size)
     px = im.load()
@@ -310,7 +313,7 @@ def gimp_log(share: Path, name: str) -> str:
     path = share / "out" / f"{name}.gimp.log"
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     noise = ("scriptfu-WARNING", "Gtk-WARNING", "Broken pipe", "theme.css", "test-sphere")
-    return "\n".join(l for l in lines if l.strip() and not any(n in l for n in noise))[-4000:]
+    return "\n".join(line for line in lines if line.strip() and not any(n in line for n in noise))[-4000:]
 
 
 # --------------------------------------------------------------------------- checks
@@ -396,7 +399,7 @@ def test_gimp_adds_stylized_layer_above_source(successes, share):
     assert not new["has_mask"]
 
     saved = xcf.read_xcf(str(out / "image.xcf"))  # the file, read from outside GIMP
-    assert [l.name for l in saved.layers] == ["Neural Style: starry_night", "Background"]
+    assert [layer.name for layer in saved.layers] == ["Neural Style: starry_night", "Background"]
     assert saved.layers[0].offsets == saved.layers[1].offsets == (7, 5)
     assert (saved.layers[0].width, saved.layers[0].height) == CONTENT_SIZE
 
@@ -535,7 +538,7 @@ def test_gimp_autostart_failure_names_the_command(failures, share):
     ("over-the-limit", "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048"),
 ])
 def test_gimp_bad_choices_name_the_file_or_setting_and_leave_no_trace(failures, share, name, words):
-    result, out = failures[0][name]
+    result, _out = failures[0][name]
     assert result["status"] == "execution-error", result
     assert_left_as_before(result, words)
     assert "Unknown file type" not in gimp_log(share, "failures"), "GIMP's own error stacked above ours"
@@ -783,7 +786,7 @@ def test_gimp_cancel_on_the_progress_leaves_the_image_as_before(gui_session, sha
 
 def test_gimp_failed_run_leaves_no_undo_step(gui_session, share):
     results, reports, _ = gui_session
-    result, out = results["failed-undo"]
+    result, _out = results["failed-undo"]
     assert result["status"] == "execution-error" and "no daemon answers" in (result["error"] or ""), result
     assert_left_as_before(result)
     assert reports["undo2"]["found"] and result["undo_pressed"], "the driver could not press Ctrl+Z"

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from neural_style.daemon.images import ImageError, decode_image, load_image, tensor_from_bytes, tensor_to_bytes
-from neural_style.daemon.errors import ImageTooLarge
+from neural_style.daemon.image_files import ImageError, decode_image, load_image, tensor_from_bytes, tensor_to_bytes
+from neural_style.daemon.local_errors import ImageTooLarge
 
 
 def png(mode: str, size=(6, 4), **info) -> bytes:
@@ -47,7 +47,7 @@ def test_a_bad_image_is_an_image_error_not_too_large(tmp_path):
 def test_the_daemon_maps_too_large_to_its_error_code():
     from neural_style.daemon.server.decode import decode_request_image
     from neural_style.protocol.errors import CodedError
-    from neural_style.protocol.images import ImageData
+    from neural_style.protocol.image_data import ImageData
 
     with pytest.raises(CodedError) as problem:
         decode_request_image(ImageData.png(png("RGB")), max_pixels=20)

@@ -128,7 +128,7 @@ def test_finds_every_gimp3_profile(sandbox):
 
 def test_no_gimp_found_is_a_warning(sandbox):
     env = {"PATH": "/nonexistent"}
-    proc, text = sandbox(*QUIET, extra_env=env)
+    _proc, text = sandbox(*QUIET, extra_env=env)
     assert "no GIMP 3 profile found" in text and "--gimp-dir" in text
 
 
@@ -167,7 +167,7 @@ def test_wheels_for_a_gimp_python_without_zmq(sandbox, tmp_path):
     if lacks.returncode == 0:
         pytest.skip("this interpreter already has zmq")
     home = sandbox.home
-    proc, text = sandbox("--gimp-dir", str(home / "prof"), "--no-venv", "--no-weights", "--gimp-python", str(python))
+    _proc, text = sandbox("--gimp-dir", str(home / "prof"), "--no-venv", "--no-weights", "--gimp-python", str(python))
     if "could not fetch" in text:
         pytest.skip("pip cannot reach a package index here: " + text[-300:])
     vendor = home / "prof" / "plug-ins" / PLUGIN / "vendor"
@@ -259,6 +259,5 @@ def test_service_starts_under_a_real_systemd_user_manager(tmp_path):
         assert pong is not None, "the service's daemon never answered"
     finally:
         subprocess.run([sys.executable, str(INSTALL), "--uninstall", *state], capture_output=True, timeout=300)
-    with pytest.raises(DaemonUnavailable):
-        with Client(endpoint, timeout=1.0) as client:
-            client.ping()
+    with pytest.raises(DaemonUnavailable), Client(endpoint, timeout=1.0) as client:
+        client.ping()

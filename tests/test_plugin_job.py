@@ -29,7 +29,8 @@ from neural_style.protocol import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin" / "neural_style_gimp"))
-from nsgimp import job, settings as S  # noqa: E402
+from nsgimp import job
+from nsgimp import settings as S
 
 PIXEL = ImageData.raw(bytes(3), 1, 1, 3)
 LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8, "max_pixels": 25_000_000}
@@ -196,7 +197,8 @@ def test_a_real_client_says_when_newer_messages_wait():
         time.sleep(0.2)  # the whole burst has arrived
         assert next(events).iteration == 1 and job.newer_preview_waiting(client), "two newer reports wait"
         assert next(events).iteration == 2 and job.newer_preview_waiting(client)
-        assert next(events).iteration == 3 and not job.newer_preview_waiting(client), "the newest (a heartbeat does not count)"
+        assert next(events).iteration == 3
+        assert not job.newer_preview_waiting(client), "the newest (a heartbeat does not count)"
         events.close()
     finally:
         client.close()
@@ -283,7 +285,8 @@ def test_a_sandboxed_gimp_never_tries_to_start_the_host_command(tmp_path):
         job.connect(settings(tmp_path), config, RecordingView(), sandbox="Flatpak",
                     connect_fn=fake_connect(NoDaemon("x"), calls))
     assert not calls[0]["autostart"], "Flatpak cannot run the host's command"
-    assert "Flatpak sandbox" in str(err.value) and "systemctl --user enable --now neural-style.service" in str(err.value)
+    assert "Flatpak sandbox" in str(err.value)
+    assert "systemctl --user enable --now neural-style.service" in str(err.value)
 
 
 def test_a_start_that_fails_says_why_once(tmp_path):
@@ -313,7 +316,8 @@ def test_a_daemon_still_loading_its_weights_gets_the_job(tmp_path):
     """weights_loaded is false while a fresh daemon loads VGG19: jobs queue meanwhile (no_weights comes later)."""
     client = FakeClient([])
     handle = DaemonHandle("e", pong(loaded=False), started=True)
-    conn = job.connect(settings(tmp_path), ClientConfig(), RecordingView(), connect_fn=fake_connect((client, handle), []))
+    conn = job.connect(settings(tmp_path), ClientConfig(), RecordingView(),
+                       connect_fn=fake_connect((client, handle), []))
     assert conn.client is client and not client.closed
 
 

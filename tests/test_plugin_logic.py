@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO / "plugin" / "neural_style_gimp"
 sys.path.insert(0, str(PLUGIN_DIR))
 
-from nsgimp import advice, bootstrap, remembered, settings as S, stylefile  # noqa: E402
+from nsgimp import advice, bootstrap, remembered, stylefile  # noqa: E402
+from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText, duration_text  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
@@ -190,7 +191,8 @@ def test_advice_names_files_and_dialog_labels():
     assert "the style image /b/y.png is 9000x9000" in too_large and "'Working size (px)'" in too_large
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
-    assert "no daemon answers at tcp://127.0.0.1:1" in off and "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
+    assert "no daemon answers at tcp://127.0.0.1:1" in off
+    assert "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
     assert "tick 'Start the daemon if needed'" in off and "'Advanced'" in off
     failed = advice.start_failed_text("ipc:///s", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
     assert failed.endswith("/v/ns serve --bind ipc:///s")
@@ -276,7 +278,7 @@ def test_install_py_uses_the_protocols_connection_module():
     assert Path(mod.connection.__file__) == REPO / "protocol" / "connection.py"
     assert Path(mod.bootstrap.__file__) == PLUGIN_DIR / "nsgimp" / "bootstrap.py"
     assert not hasattr(mod, "DEFAULT_ENDPOINT") and not hasattr(mod, "CONFIG_NAME"), "a restated fact"
-    assert mod.PLUGIN_NAME == PLUGIN_DIR.name
+    assert PLUGIN_DIR.name == mod.PLUGIN_NAME
     source = (REPO / "install.py").read_text()
     assert "tcp://127.0.0.1:5570" not in source and '"NEURAL_STYLE_ENDPOINT"' not in source
 
@@ -285,10 +287,10 @@ def test_ranges_and_choices_come_from_the_engines_schema():
     engine = pytest.importorskip("neural_style.daemon.engine.params")
     specs = engine.PARAM_SPECS
     assert S.INITS == engine.INITS and S.INIT_DEFAULT in S.INITS and set(S.INIT_LABELS) <= set(S.INITS)
-    assert (S.ITERATIONS_MIN, S.SIZE_MIN, S.PREVIEW_SIZE_MIN) == (
-        specs["iterations"].minimum, specs["size"].minimum, specs["preview_size"].minimum)
-    assert S.ITERATIONS_MAX == specs["iterations"].maximum and S.SIZE_MAX == specs["size"].maximum
-    assert S.PREVIEW_SIZE_DEFAULT == specs["preview_size"].default and S.SIZE_DEFAULT == specs["size"].default
+    assert (specs["iterations"].minimum, specs["size"].minimum, specs["preview_size"].minimum) == (
+        S.ITERATIONS_MIN, S.SIZE_MIN, S.PREVIEW_SIZE_MIN)
+    assert (specs["iterations"].maximum, specs["size"].maximum) == (S.ITERATIONS_MAX, S.SIZE_MAX)
+    assert (specs["preview_size"].default, specs["size"].default) == (S.PREVIEW_SIZE_DEFAULT, S.SIZE_DEFAULT)
     assert specs["size"].zero_means and S.FULL_RESOLUTION == 0
     source = (PLUGIN_DIR / "nsgimp" / "settings.py").read_text()
     for literal in ("1_000_000", "16_384", "65536", '"noise", "content", "style")', "1024"):
@@ -302,7 +304,7 @@ def test_the_schema_file_round_trips_and_a_missing_one_says_so(tmp_path):
     schema.write_schema(tmp_path, data)
     assert schema.read_schema(tmp_path) == {"format": schema.SCHEMA_FORMAT, **data}
     assert schema.Schema(schema.read_schema(tmp_path)).maximum("iterations") == 9
-    with pytest.raises(schema.SchemaMissing, match="run install.py again"):
+    with pytest.raises(schema.SchemaMissing, match=r"run install\.py again"):
         schema.read_schema(tmp_path / "nowhere", fallback=lambda: None)
     (tmp_path / schema.SCHEMA_NAME).write_text("[1, 2]")
     with pytest.raises(schema.SchemaMissing, match="could not be read"):

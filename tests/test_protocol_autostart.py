@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import zmq
 
-from neural_style.protocol import Client, DaemonStartFailed, DaemonUnavailable, NoDaemon, connect_or_start, ensure_daemon
+from neural_style.protocol import (
+    Client,
+    DaemonStartFailed,
+    DaemonUnavailable,
+    NoDaemon,
+    connect_or_start,
+    ensure_daemon,
+)
 
 # A stand-in daemon: binds where NEURAL_STYLE_ENDPOINT says and answers ping with pong.
 FAKE_DAEMON = """

@@ -64,7 +64,7 @@ def test_router_mandatory_sees_a_vanished_client(how: str, bound: float) -> None
     proc = subprocess.Popen([sys.executable, "-c", CLIENT, endpoint])
     try:
         assert sock.poll(10000), "the client process never said hello"
-        peer, *frames = sock.recv_multipart()
+        peer, *_frames = sock.recv_multipart()
         sock.send_multipart([peer, *Heartbeat("job", "queued").to_frames()])  # reachable while alive
         if how == "stop":  # the daemon's TTL timer starts with the client's first ZMTP PING
             time.sleep(2 * ZMTP_HEARTBEAT_IVL_MS / 1000)

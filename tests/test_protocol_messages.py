@@ -324,7 +324,8 @@ def test_decoders_raise_only_protocol_error_on_garbage() -> None:
         return {k: (pick() if rng.random() < 0.3 else v) for k, v in m.items()}
 
     fields = {
-        "stylize": lambda: {"content": rng.choice([None, image()]), "styles": [image() for _ in range(rng.randint(0, 2))],
+        "stylize": lambda: {"content": rng.choice([None, image()]),
+                            "styles": [image() for _ in range(rng.randint(0, 2))],
                             "params": rng.choice([{}, pick()]), "style_blend": rng.choice([None, [pick()]])},
         "cancel": lambda: {"target": pick()},
         "pong": lambda: {"daemon_version": pick(), "protocol": pick(), "device": "cpu", "weights_loaded": pick(),
@@ -354,7 +355,7 @@ def test_decoders_raise_only_protocol_error_on_garbage() -> None:
 
 
 def test_file_bytes_go_as_they_are_only_for_png_and_jpeg() -> None:
-    from neural_style.protocol.images import ImageData as Data
+    from neural_style.protocol.image_data import ImageData as Data
 
     png = b"\x89PNG\r\n\x1a\n" + b"rest"
     assert Data.from_file_bytes(png).encoding == "png"

@@ -19,11 +19,10 @@ from typing import Any
 
 import msgpack
 import pytest
+from server_fixtures import FAST, RawClient, raw_image, rgb_bytes, start_daemon, terminal_of, wait_until
 
 from neural_style.protocol import Client, ImageData, Progress, Result
 from neural_style.protocol.errors import ERROR_CODES
-
-from server_fixtures import FAST, RawClient, raw_image, rgb_bytes, start_daemon, terminal_of, wait_until
 
 MiB = 1 << 20
 MAX_STYLES = 2
@@ -51,7 +50,7 @@ class Bystander:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "Bystander":
+    def __enter__(self) -> Bystander:
         self._thread.start()
         return self
 
@@ -218,7 +217,7 @@ def _mutate(rng: Any, i: int) -> tuple[list[bytes], str | None]:
     elif kind == 2:  # an unknown field
         header[f"extra{rng.integers(5)}"] = junk_values[rng.integers(len(junk_values))]
     elif kind == 3:  # a payload frame goes missing, or one too many
-        payloads = payloads[:-1] if payloads and rng.integers(2) else payloads + [b"spare"]
+        payloads = payloads[:-1] if payloads and rng.integers(2) else [*payloads, b"spare"]
     elif kind == 4:  # payload bytes of the wrong length
         payloads = [p[: rng.integers(len(p) + 1)] for p in payloads] or [b"\x00" * 7]
     elif kind == 5:  # params become junk

@@ -13,10 +13,12 @@ import queue
 import threading
 import time
 import types
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import zmq
+from server_fixtures import FAST, RawClient, free_port, png_bytes, rgb_bytes, terminal_of
 
 from neural_style.daemon.engine.params import StyleParams
 from neural_style.daemon.server.bind import RouterSettings, bind_router
@@ -27,10 +29,8 @@ from neural_style.daemon.server.router import Router
 from neural_style.daemon.server.style_cache import StyleTargetCache
 from neural_style.daemon.server.stylize_request import StylizeRequest
 from neural_style.daemon.server.worker import ModelSettings, Worker
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Loss, Progress, Result, decode_reply
-
-from server_fixtures import FAST, RawClient, free_port, png_bytes, rgb_bytes, terminal_of
 
 
 def _request(content: ImageData | None = None, **params: Any) -> StylizeRequest:

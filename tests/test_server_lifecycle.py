@@ -13,9 +13,6 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.auth
-
-from neural_style.daemon.server.security import generate_keys
-
 from server_fixtures import (
     ENDLESS,
     FAST,
@@ -27,6 +24,8 @@ from server_fixtures import (
     wait_for_ping,
     wait_until,
 )
+
+from neural_style.daemon.server.security import generate_keys
 
 
 def test_sigterm_cancels_running_and_queued_jobs_and_exits_cleanly(tmp_path):

@@ -16,7 +16,6 @@ import zlib
 
 import msgpack
 import pytest
-
 from server_fixtures import (
     ENDLESS,
     FAST,

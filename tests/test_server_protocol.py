@@ -17,10 +17,6 @@ import uuid
 
 import numpy as np
 import pytest
-
-from neural_style.protocol import Accepted, Client, DaemonError, ImageData, Progress, Result
-from neural_style.protocol.heartbeat import ZMTP_HEARTBEAT_IVL_MS
-
 from server_fixtures import (
     ENDLESS,
     FAST,
@@ -32,6 +28,9 @@ from server_fixtures import (
     terminal_of,
     wait_until,
 )
+
+from neural_style.protocol import Accepted, Client, DaemonError, ImageData, Progress, Result
+from neural_style.protocol.heartbeat import ZMTP_HEARTBEAT_IVL_MS
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +143,8 @@ def test_raw_pyzmq_msgpack_client_written_from_the_protocol_doc(daemon):
     assert all("image" not in h for h, _ in stream if h["type"] == "progress")
     img = result["image"]
     payloads = stream[-1][1]
-    assert img["encoding"] == "raw" and len(payloads[img["frame"] - 1]) == img["width"] * img["height"] * img["channels"]
+    assert img["encoding"] == "raw"
+    assert len(payloads[img["frame"] - 1]) == img["width"] * img["height"] * img["channels"]
     assert set(result["loss"]) == {"total", "content", "style", "tv"}
     assert {"elapsed", "iterations", "style_cache_hits", "style_cache_misses"} <= set(result)
 
@@ -303,9 +303,8 @@ def test_a_vanished_client_has_its_job_cancelled_and_the_next_job_runs(daemon, t
 
 
 def test_daemon_error_reaches_the_typed_client(daemon):
-    with Client(daemon.endpoint) as client:
-        with pytest.raises(DaemonError) as err:
-            client.stylize_blocking(_content(), [_style()], {"iterations": 2, "style_layers": ["relu9_9"]})
+    with Client(daemon.endpoint) as client, pytest.raises(DaemonError) as err:
+        client.stylize_blocking(_content(), [_style()], {"iterations": 2, "style_layers": ["relu9_9"]})
     assert err.value.code == "bad_request" and "relu9_9" in err.value.message
 
 

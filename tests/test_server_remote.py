@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from server_fixtures import free_port, shared_daemon, wait_until
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
@@ -66,7 +65,7 @@ def test_status_and_stylize_through_a_running_daemon(daemon, images, tmp_path, c
 
 
 def test_a_daemon_refusal_is_one_line_and_exit_5(daemon, images, tmp_path, capsys):
-    """In-process ``remote.stylize`` (what the command runs): the daemon's too_large becomes exit 5."""
+    """In-process ``remote.stylize_with_daemon`` (what the command runs): the daemon's too_large becomes exit 5."""
     import argparse
 
     from neural_style.daemon import remote
@@ -75,7 +74,7 @@ def test_a_daemon_refusal_is_one_line_and_exit_5(daemon, images, tmp_path, capsy
     args = argparse.Namespace(endpoint=daemon.endpoint, no_autostart=True, weights="random",
                               weights_format="torchvision", device="cpu")
     out = tmp_path / "x.png"
-    assert remote.stylize(args, images[0], [images[1]], StyleParams(iterations=999_999), out) == 5
+    assert remote.stylize_with_daemon(args, images[0], [images[1]], StyleParams(iterations=999_999), out) == 5
     err = capsys.readouterr().err
     assert "too_large" in err and err.count("\n") == 1 and not out.exists()
 

@@ -11,9 +11,10 @@ import msgpack
 import pytest
 import torch
 import zmq
+from server_fixtures import png_bytes, rgb_bytes
 
-from neural_style.daemon.server.jobs import Job, JobQueue, JobState
 from neural_style.daemon.server.admission import admit_stylize
+from neural_style.daemon.server.jobs import Job, JobQueue, JobState
 from neural_style.daemon.server.limits import Limits
 from neural_style.daemon.server.outbox import Outbox, Outgoing
 from neural_style.daemon.server.reader import MessageBounds, RequestReader
@@ -26,10 +27,8 @@ from neural_style.daemon.server.security import (
 )
 from neural_style.daemon.server.style_cache import StyleTargetCache, estimate_bytes
 from neural_style.protocol.errors import CodedError
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
-
-from server_fixtures import png_bytes, rgb_bytes
 
 
 # ---------------------------------------------------------------------- style cache
@@ -291,9 +290,10 @@ def test_max_queue_zero_still_runs_one_job_at_a_time(tmp_path):
     """--max-queue 0: an idle daemon takes a job; a second one while it runs is busy."""
     import threading
 
+    from server_fixtures import ENDLESS, FAST, RawClient, terminal_of
+
     from neural_style.daemon.server.main import ServerConfig, run_server
     from neural_style.daemon.server.worker import ModelSettings
-    from server_fixtures import ENDLESS, FAST, RawClient, terminal_of
 
     endpoint = f"ipc://{tmp_path}/q0.sock"
     config = ServerConfig(bind=endpoint, model=ModelSettings("random", device="cpu"), limits=Limits(max_queue=0))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neural_style.daemon.errors import DeviceUnavailable
+from neural_style.daemon.local_errors import DeviceUnavailable
 from neural_style.daemon.weights import DEVICE_CHOICES, mps_available, resolve_device
 
 
@@ -52,7 +52,7 @@ def test_an_absent_device_asked_for_is_a_clear_error_not_a_fallback(machine):
 
 def test_unknown_devices_name_the_choices():
     for name in ("tpu", "cudax", "MPS", ""):
-        with pytest.raises(DeviceUnavailable, match="unknown device .*auto, cpu, cuda, mps"):
+        with pytest.raises(DeviceUnavailable, match=r"unknown device .*auto, cpu, cuda, mps"):
             resolve_device(name)
     assert DEVICE_CHOICES == ("auto", "cpu", "cuda", "mps")
 

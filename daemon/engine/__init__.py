@@ -10,10 +10,10 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "LAYER_NAMES": ".layers",
-    "ParamError": ".errors",
-    "Cancelled": ".errors",
-    "WeightsFormatError": ".errors",
-    "NonFiniteLoss": ".errors",
+    "ParamError": ".engine_errors",
+    "Cancelled": ".engine_errors",
+    "WeightsFormatError": ".engine_errors",
+    "NonFiniteLoss": ".engine_errors",
     "MemoryBudgetTooSmall": ".memory_plan",
     "StyleParams": ".params",
     "DEFAULT_CONTENT_LAYERS": ".params",
@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "style_layer_loss": ".losses",
     "style_loss": ".losses",
     "total_variation_loss": ".losses",
-    "Progress": ".transfer",
+    "EngineProgress": ".transfer",
     "StyleResult": ".transfer",
     "stylize": ".transfer",
     "VGG19Features": ".vgg",

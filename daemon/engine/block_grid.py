@@ -14,8 +14,9 @@ column ends at the image edge, where a crop ends too, and the poolings drop the 
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 from .layers import poolings_before, receptive_radius
 
@@ -83,7 +84,7 @@ class BlockGrid:
 
     @classmethod
     def for_layers(cls, height: int, width: int, layers: Collection[str], block_size: int,
-                   margin: int | None = None) -> "BlockGrid":
+                   margin: int | None = None) -> BlockGrid:
         """The grid for ``layers``; ``block_size`` is rounded down to the alignment (at least one cell).
 
         ``margin`` overrides the safe margin; only tests do that, to show a short margin is not exact.
@@ -115,4 +116,4 @@ class BlockGrid:
         cells, count = self._cells(length)
         edges = [i * cells // count * self.grid for i in range(count)] + [length]
         return [Span(start, stop, max(0, start - self.margin), min(length, stop + self.margin))
-                for start, stop in zip(edges, edges[1:])]
+                for start, stop in itertools.pairwise(edges)]

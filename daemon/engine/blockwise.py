@@ -23,7 +23,9 @@ docs/PERFORMANCE.md gives the measured costs; ``memory_plan`` chooses between th
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import torch
 
@@ -33,7 +35,7 @@ from .losses import at_least_float32, content_loss, gram_sum, style_layer_loss, 
 from .vgg import VGG19Features
 
 #: A factory of the context the network runs in (``torch.autocast`` for fp16/bf16, else a no-op).
-Autocast = Callable[[], ContextManager]
+Autocast = Callable[[], AbstractContextManager[object]]
 
 
 class ContentTargets(Protocol):

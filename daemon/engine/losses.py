@@ -10,8 +10,8 @@ cost precision in fp32 and overflow in fp16.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 

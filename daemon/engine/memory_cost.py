@@ -13,8 +13,8 @@ Torch-free arithmetic on VGG19's layer table, in bytes:
 """
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Collection, Iterator
 
 from .layers import LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
 
@@ -49,7 +49,7 @@ class EvaluationCost:
     fixed: int = 96 << 20
 
     @classmethod
-    def for_device(cls, device_type: str) -> "EvaluationCost":
+    def for_device(cls, device_type: str) -> EvaluationCost:
         if device_type == "cpu":
             return cls()
         return cls(kappa=1.5, block_kappa=2.0, fixed=512 << 20)

@@ -20,11 +20,11 @@ Which of shorter histories and Adam reaches a lower loss per second was measured
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 from .block_grid import BlockGrid, layer_grid
-from .errors import ParamError
+from .engine_errors import ParamError
 from .memory_budget import Budget
 from .memory_cost import (
     ADAM_VECTORS,
@@ -124,7 +124,8 @@ def plan_memory(
 ) -> MemoryPlan:
     """The plan for optimising a ``height`` × ``width`` image within ``budget`` (see the module docstring).
 
-    ``history`` is the L-BFGS history the optimiser is configured with; ``host_budget`` the host RAM free for a GPU run's
+    ``history`` is the L-BFGS history the optimiser is configured with; ``host_budget`` the host RAM free for a GPU
+    run's
     L-BFGS history, used only when ``host_history_supported``.
     """
     layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
@@ -179,7 +180,8 @@ def economy_ladder(optimizer: str, history: int, style_layers: tuple[str, ...], 
         states = [OptimizerState("adam")]
     else:
         states = [OptimizerState("lbfgs", history)]
-        states += [OptimizerState("lbfgs", h) for h in dict.fromkeys(max(1, round(history * f)) for f in HISTORY_FRACTIONS)
+        states += [OptimizerState("lbfgs", h)
+                   for h in dict.fromkeys(max(1, round(history * f)) for f in HISTORY_FRACTIONS)
                    if h < history]
         host_bytes = 2 * history * VECTOR_BYTES_PER_PIXEL * pixels
         if host_history_supported and device_type != "cpu" and host_bytes <= host_budget:

@@ -6,7 +6,7 @@ feature maps here), so that the memory plan's choice of path is one constructor 
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

@@ -10,7 +10,7 @@ here, before the optimiser sees it.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -29,7 +29,7 @@ _OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, _OUT_OF_MEMORY_TYPES) or isinstance(error, MemoryError):
+    if isinstance(error, (_OUT_OF_MEMORY_TYPES, MemoryError)):
         return True
     return isinstance(error, RuntimeError) and any(w in str(error).lower() for w in _OUT_OF_MEMORY_WORDS)
 

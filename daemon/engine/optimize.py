@@ -5,8 +5,8 @@ inside, so ``iterations=N`` costs the same for L-BFGS and Adam and progress coun
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -51,7 +51,8 @@ def minimise(
     does), so it never stops early and never evaluates more than asked. Raises StopRequested when
     ``should_stop`` answers True between evaluations. ``history_size`` is L-BFGS's (the memory plan's).
     """
-    # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not): L-BFGS flattens x.grad with view().
+    # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not):
+    # L-BFGS flattens x.grad with view().
     x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     done = 0
     last_terms: dict[str, torch.Tensor] = {}

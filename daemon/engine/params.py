@@ -20,10 +20,13 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from .errors import ParamError, shorten
+from neural_style.protocol.errors import quote
+
+from .engine_errors import ParamError
 from .layers import LAYER_NAMES
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
@@ -126,7 +129,7 @@ class Spec:
             try:
                 return float(value)
             except OverflowError:  # an int beyond float64
-                raise ParamError(f"{where} must be at most {_show(self.maximum)} (got {shorten(value)})") from None
+                raise ParamError(f"{where} must be at most {_show(self.maximum)} (got {quote(value)})") from None
         if not isinstance(value, str):
             raise ParamError(f"{where} must be a string (got {type(value).__name__})")
         return value
@@ -135,9 +138,9 @@ class Spec:
         if self.choices:
             if value not in self.choices:
                 if self.choices == LAYER_NAMES:
-                    raise ParamError(f"unknown layer {shorten(value)} in {where}; layers are named as in the "
+                    raise ParamError(f"unknown layer {quote(value)} in {where}; layers are named as in the "
                                      f"paper: {', '.join(LAYER_NAMES)}")
-                raise ParamError(f"{where} must be one of {', '.join(self.choices)} (got {shorten(value)})")
+                raise ParamError(f"{where} must be one of {', '.join(self.choices)} (got {quote(value)})")
             return value
         if isinstance(value, float) and not math.isfinite(value):
             raise ParamError(f"{where} must be a finite number (got {value})")
@@ -146,7 +149,7 @@ class Spec:
         low, high = self.minimum, self.maximum
         too_low = low is not None and (value <= low if self.above_minimum else value < low)
         if too_low or (high is not None and value > high):
-            raise ParamError(f"{where} must be {self.range_text()} (got {shorten(value)})")
+            raise ParamError(f"{where} must be {self.range_text()} (got {quote(value)})")
         return value
 
     def range_text(self) -> str:
@@ -199,7 +202,7 @@ class Spec:
         return out
 
     @classmethod
-    def of(cls, name: str, hint: Any, default: Any, rules: Mapping[str, Any]) -> "Spec":
+    def of(cls, name: str, hint: Any, default: Any, rules: Mapping[str, Any]) -> Spec:
         """A spec from a field's annotation (``int``, ``tuple[str, ...] | None``…), default and rules."""
         args = typing.get_args(hint)
         nullable = (typing.get_origin(hint) in (typing.Union, types.UnionType)) and type(None) in args
@@ -293,14 +296,14 @@ class StyleParams:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "StyleParams":
+    def from_mapping(cls, values: Mapping[str, Any]) -> StyleParams:
         """Build from a request's ``params`` map: unknown names, wrong types and bad values are a ParamError."""
         if not isinstance(values, Mapping):
             raise ParamError("params must be a map")
         unknown = [name for name in values if name not in PARAM_SPECS]
         if unknown:
             hint = " (style_blend is a field of the request, beside the styles)" if "style_blend" in unknown else ""
-            raise ParamError(f"unknown parameter {shorten(unknown[0])}{hint}; known: {', '.join(PARAM_SPECS)}")
+            raise ParamError(f"unknown parameter {quote(unknown[0])}{hint}; known: {', '.join(PARAM_SPECS)}")
         return cls(**values)
 
     def to_mapping(self) -> dict[str, Any]:
@@ -311,7 +314,7 @@ class StyleParams:
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def replace(self, **changes: Any) -> "StyleParams":
+    def replace(self, **changes: Any) -> StyleParams:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import MutableMapping, Sequence
 
 import torch
 

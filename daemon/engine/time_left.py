@@ -10,7 +10,7 @@ estimate follows.
 from __future__ import annotations
 
 import time
-from typing import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from .block_grid import BlockGrid
 from .layers import LAYER_INDEX

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, MutableMapping, Sequence
 
 import torch
 
 from .blockwise import BlockwiseObjective, RecomputedContent, StoredContent
-from .errors import Cancelled, NonFiniteLoss
+from .engine_errors import Cancelled, NonFiniteLoss
 from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, split_alpha
 from .job_plan import JobPlan, plan_job, shrink
 from .losses import LossTerms
@@ -39,7 +39,7 @@ NOISE_STD = 0.1
 
 
 @dataclass(frozen=True)
-class Progress:
+class EngineProgress:
     """What the engine reports every ``progress_every`` iterations (and after the last).
 
     ``scale`` of ``scales`` is the size being optimised (1 the coarsest); ``image`` is capped at
@@ -75,7 +75,7 @@ def stylize(
     params: StyleParams,
     *,
     style_blend: Sequence[float] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: Callable[[EngineProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     target_cache: MutableMapping[tuple, dict[str, torch.Tensor]] | None = None,
 ) -> StyleResult:
@@ -127,7 +127,7 @@ def stylize(
                 return
             loss = _terms(terms, iteration)
             image_out = preview(image[0]) if params.preview else None
-            on_progress(Progress(iteration, params.iterations, loss, time.perf_counter() - started,
+            on_progress(EngineProgress(iteration, params.iterations, loss, time.perf_counter() - started,
                                  image_out, _scale, len(plan.scales), seconds_left))
 
         clock.start_scale(index)
@@ -238,7 +238,8 @@ class _Previews:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        size = fit_longest_side(height, width, self.params.preview_size) if self.params.preview_size else (height, width)
+        cap = self.params.preview_size
+        size = fit_longest_side(height, width, cap) if cap else (height, width)
         if size not in self.small:
             plan = self.plan
             self.small = {size: JobPlan(

@@ -5,13 +5,13 @@ per call (pooling layers carry no weights), so one warm model serves average and
 """
 from __future__ import annotations
 
-from typing import Collection, Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import WeightsFormatError
+from .engine_errors import WeightsFormatError
 from .layers import CONV_NAMES, LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
 
 WEIGHT_FORMATS = ("torchvision", "caffe")

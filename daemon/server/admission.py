@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-from neural_style.daemon.engine.errors import ParamError
+from neural_style.daemon.engine.engine_errors import ParamError
 from neural_style.daemon.engine.params import StyleParams, plan_inputs
 from neural_style.protocol.errors import CodedError, ErrorCode
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
 
 from .decode import probe

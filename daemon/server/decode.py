@@ -4,7 +4,7 @@ Why here and not in the socket loop: probing a PNG/JPEG header is cheap and
 happens in the loop (a decompression bomb is refused before ``accepted``);
 inflating pixels and converting to float tensors is not, so the worker does it
 when the job starts.  The actual conversions are the lead's
-``neural_style.daemon.images`` functions; this module adds the daemon's error
+``neural_style.daemon.image_files`` functions; this module adds the daemon's error
 mapping (a ``CodedError`` carries the protocol's error code) and the pixel limit.
 
 The daemon never opens a file a request names: images arrive as bytes only.
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from neural_style.daemon.local_errors import ImageError, ImageTooLarge
 from neural_style.protocol.errors import CodedError, ErrorCode
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 
 if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI import this without it
     import torch
@@ -55,25 +56,25 @@ def probe(payload: Any, encoding: str, max_pixels: int) -> tuple[int, int]:
 
 def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
     """The float (C, H, W) tensor in [0, 1] of one request image (raw, PNG or JPEG)."""
-    from neural_style.daemon import images
+    from neural_style.daemon import image_files
 
     ref, payload = image, image.data
     if ref.encoding == "raw":
         assert ref.width is not None and ref.height is not None and ref.channels is not None
         try:
-            return images.tensor_from_bytes(_buffer(payload), ref.width, ref.height, ref.channels)
+            return image_files.tensor_from_bytes(_buffer(payload), ref.width, ref.height, ref.channels)
         except (ValueError, TypeError) as exc:
             raise CodedError(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
     try:
-        return images.decode_image(bytes(_buffer(payload)), max_pixels)
-    except images.ImageTooLarge as exc:
+        return image_files.decode_image(bytes(_buffer(payload)), max_pixels)
+    except ImageTooLarge as exc:
         raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}") from None
-    except images.ImageError as exc:
+    except ImageError as exc:
         raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}") from None
 
 
 def encode_result(image: torch.Tensor) -> tuple[bytes, int, int, int]:
     """A result or preview tensor as raw 8-bit interleaved bytes: (data, width, height, channels)."""
-    from neural_style.daemon import images
+    from neural_style.daemon import image_files
 
-    return images.tensor_to_bytes(image)
+    return image_files.tensor_to_bytes(image)

@@ -52,12 +52,12 @@ class WorkerEvent:
     detail: str = ""
 
     @classmethod
-    def for_job(cls, job: Job, message: JobMessage, detail: str = "") -> "WorkerEvent":
+    def for_job(cls, job: Job, message: JobMessage, detail: str = "") -> WorkerEvent:
         """``message`` of ``job`` encoded; a terminal message is essential (the outbox never drops it)."""
         terminal = isinstance(message, (Result, Error))
         outcome = message.code if isinstance(message, Error) else message.TYPE if terminal else ""
         return cls(job, Outgoing.of(message, essential=terminal), outcome=outcome, detail=detail)
 
     @classmethod
-    def model_changed(cls, state: ModelState) -> "WorkerEvent":
+    def model_changed(cls, state: ModelState) -> WorkerEvent:
         return cls(model=state)

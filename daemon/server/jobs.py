@@ -15,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+
 from .stylize_request import StylizeRequest
 
 __all__ = ["JobState", "Job", "JobQueue", "JobTimings"]

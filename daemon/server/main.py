@@ -34,7 +34,8 @@ from .style_cache import StyleTargetCache
 from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import ModelSettings, Worker
 
-__all__ = ["SERVE_HELP", "ServerConfig", "add_serve_arguments", "config_from_args", "serve", "run_server", "daemon_version"]
+__all__ = ["SERVE_HELP", "ServerConfig", "add_serve_arguments", "config_from_args",
+           "serve", "run_server", "daemon_version"]
 
 log = logging.getLogger("neural_style.daemon.server")
 
@@ -105,20 +106,23 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-pixels", type=_positive_int, default=d.max_pixels,
                        help=f"largest input image, width×height (default {d.max_pixels})")
     group.add_argument("--max-message-mb", type=_positive_int, default=d.max_message_bytes // MiB,
-                       help=f"largest request message in MiB, all frames together (default {d.max_message_bytes // MiB})")
+                       help="largest request message in MiB, all frames together "
+                            f"(default {d.max_message_bytes // MiB})")
     group.add_argument("--max-iterations", type=_positive_int, default=d.max_iterations,
                        help=f"most iterations one job may ask for (default {d.max_iterations})")
     group.add_argument("--max-size", type=_positive_int, default=d.max_size,
                        help=f"largest processing size (size, width, height) in pixels (default {d.max_size})")
     group.add_argument("--max-queue", type=_non_negative_int, default=d.max_queue,
-                       help=f"jobs that may wait behind the running one before requests get 'busy' (default {d.max_queue})")
+                       help="jobs that may wait behind the running one before requests get 'busy' "
+                            f"(default {d.max_queue})")
     group.add_argument("--max-styles", type=_positive_int, default=d.max_styles,
                        help=f"style images per request (default {d.max_styles})")
     group.add_argument("--style-cache-entries", type=_non_negative_int, default=64,
                        help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
     group.add_argument("--style-cache-mb", type=_non_negative_int, default=512,
                        help="memory the style-target cache may use, in MiB (default 512)")
-    group.add_argument("--threads", type=_thread_policy, default=ThreadPolicy(), metavar="N|" + "|".join(THREAD_CHOICES),
+    group.add_argument("--threads", type=_thread_policy, default=ThreadPolicy(),
+                       metavar="N|" + "|".join(THREAD_CHOICES),
                        help="CPU threads for the model: auto (default: one per physical core, waiting passively, "
                             "as measured in docs/PERFORMANCE.md), torch (torch's defaults), load (fit to what "
                             "other processes leave idle, before each job) or a number")

@@ -22,8 +22,9 @@ See docs/PROTOCOL.md, sections 6, 7 and 9.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from neural_style.protocol.messages import TERMINAL_TYPES, Message
 
@@ -43,7 +44,7 @@ class Outgoing:
     essential: bool = False  # a job's accepted or terminal message: never dropped
 
     @classmethod
-    def of(cls, message: Message, essential: bool = False) -> "Outgoing":
+    def of(cls, message: Message, essential: bool = False) -> Outgoing:
         """``message`` encoded, ready to send (images stay uncopied in the frames)."""
         return cls(message.TYPE, message.id, message.to_frames(), essential)
 

@@ -96,7 +96,7 @@ class Router:
         poller.register(self.wake, zmq.POLLIN)
         while not stop.is_set():
             timeout = self._poll_timeout()
-            ready = dict(poller.poll(timeout * 1000))
+            ready = dict(poller.poll(round(timeout * 1000)))
             if self.wake in ready:
                 self._drain_wake()
             self._route_events()

@@ -178,7 +178,7 @@ def generate_keys(curve_dir: Path, client_name: str = "client") -> tuple[Path, P
     if not (curve_dir / SERVER_SECRET_FILE).exists():
         zmq.auth.create_certificates(curve_dir, "server")
     if not (private_dir / f"{client_name}.key_secret").exists():
-        pub, secret = zmq.auth.create_certificates(private_dir, client_name)
+        pub, _secret = zmq.auth.create_certificates(private_dir, client_name)
         (clients_dir / f"{client_name}.key").write_bytes(Path(pub).read_bytes())
     return curve_dir / SERVER_PUBLIC_FILE, private_dir / f"{client_name}.key_secret"
 

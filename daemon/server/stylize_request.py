@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neural_style.daemon.engine.params import StyleParams
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 
 __all__ = ["StylizeRequest"]
 

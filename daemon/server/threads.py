@@ -57,14 +57,15 @@ class ThreadPolicy:
     count: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "ThreadPolicy":
+    def parse(cls, text: str) -> ThreadPolicy:
         text = text.strip().lower()
         if text in THREAD_CHOICES:
             return cls(text)
         try:
             count = int(text)
         except ValueError:
-            raise ValueError(f"--threads must be one of {', '.join(THREAD_CHOICES)} or a number, not {text!r}") from None
+            raise ValueError(f"--threads must be one of {', '.join(THREAD_CHOICES)} "
+                             f"or a number, not {text!r}") from None
         if count < 1:
             raise ValueError(f"--threads must be at least 1 (got {count})")
         return cls("fixed", count)
@@ -72,11 +73,11 @@ class ThreadPolicy:
     def __str__(self) -> str:
         return str(self.count) if self.mode == "fixed" else self.mode
 
-    def resolved(self, cores: int) -> "ThreadPolicy":
+    def resolved(self, cores: int) -> ThreadPolicy:
         """``auto`` replaced by the measured choice for ``cores`` physical cores: one thread each."""
         return ThreadPolicy("fixed", cores) if self.mode == "auto" else self
 
-    def prepare_environment(self, environ: "os._Environ[str] | dict[str, str]" = os.environ) -> None:
+    def prepare_environment(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
         """Before torch is imported: passive OpenMP waiting for every policy but ``torch`` (an explicit
         ``OMP_WAIT_POLICY`` in the environment wins)."""
         if self.mode != "torch":

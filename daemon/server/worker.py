@@ -14,14 +14,15 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
-from neural_style.daemon.errors import WeightsNotFound
+from neural_style.daemon.local_errors import WeightsNotFound
 from neural_style.protocol.errors import CodedError, ErrorCode, code_value
-from neural_style.protocol.images import ImageData
+from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Loss, Progress, Result
 
 from .decode import decode_request_image, encode_result

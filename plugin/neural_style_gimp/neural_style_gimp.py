@@ -40,8 +40,8 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
-
-from nsgimp import advice, remembered, settings as S, stylefile  # noqa: E402
+from nsgimp import advice, remembered, stylefile  # noqa: E402
+from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
@@ -406,8 +406,9 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         if missing:
             raise UserError(advice.missing_dependency_text(missing, note))
         try:
-            from neural_style.protocol import read_client_config
             from nsgimp import job
+
+            from neural_style.protocol import read_client_config
         except ImportError as exc:
             raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
                             "Run install.py again.") from None

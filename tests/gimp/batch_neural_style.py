@@ -64,7 +64,7 @@ def _undo_check(step, image, source, result):
     Before the run the layer was renamed (an undo step of its own): when the run left no undo
     step, Ctrl+Z undoes that rename and the layer has its old name again.
     """
-    display = Gimp.Display.new(image)
+    Gimp.Display.new(image)
     Gimp.displays_flush()
     time.sleep(1.0)
     with open(step["undo_check"] + "-now", "w") as fh:
@@ -101,7 +101,7 @@ def _run_step(step):
     if step.get("undo_check"):
         result["source_name_before_rename"] = source.get_name()
         source.set_name("renamed before the run")  # the step Ctrl+Z must find on top of the undo stack
-    result["layers_before"] = [_describe(l) for l in image.get_layers()]
+    result["layers_before"] = [_describe(layer) for layer in image.get_layers()]
     _save_layer_png(source, os.path.join(out, "source_before.png"))
     if step.get("select"):
         x, y, w, h = step["select"]
@@ -142,14 +142,14 @@ def _run_step(step):
     _log(out, f"procedure returned {result['status']}: {result['error']}")
 
     layers = image.get_layers()
-    result["layers_after"] = [_describe(l) for l in layers]
+    result["layers_after"] = [_describe(layer) for layer in layers]
     result["source_index_after"] = image.get_item_position(source)
     result["dirty_after"] = image.is_dirty()
     result["undo_enabled_after"] = image.undo_is_enabled()
-    result["selected_after"] = [l.get_name() for l in image.get_selected_layers()]
-    result["source_selected_after"] = [l.get_id() for l in image.get_selected_layers()] == [source.get_id()]
+    result["selected_after"] = [layer.get_name() for layer in image.get_selected_layers()]
+    result["source_selected_after"] = [layer.get_id() for layer in image.get_selected_layers()] == [source.get_id()]
     _save_layer_png(source, os.path.join(out, "source_after.png"))
-    new_layers = [l for l in layers if l.get_id() != source.get_id()]
+    new_layers = [layer for layer in layers if layer.get_id() != source.get_id()]
     if new_layers:
         _save_layer_png(new_layers[0], os.path.join(out, "new_layer.png"))
         if new_layers[0].get_mask() is not None:

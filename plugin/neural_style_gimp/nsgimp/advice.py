@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from .settings import ADVANCED_TITLE, label
 

@@ -23,7 +23,7 @@ DEPENDENCIES = ("zmq", "msgpack")
 
 
 def python_tag(version_info: tuple = tuple(sys.version_info)) -> str:
-    return "%d.%d" % tuple(version_info[:2])
+    return "{}.{}".format(*version_info[:2])
 
 
 def vendor_problem(plugin_dir: str, version_info: tuple = tuple(sys.version_info)) -> Optional[str]:
@@ -39,7 +39,8 @@ def vendor_problem(plugin_dir: str, version_info: tuple = tuple(sys.version_info
         return f"{record_path} is unreadable"
     here = python_tag(version_info)
     if fetched_for != here:
-        return f"the wheels in {os.path.join(plugin_dir, VENDOR_DIR)} were fetched for Python {fetched_for}, GIMP runs {here}"
+        return (f"the wheels in {os.path.join(plugin_dir, VENDOR_DIR)} were fetched for Python {fetched_for}, "
+                f"GIMP runs {here}")
     return None
 
 

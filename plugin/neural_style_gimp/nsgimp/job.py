@@ -7,8 +7,10 @@ says what to do, in the dialog's words.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol
 
 from neural_style.protocol import (
     Accepted,
@@ -64,10 +66,8 @@ def abandon_current_job() -> None:
     global _abandon_current
     abandon, _abandon_current = _abandon_current, None
     if abandon is not None:
-        try:
+        with contextlib.suppress(Exception):
             abandon()
-        except Exception:
-            pass
 
 
 def newer_preview_waiting(client: Any) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 FILE_NAME = "plug-in-neural-style.last-attempt.json"
 FORMAT = 1

@@ -7,7 +7,8 @@ work and the message must say which command to run on the host instead.
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Optional
 
 
 def detect_sandbox(environ: Optional[Mapping[str, str]] = None,

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, ImageTooLarge
+from .local_errors import ImageError, ImageTooLarge
 from .png_output import save_pil
 
 #: Default ceiling on decoded pixels (a 16k × 16k image), against decompression bombs.
@@ -37,7 +37,8 @@ def _decode(source: Path | io.BytesIO, max_pixels: int, name: str) -> torch.Tens
         with Image.open(source) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageTooLarge(f"{name} is {width}×{height} = {width * height} pixels, above the limit of {max_pixels}")
+                raise ImageTooLarge(f"{name} is {width}×{height} = {width * height} pixels, "
+                                    f"above the limit of {max_pixels}")
             image = ImageOps.exif_transpose(image)
             has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
             return _tensor_from_array(np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8))
@@ -52,7 +53,7 @@ def _tensor_from_array(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
-def tensor_from_bytes(data: bytes, width: int, height: int, channels: int) -> torch.Tensor:
+def tensor_from_bytes(data: bytes | bytearray | memoryview, width: int, height: int, channels: int) -> torch.Tensor:
     """Raw 8-bit interleaved RGB/RGBA, row-major (the protocol's ``raw`` encoding) → tensor."""
     expected = width * height * channels
     if channels not in (3, 4):

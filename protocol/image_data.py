@@ -6,9 +6,10 @@ length must be exactly ``width * height * channels``; PNG and JPEG carry their o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
 from .errors import ErrorCode, ProtocolError, quote
 
@@ -72,7 +73,7 @@ class ImageRef:
 
     @classmethod
     def from_map(cls, value: Any, *, frame_count: int, request_id: Optional[str] = None,
-                 strict: bool = True) -> "ImageRef":
+                 strict: bool = True) -> ImageRef:
         """Validate a descriptor; ``frame_count`` is the number of payload frames present."""
         if not isinstance(value, Mapping):
             raise _bad(f"an image must be a map, got {type(value).__name__}", request_id)
@@ -108,9 +109,8 @@ def check_payload(encoding: str, payload: Buffer, width: Optional[int], height: 
     elif encoding == Encoding.PNG.value:
         if bytes(payload[:8]) != PNG_SIGNATURE:
             raise _bad("image frame is not a PNG (bad signature)", request_id)
-    elif encoding == Encoding.JPEG.value:
-        if bytes(payload[:3]) != JPEG_SIGNATURE:
-            raise _bad("image frame is not a JPEG (bad signature)", request_id)
+    elif encoding == Encoding.JPEG.value and bytes(payload[:3]) != JPEG_SIGNATURE:
+        raise _bad("image frame is not a JPEG (bad signature)", request_id)
 
 
 @dataclass(frozen=True)
@@ -134,19 +134,19 @@ class ImageData:
         check_payload(self.encoding, self.data, self.width, self.height, self.channels)
 
     @classmethod
-    def raw(cls, data: Buffer, width: int, height: int, channels: int) -> "ImageData":
+    def raw(cls, data: Buffer, width: int, height: int, channels: int) -> ImageData:
         return cls(data, width, height, channels, Encoding.RAW.value)
 
     @classmethod
-    def png(cls, data: Buffer) -> "ImageData":
+    def png(cls, data: Buffer) -> ImageData:
         return cls(data, encoding=Encoding.PNG.value)
 
     @classmethod
-    def jpeg(cls, data: Buffer) -> "ImageData":
+    def jpeg(cls, data: Buffer) -> ImageData:
         return cls(data, encoding=Encoding.JPEG.value)
 
     @classmethod
-    def from_file_bytes(cls, data: Buffer) -> Optional["ImageData"]:
+    def from_file_bytes(cls, data: Buffer) -> Optional[ImageData]:
         """A PNG or JPEG file's bytes as they are (the daemon decodes them under its limits), else None:
         other formats must be decoded by the caller and sent raw."""
         head = bytes(data[:8])
