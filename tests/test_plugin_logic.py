@@ -125,6 +125,11 @@ def test_limits_come_from_the_daemon(tmp_path):
     assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 6)).argument == "full-resolution"
 
 
+def test_the_dialog_says_what_full_resolution_computes():
+    assert S.size_note(4000, 3000, False) == "The layer is 4000 × 3000 px (12 megapixels)."
+    assert S.size_note(200, 150, True) == "The selection's bounds are 200 × 150 px (0.03 megapixels)."
+
+
 def test_the_argument_tag_round_trips():
     assert S.split_argument(S.tag_argument("Lower it.", "size")) == ("Lower it.", "size")
     assert S.split_argument(S.tag_argument("No daemon.", None)) == ("No daemon.", None)
