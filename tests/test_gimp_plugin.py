@@ -39,8 +39,7 @@ PROCEDURE = "plug-in-neural-style"
 CONTENT_SIZE = (160, 120)
 STYLE_SIZE = (256, 256)
 GIMP_TIMEOUT = 240
-QUICK_ARGS = {"iterations": 4, "full-resolution": False, "size": 48, "init": "noise", "autostart": False,
-              "timeout": 20}
+QUICK_ARGS = {"iterations": 4, "size": 48, "init": "noise", "autostart": False, "timeout": 20}
 NATIVE_SIZE = (200, 150)  # a layer larger than the preview cap of the native-size case
 PREVIEW_CAP = 64
 
@@ -379,7 +378,7 @@ def successes(gimp_root, share, daemon):
         step(share, "content-init", {**quick, "init": "content", "size": max(CONTENT_SIZE), "iterations": 2}),
         # Full resolution, previews capped below the layer's size; and the same run at a working size of
         # the preview cap, stretched over the layer: what a full-resolution result must not look like.
-        step(share, "native", {**quick, "full-resolution": True, "preview-size": PREVIEW_CAP, "seed": 5},
+        step(share, "native", {**quick, "size": 0, "preview-size": PREVIEW_CAP, "seed": 5},
              image="content_native.png"),
         step(share, "stretched", {**quick, "size": PREVIEW_CAP, "seed": 5}, image="content_native.png"),
     ]
@@ -390,9 +389,12 @@ def test_gimp_adds_stylized_layer_above_source(successes, share):
     result, out = successes["basic"]
     new = assert_finished_layer(result)
     assert result["menu_label"] == "Neural Style…" and "<Image>/Filters/Artistic" in result["menu_paths"]
-    for arg in ("style", "style2", "blend", "strength", "iterations", "full-resolution", "size", "preserve-colors",
-                "init", "seed", "preview-size", "endpoint", "autostart", "timeout"):
+    for arg in ("style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init", "seed",
+                "preview-size", "endpoint", "autostart", "timeout"):
         assert arg in result["arguments"], arg
+    # the dialog's 'Full resolution' and 'Working size' are aux arguments, local to the plug-in (the GUI
+    # session's dialog-ok checks that OK turns them into 'size'): scripts see one 'size'
+    assert not {"full-resolution", "working-size"} & set(result["arguments"]), result["arguments"]
     source = result["layers_after"][1]
     assert new["name"] == "Neural Style: starry_night"
     assert (new["width"], new["height"], new["offsets"]) == (source["width"], source["height"], [7, 5])
@@ -687,12 +689,12 @@ def gui_session(gimp_root, share, daemon):
             pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
     quick = {**QUICK_ARGS, "endpoint": daemon.endpoint}
     out = "/share/out"
-    chosen = {**quick, "style": "/share/in/starry_night.jpg"}
+    chosen = {**quick, "style": "/share/in/starry_night.jpg", "full-resolution": False, "working-size": 48}
     steps = [  # an interactive run takes the values the dialog recalls, not the caller's
         step(share, "dialog-invalid", {}, interactive=True,
              remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
         step(share, "dialog-ok", {}, interactive=True, remember=chosen),
-        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "size": 4096}),
+        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "working-size": 4096}),
         step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo",
              baseline_done=f"{out}/cancelled-baseline-done"),
         step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
@@ -756,7 +758,7 @@ def test_gimp_dialog_opens_again_when_the_daemon_refuses_a_setting(gui_session, 
     result, _ = results["dialog-again"]
     assert result["status"] == "cancel", result  # the user gave up with Escape in the dialog that came back
     assert_left_as_before(result)
-    assert result["remembered_after"]["size"] == 4096
+    assert result["remembered_after"]["working-size"] == 4096
 
 
 def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
@@ -764,6 +766,7 @@ def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
     assert reports["dialog-ok"]["found"]
     result, out = results["dialog-ok"]
     assert_finished_layer(result)
+    assert result["remembered_after"]["size"] == 48, "OK did not set 'size' from the dialog's working size"
     assert_source_untouched(share, out)
 
 

@@ -126,12 +126,12 @@ def test_progress_queue_previews_and_result(tmp_path):
 @pytest.mark.parametrize("error, words, argument", [
     (DaemonError("too_large", "styles[1] is 9000x9000 = 81000000 pixels"), "the style image /s/two.png", None),
     (DaemonError("too_large", "size 4096 is over this daemon's limit of 2048 pixels"), "over the daemon's limits",
-     "size"),
+     "working-size"),
     (DaemonError("busy", "16 jobs queued"), "queue is full", None),
     (DaemonUnavailable("no message for job j in 5 s"), "stopped answering in the middle of the job", None),
 ])
 def test_failures_are_worded_for_the_user(tmp_path, error, words, argument):
-    st = settings(tmp_path, full_resolution=False)
+    st = settings(tmp_path, size=512)
     st.style, st.style2 = "/s/one.png", "/s/two.png"
     client = FakeClient([Accepted("j", 0), progress(1, 200, 0.5), error])
     with pytest.raises(job.JobFailed) as err:
@@ -213,7 +213,7 @@ def test_the_layers_size_is_checked_against_max_pixels(tmp_path):
                     connect_fn=fake_connect((client, handle), []))
     assert "The layer is 6000 × 4500 pixels (27 megapixels)" in str(err.value)
     assert "at most at 25 megapixels" in str(err.value) and err.value.argument == "full-resolution"
-    conn = job.connect(settings(tmp_path, full_resolution=False, size=1024), ClientConfig(), RecordingView(),
+    conn = job.connect(settings(tmp_path, size=1024), ClientConfig(), RecordingView(),
                        region=(6000, 4500), connect_fn=fake_connect((FakeClient([]), handle), []))
     assert conn.endpoint  # a working size fits: the layer's own size does not matter then
 
@@ -299,8 +299,8 @@ def test_a_start_that_fails_says_why_once(tmp_path):
 
 
 @pytest.mark.parametrize("kw, limits, loaded, words, argument", [
-    ({"size": 4096, "full_resolution": False}, LIMITS, True,
-     "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048", "size"),
+    ({"size": 4096}, LIMITS, True, "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048",
+     "working-size"),
     ({"iterations": 6000}, LIMITS, True, "'Iterations' is 6000", "iterations"),
 ])
 def test_the_daemons_limits_are_checked_before_sending(tmp_path, kw, limits, loaded, words, argument):

@@ -42,7 +42,7 @@ def test_help_pages_map_the_procedure():
     xml = (PLUGIN_DIR / "help" / "en" / "gimp-help.xml").read_text()
     assert f'id="{S.PROCEDURE_NAME}" ref="index.html"' in xml
     page = (PLUGIN_DIR / "help" / "en" / "index.html").read_text()
-    for argument in ("style", "strength", "size", "autostart"):
+    for argument in ("style", "strength", "working-size", "full-resolution", "autostart"):
         assert S.label(argument) in page, argument
 
 
@@ -67,7 +67,7 @@ def _settings(tmp_path, **kw):
 
 def test_params_use_the_protocol_names(tmp_path):
     st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7,
-                   full_resolution=False, preview_size=128)
+                   preview_size=128)
     st.validate()
     assert st.params() == {
         "iterations": 300, "size": 256, "content_weight": 1.0, "style_weight": pytest.approx(10 ** 4.0),
@@ -98,7 +98,7 @@ def test_two_styles_blend(tmp_path):
     ({"style": ""}, "Choose a 'Style image'", "style"),
     ({"blend": 1.5}, "'Style blend'", "blend"),
     ({"iterations": 0}, "'Iterations'", "iterations"),
-    ({"size": 8, "full_resolution": False}, "'Working size (px)'", "size"),
+    ({"size": 8}, "'Working size (px)'", "working-size"),
     ({"preview_size": 8}, "'Preview size (px)'", "preview-size"),
     ({"init": "zeros"}, "'Start from'", "init"),
     ({"endpoint": "localhost:5570"}, "not a ZeroMQ address", "endpoint"),
@@ -113,14 +113,15 @@ def test_bad_settings_say_what_to_fix_in_the_dialogs_words(tmp_path, change, wor
 
 
 def test_limits_come_from_the_daemon(tmp_path):
-    st = _settings(tmp_path, size=4096, iterations=300, full_resolution=False)
+    st = _settings(tmp_path, size=4096, iterations=300)
     problem = S.over_limits(st, {"max_size": 2048, "max_iterations": 5000})
-    assert problem is not None and problem.argument == "size"
+    assert problem is not None and problem.argument == "working-size"
     assert "4096 pixels" in str(problem) and "at most 2048 pixels" in str(problem)
     assert S.over_limits(st, {}) is None  # an older daemon that reports none: the daemon's own check decides
     assert S.over_limits(_settings(tmp_path, iterations=9000), {"max_iterations": 5000}).argument == "iterations"
     assert S.SIZE_MAX > 2048, "the argument range is not the daemon's limit"
-    assert S.over_limits(_settings(tmp_path, size=4096), {"max_size": 2048}) is None, "full resolution: no size"
+    assert S.over_limits(_settings(tmp_path, size=0), {"max_size": 2048}) is None, "full resolution: no size"
+    assert S.size_from_dialog(True, 300) == 0 and S.size_from_dialog(False, 300) == 300
     assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 5)) is None
     assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 6)).argument == "full-resolution"
 
@@ -295,7 +296,7 @@ def test_ranges_and_choices_come_from_the_engines_schema():
     assert (specs["iterations"].minimum, specs["size"].minimum, specs["preview_size"].minimum) == (
         S.ITERATIONS_MIN, S.SIZE_MIN, S.PREVIEW_SIZE_MIN)
     assert (specs["iterations"].maximum, specs["size"].maximum) == (S.ITERATIONS_MAX, S.SIZE_MAX)
-    assert (specs["preview_size"].default, specs["size"].default) == (S.PREVIEW_SIZE_DEFAULT, S.SIZE_DEFAULT)
+    assert (specs["preview_size"].default, specs["size"].default) == (S.PREVIEW_SIZE_DEFAULT, S.WORKING_SIZE_DEFAULT)
     assert specs["size"].zero_means and S.FULL_RESOLUTION == 0
     source = (PLUGIN_DIR / "nsgimp" / "settings.py").read_text()
     for literal in ("1_000_000", "16_384", "65536", '"noise", "content", "style")', "1024"):
@@ -325,6 +326,7 @@ def test_the_readme_table_lists_every_argument_with_its_default():
     assert set(rows) == set(S.ARGUMENTS)
     defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
                 "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT,
-                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true"}
+                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true",
+                "working-size": S.WORKING_SIZE_DEFAULT}
     for name, value in defaults.items():
         assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])

@@ -46,10 +46,11 @@ from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
 HELP_DOMAIN = "neural-style-gimp"
-DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size-note", "full-resolution", "size",
-                "preserve-colors", "init", "seed", "advanced")
+DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size-note", "full-resolution",
+                "working-size", "preserve-colors", "init", "seed", "advanced")
 ADVANCED = ("preview-size", "endpoint", "autostart", "timeout")
 SETTING_NAMES = tuple(S.ARGUMENTS)
+DIALOG_ONLY = ("full-resolution", "working-size")  # aux arguments of the menu procedure: the dialog's 'size'
 
 
 class UserError(Exception):
@@ -79,7 +80,7 @@ def _error_values(procedure, exc):
 
 
 # --------------------------------------------------------------------------- arguments
-def _add_arguments(procedure):
+def _add_arguments(procedure, dialog):
     rw = GObject.ParamFlags.READWRITE
     a = S.ARGUMENTS
     procedure.add_file_argument("style", *a["style"], Gimp.FileChooserAction.OPEN, True, None, rw)
@@ -88,8 +89,11 @@ def _add_arguments(procedure):
     procedure.add_double_argument("strength", *a["strength"], S.STRENGTH_MIN, S.STRENGTH_MAX, S.STRENGTH_DEFAULT, rw)
     procedure.add_int_argument("iterations", *a["iterations"], S.ITERATIONS_MIN, S.ITERATIONS_MAX,
                                S.ITERATIONS_DEFAULT, rw)
-    procedure.add_boolean_argument("full-resolution", *a["full-resolution"], True, rw)
     procedure.add_int_argument("size", *a["size"], S.FULL_RESOLUTION, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
+    if dialog:  # the dialog's view of 'size' (the job procedure gets 'size' itself)
+        procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], True, rw)
+        procedure.add_int_aux_argument("working-size", *a["working-size"], S.SIZE_MIN, S.SIZE_MAX,
+                                       S.WORKING_SIZE_DEFAULT, rw)
     procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
     init_choice = Gimp.Choice.new()
     for i, name in enumerate(S.INITS):  # the engine's choices, in the dialog's words
@@ -114,7 +118,6 @@ def _read_settings(config):
         blend=float(config.get_property("blend")),
         strength=float(config.get_property("strength")),
         iterations=int(config.get_property("iterations")),
-        full_resolution=bool(config.get_property("full-resolution")) or int(config.get_property("size")) == 0,
         size=int(config.get_property("size")),
         preview_size=int(config.get_property("preview-size")),
         preserve_color=bool(config.get_property("preserve-colors")),
@@ -216,7 +219,7 @@ def _build_dialog(procedure, config, size_note):
 
     blend = dialog.get_widget("blend", GObject.TYPE_NONE)
     seed = dialog.get_widget("seed", GObject.TYPE_NONE)
-    size = dialog.get_widget("size", GObject.TYPE_NONE)
+    size = dialog.get_widget("working-size", GObject.TYPE_NONE)
 
     def sync_sensitivity(*_args):
         blend.set_sensitive(config.get_property("style2") is not None)
@@ -256,6 +259,8 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             while True:
                 if not dialog.run():
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+                config.set_property("size", S.size_from_dialog(config.get_property("full-resolution"),
+                                                                config.get_property("working-size")))
                 _remember(config)  # kept whatever becomes of this run
                 try:
                     settings = _checked_settings(config)
@@ -364,7 +369,8 @@ def _run_worker(image, source, preview, config):
     job_config.set_core_object_array("drawables", [preview])
     job_config.set_property("source", source)
     for name in SETTING_NAMES:
-        job_config.set_property(name, config.get_property(name))
+        if name not in DIALOG_ONLY:
+            job_config.set_property(name, config.get_property(name))
     plug_in = Gimp.get_plug_in()
     handler = plug_in.get_pdb_error_handler()
     plug_in.set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
@@ -420,7 +426,7 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         Gimp.progress_init("Neural Style")
         view = _GimpView(layer)
         try:
-            content = _content_image(source, layer, settings.working_size)
+            content = _content_image(source, layer, settings.size)
             styles = [_style_image(path, argument) for path, argument in
                       ((settings.style, "style"), (settings.style2, "style2")) if path]
             connection = job.connect(settings, client_config, view, sandbox=detect_sandbox(),
@@ -575,7 +581,7 @@ class NeuralStyle(Gimp.PlugIn):
                 "progress bar leaves the image as it was.",
                 name)
         procedure.set_attribution("Neural Style for GIMP contributors", "MIT", "2026")
-        _add_arguments(procedure)
+        _add_arguments(procedure, dialog=name == S.PROCEDURE_NAME)
         return procedure
 
 

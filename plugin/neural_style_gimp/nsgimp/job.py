@@ -144,7 +144,7 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
     except DaemonError as exc:
         argument = None
         if exc.code == "too_large" and "styles[" not in exc.message:
-            argument = "full-resolution" if settings.full_resolution else "size"
+            argument = "full-resolution" if settings.full_resolution else "working-size"
         raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths), argument) from None
     except DaemonUnavailable as exc:
         raise JobFailed(advice.lost_text(connection.endpoint, str(exc))) from None

@@ -21,9 +21,11 @@ only bound what a GIMP argument may hold.  What a daemon accepts (``max_iteratio
 
 Resolution
 ----------
-"Full resolution" (the default) sends the layer's region at its own size with the engine's
-``size`` 0 ("the content's own size"); otherwise ``size`` is the working size and the result
-is stretched over the layer.  Previews are capped at ``preview_size`` and stretched likewise.
+One argument for scripts, ``size``: 0 (the default) is the engine's "the content's own size",
+so the layer's region is sent and computed at full resolution; N > 0 is a working size whose
+result is stretched over the layer.  The dialog shows it as two dialog-only (aux) values, a
+"Full resolution" tick and a "Working size", and sets ``size`` from them on OK
+(:func:`size_from_dialog`).  Previews are capped at ``preview_size`` and stretched likewise.
 """
 from __future__ import annotations
 
@@ -55,8 +57,9 @@ ITERATIONS_MIN, ITERATIONS_MAX = int(SCHEMA.minimum("iterations")), min(int(SCHE
 # The plug-in's own default: a first look within a minute on a CPU (the engine's suits the CLI).
 ITERATIONS_DEFAULT = 200
 SIZE_MIN, SIZE_MAX = int(SCHEMA.minimum("size")), min(int(SCHEMA.maximum("size")), GINT_MAX)
-SIZE_DEFAULT = int(SCHEMA.default("size"))  # the working size, when 'Full resolution' is off
 FULL_RESOLUTION = 0  # the engine's ``size`` that means "the content's own size" (its zero_means)
+SIZE_DEFAULT = FULL_RESOLUTION  # the plug-in's own default (the engine's suits the CLI)
+WORKING_SIZE_DEFAULT = int(SCHEMA.default("size"))  # the dialog's working size, when 'Full resolution' is off
 PREVIEW_SIZE_MIN = int(SCHEMA.minimum("preview_size"))
 PREVIEW_SIZE_MAX = min(int(SCHEMA.maximum("preview_size")), GINT_MAX)
 PREVIEW_SIZE_DEFAULT = int(SCHEMA.default("preview_size"))
@@ -76,12 +79,15 @@ ARGUMENTS = {
     "strength": ("Style s_trength", "How strongly the painting's texture replaces the photo's details: "
                                     "low keeps the photo recognisable, high lets the style take over"),
     "iterations": ("It_erations", "How many refinement steps to take: more look more finished and take longer"),
+    "size": ("Si_ze (px)", "0: compute at the layer's own size (full resolution); N: the longest side, in "
+                           "pixels, at which the style is computed, the result then stretched over the layer"),
+    # The dialog shows 'size' as these two (aux arguments: not in the procedure's signature).
     "full-resolution": ("_Full resolution", "Compute the style at the layer's own size (or the selection's): "
                                             "every pixel is painted, nothing is stretched. Turn it off to work "
                                             "faster at a smaller 'Working size'"),
-    "size": ("Working si_ze (px)", "Without 'Full resolution': the longest side, in pixels, at which the style "
-                                   "is computed; the result is then stretched over the layer. Larger shows finer "
-                                   "brush strokes and is slower"),
+    "working-size": ("Working si_ze (px)", "Without 'Full resolution': the longest side, in pixels, at which the "
+                                           "style is computed; the result is then stretched over the layer. Larger "
+                                           "shows finer brush strokes and is slower"),
     "preserve-colors": ("_Keep the photo's colours", "Take only the painting's texture and keep the photo's "
                                                      "own colours"),
     "init": ("Start _from", "What the picture starts as before it is refined: the photo (shows the photo "
@@ -138,8 +144,7 @@ class Settings:
     blend: float = BLEND_DEFAULT  # weight of the second style, in [0, 1]
     strength: float = STRENGTH_DEFAULT
     iterations: int = ITERATIONS_DEFAULT
-    full_resolution: bool = True
-    size: int = SIZE_DEFAULT  # used without full resolution
+    size: int = SIZE_DEFAULT  # 0: full resolution, else the working size
     preserve_color: bool = False
     init: str = INIT_DEFAULT
     seed: int = 0
@@ -161,8 +166,8 @@ class Settings:
             raise SettingsError(f"'{label('iterations')}' must be at least {ITERATIONS_MIN} "
                                 f"(got {self.iterations}).", "iterations")
         if not self.full_resolution and not SIZE_MIN <= self.size <= SIZE_MAX:
-            raise SettingsError(f"'{label('size')}' must be at least {SIZE_MIN} pixels (got {self.size}), or tick "
-                                f"'{label('full-resolution')}'.", "size")
+            raise SettingsError(f"'{label('working-size')}' must be at least {SIZE_MIN} pixels (got {self.size}), "
+                                f"or tick '{label('full-resolution')}'.", "working-size")
         if self.preview_size != 0 and not PREVIEW_SIZE_MIN <= self.preview_size <= PREVIEW_SIZE_MAX:
             raise SettingsError(f"'{label('preview-size')}' must be 0 (uncapped) or at least {PREVIEW_SIZE_MIN} "
                                 f"pixels (got {self.preview_size}).", "preview-size")
@@ -190,7 +195,7 @@ class Settings:
             progress_every = progress_every_for(self.iterations)
         return {
             "iterations": int(self.iterations),
-            "size": self.working_size,
+            "size": int(self.size),
             "content_weight": CONTENT_WEIGHT,
             "style_weight": style_weight_from_strength(self.strength),
             "preserve_color": bool(self.preserve_color),
@@ -202,9 +207,13 @@ class Settings:
         }
 
     @property
-    def working_size(self) -> int:
-        """The request's ``size``: the engine's "the content's own size" with full resolution."""
-        return FULL_RESOLUTION if self.full_resolution else int(self.size)
+    def full_resolution(self) -> bool:
+        return self.size == FULL_RESOLUTION
+
+
+def size_from_dialog(full_resolution: bool, working_size: int) -> int:
+    """The ``size`` argument for the dialog's 'Full resolution' tick and 'Working size'."""
+    return FULL_RESOLUTION if full_resolution else int(working_size)
 
 
 def over_limits(settings: Settings, limits: Mapping[str, int],
@@ -216,7 +225,7 @@ def over_limits(settings: Settings, limits: Mapping[str, int],
     """
     checks = [("iterations", settings.iterations, "max_iterations", "")]
     if not settings.full_resolution:
-        checks.append(("size", settings.size, "max_size", " pixels"))
+        checks.append(("working-size", settings.size, "max_size", " pixels"))
     for argument, value, key, unit in checks:
         limit = limits.get(key)
         if limit is not None and value > limit:
@@ -227,8 +236,8 @@ def over_limits(settings: Settings, limits: Mapping[str, int],
             and region[0] * region[1] > max_pixels:
         return SettingsError(f"The layer is {region[0]} × {region[1]} pixels ({megapixels(region[0] * region[1])}); "
                              f"this daemon works at most at {megapixels(max_pixels)}. Turn off "
-                             f"'{label('full-resolution')}' and choose a '{label('size')}', or select a part of "
-                             "the layer.", "full-resolution")
+                             f"'{label('full-resolution')}' and choose a '{label('working-size')}', or select a "
+                             "part of the layer.", "full-resolution")
     styles = len(settings.style_paths)
     if limits.get("max_styles") is not None and styles > limits["max_styles"]:
         return SettingsError(f"This daemon accepts at most {limits['max_styles']} style image(s).", "style2")
