@@ -12,7 +12,8 @@ Steps, each skippable:
      its test dependencies (`pip install -e .[test]`)                          [--no-venv]
   2. the plug-in, copied to <profile>/plug-ins/neural_style_gimp/ together with the pure-Python
      protocol package (neural_style/protocol/) and neural_style_gimp.json, which records the
-     daemon command (<venv>/bin/neural-style serve --bind ENDPOINT) and the endpoint [--no-plugin]
+     daemon command (<venv>/bin/neural-style serve --bind ENDPOINT) and the endpoint, and
+     neural_style_params.json, the engine's parameter schema (ranges, defaults, choices)   [--no-plugin]
   3. GIMP's Python is checked for pyzmq and msgpack; when it lacks them, matching wheels are
      unpacked into the plug-in's vendor/ folder, with a note of the Python they were fetched
      for (the plug-in uses them only behind the system's own packages)          [--no-wheels]
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parent
 PLUGIN_NAME = "neural_style_gimp"
 PLUGIN_SRC = ROOT / "plugin" / PLUGIN_NAME
 PROTOCOL_SRC = ROOT / "protocol"
+ENGINE_SRC = ROOT / "daemon" / "engine"
 
 
 def _load(path: Path, name: str):
@@ -61,6 +63,22 @@ def _load(path: Path, name: str):
 
 connection = _load(PROTOCOL_SRC / "connection.py", "neural_style_install_connection")  # endpoint, config file
 bootstrap = _load(PLUGIN_SRC / "nsgimp" / "bootstrap.py", "neural_style_install_bootstrap")  # the wheels' record
+schema_file = _load(PLUGIN_SRC / "nsgimp" / "schema.py", "neural_style_install_schema")  # the parameters' file
+
+
+def engine_parameter_schema() -> dict:
+    """The engine's ``parameter_schema()``, from daemon/engine loaded by its path: its package and
+    ``params`` import no torch, so this Python needs neither the venv nor torch."""
+    name = "neural_style_install_engine"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ENGINE_SRC / "__init__.py",
+                                                      submodule_search_locations=[str(ENGINE_SRC)])
+        assert spec is not None and spec.loader is not None
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"{name}.params").parameter_schema()
+
 FOLDER_MANIFEST = ".neural-style-install.json"
 MANIFEST_NAME = "install-manifest.json"
 WEIGHTS_NAME = "vgg19-dcbb9e9d.pth"
@@ -306,13 +324,17 @@ def step_plugin(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
     config = connection.ClientConfig(endpoint=args.endpoint, daemon_command=daemon_command(args), autostart=True,
                                      service=service_kind(args, manifest))
     config_path = connection.client_config_path(dest)
-    out.do(f"copy the plug-in ({len(wanted)} files, protocol package included) and write {config_path.name}")
+    schema_path = schema_file.schema_path(dest)
+    out.do(f"copy the plug-in ({len(wanted)} files, protocol package included) and write {config_path.name} "
+           f"and {schema_path.name} (the engine's parameter schema)")
     out.info("daemon command: " + shlex.join(config.daemon_command))
     for path, (data, executable) in wanted.items():
         _write(path, data, executable, out)
-    if not args.dry_run:  # the plug-in reads it with the same module
+    if not args.dry_run:  # the plug-in reads them with the same modules
         connection.write_client_config(dest, config)
+        schema_file.write_schema(dest, engine_parameter_schema())
     wanted[config_path] = (b"", False)
+    wanted[schema_path] = (b"", False)
     # Files an older version installed that this one no longer ships.
     stale = [f for f in record["files"] if Path(f) not in wanted and Path(f).parent != dest / "vendor"
              and not Path(f).is_relative_to(dest / "vendor")]

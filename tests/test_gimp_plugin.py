@@ -40,6 +40,8 @@ CONTENT_SIZE = (160, 120)
 STYLE_SIZE = (256, 256)
 GIMP_TIMEOUT = 240
 QUICK_ARGS = {"iterations": 4, "size": 48, "init": "noise", "autostart": False, "timeout": 20}
+NATIVE_SIZE = (200, 150)  # a layer larger than the preview cap of the native-size case
+PREVIEW_CAP = 64
 
 
 # --------------------------------------------------------------------------- the root
@@ -217,6 +219,7 @@ def share(tmp_path_factory, gimp_root, daemon):
         content = _photo_like(CONTENT_SIZE)
         _swirl_style().save(base / "in" / "starry_night.jpg", quality=92)
     content.save(base / "in" / "content.png")
+    content.resize(NATIVE_SIZE).save(base / "in" / "content_native.png")
     scream = IMAGES / "the_scream.jpg"
     if scream.is_file():
         style = Image.open(scream).convert("RGB")
@@ -373,6 +376,11 @@ def successes(gimp_root, share, daemon):
                                          "strength": 70.0, "preserve-colors": True, "seed": 3},
              image="content_alpha.png"),
         step(share, "content-init", {**quick, "init": "content", "size": max(CONTENT_SIZE), "iterations": 2}),
+        # Full resolution, previews capped below the layer's size; and the same run at a working size of
+        # the preview cap, stretched over the layer: what a full-resolution result must not look like.
+        step(share, "native", {**quick, "size": 0, "preview-size": PREVIEW_CAP, "seed": 5},
+             image="content_native.png"),
+        step(share, "stretched", {**quick, "size": PREVIEW_CAP, "seed": 5}, image="content_native.png"),
     ]
     return run_session(gimp_root, share, "successes", steps)
 
@@ -382,8 +390,11 @@ def test_gimp_adds_stylized_layer_above_source(successes, share):
     new = assert_finished_layer(result)
     assert result["menu_label"] == "Neural Style…" and "<Image>/Filters/Artistic" in result["menu_paths"]
     for arg in ("style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init", "seed",
-                "endpoint", "autostart", "timeout"):
+                "preview-size", "endpoint", "autostart", "timeout"):
         assert arg in result["arguments"], arg
+    # the dialog's 'Full resolution' and 'Working size' are aux arguments, local to the plug-in (the GUI
+    # session's dialog-ok checks that OK turns them into 'size'): scripts see one 'size'
+    assert not {"full-resolution", "working-size"} & set(result["arguments"]), result["arguments"]
     source = result["layers_after"][1]
     assert new["name"] == "Neural Style: starry_night"
     assert (new["width"], new["height"], new["offsets"]) == (source["width"], source["height"], [7, 5])
@@ -439,6 +450,51 @@ def test_gimp_content_init_at_full_size(successes, share):
     assert_source_untouched(share, out)
 
 
+def _painted(share: Path, session: str, layer_size) -> list[tuple[str, str]]:
+    """What the job process painted into a layer of ``layer_size``: [("preview" or "result", "WxH")],
+    from its NEURAL_STYLE_DEBUG lines on GIMP's console."""
+    tail = f"into the layer's {layer_size[0]}x{layer_size[1]}"
+    found = []
+    for line in (share / "out" / f"{session}.gimp.log").read_text(errors="replace").splitlines():
+        if "neural-style-gimp: painting the " in line and line.rstrip().endswith(tail):
+            what, size = line.split("painting the ", 1)[1].split(", ")[:2]
+            found.append((what, size))
+    return found
+
+
+def _high_frequency(image) -> float:
+    """Mean absolute difference between horizontal neighbours: low for an image stretched from a smaller one."""
+    from PIL import ImageChops, ImageStat
+
+    shifted = image.crop((1, 0, image.width, image.height))
+    return sum(ImageStat.Stat(ImageChops.difference(image.crop((0, 0, image.width - 1, image.height)),
+                                                    shifted)).mean) / 3
+
+
+def test_gimp_full_resolution_result_has_the_layers_size_and_is_computed_there(successes, share):
+    """A layer larger than the preview cap: previews come capped and are stretched, the result comes
+    at the layer's own size, computed there (not a stretched coarse result)."""
+    result, out = successes["native"]
+    new = assert_finished_layer(result)
+    assert (new["width"], new["height"]) == NATIVE_SIZE
+    native = pixels(out / "new_layer.png")
+    assert native.size == NATIVE_SIZE
+    assert_source_untouched(share, out, "content_native.png")
+    painted = _painted(share, "successes", NATIVE_SIZE)
+    previews = [size for what, size in painted if what == "preview"]
+    results = [size for what, size in painted if what == "result"]
+    assert previews, f"no preview was painted:\n{gimp_log(share, 'successes')}"
+    assert all(max(map(int, size.split("x"))) <= PREVIEW_CAP for size in previews), previews
+    assert f"{NATIVE_SIZE[0]}x{NATIVE_SIZE[1]}" in results, f"the result did not come at the layer's size: {results}"
+    stretched, stretched_out = successes["stretched"]
+    assert_finished_layer(stretched)
+    upscale = pixels(stretched_out / "new_layer.png")
+    assert upscale.size == NATIVE_SIZE and "64x48" in results
+    assert _high_frequency(native) > 2 * _high_frequency(upscale), (
+        "the full-resolution result is as smooth as a 64-pixel result stretched over the layer",
+        _high_frequency(native), _high_frequency(upscale))
+
+
 # --------------------------------------------------------------------------- tests: runs that fail
 @pytest.fixture(scope="module")
 def failures(gimp_root, share, daemon):
@@ -481,7 +537,7 @@ def test_gimp_autostart_failure_names_the_command(failures, share):
 @pytest.mark.parametrize("name, words", [
     ("text-as-style", "'Style image' /share/in/notes.txt is not an image file"),
     ("truncated-style", "'Second style image' /share/in/cut.jpg is an incomplete JPEG file"),
-    ("over-the-limit", "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048"),
+    ("over-the-limit", "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048"),
 ])
 def test_gimp_bad_choices_name_the_file_or_setting_and_leave_no_trace(failures, share, name, words):
     result, _out = failures[0][name]
@@ -633,13 +689,14 @@ def gui_session(gimp_root, share, daemon):
             pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
     quick = {**QUICK_ARGS, "endpoint": daemon.endpoint}
     out = "/share/out"
-    chosen = {**quick, "style": "/share/in/starry_night.jpg"}
+    chosen = {**quick, "style": "/share/in/starry_night.jpg", "full-resolution": False, "working-size": 48}
     steps = [  # an interactive run takes the values the dialog recalls, not the caller's
         step(share, "dialog-invalid", {}, interactive=True,
              remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
         step(share, "dialog-ok", {}, interactive=True, remember=chosen),
-        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "size": 4096}),
-        step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo"),
+        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "working-size": 4096}),
+        step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo",
+             baseline_done=f"{out}/cancelled-baseline-done"),
         step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
              undo_check=f"{out}/undo2"),
     ]
@@ -649,9 +706,12 @@ def gui_session(gimp_root, share, daemon):
         {"window": "Neural Style", "keys": ["alt+o"], "report": f"{out}/dialog-ok.gui.json"},
         {"window": "Neural Style", "keys": ["alt+o"], "stays_open_s": 6, "then_keys": ["Escape"],
          "report": f"{out}/dialog-again.gui.json"},
-        # GIMP's progress is the main window's status bar: click its Cancel button
+        # GIMP's progress is in the main window's status bar: click its Cancel button, found as the
+        # rightmost thing that appeared there since just before the run
         {"wait_file": f"{out}/cancel-now", "window": "GNU Image Manipulation Program", "settle_s": 0.1,
-         "click_from_bottom_right": [282, 18], "window_closes": False, "report": f"{out}/cancelled.gui.json"},
+         "click_what_appeared": {"baseline_file": f"{out}/cancelled/started",
+                                 "baseline_done": f"{out}/cancelled-baseline-done", "rows": 48},
+         "window_closes": False, "report": f"{out}/cancelled.gui.json"},
         {"wait_file": f"{out}/undo-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo-done",
          "window_closes": False, "report": f"{out}/undo.gui.json"},
         {"wait_file": f"{out}/undo2-now", "window": "GIMP", "keys": ["ctrl+z"], "done_file": f"{out}/undo2-done",
@@ -698,7 +758,7 @@ def test_gimp_dialog_opens_again_when_the_daemon_refuses_a_setting(gui_session, 
     result, _ = results["dialog-again"]
     assert result["status"] == "cancel", result  # the user gave up with Escape in the dialog that came back
     assert_left_as_before(result)
-    assert result["remembered_after"]["size"] == 4096
+    assert result["remembered_after"]["working-size"] == 4096
 
 
 def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
@@ -706,12 +766,14 @@ def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
     assert reports["dialog-ok"]["found"]
     result, out = results["dialog-ok"]
     assert_finished_layer(result)
+    assert result["remembered_after"]["size"] == 48, "OK did not set 'size' from the dialog's working size"
     assert_source_untouched(share, out)
 
 
 def test_gimp_cancel_on_the_progress_leaves_the_image_as_before(gui_session, share, daemon):
     results, reports, stopped_after = gui_session
     assert reports["cancelled"]["found"], "GIMP showed no progress window to cancel"
+    assert reports["cancelled"].get("clicked"), f"nothing appeared in the status bar to click: {reports['cancelled']}"
     result, out = results["cancelled"]
     assert result["status"] == "cancel", result
     assert_left_as_before(result)

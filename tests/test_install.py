@@ -82,16 +82,22 @@ def test_install_into_gimp_dir_then_uninstall_leaves_nothing(sandbox, tmp_path):
     assert cfg["daemon_command"][1:] == ["serve"], "the starter sets the address ($NEURAL_STYLE_ENDPOINT)"
     assert cfg["daemon_command"][0].endswith(os.path.join("bin", "neural-style"))
     assert "Installed" in text
+    from neural_style.daemon.engine.params import parameter_schema
+
+    schema = json.loads((dest / "neural_style_params.json").read_text())
+    assert schema.pop("format") == 1 and schema == json.loads(json.dumps(parameter_schema())), \
+        "the plug-in's schema is not the engine's"
 
     # The copied protocol is importable from the plug-in folder alone (as GIMP's Python would).
     probe = subprocess.run([sys.executable, "-I", "-c",
                             "import sys; sys.path[:0] = [sys.argv[1]] + [p for p in sys.argv[2:]];"
-                            "import neural_style.protocol.client as c, nsgimp.settings;"
-                            "print(c.__file__)", str(dest),
+                            "import neural_style.protocol.client as c, nsgimp.settings as s;"
+                            "print(c.__file__, s.SCHEMA.data.get('format'))", str(dest),
                             *[p for p in sys.path if "site-packages" in p]],
                            capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().startswith(str(dest))
+    assert probe.stdout.split()[-1] == "1", "the plug-in did not read the installed schema file"
 
     # Twice is harmless: same files, same config.
     after_first = snapshot(home)

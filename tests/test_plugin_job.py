@@ -33,14 +33,16 @@ from nsgimp import job
 from nsgimp import settings as S
 
 PIXEL = ImageData.raw(bytes(3), 1, 1, 3)
-LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8}
+LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8, "max_pixels": 25_000_000}
 
 
 class FakeClient:
     """Plays back ``script`` for one stylize call; an exception in the script is raised there."""
 
-    def __init__(self, script):
+    def __init__(self, script, burst=False):
         self.script = list(script)
+        self.burst = burst  # every message arrives at once: a later preview is always waiting
+        self.left = len(self.script)
         self.requests = []
         self.cancelled = False
         self.closed = False
@@ -53,7 +55,8 @@ class FakeClient:
     def _stream(self):
         finished = False
         try:
-            for item in self.script:
+            for position, item in enumerate(self.script):
+                self.left = self.script[position + 1:]
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
@@ -64,19 +67,23 @@ class FakeClient:
             if not finished:
                 self.cancelled = True  # what the real client does: abandoning the stream sends a cancel
 
+    def newer_preview_waiting(self):
+        return self.burst and any(isinstance(item, Progress) and item.image is not None for item in self.left)
+
     def close(self):
         self.closed = True
 
 
 class RecordingView:
     def __init__(self, on_paint=None):
-        self.shown, self.painted, self.on_paint = [], [], on_paint
+        self.shown, self.painted, self.images, self.on_paint = [], [], [], on_paint
 
     def show(self, text, fraction):
         self.shown.append((text, fraction))
 
     def paint(self, image, final):
         self.painted.append(final)
+        self.images.append(image)
         if self.on_paint:
             self.on_paint()
 
@@ -85,8 +92,8 @@ class RecordingView:
         return [t for t, _ in self.shown]
 
 
-def progress(i, n, elapsed, image=PIXEL):
-    return Progress("j", i, n, Loss(total=123456.0), elapsed, image)
+def progress(i, n, elapsed, image=PIXEL, **kw):
+    return Progress("j", i, n, Loss(total=123456.0), elapsed, image, **kw)
 
 
 def settings(tmp_path, **kw):
@@ -119,18 +126,96 @@ def test_progress_queue_previews_and_result(tmp_path):
 @pytest.mark.parametrize("error, words, argument", [
     (DaemonError("too_large", "styles[1] is 9000x9000 = 81000000 pixels"), "the style image /s/two.png", None),
     (DaemonError("too_large", "size 4096 is over this daemon's limit of 2048 pixels"), "over the daemon's limits",
-     "size"),
+     "working-size"),
     (DaemonError("busy", "16 jobs queued"), "queue is full", None),
     (DaemonUnavailable("no message for job j in 5 s"), "stopped answering in the middle of the job", None),
 ])
 def test_failures_are_worded_for_the_user(tmp_path, error, words, argument):
-    st = settings(tmp_path)
+    st = settings(tmp_path, size=512)
     st.style, st.style2 = "/s/one.png", "/s/two.png"
     client = FakeClient([Accepted("j", 0), progress(1, 200, 0.5), error])
     with pytest.raises(job.JobFailed) as err:
         job.run_job(connection(client), st, PIXEL, [PIXEL, PIXEL], RecordingView())
     assert words in str(err.value) and err.value.argument == argument
     assert str(err.value).startswith("Neural Style:")
+
+
+def test_coarse_to_fine_shows_the_scale_and_the_daemons_estimate(tmp_path):
+    result = Result("j", PIXEL, Loss(), 100, 5.0)
+    client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0, scale=1, scales=3),
+                         progress(20, 100, 2.0, scale=1, scales=3, seconds_left=45.0),
+                         progress(90, 100, 20.0, scale=3, scales=3), result])
+    view = RecordingView()
+    job.run_job(connection(client), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
+    assert view.texts[-3:] == ["Neural Style: scale 1 of 3 · iteration 10/100",
+                               "Neural Style: scale 1 of 3 · iteration 20/100 · about 45 s left",  # the daemon's
+                               "Neural Style: scale 3 of 3 · iteration 90/100 · about 2 s left"]  # measured
+
+
+def test_stale_previews_are_skipped_for_the_newest(tmp_path):
+    """Every message already waiting (painting is slower than the daemon): only the newest preview is painted."""
+    result = Result("j", PIXEL, Loss(), 100, 5.0)
+    newest = ImageData.raw(bytes(3), 1, 1, 3)
+    client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0), Heartbeat("j", "running", 0),
+                         progress(30, 100, 3.0, newest), Heartbeat("j", "running", 0), result], burst=True)
+    view = RecordingView()
+    job.run_job(connection(client), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
+    assert view.painted == [False] and view.images[0] is newest, "a stale preview was painted, or not the newest"
+    assert view.texts[-1] == "Neural Style: iteration 30/100 · about 7 s left"  # the text still follows every report
+    slow = FakeClient([Accepted("j", 0), progress(10, 100, 1.0), progress(20, 100, 2.0), result])
+    job.run_job(connection(slow), settings(tmp_path, iterations=100), PIXEL, [PIXEL], view)
+    assert view.painted == [False, False, False], "with nothing waiting, every preview is painted"
+
+
+def test_a_real_client_says_when_newer_messages_wait():
+    """newer_preview_waiting on protocol's real Client, against a ROUTER that answers with a burst of reports."""
+    import threading
+    import time
+
+    import zmq
+
+    from neural_style.protocol import Client
+    from neural_style.protocol.messages import decode_request
+
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def daemon():
+        peer, *frames = router.recv_multipart()
+        job_id = decode_request(frames).id
+        for reply in (Accepted(job_id, 0), *(Progress(job_id, i, 3, Loss(), 0.1 * i, PIXEL) for i in (1, 2, 3)),
+                      Heartbeat(job_id, "running", 0)):
+            router.send_multipart([peer, *reply.to_frames()])
+
+    thread = threading.Thread(target=daemon, daemon=True)
+    thread.start()
+    client = Client(f"tcp://127.0.0.1:{port}", timeout=5)
+    try:
+        events = client.stylize(PIXEL, [PIXEL], {"iterations": 3})
+        assert isinstance(next(events), Accepted)  # sends the request, reads the first reply
+        thread.join(5)
+        time.sleep(0.2)  # the whole burst has arrived
+        assert next(events).iteration == 1 and job.newer_preview_waiting(client), "two newer reports wait"
+        assert next(events).iteration == 2 and job.newer_preview_waiting(client)
+        assert next(events).iteration == 3
+        assert not job.newer_preview_waiting(client), "the newest (a heartbeat does not count)"
+        events.close()
+    finally:
+        client.close()
+        router.close(0)
+
+
+def test_the_layers_size_is_checked_against_max_pixels(tmp_path):
+    client = FakeClient([])
+    handle = DaemonHandle("e", pong(), started=False)
+    with pytest.raises(job.JobFailed) as err:
+        job.connect(settings(tmp_path), ClientConfig(), RecordingView(), region=(6000, 4500),
+                    connect_fn=fake_connect((client, handle), []))
+    assert "The layer is 6000 × 4500 pixels (27 megapixels)" in str(err.value)
+    assert "at most at 25 megapixels" in str(err.value) and err.value.argument == "full-resolution"
+    conn = job.connect(settings(tmp_path, size=1024), ClientConfig(), RecordingView(),
+                       region=(6000, 4500), connect_fn=fake_connect((FakeClient([]), handle), []))
+    assert conn.endpoint  # a working size fits: the layer's own size does not matter then
 
 
 def test_a_stream_without_result_is_a_failure(tmp_path):
@@ -190,7 +275,7 @@ def test_no_daemon_with_autostart_off_names_the_dialogs_option(tmp_path):
                     connect_fn=fake_connect(NoDaemon("no daemon answered"), calls))
     assert not calls[0]["autostart"]
     assert "Start it with: /v/neural-style serve --bind tcp://127.0.0.1:6000" in str(err.value)
-    assert "tick 'Start the daemon if needed' (under 'Connection to the daemon')" in str(err.value)
+    assert "tick 'Start the daemon if needed' (under 'Advanced')" in str(err.value)
 
 
 def test_a_sandboxed_gimp_never_tries_to_start_the_host_command(tmp_path):
@@ -214,8 +299,8 @@ def test_a_start_that_fails_says_why_once(tmp_path):
 
 
 @pytest.mark.parametrize("kw, limits, loaded, words, argument", [
-    ({"size": 4096}, LIMITS, True, "'Processing size (pixels)' is 4096 pixels; this daemon accepts at most 2048",
-     "size"),
+    ({"size": 4096}, LIMITS, True, "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048",
+     "working-size"),
     ({"iterations": 6000}, LIMITS, True, "'Iterations' is 6000", "iterations"),
 ])
 def test_the_daemons_limits_are_checked_before_sending(tmp_path, kw, limits, loaded, words, argument):

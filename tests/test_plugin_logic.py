@@ -42,7 +42,7 @@ def test_help_pages_map_the_procedure():
     xml = (PLUGIN_DIR / "help" / "en" / "gimp-help.xml").read_text()
     assert f'id="{S.PROCEDURE_NAME}" ref="index.html"' in xml
     page = (PLUGIN_DIR / "help" / "en" / "index.html").read_text()
-    for argument in ("style", "strength", "size", "autostart"):
+    for argument in ("style", "strength", "working-size", "full-resolution", "autostart"):
         assert S.label(argument) in page, argument
 
 
@@ -66,12 +66,17 @@ def _settings(tmp_path, **kw):
 
 
 def test_params_use_the_protocol_names(tmp_path):
-    st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7)
+    st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7,
+                   preview_size=128)
     st.validate()
     assert st.params() == {
         "iterations": 300, "size": 256, "content_weight": 1.0, "style_weight": pytest.approx(10 ** 4.0),
         "preserve_color": True, "init": "content", "seed": 7, "progress_every": 6, "preview": True,
+        "preview_size": 128,
     }
+    full = _settings(tmp_path)
+    assert full.full_resolution and full.params()["size"] == 0, "full resolution is the default: size 0"
+    assert full.params()["preview_size"] == S.SCHEMA.default("preview_size")
     assert st.style_blend is None and st.style_paths == [st.style]
     assert S.progress_every_for(10) == 1 and S.progress_every_for(250) == 5 and S.progress_every_for(5000) == 10
 
@@ -93,7 +98,8 @@ def test_two_styles_blend(tmp_path):
     ({"style": ""}, "Choose a 'Style image'", "style"),
     ({"blend": 1.5}, "'Style blend'", "blend"),
     ({"iterations": 0}, "'Iterations'", "iterations"),
-    ({"size": 8}, "'Processing size (pixels)'", "size"),
+    ({"size": 8}, "'Working size (px)'", "working-size"),
+    ({"preview_size": 8}, "'Preview size (px)'", "preview-size"),
     ({"init": "zeros"}, "'Start from'", "init"),
     ({"endpoint": "localhost:5570"}, "not a ZeroMQ address", "endpoint"),
 ])
@@ -109,11 +115,20 @@ def test_bad_settings_say_what_to_fix_in_the_dialogs_words(tmp_path, change, wor
 def test_limits_come_from_the_daemon(tmp_path):
     st = _settings(tmp_path, size=4096, iterations=300)
     problem = S.over_limits(st, {"max_size": 2048, "max_iterations": 5000})
-    assert problem is not None and problem.argument == "size"
+    assert problem is not None and problem.argument == "working-size"
     assert "4096 pixels" in str(problem) and "at most 2048 pixels" in str(problem)
     assert S.over_limits(st, {}) is None  # an older daemon that reports none: the daemon's own check decides
     assert S.over_limits(_settings(tmp_path, iterations=9000), {"max_iterations": 5000}).argument == "iterations"
     assert S.SIZE_MAX > 2048, "the argument range is not the daemon's limit"
+    assert S.over_limits(_settings(tmp_path, size=0), {"max_size": 2048}) is None, "full resolution: no size"
+    assert S.size_from_dialog(True, 300) == 0 and S.size_from_dialog(False, 300) == 300
+    assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 5)) is None
+    assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 6)).argument == "full-resolution"
+
+
+def test_the_dialog_says_what_full_resolution_computes():
+    assert S.size_note(4000, 3000, False) == "The layer is 4000 × 3000 px (12 megapixels)."
+    assert S.size_note(200, 150, True) == "The selection's bounds are 200 × 150 px (0.03 megapixels)."
 
 
 def test_the_argument_tag_round_trips():
@@ -179,12 +194,12 @@ def test_progress_says_queue_start_iteration_and_time_left_never_loss():
 def test_advice_names_files_and_dialog_labels():
     assert "--weights" in advice.daemon_error_text("no_weights", "")
     too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"])
-    assert "the style image /b/y.png is 9000x9000" in too_large and "'Processing size (pixels)'" in too_large
+    assert "the style image /b/y.png is 9000x9000" in too_large and "'Working size (px)'" in too_large
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
     assert "no daemon answers at tcp://127.0.0.1:1" in off
     assert "Start it with: /v/ns serve --bind tcp://127.0.0.1:1" in off
-    assert "tick 'Start the daemon if needed'" in off and "'Connection to the daemon'" in off
+    assert "tick 'Start the daemon if needed'" in off and "'Advanced'" in off
     failed = advice.start_failed_text("ipc:///s", ["/v/ns", "serve"], "could not start `/v/ns`: no such file")
     assert failed.endswith("/v/ns serve --bind ipc:///s")
     assert "could not start `/v/ns`: no such file" in failed and "did not help" not in failed
@@ -274,6 +289,34 @@ def test_install_py_uses_the_protocols_connection_module():
     assert "tcp://127.0.0.1:5570" not in source and '"NEURAL_STYLE_ENDPOINT"' not in source
 
 
+def test_ranges_and_choices_come_from_the_engines_schema():
+    engine = pytest.importorskip("neural_style.daemon.engine.params")
+    specs = engine.PARAM_SPECS
+    assert S.INITS == engine.INITS and S.INIT_DEFAULT in S.INITS and set(S.INIT_LABELS) <= set(S.INITS)
+    assert (specs["iterations"].minimum, specs["size"].minimum, specs["preview_size"].minimum) == (
+        S.ITERATIONS_MIN, S.SIZE_MIN, S.PREVIEW_SIZE_MIN)
+    assert (specs["iterations"].maximum, specs["size"].maximum) == (S.ITERATIONS_MAX, S.SIZE_MAX)
+    assert (specs["preview_size"].default, specs["size"].default) == (S.PREVIEW_SIZE_DEFAULT, S.WORKING_SIZE_DEFAULT)
+    assert specs["size"].zero_means and S.FULL_RESOLUTION == 0
+    source = (PLUGIN_DIR / "nsgimp" / "settings.py").read_text()
+    for literal in ("1_000_000", "16_384", "65536", '"noise", "content", "style")', "1024"):
+        assert literal not in source, f"settings.py restates {literal}"
+
+
+def test_the_schema_file_round_trips_and_a_missing_one_says_so(tmp_path):
+    from nsgimp import schema
+
+    data = {"params": {"iterations": {"type": "int", "default": 500, "minimum": 1, "maximum": 9}}}
+    schema.write_schema(tmp_path, data)
+    assert schema.read_schema(tmp_path) == {"format": schema.SCHEMA_FORMAT, **data}
+    assert schema.Schema(schema.read_schema(tmp_path)).maximum("iterations") == 9
+    with pytest.raises(schema.SchemaMissing, match=r"run install\.py again"):
+        schema.read_schema(tmp_path / "nowhere", fallback=lambda: None)
+    (tmp_path / schema.SCHEMA_NAME).write_text("[1, 2]")
+    with pytest.raises(schema.SchemaMissing, match="could not be read"):
+        schema.read_schema(tmp_path)
+
+
 def test_the_readme_table_lists_every_argument_with_its_default():
     rows = {}
     for line in (REPO / "plugin" / "README.md").read_text().splitlines():
@@ -282,6 +325,8 @@ def test_the_readme_table_lists_every_argument_with_its_default():
             rows[cells[0].strip("`")] = cells[2]
     assert set(rows) == set(S.ARGUMENTS)
     defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
-                "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT}
+                "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT,
+                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true",
+                "working-size": S.WORKING_SIZE_DEFAULT}
     for name, value in defaults.items():
         assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])

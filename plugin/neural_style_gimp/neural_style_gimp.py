@@ -46,10 +46,11 @@ from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
 HELP_DOMAIN = "neural-style-gimp"
-DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size", "preserve-colors", "init",
-                "seed", "advanced")
-ADVANCED = ("endpoint", "autostart", "timeout")
+DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size-note", "full-resolution",
+                "working-size", "preserve-colors", "init", "seed", "advanced")
+ADVANCED = ("preview-size", "endpoint", "autostart", "timeout")
 SETTING_NAMES = tuple(S.ARGUMENTS)
+DIALOG_ONLY = ("full-resolution", "working-size")  # aux arguments of the menu procedure: the dialog's 'size'
 
 
 class UserError(Exception):
@@ -79,7 +80,7 @@ def _error_values(procedure, exc):
 
 
 # --------------------------------------------------------------------------- arguments
-def _add_arguments(procedure):
+def _add_arguments(procedure, dialog):
     rw = GObject.ParamFlags.READWRITE
     a = S.ARGUMENTS
     procedure.add_file_argument("style", *a["style"], Gimp.FileChooserAction.OPEN, True, None, rw)
@@ -88,16 +89,21 @@ def _add_arguments(procedure):
     procedure.add_double_argument("strength", *a["strength"], S.STRENGTH_MIN, S.STRENGTH_MAX, S.STRENGTH_DEFAULT, rw)
     procedure.add_int_argument("iterations", *a["iterations"], S.ITERATIONS_MIN, S.ITERATIONS_MAX,
                                S.ITERATIONS_DEFAULT, rw)
-    procedure.add_int_argument("size", *a["size"], S.SIZE_MIN, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
+    procedure.add_int_argument("size", *a["size"], S.FULL_RESOLUTION, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
+    if dialog:  # the dialog's view of 'size' (the job procedure gets 'size' itself)
+        procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], True, rw)
+        procedure.add_int_aux_argument("working-size", *a["working-size"], S.SIZE_MIN, S.SIZE_MAX,
+                                       S.WORKING_SIZE_DEFAULT, rw)
     procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
     init_choice = Gimp.Choice.new()
-    init_choice.add("noise", 0, "Random noise (as in the paper)", "")
-    init_choice.add("content", 1, "The photo", "")
-    init_choice.add("style", 2, "The painting", "")
+    for i, name in enumerate(S.INITS):  # the engine's choices, in the dialog's words
+        init_choice.add(name, i, S.INIT_LABELS.get(name, name), "")
     procedure.add_choice_argument("init", *a["init"], init_choice, S.INIT_DEFAULT, rw)
     procedure.add_int_argument("seed", *a["seed"], 0, S.SEED_MAX, 0, rw)
     procedure.add_string_argument("endpoint", *a["endpoint"], "", rw)
     procedure.add_boolean_argument("autostart", *a["autostart"], True, rw)
+    procedure.add_int_argument("preview-size", *a["preview-size"], 0, S.PREVIEW_SIZE_MAX, S.PREVIEW_SIZE_DEFAULT,
+                               rw)
     procedure.add_int_argument("timeout", *a["timeout"], S.TIMEOUT_MIN, S.TIMEOUT_MAX, S.TIMEOUT_DEFAULT, rw)
 
 
@@ -113,6 +119,7 @@ def _read_settings(config):
         strength=float(config.get_property("strength")),
         iterations=int(config.get_property("iterations")),
         size=int(config.get_property("size")),
+        preview_size=int(config.get_property("preview-size")),
         preserve_color=bool(config.get_property("preserve-colors")),
         init=str(config.get_property("init")),
         seed=int(config.get_property("seed")),
@@ -190,7 +197,7 @@ def _image_filters(chooser_widget):
         child.connect("update-preview", update_preview)
 
 
-def _build_dialog(procedure, config):
+def _build_dialog(procedure, config, size_note):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
 
@@ -200,6 +207,7 @@ def _build_dialog(procedure, config):
     problem.set_line_wrap(True)
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
+    dialog.get_label("size-note", size_note, False, False).set_xalign(0.0)
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     for name in ("style", "style2"):
@@ -211,13 +219,15 @@ def _build_dialog(procedure, config):
 
     blend = dialog.get_widget("blend", GObject.TYPE_NONE)
     seed = dialog.get_widget("seed", GObject.TYPE_NONE)
+    size = dialog.get_widget("working-size", GObject.TYPE_NONE)
 
     def sync_sensitivity(*_args):
         blend.set_sensitive(config.get_property("style2") is not None)
         seed.set_sensitive(config.get_property("init") == "noise")
+        size.set_sensitive(not config.get_property("full-resolution"))
 
-    config.connect("notify::style2", sync_sensitivity)
-    config.connect("notify::init", sync_sensitivity)
+    for name in ("style2", "init", "full-resolution"):
+        config.connect(f"notify::{name}", sync_sensitivity)
     sync_sensitivity()
     return dialog, problem
 
@@ -242,11 +252,15 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             status, error = _stylize(image, source, config, _checked_settings(config))
             return _values(procedure, status, error)
         _recall(config)
-        dialog, problem = _build_dialog(procedure, config)
+        _, width, height = _region(image, source)
+        note = S.size_note(width, height, not Gimp.Selection.is_empty(image))
+        dialog, problem = _build_dialog(procedure, config, note)
         try:
             while True:
                 if not dialog.run():
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+                config.set_property("size", S.size_from_dialog(config.get_property("full-resolution"),
+                                                                config.get_property("working-size")))
                 _remember(config)  # kept whatever becomes of this run
                 try:
                     settings = _checked_settings(config)
@@ -281,15 +295,21 @@ def _source_layer(drawables):
     return drawables[0]
 
 
+def _region(image, source):
+    """((x, y), width, height) of what is stylized: the layer, or the selection's bounds on it."""
+    ok, rx, ry, rw, rh = source.mask_intersect()
+    if not ok or rw <= 0 or rh <= 0:
+        raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
+    return (rx, ry), rw, rh
+
+
 def _stylize(image, source, config, settings):
     """Preview layer under frozen undo, the job in the worker, then the finished layer as one undo step.
 
     Returns (status, UserError or None); the image is as before unless the status is SUCCESS.
     """
     has_selection = not Gimp.Selection.is_empty(image)
-    ok, rx, ry, rw, rh = source.mask_intersect()
-    if not ok or rw <= 0 or rh <= 0:
-        raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
+    (rx, ry), rw, rh = _region(image, source)
     _, ox, oy = source.get_offsets()
     was_dirty = image.is_dirty()
     selected = image.get_selected_layers()
@@ -349,7 +369,8 @@ def _run_worker(image, source, preview, config):
     job_config.set_core_object_array("drawables", [preview])
     job_config.set_property("source", source)
     for name in SETTING_NAMES:
-        job_config.set_property(name, config.get_property(name))
+        if name not in DIALOG_ONLY:
+            job_config.set_property(name, config.get_property(name))
     plug_in = Gimp.get_plug_in()
     handler = plug_in.get_pdb_error_handler()
     plug_in.set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
@@ -380,6 +401,8 @@ class _GimpView:
             Gimp.progress_update(fraction)
 
     def paint(self, image_data, final):
+        _debug(f"painting the {'result' if final else 'preview'}, {image_data.width}x{image_data.height}, "
+               f"into the layer's {self.layer.get_width()}x{self.layer.get_height()}")
         _paint(self.layer, image_data, Gegl.SamplerType.CUBIC if final else Gegl.SamplerType.LINEAR)
 
 
@@ -406,7 +429,8 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
             content = _content_image(source, layer, settings.size)
             styles = [_style_image(path, argument) for path, argument in
                       ((settings.style, "style"), (settings.style2, "style2")) if path]
-            connection = job.connect(settings, client_config, view, sandbox=detect_sandbox())
+            connection = job.connect(settings, client_config, view, sandbox=detect_sandbox(),
+                                     region=(layer.get_width(), layer.get_height()))
             try:
                 result = job.run_job(connection, settings, content, styles, view)
             finally:
@@ -431,14 +455,15 @@ def _rect(x, y, w, h):
 
 
 def _content_image(source, layer, size):
-    """The region under ``layer`` read from ``source``, at most ``size`` on its longest side (GEGL mipmaps)."""
+    """The region under ``layer`` read from ``source``: at its own resolution for ``size`` 0 (full resolution),
+    else at most ``size`` on its longest side (GEGL mipmaps)."""
     from neural_style.protocol import ImageData
 
     _, sx, sy = source.get_offsets()
     _, lx, ly = layer.get_offsets()
     rx, ry, rw, rh = lx - sx, ly - sy, layer.get_width(), layer.get_height()
     fmt, channels = S.choose_format(source.has_alpha())
-    cw, ch = S.fit_within(rw, rh, size) if max(rw, rh) > size else (rw, rh)
+    cw, ch = S.fit_within(rw, rh, size) if 0 < size < max(rw, rh) else (rw, rh)
     scale = cw / rw
     data = source.get_buffer().get(_rect(rx * scale, ry * scale, cw, ch), scale, fmt, Gegl.AbyssPolicy.CLAMP)
     return ImageData.raw(data, cw, ch, channels)
@@ -556,7 +581,7 @@ class NeuralStyle(Gimp.PlugIn):
                 "progress bar leaves the image as it was.",
                 name)
         procedure.set_attribution("Neural Style for GIMP contributors", "MIT", "2026")
-        _add_arguments(procedure)
+        _add_arguments(procedure, dialog=name == S.PROCEDURE_NAME)
         return procedure
 
 

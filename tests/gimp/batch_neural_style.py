@@ -128,6 +128,8 @@ def _run_step(step):
     _log(out, "running the procedure")
     with open(os.path.join(out, "started"), "w") as fh:
         fh.write("1\n")
+    if step.get("baseline_done"):  # the GUI driver captures the window as it is before the run
+        _wait_for(step["baseline_done"], 60)
     started = time.monotonic()
     values = procedure.run(config)
     result["elapsed"] = time.monotonic() - started

@@ -11,9 +11,13 @@ as JSON, so the host test can check it.  Actions:
 ``stays_open_s`` watches the window for that long after the keys: "still_open" at the end,
 "closed_meanwhile" if it was hidden at any moment (the dialog hides while a job runs).
 
-``"click_from_bottom_right": [dx, dy]`` clicks there instead of pressing keys: GIMP's status-bar
-Cancel button cannot take the keyboard focus, and in a fresh profile's single-window layout
-it sits at a fixed distance from the main window's bottom-right corner.
+``"click_what_appeared": {"baseline_file": PATH, "baseline_done": PATH, "rows": N}`` clicks what
+appeared at the bottom of the window since a baseline, instead of pressing keys: GIMP's status-bar
+Cancel button cannot take the keyboard focus, and where it sits depends on the theme, the fonts
+and the layout.  When ``baseline_file`` appears (the batch script writes it just before it calls
+the procedure, then waits for ``baseline_done``) the window's bottom N rows are captured; after
+``wait_file`` they are captured again, and the pointer clicks the middle of the rightmost patch
+that changed: the progress (message, bar, then Cancel, the rightmost of GIMP's progress widgets).
 """
 import json
 import subprocess
@@ -40,6 +44,45 @@ def find_window(pattern, timeout):
     return None
 
 
+def capture(window, rows):
+    """The window's bottom ``rows`` rows as (RGB bytes, rowstride, channels, width, window height)."""
+    import gi
+
+    gi.require_version("Gdk", "3.0")
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gdk, Gtk
+
+    Gtk.init_check(None)
+    g = geometry(window)
+    x, y, w, h = int(g["X"]), int(g["Y"]), int(g["WIDTH"]), int(g["HEIGHT"])
+    pixbuf = Gdk.pixbuf_get_from_window(Gdk.get_default_root_window(), x, y + h - rows, w, rows)
+    return pixbuf.get_pixels(), pixbuf.get_rowstride(), pixbuf.get_n_channels(), w, h
+
+
+def what_appeared(before, after, rows, gap=3, threshold=40):
+    """(x, y) in the window of the middle of the rightmost patch that changed, and the patches' x ranges."""
+    data0, stride, channels, width, height = before
+    data1 = after[0]
+    changed = {}  # column -> rows that changed
+    for y in range(rows):
+        base = y * stride
+        for x in range(width):
+            i = base + x * channels
+            if max(abs(data0[i + c] - data1[i + c]) for c in range(3)) > threshold:
+                changed.setdefault(x, []).append(y)
+    patches = []
+    for x in sorted(changed):
+        if patches and x - patches[-1][1] <= gap + 1:
+            patches[-1][1] = x
+        else:
+            patches.append([x, x])
+    if not patches:
+        return None, []
+    left, right = patches[-1]
+    ys = sorted(y for x in range(left, right + 1) for y in changed.get(x, []))
+    return ((left + right) // 2, height - rows + ys[len(ys) // 2]), patches
+
+
 def press(window, keys):
     xdotool("windowfocus", "--sync", window)  # GTK gives focus to windows it maps: take it back
     xdotool("mousemove", "--window", window, "40", "40")
@@ -49,28 +92,42 @@ def press(window, keys):
         time.sleep(0.3)
 
 
+def wait_for_file(path, timeout, poll=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            open(path).close()
+            return True
+        except OSError:
+            time.sleep(poll)
+    return False
+
+
 def run(action):
     report = {}
+    appeared = action.get("click_what_appeared")
+    baseline = None
+    if appeared:
+        wait_for_file(appeared["baseline_file"], action.get("wait_file_s", 240), poll=0.02)
+        window = find_window(action["window"], action.get("timeout_s", 180))
+        if window is not None:
+            baseline = capture(window, appeared["rows"])
+        with open(appeared["baseline_done"], "w") as fh:
+            fh.write("1\n")
     if action.get("wait_file"):
-        deadline = time.monotonic() + action.get("wait_file_s", 240)
-        while time.monotonic() < deadline:
-            try:
-                open(action["wait_file"]).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_file(action["wait_file"], action.get("wait_file_s", 240))
     window = find_window(action["window"], action.get("timeout_s", 180))
     report["found"] = window is not None
     if window is not None:
         report["title"] = xdotool("getwindowname", window)
         time.sleep(action.get("settle_s", 1.5))  # let it finish drawing
         report["pressed_at"] = time.time()
-        if "click_from_bottom_right" in action:
-            size = geometry(window)
-            dx, dy = action["click_from_bottom_right"]
-            x, y = int(size["WIDTH"]) - dx, int(size["HEIGHT"]) - dy
-            report["clicked"] = [x, y, int(size["WIDTH"]), int(size["HEIGHT"])]
-            xdotool("mousemove", "--window", window, str(x), str(y), "click", "1")
+        if appeared and baseline is not None:
+            point, patches = what_appeared(baseline, capture(window, appeared["rows"]), appeared["rows"])
+            report["patches"] = patches
+            if point is not None:
+                report["clicked"] = list(point)
+                xdotool("mousemove", "--window", window, str(point[0]), str(point[1]), "click", "1")
         press(window, action.get("keys", []))
         report["focus_after"] = xdotool("getwindowfocus")
         if "stays_open_s" in action:  # watch it: does it stay, or close and come back?

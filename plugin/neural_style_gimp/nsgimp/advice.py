@@ -16,8 +16,8 @@ ADVICE = {
         "(it downloads them), or start the daemon with --weights FILE."
     ),
     "too_large": (
-        f"The image or the settings are over the daemon's limits. Lower '{label('size')}' or "
-        f"'{label('iterations')}', or stylize a smaller selection."
+        f"The image or the settings are over the daemon's limits. Turn off '{label('full-resolution')}' and "
+        f"choose a smaller '{label('working-size')}', lower '{label('iterations')}', or stylize a smaller selection."
     ),
     "busy": "The Neural Style daemon's queue is full. Wait for the running jobs to finish and try again.",
     "cancelled": "The Neural Style job was cancelled (the daemon stopped, or another program cancelled it).",
@@ -26,7 +26,8 @@ ADVICE = {
         "The Neural Style daemon speaks another protocol version than this plug-in. "
         "Run install.py again so that the plug-in and the daemon come from the same version."
     ),
-    "internal": f"The Neural Style daemon failed inside (see its log). Try a smaller '{label('size')}'.",
+    "internal": (f"The Neural Style daemon failed inside (see its log). Try without '{label('full-resolution')}', "
+                 f"at a smaller '{label('working-size')}'."),
 }
 
 

@@ -70,9 +70,28 @@ def abandon_current_job() -> None:
             abandon()
 
 
+def newer_preview_waiting(client: Any) -> bool:
+    """Whether a newer preview has already arrived (then the one in hand is stale: skip painting it).
+
+    The client no longer coalesces progress: when painting a preview takes longer than the
+    daemon takes to send the next, the plug-in skips to the newest instead of falling behind.
+    Only a waiting *preview* makes one stale; a heartbeat or a report without an image does not.
+    """
+    newer = getattr(client, "newer_preview_waiting", None)  # the tests' scripted client
+    if callable(newer):
+        return bool(newer())
+    # protocol's Client has no public way to ask yet: when it reads, it drains every reply that has
+    # arrived into its inbox, so a burst that came in while the last preview was painted is there.
+    inbox = getattr(client, "_inbox", {})
+    return any(isinstance(reply, Progress) and reply.image is not None
+               for queue in inbox.values() for reply in queue)
+
+
 def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Optional[str] = None,
-            connect_fn: Callable[..., Any] = connect_or_start) -> Connection:
-    """A client of a daemon that answered, started when allowed; checks the settings against its limits."""
+            region: Optional[tuple[int, int]] = None, connect_fn: Callable[..., Any] = connect_or_start
+            ) -> Connection:
+    """A client of a daemon that answered, started when allowed; checks the settings (and the ``region``
+    to send, width × height) against the limits it reported."""
     endpoint = resolve_endpoint(settings.endpoint or config.endpoint)
     command = list(config.daemon_command)
     view.show(*ProgressText.contacting(endpoint))
@@ -91,7 +110,7 @@ def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Op
     except ValueError as exc:  # an address ZeroMQ cannot use
         raise JobFailed(f"{advice.PREFIX}'{label('endpoint')}' {endpoint!r} is not usable ({exc}). Give an address "
                         "as tcp://HOST:PORT or ipc://PATH, or leave it empty.", "endpoint") from None
-    problem = over_limits(settings, handle.pong.limits)
+    problem = over_limits(settings, handle.pong.limits, region)
     if problem is not None:
         client.close()
         raise JobFailed(f"{advice.PREFIX}{problem}", problem.argument)
@@ -114,9 +133,10 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
                 return event
             if isinstance(event, Progress):
                 progressed = True
-                view.show(*text.progress(event.iteration, event.iterations, event.elapsed))
-                if event.image is not None:
-                    view.paint(event.image, False)
+                view.show(*text.progress(event.iteration, event.iterations, event.elapsed, event.scale,
+                                         event.scales, event.seconds_left))
+                if event.image is not None and not newer_preview_waiting(connection.client):
+                    view.paint(event.image, False)  # a stale one is skipped: a newer one is waiting
             elif isinstance(event, Accepted) and not progressed:
                 view.show(*text.waiting("queued" if event.position > 0 else "running", event.position))
             elif isinstance(event, Heartbeat) and not progressed:
@@ -124,7 +144,7 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
     except DaemonError as exc:
         argument = None
         if exc.code == "too_large" and "styles[" not in exc.message:
-            argument = "size"
+            argument = "full-resolution" if settings.full_resolution else "working-size"
         raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths), argument) from None
     except DaemonUnavailable as exc:
         raise JobFailed(advice.lost_text(connection.endpoint, str(exc))) from None

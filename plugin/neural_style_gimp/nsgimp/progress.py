@@ -1,7 +1,9 @@
 """What GIMP's progress bar says during a job, in words a user reads: never a raw loss.
 
 "Neural Style: queued behind 2 jobs" while the job waits, "Neural Style: starting…" once it
-runs, then "Neural Style: iteration 40/200 · about 25 s left" with the estimate from the
+runs, then "Neural Style: iteration 40/200 · about 25 s left", with "scale 2 of 3 · " in front
+when the daemon works coarse to fine.  The time left is the daemon's own estimate when it
+sends one (it knows that a fine scale's iteration costs more than a coarse one's); else the
 rate measured so far (the first report is the base, so the one-off work of computing the
 style targets does not skew it).  Loss values stay in the daemon's log and the CLI.
 """
@@ -49,7 +51,7 @@ class ProgressText:
 
     @staticmethod
     def finishing() -> tuple[str, Optional[float]]:
-        return f"{PREFIX}scaling the result to the layer…", 1.0
+        return f"{PREFIX}painting the result into the layer…", 1.0
 
     def waiting(self, state: str, position: int) -> tuple[str, Optional[float]]:
         """For ``accepted`` (state "queued" with position > 0, else "running") and ``heartbeat``."""
@@ -57,11 +59,16 @@ class ProgressText:
             return f"{PREFIX}queued behind {plural(position, 'job')}", None
         return f"{PREFIX}starting…", None
 
-    def progress(self, iteration: int, iterations: int, elapsed: float) -> tuple[str, float]:
-        """For a ``progress`` report: the iteration and the time left at the rate measured so far."""
+    def progress(self, iteration: int, iterations: int, elapsed: float, scale: int = 1, scales: int = 1,
+                 seconds_left: Optional[float] = None) -> tuple[str, float]:
+        """For a ``progress`` report: the scale, the iteration and the time left (the daemon's, else measured)."""
         self.iterations = iterations or self.iterations
-        text = f"{PREFIX}iteration {iteration}/{self.iterations}"
-        left = self.seconds_left(iteration, elapsed)
+        text = PREFIX
+        if scales > 1:
+            text += f"scale {scale} of {scales} · "
+        text += f"iteration {iteration}/{self.iterations}"
+        measured = self.seconds_left(iteration, elapsed)
+        left = seconds_left if seconds_left is not None else measured
         if left is not None and iteration < self.iterations:
             text += f" · {duration_text(left)} left"
         fraction = min(max(iteration / self.iterations, 0.0), 1.0) if self.iterations > 0 else 0.0

@@ -13,9 +13,19 @@ the inverse.
 
 Limits
 ------
-The argument ranges here only bound what a GIMP argument may hold.  What a daemon accepts
-(``max_iterations``, ``max_size``, …) is the daemon's to say: it reports its limits in
-``pong`` and :func:`over_limits` checks a run against them before anything is sent.
+The ranges of the engine's parameters and the ``init`` choices are the engine's schema
+(``daemon/engine/params.py``), which install.py writes beside the plug-in (``schema.py``); they
+only bound what a GIMP argument may hold.  What a daemon accepts (``max_iterations``,
+``max_size``, ``max_pixels``, …) is the daemon's to say: it reports its limits in ``pong`` and
+:func:`over_limits` checks a run against them before anything is sent.
+
+Resolution
+----------
+One argument for scripts, ``size``: 0 (the default) is the engine's "the content's own size",
+so the layer's region is sent and computed at full resolution; N > 0 is a working size whose
+result is stretched over the layer.  The dialog shows it as two dialog-only (aux) values, a
+"Full resolution" tick and a "Working size", and sets ``size`` from them on OK
+(:func:`size_from_dialog`).  Previews are capped at ``preview_size`` and stretched likewise.
 """
 from __future__ import annotations
 
@@ -23,7 +33,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
+
+from .schema import Schema, read_schema
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent  # where install.py puts the schema and the configuration
 
 PROCEDURE_NAME = "plug-in-neural-style"
 WORKER_NAME = "plug-in-neural-style-job"  # runs one job under GIMP's progress (see neural_style_gimp.py)
@@ -32,13 +47,27 @@ MENU_LABEL = "Neural Style…"
 
 CONTENT_WEIGHT = 1.0  # α, fixed
 STRENGTH_MIN, STRENGTH_MAX, STRENGTH_DEFAULT = 0.0, 100.0, 50.0
-ITERATIONS_MIN, ITERATIONS_MAX, ITERATIONS_DEFAULT = 1, 100_000, 200
-SIZE_MIN, SIZE_MAX, SIZE_DEFAULT = 16, 16_384, 512
 BLEND_DEFAULT = 0.5
-SEED_MAX = 2**31 - 1
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 5, 3600, 60
-INITS = ("noise", "content", "style")
+GINT_MAX = 2**31 - 1  # GIMP's int arguments are 32-bit
+
+# The engine's parameters, as its schema declares them (install.py writes it beside the plug-in).
+SCHEMA = Schema(read_schema(PLUGIN_DIR))
+ITERATIONS_MIN, ITERATIONS_MAX = int(SCHEMA.minimum("iterations")), min(int(SCHEMA.maximum("iterations")), GINT_MAX)
+# The plug-in's own default: a first look within a minute on a CPU (the engine's suits the CLI).
+ITERATIONS_DEFAULT = 200
+SIZE_MIN, SIZE_MAX = int(SCHEMA.minimum("size")), min(int(SCHEMA.maximum("size")), GINT_MAX)
+FULL_RESOLUTION = 0  # the engine's ``size`` that means "the content's own size" (its zero_means)
+SIZE_DEFAULT = FULL_RESOLUTION  # the plug-in's own default (the engine's suits the CLI)
+WORKING_SIZE_DEFAULT = int(SCHEMA.default("size"))  # the dialog's working size, when 'Full resolution' is off
+PREVIEW_SIZE_MIN = int(SCHEMA.minimum("preview_size"))
+PREVIEW_SIZE_MAX = min(int(SCHEMA.maximum("preview_size")), GINT_MAX)
+PREVIEW_SIZE_DEFAULT = int(SCHEMA.default("preview_size"))
+SEED_MAX = min(int(SCHEMA.maximum("seed")), GINT_MAX)
+INITS = SCHEMA.choices("init")
 INIT_DEFAULT = "content"  # a user watching the layer refine sees their photo transform; the CLI keeps the paper's noise
+# The dialog's words for the engine's init choices (a choice without words shows its name).
+INIT_LABELS = {"noise": "Random noise (as in the paper)", "content": "The photo", "style": "The painting"}
 
 # Each argument's dialog label (with its mnemonic) and tooltip, in plain words. Messages
 # name settings by these labels (``label``), so what the user reads matches the dialog.
@@ -50,9 +79,15 @@ ARGUMENTS = {
     "strength": ("Style s_trength", "How strongly the painting's texture replaces the photo's details: "
                                     "low keeps the photo recognisable, high lets the style take over"),
     "iterations": ("It_erations", "How many refinement steps to take: more look more finished and take longer"),
-    "size": ("Processing si_ze (pixels)", "The longest side, in pixels, at which the style is computed; the "
-                                          "result is scaled to the layer. Larger shows finer brush strokes "
-                                          "and is slower"),
+    "size": ("Si_ze (px)", "0: compute at the layer's own size (full resolution); N: the longest side, in "
+                           "pixels, at which the style is computed, the result then stretched over the layer"),
+    # The dialog shows 'size' as these two (aux arguments: not in the procedure's signature).
+    "full-resolution": ("_Full resolution", "Compute the style at the layer's own size (or the selection's): "
+                                            "every pixel is painted, nothing is stretched. Turn it off to work "
+                                            "faster at a smaller 'Working size'"),
+    "working-size": ("Working si_ze (px)", "Without 'Full resolution': the longest side, in pixels, at which the "
+                                           "style is computed; the result is then stretched over the layer. Larger "
+                                           "shows finer brush strokes and is slower"),
     "preserve-colors": ("_Keep the photo's colours", "Take only the painting's texture and keep the photo's "
                                                      "own colours"),
     "init": ("Start _from", "What the picture starts as before it is refined: the photo (shows the photo "
@@ -62,6 +97,9 @@ ARGUMENTS = {
                                     "install.py recorded"),
     "autostart": ("Start the daemon if _needed", "When no daemon answers, start the one install.py "
                                                  "recorded (it keeps running for the next time)"),
+    "preview-size": ("_Preview size (px)", "Longest side of the previews painted while the job runs ("
+                                           "stretched over the layer; 0 = uncapped); the finished result always "
+                                           "comes at the working size. Smaller previews repaint faster"),
     "timeout": ("_Wait for the daemon (seconds)", "How long to wait for any word from the daemon before "
                                                   "giving up"),
 }
@@ -72,7 +110,7 @@ def label(argument: str) -> str:
     return ARGUMENTS[argument][0].replace("_", "")
 
 
-ADVANCED_TITLE = "Connection to the daemon"
+ADVANCED_TITLE = "Advanced"
 
 
 def style_weight_from_strength(strength: float) -> float:
@@ -106,13 +144,14 @@ class Settings:
     blend: float = BLEND_DEFAULT  # weight of the second style, in [0, 1]
     strength: float = STRENGTH_DEFAULT
     iterations: int = ITERATIONS_DEFAULT
-    size: int = SIZE_DEFAULT
+    size: int = SIZE_DEFAULT  # 0: full resolution, else the working size
     preserve_color: bool = False
     init: str = INIT_DEFAULT
     seed: int = 0
     endpoint: str = ""  # "" = the one install.py recorded
     autostart: bool = True
     timeout: int = TIMEOUT_DEFAULT
+    preview_size: int = PREVIEW_SIZE_DEFAULT
     preview: bool = True
 
     def validate(self) -> None:
@@ -126,8 +165,12 @@ class Settings:
         if not ITERATIONS_MIN <= self.iterations <= ITERATIONS_MAX:
             raise SettingsError(f"'{label('iterations')}' must be at least {ITERATIONS_MIN} "
                                 f"(got {self.iterations}).", "iterations")
-        if not SIZE_MIN <= self.size <= SIZE_MAX:
-            raise SettingsError(f"'{label('size')}' must be at least {SIZE_MIN} pixels (got {self.size}).", "size")
+        if not self.full_resolution and not SIZE_MIN <= self.size <= SIZE_MAX:
+            raise SettingsError(f"'{label('working-size')}' must be at least {SIZE_MIN} pixels (got {self.size}), "
+                                f"or tick '{label('full-resolution')}'.", "working-size")
+        if self.preview_size != 0 and not PREVIEW_SIZE_MIN <= self.preview_size <= PREVIEW_SIZE_MAX:
+            raise SettingsError(f"'{label('preview-size')}' must be 0 (uncapped) or at least {PREVIEW_SIZE_MIN} "
+                                f"pixels (got {self.preview_size}).", "preview-size")
         if self.init not in INITS:
             raise SettingsError(f"'{label('init')}' must be one of {', '.join(INITS)} (got {self.init!r}).", "init")
         if self.endpoint and "://" not in self.endpoint:
@@ -160,22 +203,56 @@ class Settings:
             "seed": int(self.seed),
             "progress_every": int(progress_every),
             "preview": bool(self.preview),
+            "preview_size": int(self.preview_size),
         }
 
+    @property
+    def full_resolution(self) -> bool:
+        return self.size == FULL_RESOLUTION
 
-def over_limits(settings: Settings, limits: Mapping[str, int]) -> Optional[SettingsError]:
-    """The first setting over the limits a daemon reported in ``pong`` (None when all fit)."""
-    checks = (("iterations", settings.iterations, "max_iterations", ""),
-              ("size", settings.size, "max_size", " pixels"))
+
+def size_from_dialog(full_resolution: bool, working_size: int) -> int:
+    """The ``size`` argument for the dialog's 'Full resolution' tick and 'Working size'."""
+    return FULL_RESOLUTION if full_resolution else int(working_size)
+
+
+def over_limits(settings: Settings, limits: Mapping[str, int],
+                region: Optional[tuple[int, int]] = None) -> Optional[SettingsError]:
+    """The first setting over the limits a daemon reported in ``pong`` (None when all fit).
+
+    ``region`` is the width and height of what will be sent (the layer, or the selection's
+    bounds): with full resolution the daemon works at that size, so it must fit ``max_pixels``.
+    """
+    checks = [("iterations", settings.iterations, "max_iterations", "")]
+    if not settings.full_resolution:
+        checks.append(("working-size", settings.size, "max_size", " pixels"))
     for argument, value, key, unit in checks:
         limit = limits.get(key)
         if limit is not None and value > limit:
             return SettingsError(f"'{label(argument)}' is {value}{unit}; this daemon accepts at most {limit}{unit}. "
                                  f"Lower '{label(argument)}'.", argument)
+    max_pixels = limits.get("max_pixels")
+    if settings.full_resolution and region is not None and max_pixels is not None \
+            and region[0] * region[1] > max_pixels:
+        return SettingsError(f"The layer is {region[0]} × {region[1]} pixels ({megapixels(region[0] * region[1])}); "
+                             f"this daemon works at most at {megapixels(max_pixels)}. Turn off "
+                             f"'{label('full-resolution')}' and choose a '{label('working-size')}', or select a "
+                             "part of the layer.", "full-resolution")
     styles = len(settings.style_paths)
     if limits.get("max_styles") is not None and styles > limits["max_styles"]:
         return SettingsError(f"This daemon accepts at most {limits['max_styles']} style image(s).", "style2")
     return None
+
+
+def megapixels(pixels: int) -> str:
+    """"24 megapixels", "0.03 megapixels": how a photographer counts."""
+    return f"{pixels / 1e6:.3g} megapixels"
+
+
+def size_note(width: int, height: int, selection: bool) -> str:
+    """The dialog's line about what will be computed: the layer's (or the selection's) own size."""
+    what = "The selection's bounds are" if selection else "The layer is"
+    return f"{what} {width} × {height} px ({megapixels(width * height)})."
 
 
 def progress_every_for(iterations: int) -> int:
