@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from neural_style.protocol.connection import DEFAULT_ENDPOINT, ENDPOINT_ENV
+
 from .exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -22,6 +24,8 @@ from .exit_codes import (
     EXIT_NO_WEIGHTS,
     EXIT_OK,
 )
+
+ENDPOINT_HELP = f"daemon endpoint (default ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})"
 
 if TYPE_CHECKING:
     from .engine.params import Spec, StyleParams
@@ -126,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("styles", type=Path, nargs="+", metavar="style")
     stylize.add_argument("-o", "--output", type=Path, required=True)
     stylize.add_argument("--local", action="store_true", help="run in this process instead of through the daemon")
-    stylize.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
+    stylize.add_argument("--endpoint", help=ENDPOINT_HELP)
     stylize.add_argument("--no-autostart", action="store_true",
                          help="fail instead of starting a daemon when none answers")
     _add_param_options(stylize)
@@ -156,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(serve)
 
     status = commands.add_parser("status", help="ask the daemon what it is doing")
-    status.add_argument("--endpoint", help="daemon endpoint (default $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
+    status.add_argument("--endpoint", help=ENDPOINT_HELP)
     return parser
 
 

@@ -24,6 +24,7 @@ import zmq
 from neural_style.daemon.cli import mebibytes
 from neural_style.daemon.exit_codes import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
 from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
+from neural_style.protocol.connection import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
 from .bind import EndpointBusy, RouterSettings, bind_router
 from .jobs import JobQueue
@@ -97,7 +98,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("daemon")
     group.add_argument("--bind", metavar="ENDPOINT",
                        help="ZeroMQ endpoint to listen on, tcp://HOST:PORT or ipc://PATH "
-                            "(default: $NEURAL_STYLE_ENDPOINT or tcp://127.0.0.1:5570)")
+                            f"(default: ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})")
     group.add_argument("--curve-dir", type=Path, metavar="DIR",
                        help="CURVE keys: DIR/server.key_secret and allowed client keys in DIR/clients/*.key "
                             "(required to bind a non-loopback address; create with "
