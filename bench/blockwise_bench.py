@@ -18,17 +18,17 @@ Never run in CI: the 4096² block-wise evaluation alone takes minutes on two cor
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from child_runs import CHILD_ENV, add_child_arguments, run_child, serve_child
 
 from neural_style.daemon.engine import random_vgg19
 from neural_style.daemon.engine.blockwise import (
@@ -125,19 +125,6 @@ def _max_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
-#: Set by --mmap-threshold: glibc's M_MMAP_THRESHOLD for the child processes (see docs/PERFORMANCE.md).
-CHILD_ENV: dict[str, str] = {}
-
-
-def run_child(spec: dict) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          env={**os.environ, **CHILD_ENV})
-    if done.returncode != 0:
-        return {**spec, "error": done.stderr.strip().splitlines()[-1]
-                if done.stderr.strip() else f"exit {done.returncode}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 # ---------------------------------------------------------------------- the parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,13 +135,9 @@ def main() -> int:
     parser.add_argument("--content-cost", action="store_true")
     parser.add_argument("--whole", choices=("auto", "never"), default="auto",
                         help="auto: run the whole-image path where it fits in half the available RAM")
-    parser.add_argument("--mmap-threshold", type=int, help="glibc M_MMAP_THRESHOLD (bytes) for the measured processes")
-    parser.add_argument("--child")
+    add_child_arguments(parser)
     args = parser.parse_args()
-    if args.mmap_threshold:
-        CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+    if serve_child(args, child):
         return 0
     layers = {"content_layers": list(DEFAULT_CONTENT_LAYERS), "style_layers": list(DEFAULT_STYLE_LAYERS)}
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
@@ -180,7 +163,7 @@ def memory_against_size(args, layers: dict) -> int:
             runs = []
             for path in ("whole", "blocks") if whole_fits else ("blocks",):
                 save = str(Path(folder) / f"{path}-{size}.pt")
-                result = run_child({"size": size, "path": path, "block": args.block, "threads": args.threads,
+                result = run_child(__file__, {"size": size, "path": path, "block": args.block, "threads": args.threads,
                                     "save": save, **layers})
                 _row(result)
                 runs.append(result)
@@ -208,7 +191,7 @@ def calibrate(args, layers: dict) -> int:
     for name, config in configs:
         points = []
         for size in (384, 768):
-            result = run_child({"size": size, "path": "whole", "threads": args.threads, **config})
+            result = run_child(__file__, {"size": size, "path": "whole", "threads": args.threads, **config})
             if "error" in result:
                 print(f"| {name} | {size} | error: {result['error']} | | |")
                 continue

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from child_runs import CHILD_ENV, add_child_arguments, run_child, serve_child
 
 from neural_style.daemon.engine import StyleParams, job_plan, random_vgg19, stylize
 from neural_style.daemon.engine.block_grid import BlockGrid
@@ -122,19 +123,6 @@ def _force_plan(path: str, block: int) -> None:
     job_plan.plan_memory = forced  # type: ignore[assignment]  # this process only: a bench's child
 
 
-#: Set by --mmap-threshold: glibc's M_MMAP_THRESHOLD for the child processes (see docs/PERFORMANCE.md).
-CHILD_ENV: dict[str, str] = {}
-
-
-def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          env={**os.environ, **CHILD_ENV})
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        return {**spec, "error": lines[-1] if lines else f"exit {done.returncode}"}
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
 # ---------------------------------------------------------------------- seams
 def seam_ratio(image: torch.Tensor, rows: list[int], cols: list[int]) -> float:
     """Mean squared finite difference across the given boundaries over that everywhere else.
@@ -165,7 +153,7 @@ def agreement(args: argparse.Namespace) -> int:
         for name, path, perturb in (("whole", "whole", 0.0), ("blocks", "blocks", 0.0),
                                     ("rounding", "whole", PERTURBATION)):
             save = str(Path(folder) / f"{name}.pt")
-            runs[name] = run_child({"height": height, "width": width, "iterations": args.iterations,
+            runs[name] = run_child(__file__, {"height": height, "width": width, "iterations": args.iterations,
                                     "threads": args.threads, "force": path, "block": args.block, "save": save,
                                     "perturb": perturb})
             print(f"  {name}: {json.dumps(runs[name], ensure_ascii=False)}", flush=True)
@@ -199,8 +187,8 @@ def budget(args: argparse.Namespace) -> int:
           f"{args.iterations} iterations, max_memory {args.max_memory} MiB, child environment {CHILD_ENV or 'as is'}")
     whole = job_plan.plan_memory(height, width, budget=UNBOUNDED, **_default_memory_options())
     print(f"the planner's whole-image prediction at full size: {whole.describe()}")
-    result = run_child({"height": height, "width": width, "iterations": args.iterations, "threads": args.threads,
-                        "scales": 0, "max_memory": args.max_memory})
+    result = run_child(__file__, {"height": height, "width": width, "iterations": args.iterations,
+                                  "threads": args.threads, "scales": 0, "max_memory": args.max_memory})
     if "error" in result:
         print(f"error: {result['error']}")
         return 1
@@ -230,13 +218,9 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, help="(agreement: 10; budget: 6)")
     parser.add_argument("--max-memory", type=int, default=2560, help="MiB")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--mmap-threshold", type=int, help="glibc M_MMAP_THRESHOLD (bytes) for the measured job")
-    parser.add_argument("--child")
+    add_child_arguments(parser)
     args = parser.parse_args()
-    if args.mmap_threshold:
-        CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+    if serve_child(args, child):
         return 0
     if args.mode is None:
         parser.error("a mode: agreement or budget")
