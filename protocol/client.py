@@ -134,6 +134,14 @@ class Client:
         """
         return self._request(Cancel(new_request_id(), request_id), CancelAck, timeout)
 
+    def newer_preview_waiting(self) -> bool:
+        """Whether a progress report with a preview has already arrived and waits to be read.
+
+        Reading a reply drains every reply that has arrived, so a burst that came in while the caller
+        painted the last preview is here: a caller that paints slowly skips to the newest preview."""
+        return any(isinstance(reply, Progress) and reply.image is not None
+                   for queue in self._inbox.values() for reply in queue)
+
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False) -> StylizeStream:

@@ -77,14 +77,7 @@ def newer_preview_waiting(client: Any) -> bool:
     daemon takes to send the next, the plug-in skips to the newest instead of falling behind.
     Only a waiting *preview* makes one stale; a heartbeat or a report without an image does not.
     """
-    newer = getattr(client, "newer_preview_waiting", None)  # the tests' scripted client
-    if callable(newer):
-        return bool(newer())
-    # protocol's Client has no public way to ask yet: when it reads, it drains every reply that has
-    # arrived into its inbox, so a burst that came in while the last preview was painted is there.
-    inbox = getattr(client, "_inbox", {})
-    return any(isinstance(reply, Progress) and reply.image is not None
-               for queue in inbox.values() for reply in queue)
+    return bool(client.newer_preview_waiting())
 
 
 def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Optional[str] = None,
