@@ -124,6 +124,11 @@ def test_limits_come_from_the_daemon(tmp_path):
     assert S.size_from_dialog(True, 300) == 0 and S.size_from_dialog(False, 300) == 300
     assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 5)) is None
     assert S.over_limits(_settings(tmp_path), {"max_pixels": 100}, (20, 6)).argument == "full-resolution"
+    # A working size that covers the layer is its own size to the daemon: max_pixels bounds it, not max_size.
+    assert S.over_limits(_settings(tmp_path, size=3000), {"max_size": 2048, "max_pixels": 10**7}, (3000, 2000)) is None
+    covering = S.over_limits(_settings(tmp_path, size=3000), {"max_size": 2048, "max_pixels": 10**6}, (3000, 2000))
+    assert covering.argument == "working-size" and "layer's own size" in str(covering)
+    assert S.over_limits(_settings(tmp_path, size=2500), {"max_size": 2048}, (3000, 2000)).argument == "working-size"
 
 
 def test_the_dialog_says_what_full_resolution_computes():

@@ -223,8 +223,11 @@ def over_limits(settings: Settings, limits: Mapping[str, int],
     ``region`` is the width and height of what will be sent (the layer, or the selection's
     bounds): with full resolution the daemon works at that size, so it must fit ``max_pixels``.
     """
+    # A working size at least the region's longest side is its own size to the daemon (it never scales up):
+    # bounded by max_pixels, as full resolution is, not by max_size.
+    native = settings.full_resolution or (region is not None and settings.size >= max(region))
     checks = [("iterations", settings.iterations, "max_iterations", "")]
-    if not settings.full_resolution:
+    if not native:
         checks.append(("working-size", settings.size, "max_size", " pixels"))
     for argument, value, key, unit in checks:
         limit = limits.get(key)
@@ -232,8 +235,13 @@ def over_limits(settings: Settings, limits: Mapping[str, int],
             return SettingsError(f"'{label(argument)}' is {value}{unit}; this daemon accepts at most {limit}{unit}. "
                                  f"Lower '{label(argument)}'.", argument)
     max_pixels = limits.get("max_pixels")
-    if settings.full_resolution and region is not None and max_pixels is not None \
+    if native and region is not None and max_pixels is not None \
             and region[0] * region[1] > max_pixels:
+        if not settings.full_resolution:
+            return SettingsError(f"A '{label('working-size')}' of {settings.size} pixels is the layer's own size, "
+                                 f"{region[0]} × {region[1]} pixels ({megapixels(region[0] * region[1])}); this "
+                                 f"daemon works at most at {megapixels(max_pixels)}. Lower "
+                                 f"'{label('working-size')}'.", "working-size")
         return SettingsError(f"The layer is {region[0]} × {region[1]} pixels ({megapixels(region[0] * region[1])}); "
                              f"this daemon works at most at {megapixels(max_pixels)}. Turn off "
                              f"'{label('full-resolution')}' and choose a '{label('working-size')}', or select a "
