@@ -232,3 +232,23 @@ def test_a_24_megapixel_rgba_image_travels_both_ways(harness):
         result = next(event for event in events if isinstance(event, Result))
     assert result.image is not None and (result.image.width, result.image.height) == (width, height)
     assert len(result.image.data) == 96_000_000 and bytes(result.image.data[-256:]) == bytes(range(256))
+
+
+def test_the_worker_names_running_out_of_memory_and_serves_on(worker, monkeypatch):
+    """The engine's OOM test (oom_retry.is_out_of_memory) decides, so the CPU allocator's wording counts too."""
+    import neural_style.daemon.engine as engine
+
+    def exhausted(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(engine, "stylize", exhausted)
+    job = Job(b"client", "huge", _request(iterations=2))
+    worker._jobs.put(job)
+    (event,) = _until_terminal(_events(worker))
+    error = decode_reply(event.message.frames)
+    assert isinstance(error, Error) and (error.id, error.code) == ("huge", "internal")
+    assert error.message.startswith("out of memory on cpu")
+    monkeypatch.undo()
+    job = Job(b"client", "after", _request(iterations=2))
+    worker._jobs.put(job)
+    assert isinstance(decode_reply(_until_terminal(_events(worker))[-1].message.frames), Result)

@@ -139,7 +139,7 @@ def stylize(
             loss = _terms(terms, iteration)
             image_out = preview(image[0]) if params.preview else None
             on_progress(EngineProgress(iteration, params.iterations, loss, time.perf_counter() - started,
-                                 image_out, _scale, len(plan.scales), seconds_left))
+                                       image_out, _scale, len(plan.scales), seconds_left))
 
         clock.start_scale(index)
         try:

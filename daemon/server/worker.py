@@ -58,13 +58,6 @@ def default_loader(settings: ModelSettings) -> Any:
                       device=settings.device, seed=settings.seed)
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    oom = getattr(torch.cuda, "OutOfMemoryError", ())
-    return (bool(oom) and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
-
-
 class Worker(threading.Thread):
     """Runs ``JobQueue`` jobs on the model; every job it takes ends in one terminal ``WorkerEvent``."""
 
@@ -171,6 +164,7 @@ class Worker(threading.Thread):
 
     def _run_job(self, job: Job) -> None:
         from neural_style.daemon.engine import Cancelled, ParamError, stylize
+        from neural_style.daemon.engine.oom_retry import is_out_of_memory
 
         job.timings.started = time.monotonic()
         if self._should_stop(job):
@@ -208,7 +202,7 @@ class Worker(threading.Thread):
         except ParamError as exc:
             self._fail(job, ErrorCode.BAD_REQUEST, f"params: {exc}")
         except Exception as exc:
-            if _is_out_of_memory(exc):
+            if is_out_of_memory(exc):
                 log.error("%s ran out of memory: %s", job.label(), exc)
                 message = f"out of memory on {getattr(self.model, 'device', 'the device')}: try a smaller size"
             else:
