@@ -19,6 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "install.py"
 PLUGIN = "neural_style_gimp"
+BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -38,7 +39,9 @@ def sandbox(tmp_path, monkeypatch):
                NEURAL_STYLE_STATE_DIR=str(home / "state"))
 
     def run(*args, extra_env=None, check=True):
-        proc = subprocess.run([sys.executable, str(INSTALL), *args], capture_output=True, text=True,
+        # The Python a user runs install.py with: the base interpreter, which cannot import neural_style
+        # (the venv's could, and would hide an install step that needs the package before it exists).
+        proc = subprocess.run([BASE_PYTHON, str(INSTALL), *args], capture_output=True, text=True,
                               env={**env, **(extra_env or {})}, timeout=300)
         text = proc.stdout + proc.stderr
         assert "Traceback" not in text, text
