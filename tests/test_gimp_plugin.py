@@ -507,7 +507,7 @@ def failures(gimp_root, share, daemon):
         step(share, "autostart-fails", {**quick, "endpoint": nobody, "autostart": True}),
         step(share, "text-as-style", {**quick, "style": "/share/in/notes.txt"}),
         step(share, "truncated-style", {**quick, "style2": "/share/in/cut.jpg"}),
-        step(share, "over-the-limit", {**quick, "size": 4096}),  # the daemon's --max-size is 2048
+        step(share, "over-the-limit", {**quick, "iterations": 6000}),  # the daemon's --max-iterations is 5000
     ]
     return run_session(gimp_root, share, "failures", steps), nobody
 
@@ -537,7 +537,7 @@ def test_gimp_autostart_failure_names_the_command(failures, share):
 @pytest.mark.parametrize("name, words", [
     ("text-as-style", "'Style image' /share/in/notes.txt is not an image file"),
     ("truncated-style", "'Second style image' /share/in/cut.jpg is an incomplete JPEG file"),
-    ("over-the-limit", "'Working size (px)' is 4096 pixels; this daemon accepts at most 2048"),
+    ("over-the-limit", "'Iterations' is 6000; this daemon accepts at most 5000"),
 ])
 def test_gimp_bad_choices_name_the_file_or_setting_and_leave_no_trace(failures, share, name, words):
     result, _out = failures[0][name]
@@ -694,7 +694,7 @@ def gui_session(gimp_root, share, daemon):
         step(share, "dialog-invalid", {}, interactive=True,
              remember={k: v for k, v in chosen.items() if k != "timeout"} | {"style": "/share/in/notes.txt"}),
         step(share, "dialog-ok", {}, interactive=True, remember=chosen),
-        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "working-size": 4096}),
+        step(share, "dialog-again", {}, interactive=True, remember={**chosen, "iterations": 6000}),
         step(share, "cancelled", {**quick, "iterations": 2000, "size": 64}, undo_check=f"{out}/undo",
              baseline_done=f"{out}/cancelled-baseline-done"),
         step(share, "failed-undo", {**quick, "endpoint": f"tcp://127.0.0.1:{free_port()}"},
@@ -758,7 +758,7 @@ def test_gimp_dialog_opens_again_when_the_daemon_refuses_a_setting(gui_session, 
     result, _ = results["dialog-again"]
     assert result["status"] == "cancel", result  # the user gave up with Escape in the dialog that came back
     assert_left_as_before(result)
-    assert result["remembered_after"]["working-size"] == 4096
+    assert result["remembered_after"]["iterations"] == 6000
 
 
 def test_gimp_interactive_dialog_ok_runs_the_job(gui_session, share):
