@@ -99,6 +99,7 @@ class Client:
             self._socket = None
             raise ValueError(f"cannot connect to endpoint {self.endpoint!r}: {exc}") from None
         self._inbox: dict[str, deque[Reply]] = {}
+        self._connection_error: Optional[Error] = None
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -137,8 +138,11 @@ class Client:
     def newer_preview_waiting(self) -> bool:
         """Whether a progress report with a preview has already arrived and waits to be read.
 
-        Reading a reply drains every reply that has arrived, so a burst that came in while the caller
-        painted the last preview is here: a caller that paints slowly skips to the newest preview."""
+        Replies that reached the socket are read into the inbox first, without waiting, so a burst that
+        came in while the caller painted the last preview counts: a caller that paints slowly skips to the
+        newest preview."""
+        if self._socket is not None:
+            self._receive_arrived()
         return any(isinstance(reply, Progress) and reply.image is not None
                    for queue in self._inbox.values() for reply in queue)
 
@@ -269,21 +273,32 @@ class Client:
         deadline = time.monotonic() + wait
         sock = self._sock()
         while not queue:
+            if self._connection_error is not None:
+                error, self._connection_error = self._connection_error, None
+                raise DaemonError(error.code, error.message, message_id)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
                 if queue:
                     break
                 raise DaemonUnavailable(why)
-            while True:
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)  # images stay in zmq buffers
-                except zmq.Again:
-                    break
-                reply = decode_reply(frames)
-                if reply.id == "" and isinstance(reply, Error):
-                    raise DaemonError(reply.code, reply.message, message_id)
-                pending = self._inbox.get(reply.id)
-                if pending is not None:
-                    pending.append(reply)
-                # replies to requests nobody waits for any more are dropped
+            self._receive_arrived()
         return queue.popleft()
+
+    def _receive_arrived(self) -> None:
+        """Move every reply that has reached the socket into its request's inbox, without waiting.
+
+        An error addressed to no request (id "") concerns the connection: the next read raises it."""
+        sock = self._sock()
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)  # images stay in zmq buffers
+            except zmq.Again:
+                return
+            reply = decode_reply(frames)
+            if reply.id == "" and isinstance(reply, Error):
+                self._connection_error = reply
+                return
+            pending = self._inbox.get(reply.id)
+            if pending is not None:
+                pending.append(reply)
+            # replies to requests nobody waits for any more are dropped
