@@ -11,7 +11,11 @@ the size asked for) and Starry Night (style) from ../shared/images.
         finite difference across block boundaries over that inside blocks, for both results
         (the whole image's is the baseline: its boundaries are ordinary pixels) and for their difference;
         a third job, the whole image with its content changed by ±1e-6, shows what the optimiser makes of a
-        rounding-sized difference over the same iterations (the baseline for the first two's difference)
+        rounding-sized difference over the same iterations (the baseline for the first two's difference);
+        --float64 runs the first two in float64 (the network, the optimised image, the losses; the content
+        enters as float32, as every input does, so no rounding-sized baseline exists there), where rounding
+        is 10⁻¹⁶ instead of 10⁻⁷; both modes print the losses' relative difference iteration by iteration,
+        which shows where the two runs part: in the objective (iteration 1) or in the optimiser's steps
     python bench/full_resolution_bench.py budget [--size 2048] [--max-memory 2560] [--iterations 6]
         a job on a content of --size (longest side, 4:3) with size 0 (native), scales 0
         (automatic) and max_memory, beside the planner's prediction for the whole image:
@@ -38,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from child_runs import CHILD_ENV, add_child_arguments, run_child, serve_child
 
-from neural_style.daemon.engine import StyleParams, job_plan, random_vgg19, stylize
+from neural_style.daemon.engine import EngineProgress, StyleParams, job_plan, random_vgg19, stylize
 from neural_style.daemon.engine.block_grid import BlockGrid
 from neural_style.daemon.engine.imaging import resize
 from neural_style.daemon.engine.memory_budget import Budget, available_ram, process_rss
@@ -61,6 +65,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     height, width = spec["height"], spec["width"]
     content = resize(load_image(SHARED / "tubingen.jpg")[:3], (height, width)).clamp(0, 1)
     style = load_image(SHARED / "starry_night.jpg")[:3]
+    if spec.get("float64"):  # the network's dtype is the run's (inputs enter as float32)
+        model, content, style = model.double(), content.double(), style.double()
     if spec.get("perturb"):  # a difference the size of float32 rounding, put into the content
         noise = torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5
         content = content + 2 * spec["perturb"] * noise
@@ -69,9 +75,15 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     params = StyleParams(size=0, iterations=spec["iterations"], scales=spec.get("scales", 1),
                          max_memory=spec.get("max_memory", 0), progress_every=1, preview=False)
     sampler = _RssSampler()
+    losses: list[float] = []
+
+    def on_progress(progress: EngineProgress) -> None:
+        sampler.at_scale(progress.scale)
+        losses.append(progress.loss.total)
+
     began = time.perf_counter()
     with sampler:
-        result = stylize(model, content, [style], params, on_progress=lambda p: sampler.at_scale(p.scale))
+        result = stylize(model, content, [style], params, on_progress=on_progress)
     seconds = time.perf_counter() - began
     if spec.get("save"):
         torch.save(result.image, spec["save"])
@@ -79,7 +91,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             "block": result.plans[-1].block_size if result.plans[-1].path == "blocks" else None,
             "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "seconds": seconds,
             "scale_peaks": sampler.peaks,
-            "loss": result.loss.total}
+            "loss": result.loss.total, "losses": losses}
 
 
 class _RssSampler:
@@ -144,35 +156,40 @@ def seam_ratio(image: torch.Tensor, rows: list[int], cols: list[int]) -> float:
 def agreement(args: argparse.Namespace) -> int:
     height, width = args.size * 3 // 4 // 16 * 16, args.size
     print(f"machine: {_machine(args)}; {width}×{height}, {args.iterations} iterations, one scale, blocks of "
-          f"{args.block}")
+          f"{args.block}, {'float64' if args.float64 else 'float32'}")
     with tempfile.TemporaryDirectory() as folder:
         runs = {}
         # "rounding": the whole image again, its content changed by ±PERTURBATION (the block-wise gradient's
         # relative difference from the whole image's is about 1e-6): what a rounding-sized difference
         # becomes once the optimiser has amplified it over the same iterations (the baseline).
-        for name, path, perturb in (("whole", "whole", 0.0), ("blocks", "blocks", 0.0),
-                                    ("rounding", "whole", PERTURBATION)):
+        jobs = [("whole", "whole", 0.0), ("blocks", "blocks", 0.0), ("rounding", "whole", PERTURBATION)]
+        for name, path, perturb in jobs[:2] if args.float64 else jobs:
             save = str(Path(folder) / f"{name}.pt")
             runs[name] = run_child(__file__, {"height": height, "width": width, "iterations": args.iterations,
                                     "threads": args.threads, "force": path, "block": args.block, "save": save,
-                                    "perturb": perturb})
+                                    "perturb": perturb, "float64": args.float64})
             print(f"  {name}: {json.dumps(runs[name], ensure_ascii=False)}", flush=True)
             if "error" in runs[name]:
                 return 1
-        whole, blocks, rounding = (torch.load(Path(folder) / f"{name}.pt", weights_only=True)
-                                   for name in ("whole", "blocks", "rounding"))
+        results = {name: torch.load(Path(folder) / f"{name}.pt", weights_only=True) for name in runs}
     grid = BlockGrid.for_layers(height, width, (*DEFAULT_STYLE_LAYERS, *DEFAULT_CONTENT_LAYERS),
                                 runs["blocks"]["block"])
     rows = sorted({b.rows.start for b in grid.blocks()} - {0})
     cols = sorted({b.cols.start for b in grid.blocks()} - {0})
     print(f"\nblocks: {len(grid.blocks())} ({len(rows) + 1} × {len(cols) + 1}), boundaries at rows {rows}, "
           f"columns {cols}")
-    for name, other in (("blocks", blocks), ("rounding baseline", rounding)):
+    whole, blocks = results["whole"], results["blocks"]
+    for name, other in (("blocks", blocks), ("rounding baseline", results.get("rounding"))):
+        if other is None:
+            continue
         difference = (other - whole).abs() * 255
         print(f"{name} against the whole image, in 1/255: max {float(difference.max()):.3f}, mean "
               f"{float(difference.mean()):.4f}; values differing by more than 1/255: "
               f"{int((difference > 1).sum())} of {difference.numel()}; seam statistic of the difference "
               f"{seam_ratio(other - whole, rows, cols):.4f}")
+    for name in [name for name in runs if name != "whole"]:  # how a difference grows, iteration by iteration
+        print(f"{name}: relative loss difference from the whole image's, per iteration: " + ", ".join(
+            f"{abs(a - b) / abs(b):.1e}" for a, b in zip(runs[name]["losses"], runs["whole"]["losses"])))
     print(f"losses: whole {runs['whole']['loss']:.7g}, blocks {runs['blocks']['loss']:.7g} (relative difference "
           f"{abs(runs['blocks']['loss'] - runs['whole']['loss']) / abs(runs['whole']['loss']):.1e})")
     print("seam statistic (boundary / interior mean squared finite difference): "
@@ -218,6 +235,8 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, help="(agreement: 10; budget: 6)")
     parser.add_argument("--max-memory", type=int, default=2560, help="MiB")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--float64", action="store_true",
+                        help="agreement: the whole image and the blocks in float64, no baseline")
     add_child_arguments(parser)
     args = parser.parse_args()
     if serve_child(args, child):
