@@ -3,6 +3,7 @@ blocks), the retry after running out of memory, previews capped, the time left, 
 computed at its size rather than upscaled. Small images, small blocks and small budgets."""
 from __future__ import annotations
 
+import copy
 import logging
 import math
 
@@ -56,6 +57,19 @@ def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(mo
     assert float(difference.mean()) < 1e-4
     assert float((difference > 1 / 255).float().mean()) < 1e-3
     assert blocks.loss.total == pytest.approx(whole.loss.total, rel=1e-3)
+
+
+def test_in_float64_the_block_wise_job_ends_exactly_where_the_whole_image_job_does(model, style, no_rss):
+    """With rounding at 1e-16 there is nothing for L-BFGS to amplify: the whole job, not only one evaluation,
+    gives the whole image's result block by block (the image and the optimiser take the network's dtype)."""
+    model64 = copy.deepcopy(model).double()
+    content = smooth_image(96, 128, seed=4)
+    params = StyleParams(iterations=5, size=0, progress_every=1, **SHALLOW)
+    whole = stylize(model64, content, [style], params)
+    blocks = stylize(model64, content, [style], params.replace(max_memory=135))
+    assert whole.plans[0].path == "whole" and blocks.plans[0].path == "blocks" and blocks.plans[0].blocks > 1
+    assert float((blocks.image - whole.image).abs().max()) < 1e-6  # the result's own float32 rounding
+    assert blocks.loss.total == pytest.approx(whole.loss.total, rel=1e-10)
 
 
 def test_a_budget_too_small_for_any_block_is_refused_with_what_it_needs(model, style, no_rss):

@@ -103,6 +103,7 @@ def stylize(
                      [s.iterations for s in plan.scales])
     preview = _Previews(plan, params)
 
+    working_dtype = torch.promote_types(model.dtype, torch.float32)
     x: torch.Tensor | None = None
     iteration_offset = 0
     last_terms: dict[str, torch.Tensor] = {}
@@ -115,7 +116,8 @@ def stylize(
                               style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
                               precision=params.precision, autocast=autocast, cache=target_cache, stats=stats,
                               block_size=memory.block_size if memory.path == "blocks" else max(scale.size))
-        start = _start_image(x, scale, content_at, styles, params, generator).to(device)
+        # the image is optimised in the network's precision (a float64 network: a float64 image and optimiser)
+        start = _start_image(x, scale, content_at, styles, params, generator).to(device, working_dtype)
         x = None  # the last scale's image lives on only in the start
 
         def build(m: MemoryPlan, _targets: _ScaleTargets = targets,

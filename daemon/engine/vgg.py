@@ -65,6 +65,10 @@ class VGG19Features(nn.Module):
         return self.conv_layers[0].weight.device
 
     @property
+    def dtype(self) -> torch.dtype:
+        return self.conv_layers[0].weight.dtype
+
+    @property
     def conv_layers(self) -> list[nn.Conv2d]:
         """The 16 convolutions, as convolutions (a ModuleList's items are plain Modules to a type checker)."""
         return [conv for conv in self.convs if isinstance(conv, nn.Conv2d)]
