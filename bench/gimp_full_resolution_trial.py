@@ -1,0 +1,101 @@
+"""A large layer through real GIMP 3.0.4, as a user runs it: the plug-in's defaults (Full resolution,
+automatic scales), a daemon on the host with seeded random weights.
+
+    python bench/gimp_full_resolution_trial.py [--size 4000x3000] [--iterations 4]
+
+Tübingen from ../shared/images, upscaled to --size, is the layer; Starry Night the style. GIMP runs in
+the Debian trixie root of tests/gimp (built on first use by build_root.sh), through the same harness as
+tests/test_gimp_plugin.py, whose helpers this script reuses. It prints the daemon's plan and timing,
+the layers GIMP holds afterwards, and the result's high-frequency energy against that of its own
+half-size version stretched back (1.0: no detail beyond half the size). Minutes on a CPU: never in CI.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import test_gimp_plugin as harness  # the tests' daemon, session and step helpers
+
+REPO = harness.REPO
+
+
+def high_frequency(image: Image.Image) -> float:
+    """Mean squared difference between neighbouring pixels (0–1 values), both directions."""
+    a = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+    return float(((a[:, 1:] - a[:, :-1]) ** 2).mean() + ((a[1:] - a[:-1]) ** 2).mean())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="4000x3000", help="the layer, WIDTHxHEIGHT")
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--keep", help="keep GIMP's output (image.xcf, new_layer.png…) in this folder")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    root = harness.ROOT
+    if not (root / ".neural-style-root-complete").exists():
+        build = subprocess.run([str(harness.GIMP_TESTS / "build_root.sh"), str(root)])
+        if build.returncode != 0:
+            print(f"cannot build the GIMP root in {root}", file=sys.stderr)
+            return 1
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder) / "share"
+        for name in ("home", "in", "out"):
+            (base / name).mkdir(parents=True)
+        photo = Image.open(harness.IMAGES / "tubingen.jpg").convert("RGB")
+        photo.resize((width, height), Image.Resampling.LANCZOS).save(base / "in" / "layer.png")
+        shutil.copy(harness.IMAGES / "starry_night.jpg", base / "in" / "starry_night.jpg")
+        for name in ("batch_neural_style.py", "gui_driver.py", "with_display.sh"):
+            shutil.copy(harness.GIMP_TESTS / name, base / name)
+        daemon = harness.Daemon(Path(folder))
+        try:
+            daemon.wait_ready()
+            profile = base / "home" / ".config" / "GIMP" / "3.0"
+            subprocess.run([sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir",
+                            str(base / "state"), "--no-venv", "--no-weights", "--no-wheels", "--endpoint",
+                            daemon.endpoint], check=True, capture_output=True)
+            steps = [harness.step(base, "trial", {"iterations": args.iterations, "size": 0, "autostart": False,
+                                                  "endpoint": daemon.endpoint}, image="layer.png")]
+            began = time.monotonic()
+            gimp = harness.run_session(root, base, "trial", steps, background=True)
+            code = gimp.wait()
+            seconds = time.monotonic() - began
+            log = daemon.log_path.read_text(errors="replace")
+        finally:
+            daemon.stop()
+        out = base / "out" / "trial"
+        if code != 0 or not (out / "result.json").exists():
+            print(f"GIMP exited with {code}:\n{harness.gimp_log(base, 'trial')}", file=sys.stderr)
+            return 1
+        result = json.loads((out / "result.json").read_text())
+        print(f"layer {width}×{height}, {args.iterations} iterations; GIMP session {seconds:.0f} s, the procedure "
+              f"{result['elapsed']:.0f} s, status {result['status']} {result['error'] or ''}")
+        job_log = log[log.find(" accepted at position"):]  # not the warm-up's plan
+        for line in re.findall(r"(plan: .*|result: .*)", job_log):
+            print(f"daemon {line}")
+        for layer in result["layers_after"]:
+            print(f"layer after: {layer['name']!r} {layer['width']}×{layer['height']} at {layer['offsets']}")
+        new = Image.open(out / "new_layer.png")
+        stretched = new.resize((width // 2, height // 2), Image.Resampling.BILINEAR).resize(
+            (width, height), Image.Resampling.BILINEAR)
+        print(f"result {new.size[0]}×{new.size[1]}: high-frequency energy {high_frequency(new):.3e}, its half-size "
+              f"version stretched back {high_frequency(stretched):.3e} "
+              f"(ratio {high_frequency(new) / high_frequency(stretched):.3f})")
+        if args.keep:
+            shutil.copytree(out, args.keep, dirs_exist_ok=True)
+    return 0 if result["status"] == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
