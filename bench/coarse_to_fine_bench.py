@@ -12,6 +12,11 @@ configurations, so that the load other work puts on a shared machine falls on al
         explicit coarse budgets for both steps: which allocation reaches the target soonest
     python bench/coarse_to_fine_bench.py optimizers [--size 512] [--iterations 100]
         L-BFGS with histories 100 … 5 against Adam: the loss reached per second
+    python bench/coarse_to_fine_bench.py weights [--size 512 --coarse 256] [--iterations 30] [--budgets 44]
+        the content weight per scale: scaled by output pixels / the scale's pixels (the engine's
+        schedule.content_weight_factor) against the same α at every scale (the baseline), with the
+        automatic ×2 split of T iterations; --style-weight sets β (with random weights the default
+        α/β leaves the loss almost all content; a larger β balances the terms, as trained weights do)
 
 Seeded random VGG19 weights unless --weights is given; Tübingen and Starry Night from ../shared/images.
 """
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from neural_style.daemon.engine import Cancelled, StyleParams, job_plan, memory_plan, stylize
+from neural_style.daemon.engine import Cancelled, StyleParams, job_plan, memory_plan, schedule, stylize
 from neural_style.daemon.engine.imaging import fit_longest_side
 from neural_style.daemon.engine.memory_plan import OptimizerState
 from neural_style.daemon.engine.schedule import FRONT_LOADING, Scale, scale_sizes, split_iterations
@@ -55,7 +60,8 @@ class Runner:
         torch.set_num_threads(args.threads)
         self.model = load_model(args.weights, device=args.device)
         self.content, self.style = load_image(SHARED / "tubingen.jpg"), load_image(SHARED / "starry_night.jpg")
-        self.params = StyleParams(size=args.size, iterations=args.iterations, progress_every=1, scales=1)
+        self.params = StyleParams(size=args.size, iterations=args.iterations, progress_every=1, scales=1,
+                                  style_weight=args.style_weight)
         height, width = fit_longest_side(*self.content.shape[-2:], args.size)
         self.output = (height, width)
         stylize(self.model, self.content, [self.style], self.params.replace(iterations=2, size=64))  # warm-up
@@ -187,6 +193,39 @@ def split(args) -> int:
     return 0
 
 
+def weights(args) -> int:
+    """The content weight per scale, scaled against constant: the loss after upsampling and the time to quality."""
+    runner = Runner(args)
+    out = runner.output
+    print(f"machine: {machine(args)}; output {out[1]}×{out[0]}, coarse side {args.coarse}, style weight "
+          f"{args.style_weight:g}, single scale {args.iterations} iterations")
+    budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else [args.iterations]
+    engine_factor = schedule.content_weight_factor
+    variants = {"α × output pixels / scale pixels (engine)": engine_factor,
+                "α at every scale (baseline)": lambda scale, output: 1.0}
+    for repeat in range(args.repeats):
+        baseline = runner.run("single", [Scale(*out, args.iterations)])
+        target = baseline.losses[-1]
+        print(f"repeat {repeat + 1}: single scale: {baseline.seconds[-1]:.1f} s to loss {target:.6g}", flush=True)
+        order = list(variants.items()) if repeat % 2 == 0 else list(variants.items())[::-1]
+        for t in budgets:
+            scales = steps_schedule(out, args.coarse, 2.0, t)
+            for name, factor in order:
+                schedule.content_weight_factor = factor
+                try:
+                    trace = runner.run(name, scales, target=target)
+                finally:
+                    schedule.content_weight_factor = engine_factor
+                reached = trace.time_to(target)
+                print(f"  T={t} ({' → '.join(f'{s.width}×{s.height}:{s.iterations}' for s in scales)}), {name}: "
+                      f"loss after upsampling {trace.losses[0]:.6g}; "
+                      + (f"target at {reached:.1f} s = {reached / baseline.seconds[-1]:.3f} of single"
+                         if reached is not None else
+                         f"target not reached in {trace.total_seconds:.1f} s (final loss {trace.losses[-1]:.6g})"),
+                      flush=True)
+    return 0
+
+
 def optimizers(args) -> int:
     """L-BFGS histories and Adam at one size, alternating: loss after each evaluation and seconds per evaluation."""
     runner = Runner(args)
@@ -214,7 +253,7 @@ def optimizers(args) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("quality", "split", "optimizers"))
+    parser.add_argument("mode", choices=("quality", "split", "optimizers", "weights"))
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--coarse", type=int, default=512, help="the coarsest longest side")
     parser.add_argument("--iterations", type=int, default=60, help="N: single-scale iterations at full size")
@@ -226,8 +265,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights", default="random")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--style-weight", type=float, default=StyleParams().style_weight, help="β")
     args = parser.parse_args()
-    return {"quality": quality, "split": split, "optimizers": optimizers}[args.mode](args)
+    return {"quality": quality, "split": split, "optimizers": optimizers, "weights": weights}[args.mode](args)
 
 
 if __name__ == "__main__":

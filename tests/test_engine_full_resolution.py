@@ -14,7 +14,7 @@ from conftest import smooth_image
 from neural_style.daemon.engine import MemoryBudgetTooSmall, ParamError, StyleParams, stylize, transfer
 from neural_style.daemon.engine import memory_budget as budget_module
 from neural_style.daemon.engine.imaging import resize
-from neural_style.daemon.engine.schedule import schedule
+from neural_style.daemon.engine.schedule import content_weight_factor, schedule
 from neural_style.daemon.engine.targets import style_size
 
 #: Shallow layers: a 2-pixel grid and a 4-pixel margin, so that blocks are efficient on small images.
@@ -179,13 +179,34 @@ def test_the_result_is_computed_at_full_size_not_upscaled_from_the_coarse_scale(
                          content_layers=("relu2_1",))
     native = stylize(model, content, [style], params.replace(scales=1)).image
     two_scales = stylize(model, content, [style], params.replace(scales=2)).image
-    coarse_part = schedule(128, 160, scales=2, iterations=8, smallest=16)[0]
-    coarse = stylize(model, content, [style], params.replace(scales=1, size=max(coarse_part.size),
-                                                             iterations=coarse_part.iterations)).image
+    coarse_part, fine_part = schedule(128, 160, scales=2, iterations=8, smallest=16)
+    coarse = stylize(model, content, [style], params.replace(
+        scales=1, size=max(coarse_part.size), iterations=coarse_part.iterations,
+        content_weight=params.content_weight * content_weight_factor(coarse_part, fine_part))).image
     upscaled = resize(coarse, (128, 160))  # where the full-size scale started
     assert (two_scales - upscaled).abs().mean() > 8 / 255  # far more than rounding: the fine scale worked
     assert _high_frequency(two_scales) > 2 * _high_frequency(upscaled)
     assert _high_frequency(two_scales) > 0.4 * _high_frequency(native)
+
+
+def test_a_coarse_scale_optimises_the_outputs_trade_off(model, style):
+    """At a size with a quarter of the output's pixels the content weight is 4 α (the content loss sums over
+    positions, the style's Grams average over them): the first scale of a two-scale job is exactly a one-scale
+    job at that size with α × 4, and its reported loss estimates the output's."""
+    content = smooth_image(96, 128, seed=6)
+    params = StyleParams(iterations=6, size=0, scales=2, progress_every=1, **SHALLOW)
+    coarse_part, fine_part = schedule(96, 128, scales=2, iterations=6, smallest=2)
+    assert content_weight_factor(coarse_part, fine_part) == 4 and content_weight_factor(fine_part, fine_part) == 1
+    two_scales, alone = [], []
+    stylize(model, content, [style], params, on_progress=lambda p: two_scales.append((p.scale, p.loss)))
+    stylize(model, content, [style], params.replace(scales=1, size=max(coarse_part.size),
+                                                    iterations=coarse_part.iterations, content_weight=4.0),
+            on_progress=lambda p: alone.append(p.loss))
+    first_scale = [loss for scale, loss in two_scales if scale == 1]
+    assert len(first_scale) == coarse_part.iterations == len(alone)
+    for ours, reference in zip(first_scale, alone):
+        assert ours.total == pytest.approx(reference.total, rel=1e-6)
+        assert ours.content == pytest.approx(reference.content, rel=1e-6)
 
 
 # ---------------------------------------------------------------------- the style's size

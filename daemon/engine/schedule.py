@@ -86,6 +86,20 @@ def split_iterations(total: int, pixels: list[int], front_loading: float = FRONT
     return counts
 
 
+def content_weight_factor(scale: Scale, output: Scale) -> float:
+    """What a size's content weight is multiplied by so that every size optimises the output's trade-off.
+
+    The content loss sums over positions (the paper's ½ Σ (F − P)²) while the style loss compares Gram
+    matrices that are averages over positions, so at a size with 1/k of the output's pixels the content
+    would weigh k times less against the style, and each coarse size would optimise a more stylised
+    image than the output's α/β asks for, which the next size must then undo. Scaled by output pixels /
+    this size's pixels, each size's loss estimates the output's: measured in docs/PERFORMANCE.md
+    ("Coarse to fine: the content weight per scale"). TV needs nothing: for a smooth image it does
+    not change with the sampling (k² differences, each 1/k as large).
+    """
+    return output.pixels / scale.pixels
+
+
 def schedule(height: int, width: int, *, scales: int, iterations: int, smallest: int = 1,
              coarse_side: int = COARSE_SIDE, step: float = AUTO_STEP,
              front_loading: float = FRONT_LOADING) -> list[Scale]:

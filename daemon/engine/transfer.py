@@ -17,6 +17,7 @@ from typing import TypedDict
 
 import torch
 
+from . import schedule
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .engine_errors import Cancelled, NonFiniteLoss
 from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, split_alpha
@@ -120,9 +121,11 @@ def stylize(
         start = _start_image(x, scale, content_at, styles, params, generator).to(device, working_dtype)
         x = None  # the last scale's image lives on only in the start
 
-        def build(m: MemoryPlan, _targets: _ScaleTargets = targets,
-                  _style: dict[str, torch.Tensor] = style) -> Objective:
-            return _objective(model, params, m, _targets, _style, autocast)
+        content_weight = params.content_weight * schedule.content_weight_factor(scale, plan.scales[-1])
+
+        def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: dict[str, torch.Tensor] = style,
+                  _content_weight: float = content_weight) -> Objective:
+            return _objective(model, params, m, _targets, _style, autocast, _content_weight)
 
         def replanned(m: MemoryPlan, why: str, _i: int = index) -> None:
             log.warning("scale %d/%d ran out of memory (%s); retrying with %s", _i + 1, len(plan.scales), why,
@@ -205,10 +208,12 @@ class _Terms(TypedDict):
 
 
 def _objective(model: VGG19Features, params: StyleParams, memory: MemoryPlan, targets: _ScaleTargets,
-               style: dict[str, torch.Tensor], autocast: Autocast) -> Objective:
-    """The objective ``memory`` chooses: on the whole image, or block by block with its block size."""
+               style: dict[str, torch.Tensor], autocast: Autocast, content_weight: float) -> Objective:
+    """The objective ``memory`` chooses: on the whole image, or block by block with its block size.
+
+    ``content_weight``: α at this scale (``schedule.content_weight_factor``)."""
     weights = {k: v for k, v in params.style_layer_weight_map.items() if k in style}
-    common: _Terms = dict(style_targets=style, layer_weights=weights, content_weight=params.content_weight,
+    common: _Terms = dict(style_targets=style, layer_weights=weights, content_weight=content_weight,
                           style_weight=params.style_weight, tv_weight=params.tv_weight, pooling=params.pooling,
                           autocast=autocast)
     if memory.path == "whole":
