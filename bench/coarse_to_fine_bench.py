@@ -50,6 +50,8 @@ class Trace:
     seconds: list[float] = field(default_factory=list)  # since the run began, after each full-size evaluation
     losses: list[float] = field(default_factory=list)
     total_seconds: float = 0.0
+    first_terms: dict[str, float] = field(default_factory=dict)  # content, style at the first full-size evaluation
+    last_terms: dict[str, float] = field(default_factory=dict)  # … and at the last
 
     def time_to(self, target: float) -> float | None:
         return next((t for t, loss in zip(self.seconds, self.losses) if loss <= target), None)
@@ -77,6 +79,8 @@ class Runner:
             if progress.scale == final:
                 trace.seconds.append(time.perf_counter() - began)
                 trace.losses.append(progress.loss.total)
+                trace.last_terms = {"content": progress.loss.content, "style": progress.loss.style}
+                trace.first_terms = trace.first_terms or trace.last_terms
 
         def should_stop() -> bool:
             return target is not None and bool(trace.losses) and trace.losses[-1] <= target
@@ -206,7 +210,8 @@ def weights(args) -> int:
     for repeat in range(args.repeats):
         baseline = runner.run("single", [Scale(*out, args.iterations)])
         target = baseline.losses[-1]
-        print(f"repeat {repeat + 1}: single scale: {baseline.seconds[-1]:.1f} s to loss {target:.6g}", flush=True)
+        print(f"repeat {repeat + 1}: single scale: {baseline.seconds[-1]:.1f} s to loss {target:.6g} (content "
+              f"{baseline.last_terms['content']:.4g}, style {baseline.last_terms['style']:.4g})", flush=True)
         order = list(variants.items()) if repeat % 2 == 0 else list(variants.items())[::-1]
         for t in budgets:
             scales = steps_schedule(out, args.coarse, 2.0, t)
@@ -218,7 +223,8 @@ def weights(args) -> int:
                     schedule.content_weight_factor = engine_factor
                 reached = trace.time_to(target)
                 print(f"  T={t} ({' → '.join(f'{s.width}×{s.height}:{s.iterations}' for s in scales)}), {name}: "
-                      f"loss after upsampling {trace.losses[0]:.6g}; "
+                      f"loss after upsampling {trace.losses[0]:.6g} (content {trace.first_terms['content']:.4g}, "
+                      f"style {trace.first_terms['style']:.4g}); "
                       + (f"target at {reached:.1f} s = {reached / baseline.seconds[-1]:.3f} of single"
                          if reached is not None else
                          f"target not reached in {trace.total_seconds:.1f} s (final loss {trace.losses[-1]:.6g})"),
