@@ -265,6 +265,50 @@ def test_waits_allow_for_the_transfer_of_a_large_request_and_result(daemon, tran
             list(client.stylize(image(200, 100), [image()], {**params, "accept_after": 0.0}))
 
 
+def test_newer_preview_waiting_looks_at_what_has_reached_the_socket() -> None:
+    """What the plug-in asks before painting a preview (skip it when a newer one is already here).
+
+    The burst is sent while the caller reads nothing: the question itself must look at the socket. A ping
+    answered after the burst then proves, by ZeroMQ's in-order delivery, that the whole burst has arrived."""
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    burst = threading.Event()
+
+    def daemon():
+        peer, *frames = router.recv_multipart()
+        job_id = decode_request(frames).id
+        router.send_multipart([peer, *Accepted(job_id, 0).to_frames()])
+        burst.wait(5)
+        for reply in (*(Progress(job_id, i, 3, Loss(), 0.1 * i, image()) for i in (1, 2, 3)),
+                      Heartbeat(job_id, "running", 0)):
+            router.send_multipart([peer, *reply.to_frames()])
+        peer, *frames = router.recv_multipart()
+        router.send_multipart([peer, *Pong(decode_request(frames).id, "0.1.0", 1, "cpu", True).to_frames()])
+
+    thread = threading.Thread(target=daemon, daemon=True)
+    thread.start()
+    client = Client(f"tcp://127.0.0.1:{port}", timeout=5)
+    try:
+        events = client.stylize(image(), [image()], {"iterations": 3})
+        assert isinstance(next(events), Accepted)  # sends the request, reads the first reply
+        assert not client.newer_preview_waiting(), "nothing was sent after accepted yet"
+        burst.set()
+        deadline = time.monotonic() + 5
+        while not client.newer_preview_waiting() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.newer_preview_waiting(), "reports that reached the socket were not seen"
+        client.ping(timeout=5)  # answered after the burst: all of it is here
+        assert next(events).iteration == 1 and client.newer_preview_waiting(), "two newer reports wait"
+        assert next(events).iteration == 2 and client.newer_preview_waiting()
+        assert next(events).iteration == 3
+        assert not client.newer_preview_waiting(), "the newest (a heartbeat does not count)"
+        events.close()
+        thread.join(5)
+    finally:
+        client.close()
+        router.close(0)
+
+
 def test_two_clients_interleave_without_mixing_replies(daemon) -> None:
     with Client(daemon.endpoint, timeout=2) as a, Client(daemon.endpoint, timeout=2) as b:
         ea = a.stylize(image(2, 2, 3), [image()], {"iterations": 2}, request_id="same")

@@ -70,16 +70,6 @@ def abandon_current_job() -> None:
             abandon()
 
 
-def newer_preview_waiting(client: Any) -> bool:
-    """Whether a newer preview has already arrived (then the one in hand is stale: skip painting it).
-
-    The client no longer coalesces progress: when painting a preview takes longer than the
-    daemon takes to send the next, the plug-in skips to the newest instead of falling behind.
-    Only a waiting *preview* makes one stale; a heartbeat or a report without an image does not.
-    """
-    return bool(client.newer_preview_waiting())
-
-
 def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Optional[str] = None,
             region: Optional[tuple[int, int]] = None, connect_fn: Callable[..., Any] = connect_or_start
             ) -> Connection:
@@ -128,8 +118,9 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
                 progressed = True
                 view.show(*text.progress(event.iteration, event.iterations, event.elapsed, event.scale,
                                          event.scales, event.seconds_left))
-                if event.image is not None and not newer_preview_waiting(connection.client):
-                    view.paint(event.image, False)  # a stale one is skipped: a newer one is waiting
+                # A preview is stale when a newer one has already arrived: painting it would fall behind.
+                if event.image is not None and not connection.client.newer_preview_waiting():
+                    view.paint(event.image, False)
             elif isinstance(event, Accepted) and not progressed:
                 view.show(*text.waiting("queued" if event.position > 0 else "running", event.position))
             elif isinstance(event, Heartbeat) and not progressed:
