@@ -215,14 +215,11 @@ def recorded_settings(params: StyleParams, style_blend: Sequence[float] | None) 
 
 def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     from .engine import stylize
-    from .heap_threshold import pin_mmap_threshold
     from .image_files import save_image
     from .png_output import output_metadata
     from .progress_bar import ProgressBar
     from .weights import load_model
 
-    if params.max_memory:  # the budget caps RSS on a CPU: freed tensors must leave the process
-        pin_mmap_threshold()
     model = load_model(args.weights, args.weights_format, args.device)
     bar = ProgressBar(params.iterations)
     try:

@@ -1,4 +1,4 @@
-"""daemon/heap_threshold.py: with glibc's mmap threshold pinned, freed tensor-sized blocks leave the process.
+"""daemon/engine/heap_threshold.py: with glibc's mmap threshold pinned, freed tensor-sized blocks leave the process.
 
 Each case runs in a fresh interpreter (the threshold is process-wide, and pytest's own heap is not the
 case's). The control, the same allocations unpinned, shows glibc keeping them: what made a CPU job
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0
 
 ALLOCATIONS = """
 import ctypes, ctypes.util, os, sys
-from neural_style.daemon.heap_threshold import pin_mmap_threshold
+from neural_style.daemon.engine.heap_threshold import pin_mmap_threshold
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]

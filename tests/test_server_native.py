@@ -10,6 +10,7 @@ daemon's and the request's, and its plan is one log line; what is over the limit
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -98,6 +99,8 @@ def test_a_jobs_memory_budget_is_the_smaller_of_the_daemons_and_the_requests(dae
     with Client(daemon.endpoint) as client:
         _run(client, _image(40, 32), params, request_id)
     assert f"max_memory {budget} GiB less" in _plan_line(daemon, request_id)
+    if sys.platform == "linux" and platform.libc_ver()[0] == "glibc":  # a CPU budget caps RSS (heap_threshold.py)
+        assert "mmap threshold pinned at 128 KiB" in daemon.log()
 
 
 def test_a_memory_budget_below_what_the_daemon_uses_ends_the_accepted_job_in_one_bad_request(daemon):

@@ -20,6 +20,7 @@ import torch
 from . import schedule
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .engine_errors import Cancelled, NonFiniteLoss
+from .heap_threshold import pin_mmap_threshold
 from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, split_alpha
 from .job_plan import JobPlan, plan_job, shrink
 from .losses import LossTerms
@@ -91,6 +92,8 @@ def stylize(
     """
     started = time.perf_counter()
     device = model.device
+    if params.max_memory and device.type == "cpu":  # the budget caps RSS: freed tensors must leave the process
+        pin_mmap_threshold()
     plan = plan_job(content, styles, params, style_blend, device)
     if on_plan is not None:
         on_plan(plan)

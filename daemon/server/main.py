@@ -23,7 +23,6 @@ import zmq
 
 from neural_style.daemon.cli import mebibytes
 from neural_style.daemon.exit_codes import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
-from neural_style.daemon.heap_threshold import pin_mmap_threshold
 from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
 from neural_style.protocol.connection import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
@@ -211,8 +210,6 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("bad daemon options: %s", exc)
         return EXIT_BAD_INPUT
     config.model.threads.prepare_environment()  # before anything imports torch
-    if config.limits.max_memory:  # the budget caps RSS on a CPU: freed tensors must leave the process
-        pin_mmap_threshold()
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
         return run_server(config, stop)

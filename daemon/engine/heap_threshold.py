@@ -6,17 +6,19 @@ tensors, a block's activations then come from the heap, where freed space is kep
 process's RSS, which ``max_memory`` caps on a CPU, ended up to 10 % above the plan's prediction
 (docs/PERFORMANCE.md, "A job under a small --max-memory"). Setting ``M_MMAP_THRESHOLD`` fixes the
 threshold (and turns that adjustment off), so every tensor above it is mapped and unmapped on its own:
-the same job peaked 300–450 MiB lower per scale. It is pinned only where a budget is asked for,
-since mapping each large tensor afresh costs page faults.
+the same job peaked 300–450 MiB lower per scale. ``stylize`` pins it for the first CPU job that asks
+for a budget (the daemon's limit or the request's), and only then, since mapping each large tensor
+afresh costs page faults; the setting is the process's, so it stays for later jobs.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
-log = logging.getLogger("neural_style.daemon.heap_threshold")
+log = logging.getLogger(__name__)
 
 #: glibc's mallopt parameter number for the mmap threshold (malloc.h).
 M_MMAP_THRESHOLD = -3
@@ -26,6 +28,7 @@ PINNED_THRESHOLD = 128 * 1024
 ENVIRONMENT_VARIABLE = "MALLOC_MMAP_THRESHOLD_"
 
 
+@functools.cache  # once per process: the setting is the process's
 def pin_mmap_threshold(threshold: int = PINNED_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes for this process; False where that is not possible
     (not glibc, e.g. macOS or musl) or not wanted (``MALLOC_MMAP_THRESHOLD_`` set: glibc already applied it)."""
