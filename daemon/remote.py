@@ -79,12 +79,10 @@ def image_for_request(path: Path) -> ImageData:
     encoded = ImageData.from_file_bytes(Path(path).read_bytes())
     if encoded is not None:
         import dataclasses
-        import io
 
-        from PIL import Image
+        from neural_style.daemon.server.decode import probe  # the daemon's own header read (torch-free)
 
-        with Image.open(io.BytesIO(encoded.data)) as header:  # reads the header, not the pixels
-            width, height = header.size
+        width, height = probe(encoded.data, encoded.encoding, sys.maxsize)  # the daemon applies its limit
         return dataclasses.replace(encoded, width=width, height=height)
     from neural_style.daemon.image_files import load_image, tensor_to_bytes
 
