@@ -345,13 +345,12 @@ def step_plugin(args: argparse.Namespace, out: Out, manifest: Manifest, kind: st
     out.do(f"copy the plug-in ({len(wanted)} files, protocol package included) and write {config_path.name} "
            f"and {schema_path.name} (the engine's parameter schema)")
     out.info("daemon command: " + shlex.join(config.daemon_command))
+    wanted[schema_path] = (schema_file.dumps(engine_parameter_schema()).encode(), False)
     for path, (data, executable) in wanted.items():
         _write(path, data, executable, out)
-    if not args.dry_run:  # the plug-in reads them with the same modules
+    if not args.dry_run:  # the plug-in reads it with the same module
         connection.write_client_config(dest, config)
-        schema_file.write_schema(dest, engine_parameter_schema())
     wanted[config_path] = (b"", False)
-    wanted[schema_path] = (b"", False)
     # Files an older version installed that this one no longer ships.
     stale = [f for f in record["files"] if Path(f) not in wanted and Path(f).parent != dest / "vendor"
              and not Path(f).is_relative_to(dest / "vendor")]

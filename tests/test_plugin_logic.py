@@ -147,6 +147,9 @@ def test_formats_and_sizes():
     assert S.choose_format(False) == ("R'G'B' u8", 3)
     assert S.fit_within(4000, 3000, 512) == (512, 384)
     assert S.fit_within(10, 5000, 64) == (1, 64)
+    assert S.sent_size(4000, 3000, S.FULL_RESOLUTION) == (4000, 3000)
+    assert S.sent_size(400, 300, 512) == (400, 300)  # the daemon never scales up: sent at its own size
+    assert S.sent_size(4000, 3000, 512) == (512, 384)
     with pytest.raises(ValueError):
         S.fit_within(0, 0, 10)
 
@@ -312,7 +315,7 @@ def test_the_schema_file_round_trips_and_a_missing_one_says_so(tmp_path):
     from nsgimp import schema
 
     data = {"params": {"iterations": {"type": "int", "default": 500, "minimum": 1, "maximum": 9}}}
-    schema.write_schema(tmp_path, data)
+    schema.schema_path(tmp_path).write_text(schema.dumps(data), encoding="utf-8")  # what install.py writes
     assert schema.read_schema(tmp_path) == {"format": schema.SCHEMA_FORMAT, **data}
     assert schema.Schema(schema.read_schema(tmp_path)).maximum("iterations") == 9
     with pytest.raises(schema.SchemaMissing, match=r"run install\.py again"):

@@ -252,7 +252,7 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             status, error = _stylize(image, source, config, _checked_settings(config))
             return _values(procedure, status, error)
         _recall(config)
-        _, width, height = _region(image, source)
+        _, width, height = _region(source)
         note = S.size_note(width, height, not Gimp.Selection.is_empty(image))
         dialog, problem = _build_dialog(procedure, config, note)
         try:
@@ -295,7 +295,7 @@ def _source_layer(drawables):
     return drawables[0]
 
 
-def _region(image, source):
+def _region(source):
     """((x, y), width, height) of what is stylized: the layer, or the selection's bounds on it."""
     ok, rx, ry, rw, rh = source.mask_intersect()
     if not ok or rw <= 0 or rh <= 0:
@@ -309,7 +309,7 @@ def _stylize(image, source, config, settings):
     Returns (status, UserError or None); the image is as before unless the status is SUCCESS.
     """
     has_selection = not Gimp.Selection.is_empty(image)
-    (rx, ry), rw, rh = _region(image, source)
+    (rx, ry), rw, rh = _region(source)
     _, ox, oy = source.get_offsets()
     was_dirty = image.is_dirty()
     selected = image.get_selected_layers()
@@ -401,9 +401,8 @@ class _GimpView:
             Gimp.progress_update(fraction)
 
     def paint(self, image_data, final):
-        _debug(f"painting the {'result' if final else 'preview'}, {image_data.width}x{image_data.height}, "
-               f"into the layer's {self.layer.get_width()}x{self.layer.get_height()}")
-        _paint(self.layer, image_data, Gegl.SamplerType.CUBIC if final else Gegl.SamplerType.LINEAR)
+        _paint(self.layer, image_data, Gegl.SamplerType.CUBIC if final else Gegl.SamplerType.LINEAR,
+               "result" if final else "preview")
 
 
 def neural_style_job(procedure, run_mode, image, drawables, config, data):
@@ -463,7 +462,7 @@ def _content_image(source, layer, size):
     _, lx, ly = layer.get_offsets()
     rx, ry, rw, rh = lx - sx, ly - sy, layer.get_width(), layer.get_height()
     fmt, channels = S.choose_format(source.has_alpha())
-    cw, ch = S.fit_within(rw, rh, size) if 0 < size < max(rw, rh) else (rw, rh)
+    cw, ch = S.sent_size(rw, rh, size)
     scale = cw / rw
     data = source.get_buffer().get(_rect(rx * scale, ry * scale, cw, ch), scale, fmt, Gegl.AbyssPolicy.CLAMP)
     return ImageData.raw(data, cw, ch, channels)
@@ -501,9 +500,10 @@ def _style_image(path, argument):
         image.delete()
 
 
-def _paint(layer, image_data, sampler):
+def _paint(layer, image_data, sampler, what):
     """Write a raw protocol image into ``layer``, scaling it to the layer's size when it differs."""
     width, height = layer.get_width(), layer.get_height()
+    _debug(f"painting the {what}, {image_data.width}x{image_data.height}, into the layer's {width}x{height}")
     fmt, _ = S.choose_format(image_data.channels == 4)
     pixels = bytes(image_data.data)
     dst = layer.get_buffer()

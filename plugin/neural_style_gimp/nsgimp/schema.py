@@ -2,8 +2,8 @@
 
 ``daemon/engine/params.py`` declares every parameter once and exports it as plain data
 (``parameter_schema()``).  The plug-in cannot import the engine (GIMP's Python has no torch),
-so ``install.py`` writes that data into the plug-in's folder with :func:`write_schema`, and the
-plug-in reads it back with :func:`read_schema`: one file format, one module that knows it.
+so ``install.py`` writes :func:`dumps` of that data into the plug-in's folder, and the plug-in
+reads it back with :func:`read_schema`: one file format, one module that knows it.
 
 Standard library only: ``install.py`` loads this file by its path under whatever Python runs it.
 """
@@ -29,17 +29,8 @@ def schema_path(folder: PathLike) -> Path:
     return Path(folder) / SCHEMA_NAME
 
 
-def write_schema(folder: PathLike, schema: Mapping[str, Any]) -> Path:
-    """Write the engine's ``parameter_schema()`` into ``folder`` atomically."""
-    path = schema_path(folder)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(schema), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def dumps(schema: Mapping[str, Any]) -> str:
-    """The file's exact text (install.py compares it to skip rewriting an unchanged file)."""
+    """The file's exact text (install.py writes it, skipping an unchanged file)."""
     return json.dumps({"format": SCHEMA_FORMAT, **schema}, indent=1, sort_keys=True) + "\n"
 
 
@@ -90,9 +81,3 @@ class Schema:
 
     def choices(self, name: str) -> tuple[str, ...]:
         return tuple(self.param(name)["choices"])
-
-    def help(self, name: str) -> str:
-        return str(self.param(name)["help"])
-
-    def zero_means(self, name: str) -> str:
-        return str(self.param(name).get("zero_means", ""))

@@ -223,9 +223,9 @@ def over_limits(settings: Settings, limits: Mapping[str, int],
     ``region`` is the width and height of what will be sent (the layer, or the selection's
     bounds): with full resolution the daemon works at that size, so it must fit ``max_pixels``.
     """
-    # A working size at least the region's longest side is its own size to the daemon (it never scales up):
-    # bounded by max_pixels, as full resolution is, not by max_size.
-    native = settings.full_resolution or (region is not None and settings.size >= max(region))
+    # A working size at least the region's longest side sends it at its own size (sent_size): bounded by
+    # max_pixels, as full resolution is, not by max_size.
+    native = settings.full_resolution or (region is not None and sent_size(*region, settings.size) == tuple(region))
     checks = [("iterations", settings.iterations, "max_iterations", "")]
     if not native:
         checks.append(("working-size", settings.size, "max_size", " pixels"))
@@ -285,6 +285,14 @@ def choose_format(has_alpha: bool) -> tuple[str, int]:
     encoding VGG19 was trained on and protocol v1's raw images carry.
     """
     return ("R'G'B'A u8", 4) if has_alpha else ("R'G'B' u8", 3)
+
+
+def sent_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The size the plug-in sends a width × height region at for the job's ``size``: its own for full
+    resolution or a working size at least its longest side (the daemon never scales up), else scaled down."""
+    if size == FULL_RESOLUTION or size >= max(width, height):
+        return width, height
+    return fit_within(width, height, size)
 
 
 def fit_within(width: int, height: int, size: int) -> tuple[int, int]:
