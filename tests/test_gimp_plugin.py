@@ -56,28 +56,37 @@ def _skip_reason_for_machine() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def gimp_root() -> Path:
+def prepare_root() -> tuple[Path | None, str]:
+    """(the trixie root with GIMP 3, "") once built, or (None, why it cannot be here); the tests and
+    bench/gimp_full_resolution_trial.py share it."""
     reason = _skip_reason_for_machine()
     if reason:
-        pytest.skip(reason)
+        return None, reason
     probe = subprocess.run(["unshare", "--mount", "--pid", "--fork", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"unshare --mount --pid is not permitted here: {probe.stderr.strip()}")
+        return None, f"unshare --mount --pid is not permitted here: {probe.stderr.strip()}"
     started = time.monotonic()
     try:
         build = subprocess.run([str(GIMP_TESTS / "build_root.sh"), str(ROOT)], capture_output=True, text=True,
                                timeout=1800)
     except subprocess.TimeoutExpired:
-        pytest.skip(f"building the trixie root in {ROOT} took more than 30 minutes")
+        return None, f"building the trixie root in {ROOT} took more than 30 minutes"
     if build.returncode != 0:
         tail = "\n".join((build.stdout + build.stderr).strip().splitlines()[-8:])
-        pytest.skip(f"cannot build the Debian trixie root with GIMP 3 in {ROOT} "
-                    f"(build_root.sh exit {build.returncode}):\n{tail}")
+        return None, (f"cannot build the Debian trixie root with GIMP 3 in {ROOT} "
+                      f"(build_root.sh exit {build.returncode}):\n{tail}")
     elapsed = time.monotonic() - started
     if elapsed > 5:
         print(f"\nbuilt the trixie root in {elapsed:.0f} s: {ROOT}", file=sys.stderr)
-    return ROOT
+    return ROOT, ""
+
+
+@pytest.fixture(scope="session")
+def gimp_root() -> Path:
+    root, reason = prepare_root()
+    if root is None:
+        pytest.skip(reason)
+    return root
 
 
 # --------------------------------------------------------------------------- the daemon
@@ -158,6 +167,24 @@ def daemon(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- the share folder
+def install_plugin(base: Path, endpoint: str) -> Path:
+    """Into the folder mounted at /share: the session scripts, and the plug-in installed by install.py into the
+    profile under home/ (it talks to ``endpoint``); returns the plug-in's main file."""
+    for name in ("batch_neural_style.py", "gui_driver.py", "with_display.sh"):
+        shutil.copy(GIMP_TESTS / name, base / name)
+    profile = base / "home" / ".config" / "GIMP" / "3.0"
+    install = subprocess.run(
+        [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir", str(base / "state"),
+         "--no-venv", "--no-weights", "--no-wheels", "--endpoint", endpoint],
+        capture_output=True, text=True, timeout=120)
+    assert install.returncode == 0, install.stdout + install.stderr
+    plugin = profile / "plug-ins" / "neural_style_gimp" / "neural_style_gimp.py"
+    assert plugin.is_file() and os.access(plugin, os.X_OK)
+    # The GUI session: no welcome dialog in the way (it shows once per new version, else on request).
+    (profile / "gimprc").write_text("(config-version \"3.0.4\")\n(show-welcome-dialog no)\n")
+    return plugin
+
+
 def _photo_like(size):
     """A stand-in for tubingen.jpg when ../shared/images is absent: sky, hills, houses, noise."""
     import random
@@ -235,18 +262,7 @@ def share(tmp_path_factory, gimp_root, daemon):
     (base / "in" / "notes.txt").write_text("not a painting\n")
     starry_bytes = (base / "in" / "starry_night.jpg").read_bytes()
     (base / "in" / "cut.jpg").write_bytes(starry_bytes[: len(starry_bytes) // 2])  # a cut-off download
-    for name in ("batch_neural_style.py", "gui_driver.py", "with_display.sh"):
-        shutil.copy(GIMP_TESTS / name, base / name)
-    profile = base / "home" / ".config" / "GIMP" / "3.0"
-    install = subprocess.run(
-        [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir", str(base / "state"),
-         "--no-venv", "--no-weights", "--no-wheels", "--endpoint", daemon.endpoint],
-        capture_output=True, text=True, timeout=120)
-    assert install.returncode == 0, install.stdout + install.stderr
-    plugin = profile / "plug-ins" / "neural_style_gimp" / "neural_style_gimp.py"
-    assert plugin.is_file() and os.access(plugin, os.X_OK)
-    # The GUI session: no welcome dialog in the way (it shows once per new version, else on request).
-    (profile / "gimprc").write_text("(config-version \"3.0.4\")\n(show-welcome-dialog no)\n")
+    plugin = install_plugin(base, daemon.endpoint)
     # Vendored wheels that do not fit GIMP's Python (an upgrade since install.py ran), with no
     # record of what they were fetched for: every case below proves GIMP's own python3-zmq and
     # python3-msgpack still win, since the plug-in puts vendor/ last on sys.path.
@@ -462,7 +478,7 @@ def _painted(share: Path, session: str, layer_size) -> list[tuple[str, str]]:
     return found
 
 
-def _high_frequency(image) -> float:
+def high_frequency(image) -> float:
     """Mean absolute difference between horizontal neighbours: low for an image stretched from a smaller one."""
     from PIL import ImageChops, ImageStat
 
@@ -490,9 +506,9 @@ def test_gimp_full_resolution_result_has_the_layers_size_and_is_computed_there(s
     assert_finished_layer(stretched)
     upscale = pixels(stretched_out / "new_layer.png")
     assert upscale.size == NATIVE_SIZE and "64x48" in results
-    assert _high_frequency(native) > 2 * _high_frequency(upscale), (
+    assert high_frequency(native) > 2 * high_frequency(upscale), (
         "the full-resolution result is as smooth as a 64-pixel result stretched over the layer",
-        _high_frequency(native), _high_frequency(upscale))
+        high_frequency(native), high_frequency(upscale))
 
 
 # --------------------------------------------------------------------------- tests: runs that fail
