@@ -28,6 +28,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,11 @@ class Runner:
         stylize(self.model, self.content, [self.style], self.params.replace(iterations=2, size=64))  # warm-up
 
     def run(self, name: str, scales: list[Scale], *, target: float | None = None,
-            state: OptimizerState | None = None, optimizer: str = "lbfgs", learning_rate: float = 0.02) -> Trace:
-        """One run of ``scales`` (the last one at full size); stops once its full-size loss reaches ``target``."""
+            state: OptimizerState | None = None, optimizer: str = "lbfgs", learning_rate: float = 0.02,
+            weight_factor: Callable[[Scale, Scale], float] | None = None) -> Trace:
+        """One run of ``scales`` (the last one at full size); stops once its full-size loss reaches ``target``.
+
+        ``weight_factor`` replaces the engine's ``schedule.content_weight_factor`` for this run."""
         trace = Trace(name)
         final = len(scales)
         began = time.perf_counter()
@@ -85,8 +89,10 @@ class Runner:
         def should_stop() -> bool:
             return target is not None and bool(trace.losses) and trace.losses[-1] <= target
 
-        originals = job_plan.schedule, job_plan.plan_memory
+        originals = job_plan.schedule, job_plan.plan_memory, schedule.content_weight_factor
         job_plan.schedule = lambda *a, **k: scales
+        if weight_factor is not None:
+            schedule.content_weight_factor = weight_factor
         if state is not None:  # a fixed optimiser state, whatever the budget
             job_plan.plan_memory = lambda *a, **k: _with_state(originals[1](*a, **k), state)
         try:
@@ -97,7 +103,7 @@ class Runner:
         except Cancelled:
             pass
         finally:
-            job_plan.schedule, job_plan.plan_memory = originals
+            job_plan.schedule, job_plan.plan_memory, schedule.content_weight_factor = originals
         trace.total_seconds = time.perf_counter() - began
         return trace
 
@@ -125,6 +131,19 @@ def explicit_schedule(output: tuple[int, int], coarse: int, step: float, coarse_
     return [*scales, Scale(*sizes[-1], final_iterations)]
 
 
+def budgets(args) -> list[int]:
+    """--budgets as numbers; N (--iterations) when not given."""
+    return [int(b) for b in args.budgets.split(",")] if args.budgets else [args.iterations]
+
+
+def outcome(trace: Trace, baseline: Trace, target: float) -> str:
+    """When ``trace`` reached the single-scale ``target``, as a share of the single-scale time, or that it did not."""
+    reached = trace.time_to(target)
+    if reached is None:
+        return f"target not reached in {trace.total_seconds:.1f} s (final loss {trace.losses[-1]:.6g})"
+    return f"target at {reached:.1f} s = {reached / baseline.seconds[-1]:.3f} of single"
+
+
 def machine(args) -> str:
     return (f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
             f"weights {args.weights}")
@@ -137,8 +156,7 @@ def quality(args) -> int:
     out = runner.output
     print(f"machine: {machine(args)}; output {out[1]}×{out[0]}, single scale {args.iterations} iterations")
     single = [Scale(*out, args.iterations)]
-    budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else [args.iterations]
-    configs = {f"×{name} T={t}": steps_schedule(out, args.coarse, step, t) for t in budgets
+    configs = {f"×{name} T={t}": steps_schedule(out, args.coarse, step, t) for t in budgets(args)
                for name, step in (("√2", SQRT2), ("2", 2.0))}
     results: dict[str, list[Trace]] = {"single": [], **{k: [] for k in configs}}
     for repeat in range(args.repeats):
@@ -149,12 +167,8 @@ def quality(args) -> int:
         for name, scales in configs.items():
             trace = runner.run(name, scales, target=target)
             results[name].append(trace)
-            reached = trace.time_to(target)
             print(f"  {name} ({' → '.join(f'{s.width}×{s.height}:{s.iterations}' for s in scales)}): "
-                  + (f"target at {reached:.1f} s = {reached / baseline.seconds[-1]:.3f} of single"
-                     if reached is not None else
-                     f"target not reached in {trace.total_seconds:.1f} s (final loss {trace.losses[-1]:.6g})"),
-                  flush=True)
+                  f"{outcome(trace, baseline, target)}", flush=True)
     print("\n| schedule | time to the single-scale loss, / single-scale time (median) | runs reaching it |")
     print("| --- | --- | --- |")
     for name, traces in results.items():
@@ -173,9 +187,8 @@ def split(args) -> int:
     out = runner.output
     print(f"machine: {machine(args)}; output {out[1]}×{out[0]}, coarse side {args.coarse}, "
           f"single scale {args.iterations} iterations")
-    budgets = [int(b) for b in args.budgets.split(",")]
     configs = {f"×{name}, {k} coarse": explicit_schedule(out, args.coarse, step, k, 3 * args.iterations)
-               for k in budgets for name, step in (("2", 2.0), ("√2", SQRT2))}
+               for k in budgets(args) for name, step in (("2", 2.0), ("√2", SQRT2))}
     ratios: dict[str, list[float]] = {name: [] for name in configs}
     for repeat in range(args.repeats):
         baseline = runner.run("single", [Scale(*out, args.iterations)])
@@ -203,9 +216,7 @@ def weights(args) -> int:
     out = runner.output
     print(f"machine: {machine(args)}; output {out[1]}×{out[0]}, coarse side {args.coarse}, style weight "
           f"{args.style_weight:g}, single scale {args.iterations} iterations")
-    budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else [args.iterations]
-    engine_factor = schedule.content_weight_factor
-    variants = {"α × output pixels / scale pixels (engine)": engine_factor,
+    variants = {"α × output pixels / scale pixels (engine)": None,
                 "α at every scale (baseline)": lambda scale, output: 1.0}
     for repeat in range(args.repeats):
         baseline = runner.run("single", [Scale(*out, args.iterations)])
@@ -213,22 +224,13 @@ def weights(args) -> int:
         print(f"repeat {repeat + 1}: single scale: {baseline.seconds[-1]:.1f} s to loss {target:.6g} (content "
               f"{baseline.last_terms['content']:.4g}, style {baseline.last_terms['style']:.4g})", flush=True)
         order = list(variants.items()) if repeat % 2 == 0 else list(variants.items())[::-1]
-        for t in budgets:
+        for t in budgets(args):
             scales = steps_schedule(out, args.coarse, 2.0, t)
             for name, factor in order:
-                schedule.content_weight_factor = factor
-                try:
-                    trace = runner.run(name, scales, target=target)
-                finally:
-                    schedule.content_weight_factor = engine_factor
-                reached = trace.time_to(target)
+                trace = runner.run(name, scales, target=target, weight_factor=factor)
                 print(f"  T={t} ({' → '.join(f'{s.width}×{s.height}:{s.iterations}' for s in scales)}), {name}: "
                       f"loss after upsampling {trace.losses[0]:.6g} (content {trace.first_terms['content']:.4g}, "
-                      f"style {trace.first_terms['style']:.4g}); "
-                      + (f"target at {reached:.1f} s = {reached / baseline.seconds[-1]:.3f} of single"
-                         if reached is not None else
-                         f"target not reached in {trace.total_seconds:.1f} s (final loss {trace.losses[-1]:.6g})"),
-                      flush=True)
+                      f"style {trace.first_terms['style']:.4g}); {outcome(trace, baseline, target)}", flush=True)
     return 0
 
 
@@ -263,7 +265,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--coarse", type=int, default=512, help="the coarsest longest side")
     parser.add_argument("--iterations", type=int, default=60, help="N: single-scale iterations at full size")
-    parser.add_argument("--budgets", default="", help="quality: total iterations T of the coarse-to-fine runs "
+    parser.add_argument("--budgets", default="", help="quality, weights: total iterations T of the coarse-to-fine runs "
                                                       "(default N); split: coarse iterations at the coarsest size")
     parser.add_argument("--histories", default="100,20,10,5")
     parser.add_argument("--learning-rates", default="0.02,0.05")

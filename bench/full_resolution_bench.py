@@ -66,7 +66,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     content = resize(load_image(SHARED / "tubingen.jpg")[:3], (height, width)).clamp(0, 1)
     style = load_image(SHARED / "starry_night.jpg")[:3]
     if spec.get("float64"):  # the network's dtype is the run's (inputs enter as float32)
-        model, content, style = model.double(), content.double(), style.double()
+        model = model.double()
     if spec.get("perturb"):  # a difference the size of float32 rounding, put into the content
         noise = torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5
         content = content + 2 * spec["perturb"] * noise
