@@ -242,7 +242,6 @@ def test_serve_takes_a_memory_budget_and_a_preview_cap():
     assert (limits().max_memory, limits().max_preview_size) == (0, 2048)  # the device's memory; previews ≤ 2048 px
     chosen = limits("--max-memory", "8G", "--max-preview-size", "512")
     assert (chosen.max_memory, chosen.max_preview_size) == (8192, 512)
-    assert chosen.describe()["max_memory"] == 8192  # what pong reports
     with pytest.raises(ValueError, match="max_memory"):
         limits("--max-memory", "10M")  # below what any job can run in
 
