@@ -48,11 +48,18 @@ def run(mode: str, **env: str) -> tuple[str, int]:
     return pinned, int(released)
 
 
+#: RSS moves by a page or two around the frees (the interpreter's own small allocations), so the figures are
+#: read in whole blocks: released means nearly all 64 MiB came back, kept means less than one 8 MiB block did.
+RELEASED_MIB = range(60, 65)
+KEPT_MIB = range(-7, 8)
+
+
 def test_pinned_freed_blocks_leave_the_process_and_unpinned_they_stay():
-    assert run("pin") == ("True", 64)
-    assert run("leave")[1] == 0, "glibc kept the freed blocks: the control"
+    pinned, released = run("pin")
+    assert pinned == "True" and released in RELEASED_MIB
+    assert run("leave")[1] in KEPT_MIB, "glibc kept the freed blocks: the control"
 
 
 def test_a_threshold_the_user_set_is_left_alone():
     pinned, released = run("pin", MALLOC_MMAP_THRESHOLD_="65536")
-    assert pinned == "False" and released == 64  # glibc applied the user's own value
+    assert pinned == "False" and released in RELEASED_MIB  # glibc applied the user's own value
