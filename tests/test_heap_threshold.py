@@ -40,7 +40,7 @@ print(pinned, (before - rss()) // MiB)
 
 
 def run(mode: str, **env: str) -> tuple[str, int]:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | env
+    environment = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")} | env
     done = subprocess.run([sys.executable, "-c", ALLOCATIONS, mode], capture_output=True, text=True, timeout=60,
                           env=environment)
     assert done.returncode == 0, done.stderr
@@ -60,6 +60,8 @@ def test_pinned_freed_blocks_leave_the_process_and_unpinned_they_stay():
     assert run("leave")[1] in KEPT_MIB, "glibc kept the freed blocks: the control"
 
 
-def test_a_threshold_the_user_set_is_left_alone():
-    pinned, released = run("pin", MALLOC_MMAP_THRESHOLD_="65536")
+@pytest.mark.parametrize("setting", [{"MALLOC_MMAP_THRESHOLD_": "65536"},
+                                     {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536"}])
+def test_a_threshold_the_user_set_is_left_alone(setting: dict[str, str]):
+    pinned, released = run("pin", **setting)
     assert pinned == "False" and released in RELEASED_MIB  # glibc applied the user's own value

@@ -24,15 +24,23 @@ log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3
 #: 128 KiB: glibc's own starting threshold, the value measured in docs/PERFORMANCE.md.
 PINNED_THRESHOLD = 128 * 1024
-#: Where the user already chose one, it is theirs.
+#: Where the user already chose one, it is theirs: glibc's old variable, or its tunable in GLIBC_TUNABLES.
 ENVIRONMENT_VARIABLE = "MALLOC_MMAP_THRESHOLD_"
+TUNABLE = "glibc.malloc.mmap_threshold"
+
+
+def user_chose_threshold() -> bool:
+    """Whether this process's environment already gave glibc an mmap threshold."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return bool(os.environ.get(ENVIRONMENT_VARIABLE)) or any(
+        setting.partition("=")[0] == TUNABLE for setting in tunables.split(":"))
 
 
 @functools.cache  # once per process: the setting is the process's
 def pin_mmap_threshold(threshold: int = PINNED_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes for this process; False where that is not possible
-    (not glibc, e.g. macOS or musl) or not wanted (``MALLOC_MMAP_THRESHOLD_`` set: glibc already applied it)."""
-    if os.environ.get(ENVIRONMENT_VARIABLE):
+    (not glibc, e.g. macOS or musl) or not wanted (the user set one: glibc already applied it)."""
+    if user_chose_threshold():
         return False
     name = ctypes.util.find_library("c")
     if name is None:
