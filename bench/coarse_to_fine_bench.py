@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 
 from neural_style.daemon.engine import Cancelled, StyleParams, job_plan, memory_plan, schedule, stylize
-from neural_style.daemon.engine.imaging import fit_longest_side
 from neural_style.daemon.engine.memory_plan import OptimizerState
 from neural_style.daemon.engine.schedule import FRONT_LOADING, Scale, scale_sizes, split_iterations
+from neural_style.daemon.engine.sizes import fit_longest_side
 from neural_style.daemon.image_files import load_image
 from neural_style.daemon.weights import load_model
 

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_baseline import full_vgg19_features, run_style_transfer
 
 from neural_style.daemon.engine import StyleParams, stylize
-from neural_style.daemon.engine.imaging import fit_longest_side, resize
+from neural_style.daemon.engine.imaging import resize
+from neural_style.daemon.engine.sizes import fit_longest_side
 from neural_style.daemon.engine.transfer import NOISE_MEAN, NOISE_STD
 from neural_style.daemon.engine.vgg import random_vgg19_state_dict
 from neural_style.daemon.image_files import load_image

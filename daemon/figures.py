@@ -61,7 +61,8 @@ def render_figure_sheet(
     on_cell: Callable[[int, str], None] | None = None,
 ) -> torch.Tensor:
     """Run every cell and lay them out with labels; returns the sheet as a (3, H, W) tensor."""
-    from .engine.imaging import fit_longest_side, resize, split_alpha
+    from .engine.imaging import resize, split_alpha
+    from .engine.sizes import fit_longest_side
     from .engine.transfer import stylize
 
     content_rgb = split_alpha(content)[0]

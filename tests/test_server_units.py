@@ -4,6 +4,8 @@ check, request limits and the job queue."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -271,6 +273,19 @@ def test_limits_bound_a_native_job_by_max_pixels_and_a_texture_by_max_size():
             admit_stylize(texture(**params), Limits(max_size=64))
         assert err.value.code == "too_large"
     admit_stylize(texture(width=64, height=64), Limits(max_size=64))  # the default size 512 is not used
+
+
+def test_admission_applies_the_engines_size_rule_without_importing_torch():
+    """The socket loop admits requests; it must stay torch-free while using the engine's own size rule."""
+    code = ("import sys\n"
+            "from neural_style.daemon.server.admission import admit_stylize\n"
+            "from neural_style.daemon.engine.sizes import output_size\n"
+            "from neural_style.daemon.engine import StyleParams\n"
+            "assert output_size(StyleParams(size=100), (50, 100)) == (50, 100)\n"
+            "assert output_size(StyleParams(size=64), (50, 100)) == (32, 64)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("daemon, asked, job", [

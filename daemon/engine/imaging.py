@@ -14,26 +14,6 @@ _RGB_TO_YIQ = torch.tensor(
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
 
-def fit_longest_side(height: int, width: int, longest: int) -> tuple[int, int]:
-    """(h, w) scaled so that the longer side is at most ``longest``; never upscaled."""
-    if max(height, width) <= longest:
-        return height, width
-    scale = longest / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def scale_to_longest_side(height: int, width: int, longest: int) -> tuple[int, int]:
-    """(h, w) scaled so that the longer side is exactly ``longest`` (up or down): for style images."""
-    scale = longest / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def at_least(size: tuple[int, int], smallest: int) -> tuple[int, int]:
-    """(h, w) with each side raised to ``smallest``: an extreme aspect ratio is squeezed rather than
-    leaving the network a side too short for its poolings."""
-    return max(smallest, size[0]), max(smallest, size[1])
-
-
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of (C, H, W) or (N, C, H, W), antialiased when shrinking."""
     if tuple(image.shape[-2:]) == tuple(size):

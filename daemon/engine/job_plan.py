@@ -13,13 +13,14 @@ from typing import Any
 
 import torch
 
-from .imaging import fit_longest_side, split_alpha
+from .imaging import split_alpha
 from .layers import LAYER_INDEX, LAYER_NAMES
 from .memory_budget import Budget, memory_budget
 from .memory_plan import MemoryPlan, plan_memory, smaller_blocks
 from .optimize import LBFGS_HISTORY
 from .params import PARAM_SPECS, ParamError, StyleParams, plan_inputs
 from .schedule import Scale, schedule
+from .sizes import output_size
 
 #: No working side below this, whatever the layers (the smallest ``size`` a request may ask for).
 MIN_SIDE = int(PARAM_SPECS["size"].minimum or 1)
@@ -33,14 +34,6 @@ def smallest_side(layers: Sequence[str]) -> int:
     deepest = max(LAYER_INDEX[name] for name in layers)
     poolings = sum(1 for name in LAYER_NAMES[: deepest + 1] if name.startswith("pool"))
     return max(MIN_SIDE, 1 << poolings)
-
-
-def output_size(content_rgb: torch.Tensor | None, params: StyleParams) -> tuple[int, int]:
-    """(height, width) of the result: the content fitted to ``size`` (its own size for 0), or the texture's."""
-    if content_rgb is not None:
-        height, width = content_rgb.shape[-2:]
-        return (height, width) if params.size == 0 else fit_longest_side(height, width, params.size)
-    return params.height or params.size, params.width or params.size
 
 
 @dataclass
@@ -74,7 +67,8 @@ def plan_job(content: torch.Tensor | None, styles: Sequence[torch.Tensor], param
     content_rgb, alpha = split_alpha(content.float()) if content is not None else (None, None)
     inputs = plan_inputs(params, has_content=content_rgb is not None, style_count=len(styles),
                          style_blend=style_blend)
-    height, width = output_size(content_rgb, params)
+    content_size = (content_rgb.shape[-2], content_rgb.shape[-1]) if content_rgb is not None else None
+    height, width = output_size(params, content_size)
     # Content and style layers are computed on the optimised image: every scale must reach the deepest.
     smallest = smallest_side(inputs.content_layers + inputs.style_layers)
     scales = schedule(height, width, scales=params.scales, iterations=params.iterations, smallest=smallest)

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from .blockwise import Autocast, blockwise_features, blockwise_grams
-from .imaging import at_least, resize, scale_to_longest_side, split_alpha
+from .imaging import resize, split_alpha
 from .losses import at_least_float32, gram_matrix
+from .sizes import at_least, scale_to_longest_side
 from .vgg import VGG19Features
 
 #: Memoised Gram targets: a style image and the settings that shape its Grams → the Grams per layer.

@@ -21,7 +21,7 @@ from . import schedule
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
-from .imaging import fit_longest_side, join_alpha, preserve_colors, resize, split_alpha
+from .imaging import join_alpha, preserve_colors, resize, split_alpha
 from .job_plan import JobPlan, plan_job, shrink
 from .losses import LossTerms
 from .memory_plan import MemoryPlan
@@ -30,6 +30,7 @@ from .oom_retry import RetryingObjective
 from .optimize import LBFGS_HISTORY, Objective, StopRequested, minimise
 from .params import StyleParams
 from .schedule import Scale
+from .sizes import fit_longest_side
 from .targets import CacheStats, StyleCache, autocast_for, content_features, style_targets
 from .time_left import TimeLeft, evaluation_work
 from .vgg import VGG19Features

@@ -17,6 +17,7 @@ import dataclasses
 
 from neural_style.daemon.engine.engine_errors import ParamError
 from neural_style.daemon.engine.params import StyleParams, plan_inputs
+from neural_style.daemon.engine.sizes import output_size
 from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
@@ -51,17 +52,20 @@ def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
 
 
 def _check_working_size(params: StyleParams, content: tuple[int, int] | None, limits: Limits) -> None:
-    """``max_size`` bounds a scaled-down working size: ``size`` below the content's longest side, and a
-    texture's sides (``width``, ``height``, or ``size`` where one is not given).  A job at the content's
-    own resolution (``size`` 0, or a size no smaller than the content's longest side, which the engine
-    never scales up) is bounded by ``max_pixels`` instead, as its content is."""
+    """``max_size`` bounds a scaled-down working size: the content fitted to ``size`` where that is smaller
+    than the content, and a texture's sides.  A job at the content's own resolution (``size`` 0, or a size
+    the engine would not scale the content down to) is bounded by ``max_pixels`` instead, as its content
+    is.  Which case a request is comes from the engine's own rule (``sizes.output_size``)."""
     if content is not None:
-        native = params.size == 0 or params.size >= max(content)
-        sides = [] if native else [("size", params.size)]
-        hint = f"; size 0 (the content's own {content[0]}x{content[1]}, within max_pixels) is accepted"
+        width, height = content
+        if output_size(params, (height, width)) == (height, width):
+            return
+        sides = [("size", params.size)]
+        hint = f"; size 0 (the content's own {width}x{height}, within max_pixels) is accepted"
     else:
-        sides = [("width", params.width) if params.width is not None else ("size", params.size),
-                 ("height", params.height) if params.height is not None else ("size", params.size)]
+        out_height, out_width = output_size(params, None)
+        sides = [("width" if params.width is not None else "size", out_width),
+                 ("height" if params.height is not None else "size", out_height)]
         hint = ""
     for name, value in sides:
         if value > limits.max_size:
