@@ -323,6 +323,9 @@ def test_the_schema_file_round_trips_and_a_missing_one_says_so(tmp_path):
     (tmp_path / schema.SCHEMA_NAME).write_text("[1, 2]")
     with pytest.raises(schema.SchemaMissing, match="could not be read"):
         schema.read_schema(tmp_path)
+    (tmp_path / schema.SCHEMA_NAME).write_text(json.dumps({"format": schema.SCHEMA_FORMAT + 1, **data}))
+    with pytest.raises(schema.SchemaMissing, match=r"\(format 2, this plug-in reads format 1\): run install\.py again"):
+        schema.read_schema(tmp_path)
 
 
 def test_the_readme_table_lists_every_argument_with_its_default():

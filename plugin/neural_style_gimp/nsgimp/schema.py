@@ -51,6 +51,8 @@ def read_schema(folder: PathLike, fallback: Callable[[], Optional[dict[str, Any]
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
             raise ValueError("no 'params' map")
+        if data.get("format") != SCHEMA_FORMAT:  # written by another version's install.py
+            raise ValueError(f"format {data.get('format')!r}, this plug-in reads format {SCHEMA_FORMAT}")
         return data
     except FileNotFoundError:
         schema = fallback()
