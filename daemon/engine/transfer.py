@@ -17,7 +17,6 @@ from typing import TypedDict
 
 import torch
 
-from . import schedule
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
@@ -29,7 +28,7 @@ from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
 from .optimize import LBFGS_HISTORY, Objective, StopRequested, minimise
 from .params import StyleParams
-from .schedule import Scale
+from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
 from .targets import CacheStats, StyleCache, autocast_for, content_features, style_targets
 from .time_left import TimeLeft, evaluation_work
@@ -125,7 +124,7 @@ def stylize(
         start = _start_image(x, scale, content_at, styles, params, generator).to(device, working_dtype)
         x = None  # the last scale's image lives on only in the start
 
-        content_weight = params.content_weight * schedule.content_weight_factor(scale, plan.scales[-1])
+        content_weight = params.content_weight * content_weight_factor(scale, plan.scales[-1])
 
         def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: dict[str, torch.Tensor] = style,
                   _content_weight: float = content_weight) -> Objective:
