@@ -227,12 +227,17 @@ def installed_profile(base: Path) -> Path:
     return found[0].parent.parent
 
 
+def copy_session_scripts(base: Path) -> None:
+    """The scripts a GIMP session runs, into the folder mounted at /share."""
+    for name in ("batch_neural_style.py", "gui_driver.py", "with_display.sh"):
+        shutil.copy(GIMP_TESTS / name, base / name)
+
+
 def install_plugin(base: Path, endpoint: str, root: Path | None = None) -> Path:
     """Into the folder mounted at /share: the session scripts, and the plug-in installed by install.py into the
     profile under home/ of the GIMP in ``root`` (default: 3.0's); it talks to ``endpoint``. Returns the plug-in's
     main file."""
-    for name in ("batch_neural_style.py", "gui_driver.py", "with_display.sh"):
-        shutil.copy(GIMP_TESTS / name, base / name)
+    copy_session_scripts(base)
     profile = profile_dir(base, root)
     install = subprocess.run(
         [sys.executable, str(REPO / "install.py"), "--gimp-dir", str(profile), "--state-dir", str(base / "state"),
@@ -747,6 +752,39 @@ def test_gimp_autostarts_the_recorded_daemon(gimp_root, share, daemon, tmp_path)
     assert "starting:" in log_text, "the plug-in did not start the daemon itself"
     assert_finished_layer(result)
     assert_source_untouched(share, out)
+
+
+# --------------------------------------------------------------------------- tests: a new user's install
+def test_gimp_started_once_then_install_py_finds_its_profile(gimp_root, share, daemon, tmp_path):
+    """As the README tells a new user: start GIMP once (with a fresh HOME it creates only its own
+    version's profile: GIMP 3.2 makes ~/.config/GIMP/3.2 and no 3.0), then ``python3 install.py`` with
+    no --gimp-dir; GIMP then has Filters → Artistic → Neural Style… and a run works."""
+    base = tmp_path / "share"
+    (base / "home").mkdir(parents=True)
+    (base / "out").mkdir()
+    shutil.copytree(share / "in", base / "in")
+    copy_session_scripts(base)
+    version = gimp_version(gimp_root)
+    first = subprocess.run([str(GIMP_TESTS / "in_root.sh"), str(gimp_root), str(base), "--",
+                            f"gimp-console-{version}", "-idf", "--quit"], capture_output=True, text=True,
+                           timeout=GIMP_TIMEOUT)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    profiles = sorted(p.name for p in (base / "home" / ".config" / "GIMP").iterdir())
+    assert profiles == [version], f"GIMP {version}'s first start made {profiles}"
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CONFIG_HOME", "APPDATA", "NEURAL_STYLE_ENDPOINT")}
+    install = subprocess.run(
+        [sys.executable, str(REPO / "install.py"), "--state-dir", str(tmp_path / "state"), "--no-venv",
+         "--no-weights", "--no-wheels", "--endpoint", daemon.endpoint],
+        capture_output=True, text=True, timeout=120, env={**env, "HOME": str(base / "home")})
+    text = install.stdout + install.stderr
+    assert install.returncode == 0 and "no GIMP 3 profile found" not in text, text
+    plugin = base / "home" / ".config" / "GIMP" / version / "plug-ins" / "neural_style_gimp" / "neural_style_gimp.py"
+    assert plugin.is_file(), text
+    steps = [step(base, "first-install", {**QUICK_ARGS, "endpoint": daemon.endpoint})]
+    result, out = run_session(gimp_root, base, "first-install", steps)["first-install"]
+    assert result["menu_label"] == "Neural Style…" and "<Image>/Filters/Artistic" in result["menu_paths"], result
+    assert_finished_layer(result)
+    assert_source_untouched(base, out)
 
 
 # --------------------------------------------------------------------------- tests: the GUI
