@@ -52,7 +52,6 @@ from .messages import (
     UnknownReply,
     decode_reply,
     decode_request,
-    encode_message,
     error_frames,
 )
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
@@ -68,6 +67,6 @@ __all__ = [
     "Encoding", "ImageData", "ImageRef",
     "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
     "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize", "UnknownReply",
-    "decode_reply", "decode_request", "encode_message", "error_frames",
+    "decode_reply", "decode_request", "error_frames",
     "MAX_HEADER_BYTES", "PROTOCOL_VERSION", "Envelope", "decode", "encode",
 ]
