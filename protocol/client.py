@@ -213,7 +213,7 @@ class Client:
             while True:
                 reply = self._next(message.id, deadline - time.monotonic(), why)
                 if isinstance(reply, Error):
-                    raise DaemonError(reply.code, reply.message, message.id)
+                    raise DaemonError(reply.code, reply.message, message.id, reply.field)
                 if isinstance(reply, expected):
                     return reply
                 if not isinstance(reply, UnknownReply):
@@ -242,7 +242,7 @@ class Client:
                 reply = self._next(job_id, wait, why)
                 if isinstance(reply, Error):
                     finished = True
-                    raise DaemonError(reply.code, reply.message, job_id)
+                    raise DaemonError(reply.code, reply.message, job_id, reply.field)
                 if isinstance(reply, Result):
                     finished = True
                     yield reply
@@ -275,7 +275,7 @@ class Client:
         while not queue:
             if self._connection_error is not None:
                 error, self._connection_error = self._connection_error, None
-                raise DaemonError(error.code, error.message, message_id)
+                raise DaemonError(error.code, error.message, message_id, error.field)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
                 if queue:

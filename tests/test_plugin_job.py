@@ -124,9 +124,16 @@ def test_progress_queue_previews_and_result(tmp_path):
 
 
 @pytest.mark.parametrize("error, words, argument", [
-    (DaemonError("too_large", "styles[1] is 9000x9000 = 81000000 pixels"), "the style image /s/two.png", None),
-    (DaemonError("too_large", "size 4096 is over this daemon's limit of 2048 pixels"), "over the daemon's limits",
-     "working-size"),
+    (DaemonError("too_large", "styles[1] is 9000x9000 = 81000000 pixels", "j", "styles[1]"),
+     "the style image /s/two.png cannot be used", "style2"),
+    (DaemonError("bad_request", "styles[0]: not a readable png image", "j", "styles[0]"), "as a PNG or JPEG", "style"),
+    (DaemonError("too_large", "size 4096 is over this daemon's limit of 2048 pixels", "j", "params.size"),
+     "over the daemon's limits", "working-size"),
+    (DaemonError("too_large", "a request of 300 MB; this daemon reads at most 256 MiB"), "over the daemon's limits",
+     "working-size"),  # no field: the request as a whole
+    (DaemonError("too_large", "iterations 9000 is over this daemon's limit of 5000", "j", "params.iterations"),
+     "over the daemon's limits", "iterations"),
+    (DaemonError("bad_request", "params: seed must be …", "j", "params.seed"), "refused the request", "seed"),
     (DaemonError("busy", "16 jobs queued"), "queue is full", None),
     (DaemonUnavailable("no message for job j in 5 s"), "stopped answering in the middle of the job", None),
 ])

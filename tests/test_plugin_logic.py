@@ -201,8 +201,9 @@ def test_progress_says_queue_start_iteration_and_time_left_never_loss():
 # --------------------------------------------------------------------------- messages
 def test_advice_names_files_and_dialog_labels():
     assert "--weights" in advice.daemon_error_text("no_weights", "")
-    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"])
-    assert "the style image /b/y.png is 9000x9000" in too_large and "'Working size (px)'" in too_large
+    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"], "styles[1]")
+    assert "the style image /b/y.png cannot be used" in too_large and "a smaller copy" in too_large
+    assert "'Working size (px)'" in advice.daemon_error_text("too_large", "size 4096 is over", [], "params.size")
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
     assert "no daemon answers at tcp://127.0.0.1:1" in off

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 
 class ParamError(ValueError):
-    """A parameter is unknown, of the wrong type or out of range; the message says which and why."""
+    """A parameter is unknown, of the wrong type or out of range; the message says which and why, and
+    ``field`` names it when one is to blame ("iterations", "style_layers[1]", "style_blend"), so that a
+    caller can point at it without reading the message."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NonFiniteLoss(ParamError):

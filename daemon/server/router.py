@@ -145,7 +145,7 @@ class Router:
         try:
             request = decode_request(frames)
         except ProtocolError as exc:
-            self._reject(client, exc.request_id, exc.code, exc.message)
+            self._reject(client, exc.request_id, exc.code, exc.message, exc.field)
             return
         if isinstance(request, Ping):
             self._reply(client, self._pong(request.id))
@@ -158,9 +158,10 @@ class Router:
         else:  # pragma: no cover - decode_request only returns the four request types
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value, f"unexpected request {request!r}")
 
-    def _reject(self, client: bytes, request_id: str | None, code: str, message: str) -> None:
+    def _reject(self, client: bytes, request_id: str | None, code: str, message: str,
+                field: str | None = None) -> None:
         log.info("rejected a request from %s (id=%r): %s: %s", client.hex(), request_id, code, message)
-        self._reply(client, Error(request_id or "", code, message))
+        self._reply(client, Error(request_id or "", code, message, field))
 
     def _pong(self, request_id: str) -> Pong:
         return Pong(request_id, daemon_version=self.daemon_version, protocol=PROTOCOL_VERSION, device=self.model.device,
@@ -224,7 +225,7 @@ class Router:
         try:
             admitted = admit_stylize(request, self.limits)
         except CodedError as exc:
-            self._reject(client, request.id, exc.code, exc.message)
+            self._reject(client, request.id, exc.code, exc.message, exc.field)
             return
         job = Job(client=client, request_id=request.id, request=admitted)
         # max_queue counts jobs waiting behind the running one: with max_queue 0 an idle daemon

@@ -126,10 +126,8 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
             elif isinstance(event, Heartbeat) and not progressed:
                 view.show(*text.waiting(event.state, event.position))
     except DaemonError as exc:
-        argument = None
-        if exc.code == "too_large" and "styles[" not in exc.message:
-            argument = "full-resolution" if settings.full_resolution else "working-size"
-        raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths), argument) from None
+        raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths, exc.field),
+                        advice.blamed_argument(exc.code, exc.field, settings.full_resolution)) from None
     except DaemonUnavailable as exc:
         raise JobFailed(advice.lost_text(connection.endpoint, str(exc))) from None
     finally:
