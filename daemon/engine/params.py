@@ -24,9 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neural_style.protocol.errors import quote
-
-from .engine_errors import ParamError
+from .engine_errors import ParamError, quote
 from .layers import LAYER_NAMES
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
