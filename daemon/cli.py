@@ -224,8 +224,7 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     bar = ProgressBar(params.iterations)
     try:
         result = stylize(model, content, styles, params, style_blend=args.style_blend,
-                         on_progress=lambda p: bar.update(p.iteration, p.loss.total, scale=p.scale, scales=p.scales,
-                                                          seconds_left=p.seconds_left))
+                         on_progress=bar.report)
     finally:
         bar.close()
     save_image(result.image, args.output,

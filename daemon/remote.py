@@ -182,8 +182,7 @@ def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: 
                 elif isinstance(event, Progress):
                     if bar is None:
                         bar = ProgressBar(event.iterations)
-                    bar.update(event.iteration, event.loss.total, scale=event.scale, scales=event.scales,
-                               seconds_left=event.seconds_left)
+                    bar.report(event)
                 elif isinstance(event, Result):
                     result = event
     except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned

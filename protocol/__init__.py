@@ -54,6 +54,7 @@ from .messages import (
     decode_request,
     error_frames,
 )
+from .reports import LossReport, ProgressReport, duration
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
 
 __all__ = [
@@ -68,5 +69,6 @@ __all__ = [
     "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
     "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize", "UnknownReply",
     "decode_reply", "decode_request", "error_frames",
+    "LossReport", "ProgressReport", "duration",
     "MAX_HEADER_BYTES", "PROTOCOL_VERSION", "Envelope", "decode", "encode",
 ]

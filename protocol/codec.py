@@ -144,6 +144,23 @@ def _encode(kind: Any, value: Any, frames: Frames) -> Any:
     return value
 
 
+def from_record(cls: type, record: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of ``cls`` read by name from ``record`` (any object with attributes of its
+    fields' names, a nested dataclass from the record's attribute of that name), ``given`` taking precedence:
+    the engine's records become messages without a hand-written copy of each field."""
+    out: dict[str, Any] = {}
+    for spec in specs(cls):
+        if spec.name in given:
+            out[spec.name] = given[spec.name]
+            continue
+        value = getattr(record, spec.name)
+        kind = _optional_of(spec.type) or spec.type
+        if value is not None and isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            value = kind(**from_record(kind, value, {}))
+        out[spec.name] = value
+    return out
+
+
 # ----------------------------------------------------------------------------- decoding
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, ClassVar, Optional, TypeVar, Union
 
-from .codec import Frames, Reader, encode_fields, wire
+from .codec import Frames, Reader, encode_fields, from_record, wire
 from .errors import ErrorCode, ProtocolError, quote
 from .image_data import Buffer, ImageData, ImageRef
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, decode, encode, peek_id
@@ -28,6 +28,7 @@ JOB_STATES = ("queued", "running")
 MAX_NESTING = 32
 #: Longest message of a decoding error.
 MAX_ERROR_MESSAGE = 300
+M = TypeVar("M", bound="Message")
 
 
 def _nesting_within(value: Any, limit: int) -> bool:
@@ -53,6 +54,12 @@ class Message:
 
     TYPE: ClassVar[str] = ""
     id: str
+
+    @classmethod
+    def of(cls: type[M], request_id: str, record: Any, **given: Any) -> M:
+        """This message from a record with attributes of its fields' names (the engine's ``EngineProgress``
+        and ``StyleResult``: one vocabulary, so no field is copied by hand); ``given`` overrides some."""
+        return cls(request_id, **from_record(cls, record, given))
 
     def to_frames(self) -> list[Buffer]:
         """Frames of this message, ready for ``send_multipart`` (prepend the routing id on a ROUTER)."""

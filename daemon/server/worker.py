@@ -23,7 +23,7 @@ import zmq
 from neural_style.daemon.local_errors import WeightsNotFound
 from neural_style.protocol.errors import CodedError, ErrorCode, code_value
 from neural_style.protocol.image_data import ImageData
-from neural_style.protocol.messages import Error, Loss, Progress, Result
+from neural_style.protocol.messages import Error, Progress, Result
 
 from .admission import wire_field
 from .decode import decode_request_image, encode_result
@@ -184,9 +184,7 @@ class Worker(threading.Thread):
             def on_progress(progress: Any) -> None:
                 job.iteration = progress.iteration  # read by the loop for status
                 preview = ImageData.raw(*encode_result(progress.image)) if progress.image is not None else None
-                self._send(job, Progress(job.request_id, progress.iteration, progress.iterations,
-                                         Loss(**progress.loss.as_dict()), progress.elapsed, preview,
-                                         progress.scale, progress.scales, progress.seconds_left))
+                self._send(job, Progress.of(job.request_id, progress, image=preview))
 
             def on_plan(plan: Any) -> None:  # one line per job: its scales and each scale's memory plan
                 log.info("%s plan: %s", job.label(), "; ".join(plan.describe()))
@@ -217,8 +215,7 @@ class Worker(threading.Thread):
             detail = (f"; {result.iterations} iterations ({rate:.2f} it/s) at {image.width}x{image.height}, "
                       f"loss {result.loss.total:.4g}, style cache {result.style_cache_hits} hit(s) "
                       f"{result.style_cache_misses} miss(es) [{cache.entries} entries, {cache.bytes / 2**20:.1f} MiB]")
-            self._send(job, Result(job.request_id, image, Loss(**result.loss.as_dict()), result.iterations,
-                                   result.elapsed, result.style_cache_hits, result.style_cache_misses), detail)
+            self._send(job, Result.of(job.request_id, result, image=image), detail)
 
     def _fail(self, job: Job, code: ErrorCode | str, message: str, field: str | None = None) -> None:
         """End ``job`` with an ``error`` (``field``: the request's field it is about, when one is to blame)."""

@@ -116,8 +116,7 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
                 return event
             if isinstance(event, Progress):
                 progressed = True
-                view.show(*text.progress(event.iteration, event.iterations, event.elapsed, event.scale,
-                                         event.scales, event.seconds_left))
+                view.show(*text.report(event))
                 # A preview is stale when a newer one has already arrived: painting it would fall behind.
                 if event.image is not None and not connection.client.newer_preview_waiting():
                     view.paint(event.image, False)
