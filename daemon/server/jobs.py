@@ -24,6 +24,8 @@ _serial = itertools.count(1)
 
 
 class JobState(str, Enum):
+    """A job's state; the unfinished ones (all but DONE) are the protocol's ``JOB_STATES`` (a test checks)."""
+
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -74,6 +76,11 @@ class Job:
     @property
     def iterations(self) -> int:
         return self.request.params.iterations
+
+    @property
+    def wire_state(self) -> str:
+        """The state as the protocol says it of an unfinished job (``JOB_STATES``): "running" or "queued"."""
+        return JobState.RUNNING.value if self.state is JobState.RUNNING else JobState.QUEUED.value
 
     def cancel(self, reason: str) -> None:
         """Ask the worker to stop this job between two iterations (first reason wins)."""

@@ -172,11 +172,10 @@ class Router:
         """A job as ``status`` shows it to ``client``: another connection's job keeps its progress (a
         queued client can tell how long it will wait) but not its id (PROTOCOL.md section 5)."""
         running = job.state is JobState.RUNNING
-        state = "running" if running else "queued"
         started = job.timings.started
         elapsed = time.monotonic() - started if started is not None and running else 0.0
         request_id = job.request_id if job.client == client else ""
-        return JobInfo(request_id, state, position, job.iteration, job.iterations, elapsed)
+        return JobInfo(request_id, job.wire_state, position, job.iteration, job.iterations, elapsed)
 
     def _status(self, client: bytes, request_id: str) -> StatusReply:
         running = self.running
@@ -197,8 +196,7 @@ class Router:
             self._reject(client, request.id, ErrorCode.NOT_FOUND.value,
                          f"no unfinished stylize job with id {request.target!r} on this connection")
             return
-        state = "running" if job.state is JobState.RUNNING else "queued"
-        self._reply(client, CancelAck(request.id, request.target, state))
+        self._reply(client, CancelAck(request.id, request.target, job.wire_state))
         self._cancel_job(job, "cancelled by the client")
 
     def _cancel_job(self, job: Job, reason: str) -> None:
@@ -310,8 +308,7 @@ class Router:
             if job.terminal_sent:
                 continue
             running = job.state is JobState.RUNNING
-            self._reply(job.client, Heartbeat(job.request_id, "running" if running else "queued",
-                                              0 if running else self._position(job)))
+            self._reply(job.client, Heartbeat(job.request_id, job.wire_state, 0 if running else self._position(job)))
 
     def _flush(self) -> None:
         for client, outbox in list(self.outboxes.items()):
