@@ -15,6 +15,7 @@ from typing import Any, Optional, Protocol
 from neural_style.protocol import (
     Accepted,
     ClientConfig,
+    DaemonClient,
     DaemonError,
     DaemonStartFailed,
     DaemonUnavailable,
@@ -51,7 +52,7 @@ class JobFailed(Exception):
 
 @dataclass
 class Connection:
-    client: Any  # a protocol Client (or the tests' scripted fake)
+    client: DaemonClient  # the protocol's Client (or the tests' scripted fake)
     endpoint: str
     started: bool  # this run started the daemon
 
