@@ -37,6 +37,7 @@ from neural_style.protocol import (
     connect_or_start,
     resolve_endpoint,
 )
+from neural_style.protocol.connection import serve_command
 
 if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
@@ -50,14 +51,9 @@ def _say(message: str, stream: TextIO | None = None) -> None:
 
 def daemon_command(args: argparse.Namespace, endpoint: str) -> list[str]:
     """The command that autostarts a daemon with this invocation's model options."""
-    command = [sys.executable, "-m", "neural_style.daemon.cli", "serve", "--bind", endpoint]
-    if getattr(args, "weights", None):
-        command += ["--weights", str(args.weights)]
-    if getattr(args, "weights_format", None):
-        command += ["--weights-format", str(args.weights_format)]
-    if getattr(args, "device", None):
-        command += ["--device", str(args.device)]
-    return command
+    return serve_command([sys.executable, "-m", "neural_style.daemon.cli", "serve"], bind=endpoint,
+                         weights=getattr(args, "weights", None), weights_format=getattr(args, "weights_format", None),
+                         device=getattr(args, "device", None))
 
 
 def request_params(params: StyleParams) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import torch, numpy, PIL or ``neural_style.daemon``; imports inside are relative
 folder can be copied next to the plug-in. The contract is docs/PROTOCOL.md.
 """
 
-from .autostart import DaemonHandle, DaemonStartFailed, NoDaemon, connect_or_start, ensure_daemon, start_daemon
+from .autostart import DaemonHandle, DaemonStartFailed, NoDaemon, connect_or_start, start_daemon
 from .client import Client, CurveKeys, DaemonClient, StylizeEvent, StylizeStream, new_request_id
 from .connection import (
     AUTOSTART_TIMEOUT,
@@ -59,7 +59,7 @@ from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
 
 __all__ = [
     "Client", "CurveKeys", "DaemonClient", "StylizeEvent", "StylizeStream", "new_request_id",
-    "DaemonHandle", "DaemonStartFailed", "NoDaemon", "connect_or_start", "ensure_daemon", "start_daemon",
+    "DaemonHandle", "DaemonStartFailed", "NoDaemon", "connect_or_start", "start_daemon",
     "AUTOSTART_TIMEOUT", "CLIENT_CONFIG_NAME", "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "FIRST_PING_TIMEOUT",
     "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "service_start_command",
     "write_client_config",

@@ -136,7 +136,7 @@ class Harness:
         self.jobs = JobQueue(limits.max_queue + 1)
         self.worker = types.SimpleNamespace(events=queue.SimpleQueue(), stop=lambda: None)
         self.router = Router(self.sock, self.router_wake, self.jobs, self.worker, limits,  # type: ignore[arg-type]
-                             StyleTargetCache(1), "test", "cpu")
+                             "test", "cpu")
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.router.serve, args=(self.stop,))
         self.thread.start()

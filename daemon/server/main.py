@@ -225,7 +225,7 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     jobs = JobQueue(config.limits.max_queue + 1)  # + the job the worker is about to take
     cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
     worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
-    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device,
+    router = Router(sock, wake, jobs, worker, config.limits, daemon_version(), config.model.device,
                     config.outbox_cap)
     log.info("neural-style daemon %s listening on %s%s (protocol %d); loading %s weights on %s",
              daemon_version(), config.bind, " with CURVE" if curve is not None else "", PROTOCOL_VERSION,

@@ -47,7 +47,6 @@ from .jobs import Job, JobQueue, JobState
 from .limits import Limits
 from .outbox import DEFAULT_OUTBOX_CAP, Outbox, Outgoing
 from .reader import Incoming, MessageBounds, RequestReader
-from .style_cache import StyleTargetCache
 from .worker import Worker
 
 __all__ = ["Router"]
@@ -63,7 +62,7 @@ class Router:
     """Serves one bound ROUTER socket until ``stop`` is set, then shuts down cleanly."""
 
     def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: Worker,
-                 limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str,
+                 limits: Limits, daemon_version: str, device_hint: str,
                  outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
         self.sock = sock
         self.reader = RequestReader(sock, MessageBounds(limits.max_request_frames, limits.max_message_bytes))
@@ -72,7 +71,6 @@ class Router:
         self.jobs = jobs
         self.worker = worker
         self.limits = limits
-        self.cache = cache
         self.daemon_version = daemon_version
         self.model = ModelState(device=device_hint)
         self.unfinished: dict[tuple[bytes, str], Job] = {}  # queued or running, by (client, id)
