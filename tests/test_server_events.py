@@ -23,11 +23,10 @@ from server_fixtures import FAST, RawClient, free_port, png_bytes, rgb_bytes, te
 from neural_style.daemon.engine.params import StyleParams
 from neural_style.daemon.server.bind import RouterSettings, bind_router
 from neural_style.daemon.server.events import ModelState, WorkerEvent
-from neural_style.daemon.server.jobs import Job, JobQueue
+from neural_style.daemon.server.jobs import Job, JobQueue, StylizeRequest
 from neural_style.daemon.server.limits import Limits
 from neural_style.daemon.server.router import Router
 from neural_style.daemon.server.style_cache import StyleTargetCache
-from neural_style.daemon.server.stylize_request import StylizeRequest
 from neural_style.daemon.server.worker import ModelSettings, Worker
 from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Loss, Progress, Result, decode_reply

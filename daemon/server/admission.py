@@ -23,8 +23,8 @@ from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
 
 from .decode import probe
+from .jobs import StylizeRequest
 from .limits import Limits, job_bound
-from .stylize_request import StylizeRequest
 
 __all__ = ["admit_stylize", "wire_field"]
 
