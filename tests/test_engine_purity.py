@@ -3,28 +3,21 @@ the daemon), so it imports with pyzmq and msgpack absent, and install.py loads i
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
+
+from test_protocol_purity import imported_names
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE_DIR = ROOT / "daemon" / "engine"
 
 
 def test_engine_modules_import_only_the_engine_and_libraries() -> None:
-    offenders = []
-    for path in sorted(ENGINE_DIR.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = ["..(outside the engine)" if node.level > 1 else node.module or ""]
-            else:
-                continue
-            offenders += [f"{path.name}: {n}" for n in names
-                          if n.startswith(("neural_style", "zmq", "msgpack", "..")) and
-                          not n.startswith("neural_style.daemon.engine")]
+    offenders = [f"{path.name}: {name or '.'} (level {level})" for path in sorted(ENGINE_DIR.glob("*.py"))
+                 for name, level in imported_names(path)
+                 if level > 1 or (level == 0 and name.split(".")[0] in {"neural_style", "zmq", "msgpack"}
+                                  and not name.startswith("neural_style.daemon.engine"))]
     assert offenders == []
 
 
