@@ -55,19 +55,37 @@ def wire(default: Any = MISSING, *, default_factory: Union[Callable[[], Any], An
 
 @dataclass(frozen=True)
 class Spec:
-    """A field as the codec sees it: name, type (resolved annotation) and rule."""
+    """A field as the codec sees it: name, type (resolved annotation) and rule, with what follows from them
+    worked out once (``base``: the type without Optional; ``nullable``; ``shape``: how it encodes)."""
 
     name: str
     type: Any
     rule: Rule
     default: Any
-
-    @property
-    def nullable(self) -> bool:
-        return self.rule.nullable if self.rule.nullable is not None else _optional_of(self.type) is not None
+    base: Any
+    nullable: bool
+    shape: str  # "plain" (as it is), "float", "image", "struct", "list" or "map"
 
 
 _SPECS: dict[type, tuple[Spec, ...]] = {}
+
+
+def _shape(kind: Any) -> str:
+    if kind is float:
+        return "float"
+    if kind is ImageData:
+        return "image"
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return "struct"
+    return {list: "list", dict: "map"}.get(typing.get_origin(kind), "plain")
+
+
+def _spec(f: dataclasses.Field[Any], hint: Any) -> Spec:
+    rule: Rule = f.metadata.get(WIRE, Rule())
+    optional = _optional_of(hint)
+    nullable = rule.nullable if rule.nullable is not None else optional is not None
+    base = optional or hint
+    return Spec(f.name, hint, rule, _default_of(f), base, nullable, _shape(base))
 
 
 def specs(cls: type) -> tuple[Spec, ...]:
@@ -75,8 +93,8 @@ def specs(cls: type) -> tuple[Spec, ...]:
     found = _SPECS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = tuple(Spec(f.name, hints[f.name], f.metadata.get(WIRE, Rule()), _default_of(f))
-                      for f in dataclasses.fields(cls) if f.name != "id" or not hasattr(cls, "TYPE"))
+        found = tuple(_spec(f, hints[f.name]) for f in dataclasses.fields(cls)
+                      if f.name != "id" or not hasattr(cls, "TYPE"))
         found = tuple(sorted(found, key=lambda s: s.rule.omit_nil))  # stable: omit_nil fields last
         _SPECS[cls] = found
     return found
@@ -122,26 +140,23 @@ def encode_fields(obj: Any, frames: Frames) -> dict[str, Any]:
             continue
         if value is None and spec.rule.required and not spec.nullable:
             raise ValueError(f"'{spec.name}' is required (a {type(obj).__name__} needs it)")
-        out[spec.name] = _encode(_optional_of(spec.type) or spec.type, value, frames)
+        out[spec.name] = _encode(spec.shape, spec.base, value, frames)
     return out
 
 
-def _encode(kind: Any, value: Any, frames: Frames) -> Any:
-    if value is None:
-        return None
-    if kind is float:
+def _encode(shape: str, kind: Any, value: Any, frames: Frames) -> Any:
+    if value is None or shape == "plain":
+        return value
+    if shape == "float":
         return float(value)
-    if kind is ImageData:
+    if shape == "image":
         return frames.attach(value)
-    if dataclasses.is_dataclass(kind):
+    if shape == "struct":
         return encode_fields(value, frames)
-    origin = typing.get_origin(kind)
-    if origin is list:
+    if shape == "list":
         (item,) = typing.get_args(kind)
-        return [_encode(item, v, frames) for v in value]
-    if origin is dict:
-        return dict(value)
-    return value
+        return [_encode(_shape(item), item, v, frames) for v in value]
+    return dict(value)
 
 
 def from_record(cls: type, record: Any, given: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +169,8 @@ def from_record(cls: type, record: Any, given: dict[str, Any]) -> dict[str, Any]
             out[spec.name] = given[spec.name]
             continue
         value = getattr(record, spec.name)
-        kind = _optional_of(spec.type) or spec.type
-        if value is not None and isinstance(kind, type) and dataclasses.is_dataclass(kind):
-            value = kind(**from_record(kind, value, {}))
+        if value is not None and spec.shape == "struct":
+            value = spec.base(**from_record(spec.base, value, {}))
         out[spec.name] = value
     return out
 
@@ -192,7 +206,7 @@ class Reader:
             elif raw is None and not spec.rule.required:
                 continue  # nil for a plain optional field: its default
             else:
-                out[spec.name] = self.value(_optional_of(spec.type) or spec.type, raw, path, spec.rule)
+                out[spec.name] = self.value(spec.base, raw, path, spec.rule)
         if self.strict:
             names = {s.name for s in cls_specs} | known
             unknown = sorted((k for k in value if k not in names), key=str)
@@ -250,12 +264,10 @@ class Reader:
             if ref.frame in self.frames_used:
                 raise self.fail(path, f"frame {ref.frame} is referenced by more than one image")
             self.frames_used.add(ref.frame)
-            payload = self.env.frame(ref.frame)
-            ref.check_payload(payload, self.env.id)
+            return ref.image(self.env.frame(ref.frame), self.env.id)
         except ProtocolError as exc:
             exc.field = exc.field or path
             raise
-        return ImageData(payload, ref.width, ref.height, ref.channels, ref.encoding)
 
     def finish(self) -> None:
         """A strict read uses every payload frame."""
