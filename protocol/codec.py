@@ -61,7 +61,6 @@ class Spec:
     name: str
     type: Any
     rule: Rule
-    default: Any
     base: Any
     nullable: bool
     shape: str  # "plain" (as it is), "float", "image", "struct", "list" or "map"
@@ -85,7 +84,7 @@ def _spec(f: dataclasses.Field[Any], hint: Any) -> Spec:
     optional = _optional_of(hint)
     nullable = rule.nullable if rule.nullable is not None else optional is not None
     base = optional or hint
-    return Spec(f.name, hint, rule, _default_of(f), base, nullable, _shape(base))
+    return Spec(f.name, hint, rule, base, nullable, _shape(base))
 
 
 def specs(cls: type) -> tuple[Spec, ...]:
@@ -98,14 +97,6 @@ def specs(cls: type) -> tuple[Spec, ...]:
         found = tuple(sorted(found, key=lambda s: s.rule.omit_nil))  # stable: omit_nil fields last
         _SPECS[cls] = found
     return found
-
-
-def _default_of(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:
-        return f.default_factory
-    return MISSING
 
 
 def _optional_of(kind: Any) -> Any:
