@@ -41,7 +41,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import types
 import urllib.request
 import venv
 from pathlib import Path
@@ -68,27 +67,11 @@ bootstrap = _load(PLUGIN_SRC / "nsgimp" / "bootstrap.py", "neural_style_install_
 schema_file = _load(PLUGIN_SRC / "nsgimp" / "schema.py", "neural_style_install_schema")  # the parameters' file
 
 
-def _protocol_errors_importable() -> None:
-    """``params`` quotes client values with ``neural_style.protocol.errors`` (stdlib only). Where this
-    Python has no ``neural_style`` (the usual case: install.py runs before the venv exists), make that one
-    module importable from the source tree, without running the protocol package's ``__init__`` (pyzmq)."""
-    try:
-        importlib.import_module("neural_style.protocol.errors")
-        return
-    except ImportError:
-        pass
-    for package, path in (("neural_style", []), ("neural_style.protocol", [str(PROTOCOL_SRC)])):
-        module = types.ModuleType(package)
-        module.__path__ = path
-        sys.modules[package] = module
-
-
 def engine_parameter_schema() -> dict:
     """The engine's ``parameter_schema()``, from daemon/engine loaded by its path: its package and
-    ``params`` import no torch, so this Python needs neither the venv nor torch."""
+    ``params`` import no torch and nothing outside the engine, so this Python needs neither the venv nor torch."""
     name = "neural_style_install_engine"
     if name not in sys.modules:
-        _protocol_errors_importable()
         spec = importlib.util.spec_from_file_location(name, ENGINE_SRC / "__init__.py",
                                                       submodule_search_locations=[str(ENGINE_SRC)])
         assert spec is not None and spec.loader is not None

@@ -14,8 +14,10 @@ sys.path.insert(0, str(PLUGIN_DIR))
 
 from nsgimp import advice, bootstrap, remembered, stylefile  # noqa: E402
 from nsgimp import settings as S  # noqa: E402
-from nsgimp.progress import ProgressText, duration_text  # noqa: E402
+from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
+
+from neural_style.protocol.reports import duration  # noqa: E402
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
        b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84"
@@ -194,15 +196,16 @@ def test_progress_says_queue_start_iteration_and_time_left_never_loss():
     assert second == ("Neural Style: iteration 20/100 · about 8 s left", 0.2)
     assert text.progress(100, 100, 12.0) == ("Neural Style: iteration 100/100", 1.0)
     assert "loss" not in " ".join(t for t, _ in (first, second)).lower()
-    assert duration_text(0.2) == "about 1 s" and duration_text(150) == "about 2 min"
-    assert duration_text(4900) == "about 1 h 22 min"
+    assert duration(0.2, rough=True) == "about 1 s" and duration(150, rough=True) == "about 2 min"
+    assert duration(4900, rough=True) == "about 1 h 22 min"
 
 
 # --------------------------------------------------------------------------- messages
 def test_advice_names_files_and_dialog_labels():
     assert "--weights" in advice.daemon_error_text("no_weights", "")
-    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"])
-    assert "the style image /b/y.png is 9000x9000" in too_large and "'Working size (px)'" in too_large
+    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"], "styles[1]")
+    assert "the style image /b/y.png cannot be used" in too_large and "a smaller copy" in too_large
+    assert "'Working size (px)'" in advice.daemon_error_text("too_large", "size 4096 is over", [], "params.size")
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
     assert "no daemon answers at tcp://127.0.0.1:1" in off
