@@ -120,10 +120,10 @@ def test_audio_a_container_cannot_hold_is_left_out_with_a_warning(tmp_path, capl
     source = tmp_path / "source.mp4"
     _source_video(source, 4, Fraction(25), audio_seconds=0.2)
     out = tmp_path / "out.webm"  # WebM holds Opus and Vorbis, not AAC
-    with caplog.at_level(logging.WARNING, logger=frames.__name__):
-        with frames.VideoWriter(out, Fraction(25), WIDTH, HEIGHT, audio_from=source) as writer:
-            for image in _frames(4):
-                writer.write(image)
+    with caplog.at_level(logging.WARNING, logger=frames.__name__), \
+            frames.VideoWriter(out, Fraction(25), WIDTH, HEIGHT, audio_from=source) as writer:
+        for image in _frames(4):
+            writer.write(image)
     assert "audio (aac) is left out" in caplog.text
     info = frames.video_info(out)
     assert not info.has_audio and len(list(frames.read_video(out))) == 4
