@@ -12,7 +12,7 @@ import torch
 from conftest import smooth_image
 from test_engine_blockwise import CASES, build, rel
 
-from neural_style.daemon.engine import StyleParams, stylize
+from neural_style.daemon.engine import ParamError, StyleParams, stylize
 from neural_style.daemon.engine.objective import whole_image_objective
 from neural_style.daemon.engine.temporal import TemporalTarget, temporal_loss, with_temporal
 
@@ -103,6 +103,9 @@ def test_targets_are_checked_and_resized():
     assert target.image.shape == (3, 4, 4) and target.certainty.shape == (1, 4, 4)
     assert target.image.dtype == torch.float64
     torch.testing.assert_close(target.image, torch.full((3, 4, 4), 0.25, dtype=torch.float64))
+    TemporalTarget(torch.zeros(3, 75, 100), torch.ones(75, 100)).at((48, 64), torch.device("cpu"), torch.float32)
+    with pytest.raises(ParamError, match="does not have the frame's shape"):
+        TemporalTarget(torch.zeros(3, 8, 8), torch.ones(8, 8)).at((4, 6), torch.device("cpu"), torch.float32)
 
 
 # ---------------------------------------------------------------------- in stylize

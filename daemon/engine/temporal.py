@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .engine_errors import ParamError
 from .imaging import resize
 from .optimize import Objective
 
@@ -43,7 +44,14 @@ class TemporalTarget:
         object.__setattr__(self, "certainty", mask)
 
     def at(self, size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> TemporalTarget:
-        """This target at a working size, on the device and in the dtype the image is optimised in."""
+        """This target at a working size, on the device and in the dtype the image is optimised in.
+
+        The target may come at the content's size or the output's, not at another shape: a resize that
+        would stretch it by more than a pixel is a ParamError."""
+        height, width = self.image.shape[-2:]
+        if abs(height * size[1] / width - size[0]) > 1.0 or abs(width * size[0] / height - size[1]) > 1.0:
+            raise ParamError(f"a temporal target of {width}×{height} does not have the frame's shape "
+                             f"({size[1]}×{size[0]})")
         return TemporalTarget(resize(self.image.float(), size).clamp(0, 1).to(device, dtype),
                               resize(self.certainty.float(), size).clamp(0, 1).to(device, dtype))
 
