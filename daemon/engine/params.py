@@ -40,6 +40,8 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 #: L-BFGS's dot products of gradients far from float32's 3.4·10³⁸ on ordinary images (a run that
 #: still overflows ends with NonFiniteLoss).
 MAX_WEIGHT = 1e12
+#: The temporal term's default λ: the warping error's goal at the paper's α and β (docs/PERFORMANCE.md).
+TEMPORAL_WEIGHT = 1000.0
 #: Longest side, width or height in pixels: beyond any photograph (a daemon's --max-size is lower).
 MAX_SIDE = 65536
 MAX_ITERATIONS = 1_000_000
@@ -237,6 +239,10 @@ class StyleParams:
     style_weight: float = param(1000.0, "β of the paper (α/β = 10⁻³ as in its Fig. 2)",
                                 minimum=0.0, maximum=MAX_WEIGHT)
     tv_weight: float = param(0.0, "total-variation smoothing (not in the paper)", minimum=0.0, maximum=MAX_WEIGHT)
+    temporal_weight: float = param(TEMPORAL_WEIGHT, "λ of Ruder et al.'s temporal term for a sequence's frames "
+                                   "(the result held near the previous one, warped by optical flow, where the "
+                                   "flow is certain); 0 turns it off. No effect on a single image",
+                                   minimum=0.0, maximum=MAX_WEIGHT, cli=False)
     content_layers: tuple[str, ...] = param(
         DEFAULT_CONTENT_LAYERS, "VGG19 layers named as in the paper: conv4_2 is the pre-activation, relu4_2 "
                                 "its response (what the paper means)", choices=LAYER_NAMES)
@@ -407,6 +413,7 @@ __all__ = [
     "POOLINGS",
     "PRECISIONS",
     "MAX_WEIGHT",
+    "TEMPORAL_WEIGHT",
     "MAX_SIDE",
     "MIN_MEMORY_MIB",
     "MAX_MEMORY_MIB",

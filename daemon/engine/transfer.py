@@ -31,6 +31,7 @@ from .params import StyleParams
 from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
 from .targets import CacheStats, StyleCache, autocast_for, content_features, style_targets
+from .temporal import TemporalTarget, with_temporal
 from .time_left import TimeLeft, evaluation_work
 from .vgg import VGG19Features
 
@@ -82,6 +83,8 @@ def stylize(
     should_stop: Callable[[], bool] | None = None,
     target_cache: StyleCache | None = None,
     on_plan: Callable[[JobPlan], None] | None = None,
+    start_image: torch.Tensor | None = None,
+    temporal: Sequence[TemporalTarget] = (),
 ) -> StyleResult:
     """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``.
 
@@ -89,6 +92,10 @@ def stylize(
     construction; what depends on the inputs is checked here by ``plan_inputs``, the same check the
     daemon makes before it accepts a job. The plan (scales, memory) is logged on this module's logger,
     or handed to ``on_plan`` instead (the daemon logs it as one line labelled with its job).
+
+    A sequence's frame t: ``start_image`` (3, H, W) replaces ``params.init`` (the warped previous
+    result), and ``temporal`` adds Ruder et al.'s term with ``params.temporal_weight`` at every scale
+    (``engine/temporal.py``), the targets resized to each scale's size.
     """
     started = time.perf_counter()
     device = model.device
@@ -121,14 +128,18 @@ def stylize(
                               precision=params.precision, autocast=autocast, cache=target_cache, stats=stats,
                               block_size=memory.block_size if memory.path == "blocks" else max(scale.size))
         # the image is optimised in the network's precision (a float64 network: a float64 image and optimiser)
-        start = _start_image(x, scale, content_at, styles, params, generator).to(device, working_dtype)
+        given = x if x is not None or start_image is None else start_image[:3].float().unsqueeze(0)
+        start = _start_image(given, scale, content_at, styles, params, generator).to(device, working_dtype)
         x = None  # the last scale's image lives on only in the start
+        held = tuple(t.at(scale.size, device, working_dtype) for t in temporal) if params.temporal_weight else ()
 
         content_weight = params.content_weight * content_weight_factor(scale, plan.scales[-1])
 
         def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: dict[str, torch.Tensor] = style,
-                  _content_weight: float = content_weight) -> Objective:
-            return _objective(model, params, m, _targets, _style, autocast, _content_weight)
+                  _content_weight: float = content_weight,
+                  _held: tuple[TemporalTarget, ...] = held) -> Objective:
+            return with_temporal(_objective(model, params, m, _targets, _style, autocast, _content_weight), _held,
+                                 params.temporal_weight)
 
         def replanned(m: MemoryPlan, why: str, _i: int = index) -> None:
             log.warning("scale %d/%d ran out of memory (%s); retrying with %s", _i + 1, len(plan.scales), why,
@@ -157,7 +168,7 @@ def stylize(
         except StopRequested as stop:
             raise Cancelled(iteration_offset + stop.evaluations) from None
         used.append(objective.plan)
-        del start, objective, targets, style
+        del start, objective, targets, style, held
         x = outcome.image
         last_terms = outcome.terms
         iteration_offset += outcome.evaluations
