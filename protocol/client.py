@@ -29,6 +29,7 @@ from .messages import (
     Message,
     Ping,
     Pong,
+    Previous,
     Progress,
     Reply,
     Result,
@@ -58,7 +59,8 @@ class DaemonClient(Protocol):
 
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
-                *, request_id: Optional[str] = None, heartbeats: bool = False) -> StylizeStream:
+                *, request_id: Optional[str] = None, heartbeats: bool = False,
+                previous: Optional[Previous] = None) -> StylizeStream:
         """A job's events (Accepted, Progress…, Result; Heartbeat with ``heartbeats``); an ``error`` reply raises
         DaemonError, and closing the stream early cancels the job."""
         ...
@@ -172,7 +174,8 @@ class Client:
 
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
-                *, request_id: Optional[str] = None, heartbeats: bool = False) -> StylizeStream:
+                *, request_id: Optional[str] = None, heartbeats: bool = False,
+                previous: Optional[Previous] = None) -> StylizeStream:
         """Submit a job and yield its events: Accepted, Progress…, and finally Result.
 
         An ``error`` reply raises DaemonError. Heartbeats are consumed silently unless
@@ -180,7 +183,7 @@ class Client:
         iterator before the end (``close()``, ``break``) sends a ``cancel`` for the job.
         """
         message = Stylize(request_id or new_request_id(), content, list(styles), dict(params or {}),
-                          list(style_blend) if style_blend is not None else None)
+                          list(style_blend) if style_blend is not None else None, previous)
         frames = message.to_frames()  # validate before anything is sent
         request_bytes = sum(memoryview(frame).nbytes for frame in frames)
         return self._stream(message.id, frames, heartbeats, request_bytes / self.transfer_rate,

@@ -82,12 +82,24 @@ class Status(Message):
 
 
 @dataclass
+class Previous:
+    """A sequence's frame before this one: its content frame and its stylized result, so that the daemon
+    stylizes this frame consistently with it (optical flow, warp, certainty) while each request stays
+    stateless. Both images are required together; ``flow`` is the daemon's to check (its flow methods)."""
+
+    content: Optional[ImageData] = wire(None, required=True, nullable=False)  # the same size as the request's
+    stylized: Optional[ImageData] = wire(None, required=True, nullable=False)  # the content's shape
+    flow: str = wire("dis", minimum=1)
+
+
+@dataclass
 class Stylize(Message):
     TYPE: ClassVar[str] = "stylize"
     content: Optional[ImageData] = wire(None, required=True)  # nil for texture synthesis, never by omission
     styles: list[ImageData] = wire(default_factory=list, required=True, min_items=1)
     params: dict[str, Any] = wire(default_factory=dict)
     style_blend: Optional[list[float]] = wire(None, omit_nil=True)  # its values are the daemon's to check
+    previous: Optional[Previous] = wire(None, omit_nil=True)  # a sequence's previous frame (issue 15)
 
 
 @dataclass
@@ -290,7 +302,7 @@ def error_frames(request_id: Optional[str], code: Union[ErrorCode, str], message
 
 __all__ = [
     "Message", "Ping", "Status", "Stylize", "Cancel", "Pong", "StatusReply", "CancelAck", "Accepted",
-    "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "JobInfo", "ImageData", "ImageRef", "Request",
-    "Reply", "REQUEST_TYPES", "REPLY_TYPES", "TERMINAL_TYPES", "decode_request", "decode_reply",
+    "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "Previous", "JobInfo", "ImageData",
+    "ImageRef", "Request", "Reply", "REQUEST_TYPES", "REPLY_TYPES", "TERMINAL_TYPES", "decode_request", "decode_reply",
     "error_frames", "JOB_STATES", "MAX_NESTING",
 ]

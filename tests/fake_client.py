@@ -18,6 +18,7 @@ from neural_style.protocol import (
     StylizeEvent,
     StylizeStream,
 )
+from neural_style.protocol.messages import Previous
 
 Step = Union[StylizeEvent, BaseException]
 
@@ -45,9 +46,10 @@ class FakeClient:
 
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
-                *, request_id: Optional[str] = None, heartbeats: bool = False) -> StylizeStream:
+                *, request_id: Optional[str] = None, heartbeats: bool = False,
+                previous: Optional[Previous] = None) -> StylizeStream:
         self.requests.append({"content": content, "styles": styles, "params": params, "style_blend": style_blend,
-                              "heartbeats": heartbeats})
+                              "heartbeats": heartbeats, "previous": previous})
         return self._stream()
 
     def _stream(self) -> StylizeStream:

@@ -20,7 +20,7 @@ from neural_style.daemon.engine.params import StyleParams, plan_inputs
 from neural_style.daemon.engine.sizes import output_size
 from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import ImageData
-from neural_style.protocol.messages import Stylize
+from neural_style.protocol.messages import Previous, Stylize
 
 from .decode import probe
 from .jobs import StylizeRequest
@@ -82,15 +82,39 @@ def _check_working_size(params: StyleParams, content: tuple[int, int] | None, li
                              field=f"params.{name}")
 
 
+def _check_previous(previous: Previous, content: tuple[int, int] | None, limits: Limits) -> None:
+    """A sequence's previous frame: its content frame of the content's size, its stylized frame of the
+    content's shape (its size or the output's: within a pixel), a flow method the daemon has."""
+    from neural_style.daemon.sequence.flow import FLOW_METHODS  # cv2: only for a sequence's request
+
+    if content is None:
+        raise CodedError(ErrorCode.BAD_REQUEST, "previous frames need a content frame (texture synthesis has none)",
+                         field="previous")
+    if previous.flow not in FLOW_METHODS:
+        raise CodedError(ErrorCode.BAD_REQUEST, f"previous.flow must be one of {', '.join(FLOW_METHODS)}",
+                         field="previous.flow")
+    assert previous.content is not None and previous.stylized is not None  # the decoder requires both
+    width, height = content
+    before = _image_size(previous.content, "previous.content", limits)
+    if before != content:
+        raise CodedError(ErrorCode.BAD_REQUEST, f"previous.content is {before[0]}x{before[1]} but the content "
+                                                f"frame is {width}x{height}: a sequence's frames have one size",
+                         field="previous.content")
+    sw, sh = _image_size(previous.stylized, "previous.stylized", limits)
+    if abs(sh * width / sw - height) > 1.0 or abs(sw * height / sh - width) > 1.0:
+        raise CodedError(ErrorCode.BAD_REQUEST, f"previous.stylized is {sw}x{sh}, not the content frame's shape "
+                                                f"({width}x{height}, or that scaled)", field="previous.stylized")
+
+
 def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     """The request a job runs for ``message`` (framing and field types already checked by the protocol
     module), after the engine's parameter checks and this daemon's ``limits``.
 
     Raises ``CodedError`` with ``bad_request`` (unknown params or layer names, wrong types or
     values, a style blend that does not fit the styles, nothing to optimise, undecodable
-    images) or ``too_large`` (pixels, decompression bombs, iterations, a scaled-down working
-    size over ``max_size``, number of styles).  The job's ``max_memory`` and ``preview_size`` are
-    the request's capped by the daemon's (``job_bound``).
+    images, a previous frame of another size or without a content) or ``too_large`` (pixels,
+    decompression bombs, iterations, a scaled-down working size over ``max_size``, number of styles).
+    The job's ``max_memory`` and ``preview_size`` are the request's capped by the daemon's (``job_bound``).
     """
     try:
         params = StyleParams.from_mapping(message.params or {})
@@ -116,8 +140,11 @@ def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     for i, style in enumerate(message.styles):
         _image_size(style, f"styles[{i}]", limits)
     _check_working_size(params, content, limits)
+    if message.previous is not None:
+        _check_previous(message.previous, content, limits)
 
     params = dataclasses.replace(params, max_memory=job_bound(params.max_memory, limits.max_memory),
                                  preview_size=job_bound(params.preview_size, limits.max_preview_size))
     blend = tuple(message.style_blend) if message.style_blend is not None else None
-    return StylizeRequest(params=params, content=message.content, styles=list(message.styles), style_blend=blend)
+    return StylizeRequest(params=params, content=message.content, styles=list(message.styles), style_blend=blend,
+                          previous=message.previous)

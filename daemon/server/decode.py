@@ -23,9 +23,15 @@ from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import ImageData
 
 if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI import this without it
+    from collections.abc import Sequence
+
     import torch
 
-__all__ = ["probe", "decode_request_image", "encode_result"]
+    from neural_style.daemon.engine.params import StyleParams
+    from neural_style.daemon.engine.temporal import TemporalTarget
+    from neural_style.protocol.messages import Previous
+
+__all__ = ["probe", "decode_request_image", "decode_previous", "encode_result"]
 
 
 def _buffer(payload: Any) -> memoryview:
@@ -72,6 +78,23 @@ def decode_request_image(image: ImageData, max_pixels: int, field: str | None = 
         raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}", field=field) from None
     except ImageError as exc:
         raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}", field=field) from None
+
+
+def decode_previous(content: torch.Tensor | None, previous: Previous | None, params: StyleParams,
+                    max_pixels: int) -> tuple[torch.Tensor | None, Sequence[TemporalTarget]]:
+    """A frame's ``stylize`` arguments ``start_image`` and ``temporal`` from its request's previous frame
+    (None and none without one): the images decoded, then flow, warp and certainty (``temporal_inputs``)."""
+    if previous is None or content is None:
+        return None, ()
+    from neural_style.daemon.temporal_inputs import temporal_inputs
+
+    assert previous.content is not None and previous.stylized is not None  # the decoder requires both
+    before = decode_request_image(previous.content, max_pixels, "previous.content")
+    stylized = decode_request_image(previous.stylized, max_pixels, "previous.stylized")
+    try:
+        return temporal_inputs(content, before, stylized, params, previous.flow)
+    except ValueError as exc:  # frames of different sizes (admission compares the descriptors)
+        raise CodedError(ErrorCode.BAD_REQUEST, f"previous.content: {exc}", field="previous.content") from None
 
 
 def encode_result(image: torch.Tensor) -> tuple[bytes, int, int, int]:

@@ -18,6 +18,7 @@ from enum import Enum
 
 from neural_style.daemon.engine.params import StyleParams
 from neural_style.protocol.image_data import ImageData
+from neural_style.protocol.messages import Previous
 
 __all__ = ["JobState", "Job", "JobQueue", "JobTimings", "StylizeRequest"]
 
@@ -33,6 +34,7 @@ class StylizeRequest:
     content: ImageData | None
     styles: list[ImageData]
     style_blend: tuple[float, ...] | None = None
+    previous: Previous | None = None  # a sequence's previous frame (content and result), still encoded
 
 _serial = itertools.count(1)
 

@@ -26,7 +26,7 @@ from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Progress, Result
 
 from .admission import wire_field
-from .decode import decode_request_image, encode_result
+from .decode import decode_previous, decode_request_image, encode_result
 from .events import JobMessage, ModelState, WorkerEvent
 from .jobs import Job, JobQueue
 from .style_cache import StyleTargetCache
@@ -176,10 +176,11 @@ class Worker(threading.Thread):
             content = (decode_request_image(request.content, self._max_pixels, "content")
                        if request.content is not None else None)
             styles = [decode_request_image(s, self._max_pixels, f"styles[{i}]") for i, s in enumerate(request.styles)]
+            start_image, temporal = decode_previous(content, request.previous, request.params, self._max_pixels)
             job.timings.decoded = time.monotonic()
             # the request's frames (up to max_message_bytes) are not needed any more: free them
             # now rather than when a long job ends
-            request.content, request.styles = None, []
+            request.content, request.styles, request.previous = None, [], None
 
             def on_progress(progress: Any) -> None:
                 job.iteration = progress.iteration  # read by the loop for status
@@ -191,7 +192,8 @@ class Worker(threading.Thread):
 
             result = stylize(self.model, content, styles, request.params, style_blend=request.style_blend,
                              on_progress=on_progress, on_plan=on_plan,
-                             should_stop=lambda: self._should_stop(job), target_cache=self._cache)
+                             should_stop=lambda: self._should_stop(job), target_cache=self._cache,
+                             start_image=start_image, temporal=temporal)
             image = ImageData.raw(*encode_result(result.image))
         except Cancelled as exc:
             reason = job.cancel_reason or "the daemon is shutting down"
