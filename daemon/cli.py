@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_param_options(stylize)
     add_model_options(stylize)
 
+    _add_video_parser(commands)
+
     reconstruct = commands.add_parser(
         "reconstruct", help="content reconstruction or texture synthesis from chosen layers (the paper's Fig. 1)")
     source = reconstruct.add_mutually_exclusive_group(required=True)
@@ -134,6 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="ask the daemon what it is doing")
     status.add_argument("--endpoint", help=ENDPOINT_HELP)
     return parser
+
+
+def _add_video_parser(commands: argparse._SubParsersAction) -> None:
+    """``video``: stylize's options (from the same declarations) and the temporal ones."""
+    from .engine.params import PARAM_SPECS
+    from .sequence.flow import FLOW_METHODS
+
+    video = commands.add_parser(
+        "video", help="stylize a folder of frames or a video file, each frame consistent with the one before",
+        description="Stylize INPUT (a folder of frames, sorted by name, or a video file) into OUTPUT (a folder: "
+                    "each frame as PNG under its input name; or a video file, by its extension, at the input's "
+                    "frame rate with its audio where the container allows). Each frame starts from the previous "
+                    "result warped by optical flow and is held near it (Ruder et al. 2016). Run again with the "
+                    "same OUTPUT to resume: frames already written are kept.")
+    video.add_argument("input", type=Path)
+    video.add_argument("styles", type=Path, nargs="+", metavar="style")
+    video.add_argument("-o", "--output", type=Path, required=True)
+    video.add_argument("--local", action="store_true", help="run in this process instead of through the daemon")
+    video.add_argument("--endpoint", help=ENDPOINT_HELP)
+    video.add_argument("--no-autostart", action="store_true",
+                       help="fail instead of starting a daemon when none answers")
+    _add_param_options(video)
+    group = video.add_argument_group("sequence")
+    _add_option(group, PARAM_SPECS["temporal_weight"])
+    group.add_argument("--flow", choices=FLOW_METHODS, default=FLOW_METHODS[0],
+                       help=f"optical flow between content frames (default: {FLOW_METHODS[0]})")
+    group.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
+                       help="frame rate of a video OUTPUT, e.g. 24 or 30000/1001 (default: the input video's; "
+                            "25 for a folder of frames)")
+    add_model_options(video)
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -169,6 +202,52 @@ def _run_stylize(args: argparse.Namespace) -> int:
     content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]
     return _run_local(args, content, styles, params)
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    from .image_files import load_image
+    from .progress_bar import FrameProgress
+    from .sequence.frames import is_video
+    from .sequence_run import LocalFrames, open_source, run_sequence
+
+    params = params_from_args(args)  # --temporal-weight included: the schema's name
+    _check_readable(*args.styles)
+    _check_video_output(args.output)
+    if args.fps is not None and (args.fps <= 0 or not is_video(args.output)):
+        raise UsageError("--fps must be positive, and is for a video OUTPUT")
+    source = open_source(args.input)
+    from .engine.params import plan_inputs
+
+    plan_inputs(params, has_content=True, style_count=len(args.styles), style_blend=args.style_blend)
+
+    def run(stylize_frame) -> int:
+        progress = FrameProgress(source.count, params.iterations)
+        try:
+            run_sequence(source, args.output, stylize_frame, progress, temporal=params.temporal_weight > 0,
+                         rate=args.fps)
+        finally:
+            progress.close()
+        return EXIT_OK
+
+    if not args.local:
+        from . import remote
+
+        return remote.video_with_daemon(args, list(args.styles), params, args.style_blend, args.flow, run)
+    from .weights import load_model
+
+    model = load_model(args.weights, args.weights_format, args.device)
+    return run(LocalFrames(model, [load_image(path) for path in args.styles], params, args.style_blend, args.flow))
+
+
+def _check_video_output(path: Path) -> None:
+    """OUTPUT is a video file by its extension, else a folder (made if missing, inside an existing one)."""
+    from .sequence.frames import is_video
+
+    _check_writable(path)
+    if not is_video(path) and path.exists() and not path.is_dir():
+        raise UsageError(f"{path} is a file: OUTPUT is a folder of frames or a video file (.mp4, .mkv, .webm…)")
+    if is_video(path) and path.is_dir():
+        raise UsageError(f"{path} is a folder, not a video file")
 
 
 def _run_reconstruct(args: argparse.Namespace) -> int:
@@ -267,6 +346,7 @@ def _check_writable(path: Path) -> None:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "stylize": _run_stylize,
+    "video": _run_video,
     "reconstruct": _run_reconstruct,
     "figures": _run_figures,
     "serve": _run_serve,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -23,6 +23,7 @@ from neural_style.daemon.exit_codes import (
     EXIT_NO_WEIGHTS,
     EXIT_OK,
 )
+from neural_style.daemon.local_errors import ImageError
 from neural_style.daemon.progress_bar import ProgressBar
 from neural_style.protocol import (
     Accepted,
@@ -42,7 +43,8 @@ from neural_style.protocol.connection import serve_command
 if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
 
-__all__ = ["status", "stylize_with_daemon", "daemon_command", "request_params", "image_for_request"]
+__all__ = ["status", "stylize_with_daemon", "daemon_command", "request_params", "image_for_request",
+           "daemon_failure", "DaemonFrames", "video_with_daemon"]
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -186,25 +188,83 @@ def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: 
             bar.close()
         _say("interrupted (the job was cancelled)")
         return EXIT_INTERRUPTED
-    except DaemonError as exc:
+    except (DaemonError, DaemonUnavailable, ValueError) as exc:
         if bar is not None:
             bar.close()
-        _say(f"error from the daemon at {endpoint}: {exc.code}: {exc.message}")
-        return EXIT_NO_WEIGHTS if exc.code == "no_weights" else EXIT_DAEMON_ERROR
-    except DaemonUnavailable as exc:
-        if bar is not None:
-            bar.close()
-        _say(f"error: {exc}")
-        return EXIT_NO_DAEMON
-    except ValueError as exc:  # an endpoint ZeroMQ cannot parse
-        _say(f"error: {exc}")
-        return EXIT_BAD_INPUT
+        return daemon_failure(exc, endpoint)
     if bar is not None:
         bar.close()
     if result is None or result.image is None:  # pragma: no cover - the client raises instead
         _say(f"error: the daemon at {endpoint} ended the job without a result")
         return EXIT_DAEMON_ERROR
     return _write_result(result, output, weights, params, blend)
+
+
+def daemon_failure(exc: Exception, endpoint: str) -> int:
+    """One line for what went wrong talking to the daemon at ``endpoint``, and its exit code."""
+    if isinstance(exc, DaemonError):
+        _say(f"error from the daemon at {endpoint}: {exc.code}: {exc.message}")
+        return EXIT_NO_WEIGHTS if exc.code == "no_weights" else EXIT_DAEMON_ERROR
+    _say(f"error: {exc}")  # DaemonUnavailable, or a ValueError: an endpoint ZeroMQ cannot parse
+    return EXIT_NO_DAEMON if isinstance(exc, DaemonUnavailable) else EXIT_BAD_INPUT
+
+
+class DaemonFrames:
+    """A sequence's frames stylized through one connection to the daemon (``neural-style video``): each
+    request carries its previous frame (``Previous``), so the daemon keeps nothing between frames, and the
+    style's Gram targets come from the daemon's cache after the first frame."""
+
+    def __init__(self, client: Client, styles: Sequence[ImageData], params: dict[str, Any],
+                 style_blend: Sequence[float] | None, flow: str) -> None:
+        self.client, self.styles, self.params, self.flow = client, list(styles), params, flow
+        self.blend = list(style_blend) if style_blend is not None else None
+
+    def __call__(self, content: Any, previous: Any, on_progress: Any) -> Any:
+        import numpy as np
+
+        from neural_style.protocol.messages import Previous
+
+        def raw(array: Any) -> ImageData:
+            height, width, channels = array.shape
+            return ImageData.raw(np.ascontiguousarray(array).tobytes(), width, height, channels)
+
+        before = Previous(raw(previous.content), raw(previous.stylized), self.flow) if previous is not None else None
+        result: Result | None = None
+        stream = self.client.stylize(raw(content), self.styles, self.params, self.blend, previous=before)
+        try:
+            for event in stream:
+                if isinstance(event, Progress):
+                    on_progress(event)
+                elif isinstance(event, Result):
+                    result = event
+        finally:  # Ctrl+C: closing the stream cancels the frame's job now, not when the traceback is freed
+            stream.close()
+        image = result.image if result is not None else None
+        assert image is not None and image.width and image.height and image.channels  # else the client raised
+        pixels = np.frombuffer(bytes(image.data), np.uint8).reshape(image.height, image.width, image.channels)
+        return pixels[..., :3].copy()
+
+
+def video_with_daemon(args: argparse.Namespace, styles: list[Path], params: StyleParams,
+                      style_blend: Sequence[float] | None, flow: str, run: Callable[[DaemonFrames], int]) -> int:
+    """``neural-style video`` through the daemon: one connection (autostarted like stylize's) for every frame;
+    ``run`` is the sequence's loop given the frame stylizer. Returns the exit code."""
+    endpoint = resolve_endpoint(getattr(args, "endpoint", None))
+    try:
+        style_images = [image_for_request(p) for p in styles]
+    except Exception as exc:  # unreadable file, not an image
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    try:
+        client, _weights = _connect(args, endpoint)
+        with client:
+            return run(DaemonFrames(client, style_images, request_params(params), style_blend, flow))
+    except (DaemonError, DaemonUnavailable) as exc:
+        return daemon_failure(exc, endpoint)
+    except ValueError as exc:
+        if isinstance(exc, ImageError):  # the sequence's own (SequenceError): the command's user error
+            raise
+        return daemon_failure(exc, endpoint)  # an endpoint ZeroMQ cannot parse
 
 
 def _write_result(result: Result, output: Path, weights: str | None, params: StyleParams,
