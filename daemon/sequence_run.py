@@ -76,10 +76,11 @@ def open_source(path: Path) -> SequenceSource:
     if not path.exists():
         raise SequenceError(f"no such file or folder: {path}")
     if path.is_dir():
-        count = len(folder_frames(path))
-        if count == 0:
+        files = folder_frames(path)
+        if not files:
             raise SequenceError(f"{path} holds no image files (frames are .png, .jpg, .webp… sorted by name)")
-        return SequenceSource(path, count, None)
+        _check_one_size(files)
+        return SequenceSource(path, len(files), None)
     if not is_video(path):
         raise SequenceError(f"{path} is neither a folder of frames nor a video file (.mp4, .mkv, .webm, .mov…)")
     try:
@@ -87,6 +88,23 @@ def open_source(path: Path) -> SequenceSource:
     except Exception as exc:  # PyAV's errors for a file FFmpeg cannot read
         raise SequenceError(f"{path} is not a readable video: {exc}") from None
     return SequenceSource(path, info.frames, info.rate)
+
+
+def _check_one_size(files: Sequence[Path]) -> None:
+    """Every frame file of one size, from the headers alone (before any work; a video's frames are by
+    construction), else SequenceError naming the first that differs."""
+    from PIL import Image
+
+    sizes: list[tuple[int, int]] = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                sizes.append(image.size)
+        except Exception as exc:  # Pillow raises many types for a broken file
+            raise SequenceError(f"{file} is not an image PIL can read ({exc})") from None
+        if sizes[-1] != sizes[0]:
+            raise SequenceError(f"frame {file.name} is {sizes[-1][0]}x{sizes[-1][1]} but {files[0].name} is "
+                                f"{sizes[0][0]}x{sizes[0][1]}: a sequence's frames have one size")
 
 
 def frames_folder(output: Path) -> Path:
