@@ -134,7 +134,7 @@ def test_refusals_are_one_line_and_exit_2(inputs, tmp_path, capsys) -> None:
     """In-process (the command's own main): each refusal is found before any model loads."""
     from neural_style.daemon.cli import main
 
-    frames, video, style = inputs
+    frames, _video, style = inputs
     mixed = tmp_path / "mixed"
     write_frame(mixed, "a", np.zeros((32, 48, 3), np.uint8))
     write_frame(mixed, "b", np.zeros((30, 48, 3), np.uint8))
