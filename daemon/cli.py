@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -101,9 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     stylize = commands.add_parser("stylize", help="paint CONTENT in the style of STYLE (the paper's Fig. 2)")
-    stylize.add_argument("content", type=Path)
+    stylize.add_argument("content", type=Path, help="a photo, or a folder of photos (then -o is a folder)")
     stylize.add_argument("styles", type=Path, nargs="+", metavar="style")
-    stylize.add_argument("-o", "--output", type=Path, required=True)
+    stylize.add_argument("-o", "--output", type=Path, required=True,
+                         help="the result; a folder (PNG files under the contents' names) for several contents")
+    stylize.add_argument("--content", dest="more_contents", type=Path, action="append", default=[],
+                         metavar="PATH", help="one more content photo (repeatable): independent photos, one warm "
+                                              "model and one style computation; -o is then a folder")
     stylize.add_argument("--local", action="store_true", help="run in this process instead of through the daemon")
     stylize.add_argument("--endpoint", help=ENDPOINT_HELP)
     stylize.add_argument("--no-autostart", action="store_true",
@@ -191,17 +196,40 @@ def _add_figure_options(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------- commands
 def _run_stylize(args: argparse.Namespace) -> int:
     params = params_from_args(args)
-    _check_readable(args.content, *args.styles)
-    _check_writable(args.output)
+    jobs = _stylize_jobs(args.content, args.more_contents, args.output)
+    _check_readable(*(content for content, _ in jobs), *args.styles)
     if not args.local:
         from . import remote
 
-        return remote.stylize_with_daemon(args, args.content, list(args.styles), params, args.output, args.style_blend)
+        return remote.stylize_all_with_daemon(args, jobs, list(args.styles), params, args.style_blend)
     from .image_files import load_image
 
-    content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]
-    return _run_local(args, content, styles, params)
+    return _run_local(args, [(functools.partial(load_image, content), output) for content, output in jobs], styles,
+                      params)
+
+
+def _stylize_jobs(content: Path, more: Sequence[Path], output: Path) -> list[tuple[Path, Path]]:
+    """(content, output) pairs: one photo to ``output``, or a folder's photos and ``--content`` ones into the
+    folder ``output`` (made if missing), each as PNG under its content's name."""
+    if not content.is_dir() and not more:
+        _check_writable(output)
+        return [(content, output)]
+    from .sequence.frames import folder_frames
+
+    contents = [*(folder_frames(content) if content.is_dir() else [content]), *more]
+    if not contents:
+        raise UsageError(f"{content} holds no images")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output} is a file: with several contents -o is a folder")
+    _check_writable(output)
+    names = [path.stem for path in contents]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"several contents are named {repeated[0]}: their results would overwrite each other")
+    _check_readable(*contents)
+    output.mkdir(exist_ok=True)
+    return [(path, output / f"{path.stem}.png") for path in contents]
 
 
 def _run_video(args: argparse.Namespace) -> int:
@@ -257,10 +285,10 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     if args.content is not None:
         _check_readable(args.content)
         params = params_from_args(args, **_defaults(args, style_weight=0.0, style_layers=()))
-        return _run_local(args, load_image(args.content), [], params)
+        return _run_local(args, [(lambda: load_image(args.content), args.output)], [], params)
     _check_readable(*args.style)
     params = params_from_args(args, **_defaults(args, content_layers=()))
-    return _run_local(args, None, [load_image(path) for path in args.style], params)
+    return _run_local(args, [(lambda: None, args.output)], [load_image(path) for path in args.style], params)
 
 
 def _defaults(args: argparse.Namespace, **values) -> dict:
@@ -273,7 +301,9 @@ def recorded_settings(params: StyleParams, style_blend: Sequence[float] | None) 
     return {**params.to_mapping(), "style_blend": list(style_blend) if style_blend is not None else None}
 
 
-def _run_local(args: argparse.Namespace, content, styles, params) -> int:
+def _run_local(args: argparse.Namespace, jobs: Sequence[tuple[Callable[[], object], Path]], styles,
+               params) -> int:
+    """Each (content loader, output) in this process: one model, one style-target cache for all of them."""
     from .engine import stylize
     from .image_files import save_image
     from .png_output import output_metadata
@@ -281,16 +311,19 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     from .weights import load_model
 
     model = load_model(args.weights, args.weights_format, args.device)
-    bar = ProgressBar(params.iterations)
-    try:
-        result = stylize(model, content, styles, params, style_blend=args.style_blend,
-                         on_progress=bar.report)
-    finally:
-        bar.close()
-    save_image(result.image, args.output,
-               output_metadata(model.description, recorded_settings(params, args.style_blend)))
-    log.info("wrote %s (%d iterations, %.1f s, loss %.4g)", args.output, result.iterations, result.elapsed,
-             result.loss.total)
+    cache: dict[object, object] = {}
+    for load, output in jobs:
+        content = load()
+        bar = ProgressBar(params.iterations)
+        try:
+            result = stylize(model, content, styles, params, style_blend=args.style_blend, on_progress=bar.report,
+                             target_cache=cache)
+        finally:
+            bar.close()
+        save_image(result.image, output,
+                   output_metadata(model.description, recorded_settings(params, args.style_blend)))
+        log.info("wrote %s (%d iterations, %.1f s, loss %.4g)", output, result.iterations, result.elapsed,
+                 result.loss.total)
     return EXIT_OK
 
 

@@ -43,8 +43,8 @@ from neural_style.protocol.connection import serve_command
 if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
 
-__all__ = ["status", "stylize_with_daemon", "daemon_command", "request_params", "image_for_request",
-           "daemon_failure", "DaemonFrames", "video_with_daemon"]
+__all__ = ["status", "stylize_with_daemon", "stylize_all_with_daemon", "daemon_command", "request_params",
+           "image_for_request", "daemon_failure", "DaemonFrames", "video_with_daemon"]
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -140,7 +140,14 @@ def status(args: argparse.Namespace) -> int:
 
 def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: list[Path], params: StyleParams,
             output: Path, style_blend: Sequence[float] | None = None) -> int:
-    """``neural-style stylize`` through the daemon; returns the exit code.
+    """``neural-style stylize`` through the daemon; returns the exit code."""
+    return stylize_all_with_daemon(args, [(content, output)], styles, params, style_blend)
+
+
+def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path | None, Path]], styles: list[Path],
+                            params: StyleParams, style_blend: Sequence[float] | None = None) -> int:
+    """``neural-style stylize`` of one or several (content, output) pairs through one connection to the
+    daemon: independent photos, one warm model, the style's targets computed once (the daemon's cache).
 
     What the inputs need (a blend weight per style…) is checked here, where the request enters this
     process, with the daemon's own check (``plan_inputs``): a mistake is exit 2 before any connection.
@@ -149,55 +156,67 @@ def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: 
     from neural_style.daemon.engine.params import plan_inputs
 
     try:
-        plan_inputs(params, has_content=content is not None, style_count=len(styles), style_blend=style_blend)
+        plan_inputs(params, has_content=jobs[0][0] is not None, style_count=len(styles), style_blend=style_blend)
     except ParamError as exc:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))
     try:
-        content_image = image_for_request(content) if content is not None else None
         style_images = [image_for_request(p) for p in styles]
     except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     wire_params = request_params(params)
     blend = list(style_blend) if style_blend is not None else None
-
-    bar: ProgressBar | None = None
     try:
         client, weights = _connect(args, endpoint)
         with client:
-            result: Result | None = None
-            for event in client.stylize(content_image, style_images, wire_params, blend, heartbeats=True):
-                if isinstance(event, Accepted):
-                    if event.position > 0:
-                        _say(f"queued behind {event.position} job(s) at {endpoint}")
-                    else:  # starts now: start the bar's clock now, so its rate is right
-                        bar = ProgressBar(params.iterations)
-                elif isinstance(event, Heartbeat):
-                    if bar is None and event.state == "running":
-                        bar = ProgressBar(params.iterations)
-                elif isinstance(event, Progress):
-                    if bar is None:
-                        bar = ProgressBar(event.iterations)
-                    bar.report(event)
-                elif isinstance(event, Result):
-                    result = event
+            for content, output in jobs:
+                try:
+                    content_image = image_for_request(content) if content is not None else None
+                except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
+                    _say(f"error: {exc}")
+                    return EXIT_BAD_INPUT
+                result = _stream_job(client, endpoint, content_image, style_images, wire_params, blend, params)
+                if result is None or result.image is None:  # pragma: no cover - the client raises instead
+                    _say(f"error: the daemon at {endpoint} ended the job without a result")
+                    return EXIT_DAEMON_ERROR
+                code = _write_result(result, output, weights, params, blend)
+                if code != EXIT_OK:
+                    return code
     except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned
-        if bar is not None:
-            bar.close()
         _say("interrupted (the job was cancelled)")
         return EXIT_INTERRUPTED
     except (DaemonError, DaemonUnavailable, ValueError) as exc:
+        return daemon_failure(exc, endpoint)
+    return EXIT_OK
+
+
+def _stream_job(client: Client, endpoint: str, content: ImageData | None, styles: list[ImageData],
+                wire_params: dict[str, Any], blend: list[float] | None, params: StyleParams) -> Result | None:
+    """One job's events into a progress bar (started when the job starts running); its Result."""
+    bar: ProgressBar | None = None
+    result: Result | None = None
+    try:
+        for event in client.stylize(content, styles, wire_params, blend, heartbeats=True):
+            if isinstance(event, Accepted):
+                if event.position > 0:
+                    _say(f"queued behind {event.position} job(s) at {endpoint}")
+                else:  # starts now: start the bar's clock now, so its rate is right
+                    bar = ProgressBar(params.iterations)
+            elif isinstance(event, Heartbeat):
+                if bar is None and event.state == "running":
+                    bar = ProgressBar(params.iterations)
+            elif isinstance(event, Progress):
+                if bar is None:
+                    bar = ProgressBar(event.iterations)
+                bar.report(event)
+            elif isinstance(event, Result):
+                result = event
+    finally:
         if bar is not None:
             bar.close()
-        return daemon_failure(exc, endpoint)
-    if bar is not None:
-        bar.close()
-    if result is None or result.image is None:  # pragma: no cover - the client raises instead
-        _say(f"error: the daemon at {endpoint} ended the job without a result")
-        return EXIT_DAEMON_ERROR
-    return _write_result(result, output, weights, params, blend)
+    return result
 
 
 def daemon_failure(exc: Exception, endpoint: str) -> int:
