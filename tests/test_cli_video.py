@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from server_fixtures import shared_daemon
+from test_sequence_frames import _audio_packets, _source_video
 
-from neural_style.daemon.sequence.frames import VideoWriter, read_image, read_video, video_info, write_frame
+from neural_style.daemon.sequence.frames import read_image, read_video, video_info, write_frame
 from neural_style.daemon.sequence.synthetic import pan_with_occluder
 
 FAST = ("--weights", "random", "--size", "48", "--iterations", "3", "--progress-every", "1",
@@ -28,7 +29,7 @@ def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """A folder of 4 tiny frames (a pan with a moving square), the same as a 12 fps MP4, and a style."""
+    """A folder of 4 tiny frames (a pan with a moving square), a 4-frame 12 fps MP4 with audio, and a style."""
     root = tmp_path_factory.mktemp("video-inputs")
     rng = np.random.default_rng(3)
     photo = np.repeat(np.repeat(rng.random((24, 20, 3), dtype=np.float32), 4, 0), 4, 1)
@@ -36,9 +37,7 @@ def inputs(tmp_path_factory) -> tuple[Path, Path, Path]:
     frames = [(f * 255 + 0.5).astype(np.uint8) for f in sequence.frames]
     for i, frame in enumerate(frames):
         write_frame(root / "frames", f"shot{i + 1}", frame)  # shot1 … shot4: sorted by number, not text
-    with VideoWriter(root / "in.mp4", Fraction(12), 48, 32) as writer:
-        for frame in frames:
-            writer.write(frame)
+    _source_video(root / "in.mp4", 4, Fraction(12), audio_seconds=0.5)  # 64×48 H.264 with an AAC tone
     write_frame(root, "style", (rng.random((24, 24, 3)) * 255).astype(np.uint8))
     return root / "frames", root / "in.mp4", root / "style.png"
 
@@ -66,8 +65,9 @@ def test_a_video_file_locally_keeps_its_frame_count_and_rate(inputs, tmp_path) -
     run = cli("video", str(video), str(style), "-o", str(out), "--local", "--flow", "farneback", *FAST)
     assert run.returncode == 0, run.stderr
     info = video_info(out)
-    assert info.rate == Fraction(12) and (info.width, info.height) == (48, 32)
+    assert info.rate == Fraction(12) and (info.width, info.height) == (48, 36)  # 64×48 at --size 48
     assert len(list(read_video(out))) == 4
+    assert info.has_audio and _audio_packets(out) == _audio_packets(video) > 0  # the audio copied
     assert not (tmp_path / ".out.mp4.frames").exists()  # the working frames are gone once encoded
     folder = tmp_path / "frames"
     run = cli("video", str(video), str(style), "-o", str(folder), "--local", "--temporal-weight", "0", *FAST)

@@ -129,3 +129,22 @@ def test_daemon_error_names_the_field_for_the_python_client(daemon, frames) -> N
     with Client(daemon.endpoint, timeout=30) as client, pytest.raises(DaemonError) as err:
         _result(client, frames[1], np.zeros((24, 24, 3), np.uint8), FAST, bad)
     assert (err.value.code, err.value.field) == ("bad_request", "previous.content")
+
+
+def test_previous_travels_after_the_v1_fields_and_decodes_back() -> None:
+    """A v1 stylize without ``previous`` is unchanged byte for byte; with it, the map comes last and its
+    two images take the next payload frames."""
+    import msgpack
+
+    from neural_style.protocol.messages import Stylize, decode_request
+
+    image = _raw(np.zeros((2, 2, 3), np.uint8))
+    plain = Stylize("s", image, [image], {"iterations": 2}).to_frames()
+    assert "previous" not in msgpack.unpackb(bytes(plain[0]))
+    frames = Stylize("s", image, [image], {}, None, Previous(image, image, "farneback")).to_frames()
+    header = msgpack.unpackb(bytes(frames[0]))
+    assert list(header)[-1] == "previous" and len(frames) == 5
+    assert header["previous"]["flow"] == "farneback" and header["previous"]["stylized"]["frame"] == 4
+    decoded = decode_request(frames)
+    assert isinstance(decoded, Stylize) and decoded.previous is not None
+    assert decoded.previous.flow == "farneback" and decoded.previous.stylized is not None
