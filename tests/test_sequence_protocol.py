@@ -148,3 +148,13 @@ def test_previous_travels_after_the_v1_fields_and_decodes_back() -> None:
     decoded = decode_request(frames)
     assert isinstance(decoded, Stylize) and decoded.previous is not None
     assert decoded.previous.flow == "farneback" and decoded.previous.stylized is not None
+
+
+def test_a_frame_with_previous_and_the_most_styles_fits_in_one_request(daemon, frames) -> None:
+    """The frame bound counts the previous frame's two images beside the content and ``max_styles`` styles."""
+    with Client(daemon.endpoint, timeout=30) as client:
+        most = client.ping().limits["max_styles"]
+        style = _raw(np.full((16, 16, 3), 90, np.uint8))
+        previous = Previous(_raw(frames[0]), _raw(frames[0]))
+        events = list(client.stylize(_raw(frames[1]), [style] * most, {**FAST, "iterations": 1}, previous=previous))
+    assert isinstance(events[-1], Result)

@@ -110,8 +110,9 @@ def test_a_message_of_many_frames_is_refused_frame_by_frame_without_stalling_oth
         done = subprocess.run([sys.executable, "-c", MANY_FRAMES, daemon.endpoint, "300000"],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (f"the message has 300001 frames; a request has at most {2 + MAX_STYLES} "
-                                   f"(a header, a content image and up to {MAX_STYLES} style images)")
+    assert done.stdout.strip() == (f"the message has 300001 frames; a request has at most {4 + MAX_STYLES} "
+                                   f"(a header, a content image, a previous frame's two and up to {MAX_STYLES} "
+                                   f"style images)")
     bystander.check()
 
 
