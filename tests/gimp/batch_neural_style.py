@@ -71,6 +71,7 @@ def _undo_check(step, image, source, result):
         fh.write("1\n")
     result["undo_pressed"] = _wait_for(step["undo_check"] + "-done", 60)
     time.sleep(1.0)
+    _save_layer_png(source, os.path.join(step["out_dir"], "source_after_check.png"))  # the driver may have painted
     result["source_name_after_undo"] = source.get_name()
     result["layers_after_undo"] = len(image.get_layers())
 
@@ -94,8 +95,10 @@ def _run_step(step):
     if "remember" in step:  # what the user confirmed last time, as the dialog will recall it
         remembered, path = _remembered()
         remembered.save_attempt(path, step["remember"])
+    if step.get("wait_before"):  # the host changes something between two steps (puts a file in place)
+        result["waited"] = _wait_for(step["wait_before"], 120)
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
-    source = image.get_layers()[0]
+    source = image.get_layers()[step.get("source", 0)]  # "source": another layer of an XCF (0 = the top one)
     if step.get("source_offsets"):
         source.set_offsets(*step["source_offsets"])
     if step.get("undo_check"):
@@ -108,6 +111,9 @@ def _run_step(step):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
     image.clean_all()  # as if just saved: the test's own setup is not the plug-in's change
     result["dirty_before"] = image.is_dirty()
+    if step.get("display"):  # shown during the run, for the GUI driver to act on (paint, close it)
+        Gimp.Display.new(image)
+        Gimp.displays_flush()
 
     procedure = Gimp.get_pdb().lookup_procedure(step.get("procedure", "plug-in-neural-style"))
     result["procedure_found"] = procedure is not None
@@ -140,6 +146,9 @@ def _run_step(step):
     except Exception as exc:  # GIMP versions differ in how the message travels
         result["error"] = f"<unreadable: {exc}>"
     _log(out, f"procedure returned {result['status']}: {result['error']}")
+    result["image_closed"] = not image.is_valid()  # the driver closed it during the run
+    if result["image_closed"]:
+        return result
 
     layers = image.get_layers()
     result["layers_after"] = [_describe(layer) for layer in layers]

@@ -90,7 +90,7 @@ ARGUMENTS = {
                                            "shows finer brush strokes and is slower"),
     "preserve-colors": ("_Keep the photo's colours", "Take only the painting's texture and keep the photo's "
                                                      "own colours"),
-    "init": ("Start _from", "What the picture starts as before it is refined: the photo (shows the photo "
+    "init": ("Start fro_m", "What the picture starts as before it is refined: the photo (shows the photo "
                             "transforming), random noise (as in the paper), or the painting"),
     "seed": ("Random see_d", "Only for a noise start: the same seed and settings give the same result"),
     "endpoint": ("Daemon _address", "Where the Neural Style daemon listens; leave empty to use the one "
@@ -103,6 +103,18 @@ ARGUMENTS = {
     "timeout": ("_Wait for the daemon (seconds)", "How long to wait for any word from the daemon before "
                                                   "giving up"),
 }
+
+
+# The style file buttons' dialogs (GTK's own title is "Select a File"), and the second style's Remove button.
+CHOOSER_TITLES = {"style": "Choose the style image (a painting)",
+                  "style2": "Choose a second style image (optional)"}
+REMOVE_STYLE2_LABEL = "Remo_ve"
+REMOVE_STYLE2_TOOLTIP = "Use no second style image"
+
+
+def endpoint_placeholder(endpoint: str) -> str:
+    """The empty 'Daemon address' entry's hint: the address it stands for."""
+    return f"empty: {endpoint}"
 
 
 def label(argument: str) -> str:
@@ -272,10 +284,13 @@ def progress_every_for(iterations: int) -> int:
     return min(max(1, int(iterations) // 50), 10)
 
 
+LAYER_NAME_PREFIX = "Neural Style: "
+
+
 def layer_name(style: str, style2: Optional[str] = None) -> str:
     """The new layer's name: "Neural Style: starry_night" (or "a + b" with two styles)."""
     names = [os.path.splitext(os.path.basename(p))[0] or p for p in (style, style2) if p]
-    return "Neural Style: " + " + ".join(names)
+    return LAYER_NAME_PREFIX + " + ".join(names)
 
 
 def choose_format(has_alpha: bool) -> tuple[str, int]:
