@@ -337,7 +337,7 @@ def test_the_readme_table_lists_every_argument_with_its_default():
     assert set(rows) == set(S.ARGUMENTS)
     defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
                 "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT,
-                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true",
+                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": str(S.FULL_RESOLUTION_DEFAULT).lower(),
                 "working-size": S.WORKING_SIZE_DEFAULT}
     for name, value in defaults.items():
         assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])

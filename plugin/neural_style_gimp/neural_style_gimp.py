@@ -40,7 +40,7 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
-from nsgimp import advice, placement, remembered, stylefile  # noqa: E402
+from nsgimp import advice, placement, remembered, speed, stylefile  # noqa: E402
 from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
@@ -98,7 +98,7 @@ def _add_arguments(procedure, dialog):
                                S.ITERATIONS_DEFAULT, rw)
     procedure.add_int_argument("size", *a["size"], S.FULL_RESOLUTION, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
     if dialog:  # the dialog's view of 'size' (the job procedure gets 'size' itself)
-        procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], True, rw)
+        procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], S.FULL_RESOLUTION_DEFAULT, rw)
         procedure.add_int_aux_argument("working-size", *a["working-size"], S.SIZE_MIN, S.SIZE_MAX,
                                        S.WORKING_SIZE_DEFAULT, rw)
     procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
@@ -276,7 +276,15 @@ def _endpoint_hint(dialog):
             pending.extend(widget.get_children())
 
 
-def _build_dialog(procedure, config, size_note):
+def _size_note_text(config, region, selection, rate):
+    """What will be computed, and (from the last run's speed) how long it will take: shown before OK."""
+    size = S.size_from_dialog(config.get_property("full-resolution"), config.get_property("working-size"))
+    width, height = S.sent_size(*region, size)
+    return (f"{S.size_note(*region, selection)}\n"
+            f"{speed.estimate_text(config.get_property('iterations'), width * height, rate)}")
+
+
+def _build_dialog(procedure, config, region, selection):
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
 
@@ -286,7 +294,12 @@ def _build_dialog(procedure, config, size_note):
     problem.set_line_wrap(True)
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
-    dialog.get_label("size-note", size_note, False, False).set_xalign(0.0)
+    rate = speed.load(speed.speed_path(Gimp.directory()))
+    note = dialog.get_label("size-note", _size_note_text(config, region, selection, rate), False, False)
+    note.set_xalign(0.0)
+    for name in ("iterations", "full-resolution", "working-size"):  # the estimate follows the settings
+        config.connect(f"notify::{name}",
+                       lambda *_args: note.set_text(_size_note_text(config, region, selection, rate)))
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     buttons = {}
@@ -349,8 +362,8 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             return _values(procedure, status, error)
         _recall(config)
         _, width, height = _region(source)
-        note = S.size_note(width, height, not Gimp.Selection.is_empty(image))
-        dialog, problem, buttons = _build_dialog(procedure, config, note)
+        dialog, problem, buttons = _build_dialog(procedure, config, (width, height),
+                                                 not Gimp.Selection.is_empty(image))
         try:
             while True:
                 if not dialog.run():
@@ -595,10 +608,13 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
                       ((settings.style, "style"), (settings.style2, "style2")) if path]
             connection = job.connect(settings, client_config, view, sandbox=detect_sandbox(),
                                      region=(layer.get_width(), layer.get_height()))
+            started = time.monotonic()
             try:
                 result = job.run_job(connection, settings, content, styles, view)
             finally:
                 connection.client.close()
+            speed.record(speed.speed_path(Gimp.directory()), time.monotonic() - started, settings.iterations,
+                         content.width * content.height)  # the dialog's estimate next time
             view.show(*ProgressText.finishing())
             view.paint(result.image, True)
         except job.JobFailed as exc:

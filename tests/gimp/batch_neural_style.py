@@ -71,9 +71,24 @@ def _undo_check(step, image, source, result):
         fh.write("1\n")
     result["undo_pressed"] = _wait_for(step["undo_check"] + "-done", 60)
     time.sleep(1.0)
-    _save_layer_png(source, os.path.join(step["out_dir"], "source_after_check.png"))  # the driver may have painted
     result["source_name_after_undo"] = source.get_name()
     result["layers_after_undo"] = len(image.get_layers())
+
+
+def _opened_by_user(step):
+    """The image the GUI driver opens through File → Open once this step asks for it (the path is the step's
+    "image"): owned by its display, so closing it deletes it, unlike an image this script loaded."""
+    known = {image.get_id() for image in Gimp.get_images()}
+    with open(step["opened_by_user"], "w") as fh:
+        fh.write(step["image"] + "\n")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = [image for image in Gimp.get_images() if image.get_id() not in known]
+        if new:
+            time.sleep(1.0)  # let the display settle
+            return new[0]
+        time.sleep(0.2)
+    raise RuntimeError("the GUI driver did not open the image")
 
 
 def _remembered():
@@ -97,7 +112,10 @@ def _run_step(step):
         remembered.save_attempt(path, step["remember"])
     if step.get("wait_before"):  # the host changes something between two steps (puts a file in place)
         result["waited"] = _wait_for(step["wait_before"], 120)
-    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
+    if step.get("opened_by_user"):  # the driver opens it with Ctrl+O: the image is the user's, as in real use
+        image = _opened_by_user(step)
+    else:
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
     source = image.get_layers()[step.get("source", 0)]  # "source": another layer of an XCF (0 = the top one)
     if step.get("source_offsets"):
         source.set_offsets(*step["source_offsets"])
@@ -111,8 +129,9 @@ def _run_step(step):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
     image.clean_all()  # as if just saved: the test's own setup is not the plug-in's change
     result["dirty_before"] = image.is_dirty()
+    display = None
     if step.get("display"):  # shown during the run, for the GUI driver to act on (paint, close it)
-        Gimp.Display.new(image)
+        display = Gimp.Display.new(image)
         Gimp.displays_flush()
 
     procedure = Gimp.get_pdb().lookup_procedure(step.get("procedure", "plug-in-neural-style"))
@@ -173,7 +192,10 @@ def _run_step(step):
     if step.get("undo_check"):
         _undo_check(step, image, source, result)
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(out, "image.xcf")), None)
-    image.delete()
+    if display is not None:  # the next step's image is the only one the driver sees (this deletes the image)
+        display.delete()
+    if image.is_valid():
+        image.delete()
     return result
 
 
