@@ -107,15 +107,18 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
     proc = run_session(gimp_root, share, "gui-defects", steps, gui=gui, background=True)
     try:
         # 5: the stroke while the job runs, then the job process killed (the run ends, the image put back)
-        _wait(lambda: daemon.running_job(min_iteration=12), GIMP_TIMEOUT, proc, share, "the stroke's run")
+        _wait(lambda: (out / "stroke" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
+              proc, share, "the stroke's run")
         (out / "stroke-now").write_text("1\n")
         _wait(lambda: (out / "stroke-done").exists(), 60, proc, share, "the stroke")
         time.sleep(1.0)
         pid = _job_process(proc.pid)
         assert pid is not None, "cannot find the job's process"
         os.kill(pid, signal.SIGKILL)
+        _wait(lambda: not daemon.running_job(), 30, proc, share, "the daemon to notice the killed job")
         # 6: the image closed while the job runs
-        _wait(lambda: daemon.running_job(min_iteration=12), 120, proc, share, "the closed image's run")
+        _wait(lambda: (out / "closed" / "started").exists() and daemon.running_job(min_iteration=12), 120, proc,
+              share, "the closed image's run")
         (out / "close-now").write_text("1\n")
         asked = time.monotonic()
         _wait(lambda: not daemon.running_job(), 30, proc, share, "the job to stop after the image closed")

@@ -368,3 +368,20 @@ def test_the_new_layer_goes_above_the_source_and_the_earlier_results():
     assert placement.is_result("renamed by the user", True)  # the parasite marks it
     assert not placement.is_result("Background", False)
 
+
+
+def test_the_dialogs_estimate_comes_from_the_last_runs_speed(tmp_path):
+    from nsgimp import speed
+
+    path = speed.speed_path(str(tmp_path))
+    assert speed.load(path) is None
+    assert "first run measures" in speed.estimate_text(100, 512 * 384, None)
+    speed.record(path, seconds=80.0, iterations=100, pixels=512 * 384)  # 0.8 s an iteration at 0.197 MP
+    rate = speed.load(path)
+    assert rate == pytest.approx(80.0 / 100 / (512 * 384 / 1e6))
+    # the same settings again: what the last run took; four times the pixels and twice the iterations: 8×
+    assert speed.estimate_text(100, 512 * 384, rate) == \
+        "At these settings: about 1 min on this computer (measured on the last run)."
+    assert "about 11 min" in speed.estimate_text(200, 1024 * 768, rate)
+    (tmp_path / "plug-in-settings" / speed.FILE_NAME).write_text('{"format": 1, "seconds_per_iteration_megapixel": -1}')
+    assert speed.load(path) is None  # nonsense is no measurement
