@@ -100,8 +100,8 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
         {"window": "Open Image", "type": "/share/in/content.png", "report": "/share/out/open-dialog.gui.json"},
         {"wait_file": "/share/out/close-now", "window": "GIMP", "keys": ["ctrl+w"], "window_closes": False,
          "report": "/share/out/close.gui.json"},
-        # "Close without saving?" (the run's preview layer counts as a change): Discard Changes
-        {"window": "^Close", "timeout_s": 5, "keys": ["alt+d"], "report": "/share/out/close-confirm.gui.json"},
+        # "Save the changes … before closing?" (the run's preview layer counts as a change): Ctrl+D discards
+        {"window": "^Close", "timeout_s": 5, "keys": ["ctrl+d"], "report": "/share/out/close-confirm.gui.json"},
     ]
     timings = {}
     proc = run_session(gimp_root, share, "gui-defects", steps, gui=gui, background=True)

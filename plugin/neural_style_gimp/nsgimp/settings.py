@@ -54,9 +54,9 @@ GINT_MAX = 2**31 - 1  # GIMP's int arguments are 32-bit
 # The engine's parameters, as its schema declares them (install.py writes it beside the plug-in).
 SCHEMA = Schema(read_schema(PLUGIN_DIR))
 ITERATIONS_MIN, ITERATIONS_MAX = int(SCHEMA.minimum("iterations")), min(int(SCHEMA.maximum("iterations")), GINT_MAX)
-# The plug-in's own defaults: a first look within about a minute and a half on a 2-core CPU for an 800 × 600
-# photo (bench/gimp_defaults_bench.py; docs/PERFORMANCE.md); full resolution is one tick away.
-ITERATIONS_DEFAULT = 100
+# The plug-in's own defaults: a first look within about a minute on a 2-core CPU for an 800 × 600 photo
+# (bench/gimp_defaults_bench.py; docs/PERFORMANCE.md); full resolution is one tick away.
+ITERATIONS_DEFAULT = 50
 SIZE_MIN, SIZE_MAX = int(SCHEMA.minimum("size")), min(int(SCHEMA.maximum("size")), GINT_MAX)
 FULL_RESOLUTION = 0  # the engine's ``size`` that means "the content's own size" (its zero_means)
 SIZE_DEFAULT = FULL_RESOLUTION  # a script's default: the layer's own size (the engine's suits the CLI)
