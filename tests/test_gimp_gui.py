@@ -3,15 +3,16 @@
 One GIMP start for all of them (a start costs seconds); the harness (the root, the daemon, the
 share folder, the session) is tests/test_gimp_plugin.py's.  In order:
 
-1. "Reset to Factory Defaults" in the dialog, then OK: the file buttons show no file (they kept
-   showing the old ones, with a Gtk-CRITICAL) and the dialog asks for a style;
-2. the second style's Remove button, then OK: the run uses one style;
-3. two tries on the same photo: the second result goes above the first, not under it;
-4. a failed interactive run: the message does not start with "Neural Style:" (GIMP's own
+1. the photo opened as a user does (Ctrl+O) and its window closed during a run: the job is cancelled
+   quietly (no "invalid ID" errors); first, while no other image is open;
+2. "Reset to Factory Defaults" in the dialog, then OK: the file buttons show no file (they kept
+   showing the old ones) and the dialog asks for a style;
+3. the second style's Remove button, then OK: the run uses one style;
+4. two tries on the same photo: the second result goes above the first, not under it;
+5. a failed interactive run: the message does not start with "Neural Style:" (GIMP's own
    "Execution error for 'Neural Style':" comes before it);
-5. a brush stroke on the photo during a run: refused (the layers are locked for the run, since undo
+6. a brush stroke on the photo during a run: refused (the layers are locked for the run, since undo
    is frozen), the photo unchanged;
-6. the image window closed during a run: the job is cancelled quietly (no "invalid ID" errors);
 7. a daemon that started without weights: the run fails saying where to put the file; the file is
    put there; the next run (same daemon, no restart) succeeds.
 """
@@ -74,6 +75,9 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
     nobody = f"tcp://127.0.0.1:{free_port()}"
     long_run = {**quick, "iterations": 2000, "size": 64}
     steps = [
+        # first, while no other image is open: the user opens the photo (File → Open), so that closing its
+        # window deletes it, as in real use (an image this script loads outlives its window)
+        step(share, "closed", long_run, opened_by_user="/share/out/open-now"),
         step(share, "reset", {}, interactive=True, remember=two),
         step(share, "remove-style2", {}, interactive=True, remember=two),
         step(share, "first-try", quick),
@@ -81,13 +85,20 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
              image="../out/first-try/image.xcf", source=1),
         step(share, "no-prefix", {}, interactive=True, remember={**chosen, "endpoint": nobody}),
         step(share, "stroke", long_run, display=True),
-        # the user opens the photo (File → Open): closing its window deletes it, as in real use
-        step(share, "closed", long_run, opened_by_user="/share/out/open-now"),
         step(share, "no-weights", {**quick, "endpoint": bare.endpoint, "timeout": 60}),
         step(share, "weights-found", {**quick, "endpoint": bare.endpoint, "timeout": 60},
              wait_before="/share/out/weights-placed"),
     ]
     gui = [
+        # no image open yet: the main window's title is "GNU Image Manipulation Program"
+        {"wait_file": "/share/out/open-now", "window": "GNU Image Manipulation Program|GIMP", "keys": ["ctrl+o"],
+         "window_closes": False, "report": "/share/out/open.gui.json"},
+        {"window": "Open Image", "keys": ["ctrl+l"], "type": "/share/in/content.png", "settle_s": 3,
+         "report": "/share/out/open-dialog.gui.json"},
+        {"wait_file": "/share/out/close-now", "window": "GIMP", "keys": ["ctrl+w"], "window_closes": False,
+         "report": "/share/out/close.gui.json"},
+        # "Save the changes … before closing?" (the run's preview layer counts as a change): Ctrl+D discards
+        {"window": "^Close", "timeout_s": 5, "keys": ["ctrl+d"], "report": "/share/out/close-confirm.gui.json"},
         # the Reset button's popover: its second button, "Reset to Factory Defaults"; then OK must ask for a style
         {"window": "Neural Style", "keys": ["alt+r", "Down", "Return", "alt+o"], "stays_open_s": 2.5,
          "then_keys": ["Escape"], "report": "/share/out/reset.gui.json"},
@@ -95,19 +106,19 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
         {"window": "Neural Style", "keys": ["alt+o"], "report": "/share/out/no-prefix.gui.json"},
         {"wait_file": "/share/out/stroke-now", "window": "GIMP", "keys": ["p"], "drag": STROKE,
          "done_file": "/share/out/stroke-done", "window_closes": False, "report": "/share/out/stroke.gui.json"},
-        {"wait_file": "/share/out/open-now", "window": "GIMP", "keys": ["ctrl+o"], "window_closes": False,
-         "report": "/share/out/open.gui.json"},
-        {"window": "Open Image", "type": "/share/in/content.png", "report": "/share/out/open-dialog.gui.json"},
-        {"wait_file": "/share/out/close-now", "window": "GIMP", "keys": ["ctrl+w"], "window_closes": False,
-         "report": "/share/out/close.gui.json"},
-        # "Save the changes … before closing?" (the run's preview layer counts as a change): Ctrl+D discards
-        {"window": "^Close", "timeout_s": 5, "keys": ["ctrl+d"], "report": "/share/out/close-confirm.gui.json"},
     ]
     timings = {}
     proc = run_session(gimp_root, share, "gui-defects", steps, gui=gui, background=True)
     try:
-        # 5: the stroke while the job runs, then the job process killed (the run ends, the image put back)
-        _wait(lambda: (out / "stroke" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
+        # 1: the image closed while the job runs
+        _wait(lambda: (out / "closed" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
+              proc, share, "the closed image's run")
+        (out / "close-now").write_text("1\n")
+        asked = time.monotonic()
+        _wait(lambda: not daemon.running_job(), 30, proc, share, "the job to stop after the image closed")
+        timings["stopped_after_close"] = time.monotonic() - asked
+        # 6: the stroke while the job runs, then the job process killed (the run ends, the image put back)
+        _wait(lambda: (out / "stroke" / "started").exists() and daemon.running_job(min_iteration=12), 120,
               proc, share, "the stroke's run")
         (out / "stroke-now").write_text("1\n")
         _wait(lambda: (out / "stroke-done").exists(), 60, proc, share, "the stroke")
@@ -116,13 +127,6 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
         assert pid is not None, "cannot find the job's process"
         os.kill(pid, signal.SIGKILL)
         _wait(lambda: not daemon.running_job(), 30, proc, share, "the daemon to notice the killed job")
-        # 6: the image closed while the job runs
-        _wait(lambda: (out / "closed" / "started").exists() and daemon.running_job(min_iteration=12), 120, proc,
-              share, "the closed image's run")
-        (out / "close-now").write_text("1\n")
-        asked = time.monotonic()
-        _wait(lambda: not daemon.running_job(), 30, proc, share, "the job to stop after the image closed")
-        timings["stopped_after_close"] = time.monotonic() - asked
         # 7: the weights put where the message said, between two runs
         _wait(lambda: (out / "no-weights" / "result.json").exists(), 120, proc, share, "the run without weights")
         target = torch_home / "hub" / "checkpoints" / TORCHVISION_FILE

@@ -81,7 +81,7 @@ def _opened_by_user(step):
     known = {image.get_id() for image in Gimp.get_images()}
     with open(step["opened_by_user"], "w") as fh:
         fh.write(step["image"] + "\n")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         new = [image for image in Gimp.get_images() if image.get_id() not in known]
         if new:

@@ -147,8 +147,8 @@ def run(action):
                 xdotool("mousemove", "--window", window, str(point[0]), str(point[1]), "click", "1")
         press(window, action.get("keys", []))
         if action.get("type"):  # text typed as it is (a path into a file dialog), then Return
-            xdotool("type", "--delay", "30", action["type"])
-            time.sleep(0.5)
+            xdotool("type", "--delay", "60", action["type"])
+            time.sleep(1.5)  # a loaded machine: let the dialog take the whole text before Return
             xdotool("key", "Return")
         if action.get("drag"):  # a stroke through the window's middle: [[dx, dy], ...] from the centre
             drag(window, action["drag"])
