@@ -3,18 +3,18 @@
 One GIMP start for all of them (a start costs seconds); the harness (the root, the daemon, the
 share folder, the session) is tests/test_gimp_plugin.py's.  In order:
 
-1. the photo opened as a user does (Ctrl+O) and its window closed during a run: the job is cancelled
-   quietly (no "invalid ID" errors); first, while no other image is open;
-2. "Reset to Factory Defaults" in the dialog, then OK: the file buttons show no file (they kept
+1. "Reset to Factory Defaults" in the dialog, then OK: the file buttons show no file (they kept
    showing the old ones) and the dialog asks for a style;
-3. the second style's Remove button, then OK: the run uses one style;
-4. two tries on the same photo: the second result goes above the first, not under it;
-5. a failed interactive run: the message does not start with "Neural Style:" (GIMP's own
+2. the second style's Remove button, then OK: the run uses one style;
+3. two tries on the same photo: the second result goes above the first, not under it;
+4. a failed interactive run: the message does not start with "Neural Style:" (GIMP's own
    "Execution error for 'Neural Style':" comes before it);
-6. a brush stroke on the photo during a run: refused (the layers are locked for the run, since undo
+5. a brush stroke on the photo during a run: refused (the layers are locked for the run, since undo
    is frozen), the photo unchanged;
-7. a daemon that started without weights: the run fails saying where to put the file; the file is
+6. a daemon that started without weights: the run fails saying where to put the file; the file is
    put there; the next run (same daemon, no restart) succeeds.
+
+Closing the image mid-run (issue 18, defect 4) has no case here yet: see tests/gimp/README.md.
 """
 from __future__ import annotations
 
@@ -75,9 +75,6 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
     nobody = f"tcp://127.0.0.1:{free_port()}"
     long_run = {**quick, "iterations": 2000, "size": 64}
     steps = [
-        # first, while no other image is open: the user opens the photo (File → Open), so that closing its
-        # window deletes it, as in real use (an image this script loads outlives its window)
-        step(share, "closed", long_run, opened_by_user="/share/out/open-now"),
         step(share, "reset", {}, interactive=True, remember=two),
         step(share, "remove-style2", {}, interactive=True, remember=two),
         step(share, "first-try", quick),
@@ -90,15 +87,6 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
              wait_before="/share/out/weights-placed"),
     ]
     gui = [
-        # no image open yet: the main window's title is "GNU Image Manipulation Program"
-        {"wait_file": "/share/out/open-now", "window": "GNU Image Manipulation Program|GIMP", "keys": ["ctrl+o"],
-         "window_closes": False, "report": "/share/out/open.gui.json"},
-        {"window": "Open Image", "keys": ["ctrl+l"], "type": "/share/in/content.png", "settle_s": 3,
-         "report": "/share/out/open-dialog.gui.json"},
-        {"wait_file": "/share/out/close-now", "window": "GIMP", "keys": ["ctrl+w"], "window_closes": False,
-         "report": "/share/out/close.gui.json"},
-        # "Save the changes … before closing?" (the run's preview layer counts as a change): Ctrl+D discards
-        {"window": "^Close", "timeout_s": 5, "keys": ["ctrl+d"], "report": "/share/out/close-confirm.gui.json"},
         # the Reset button's popover: its second button, "Reset to Factory Defaults"; then OK must ask for a style
         {"window": "Neural Style", "keys": ["alt+r", "Down", "Return", "alt+o"], "stays_open_s": 2.5,
          "then_keys": ["Escape"], "report": "/share/out/reset.gui.json"},
@@ -107,18 +95,10 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
         {"wait_file": "/share/out/stroke-now", "window": "GIMP", "keys": ["p"], "drag": STROKE,
          "done_file": "/share/out/stroke-done", "window_closes": False, "report": "/share/out/stroke.gui.json"},
     ]
-    timings = {}
     proc = run_session(gimp_root, share, "gui-defects", steps, gui=gui, background=True)
     try:
-        # 1: the image closed while the job runs
-        _wait(lambda: (out / "closed" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
-              proc, share, "the closed image's run")
-        (out / "close-now").write_text("1\n")
-        asked = time.monotonic()
-        _wait(lambda: not daemon.running_job(), 30, proc, share, "the job to stop after the image closed")
-        timings["stopped_after_close"] = time.monotonic() - asked
-        # 6: the stroke while the job runs, then the job process killed (the run ends, the image put back)
-        _wait(lambda: (out / "stroke" / "started").exists() and daemon.running_job(min_iteration=12), 120,
+        # 5: the stroke while the job runs, then the job process killed (the run ends, the image put back)
+        _wait(lambda: (out / "stroke" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
               proc, share, "the stroke's run")
         (out / "stroke-now").write_text("1\n")
         _wait(lambda: (out / "stroke-done").exists(), 60, proc, share, "the stroke")
@@ -139,7 +119,7 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
             proc.kill()
         bare.stop()
     reports = {path.name[:-len(".gui.json")]: json.loads(path.read_text()) for path in out.glob("*.gui.json")}
-    return results, reports, timings, target
+    return results, reports, target
 
 
 def _log(share: Path) -> str:
@@ -147,7 +127,7 @@ def _log(share: Path) -> str:
 
 
 def test_reset_to_factory_defaults_clears_the_file_buttons(gui_defects, share):
-    results, reports, _, _ = gui_defects
+    results, reports, _ = gui_defects
     assert reports["reset"]["found"] and reports["reset"]["still_open"], reports["reset"]
     result, _out = results["reset"]
     assert result["status"] == "cancel", result
@@ -157,7 +137,7 @@ def test_reset_to_factory_defaults_clears_the_file_buttons(gui_defects, share):
 
 
 def test_the_second_style_can_be_removed(gui_defects, share):
-    results, _, _, _ = gui_defects
+    results, _, _ = gui_defects
     result, out = results["remove-style2"]
     assert result["status"] == "success", result
     assert result["layers_after"][0]["name"] == "Neural Style: starry_night", result["layers_after"]
@@ -166,7 +146,7 @@ def test_the_second_style_can_be_removed(gui_defects, share):
 
 
 def test_a_second_try_lands_above_the_first(gui_defects):
-    results, _, _, _ = gui_defects
+    results, _, _ = gui_defects
     result, _out = results["second-try"]
     assert result["status"] == "success", result
     names = [layer["name"] for layer in result["layers_after"]]
@@ -175,14 +155,14 @@ def test_a_second_try_lands_above_the_first(gui_defects):
 
 
 def test_an_error_is_not_prefixed_twice(gui_defects):
-    results, _, _, _ = gui_defects
+    results, _, _ = gui_defects
     result, _out = results["no-prefix"]
     assert result["status"] == "execution-error", result
     assert result["error"].startswith("no daemon answers at"), result["error"]
 
 
 def test_a_stroke_during_a_run_is_refused_and_the_photo_kept(gui_defects, share):
-    results, reports, _, _ = gui_defects
+    results, reports, _ = gui_defects
     assert reports["stroke"]["found"], reports["stroke"]
     result, out = results["stroke"]
     assert result["status"] == "execution-error", result  # the job process was killed after the stroke
@@ -192,20 +172,8 @@ def test_a_stroke_during_a_run_is_refused_and_the_photo_kept(gui_defects, share)
     assert "GIMP-Warning: The selected item's pixels are locked." in _log(share), gimp_log(share, "gui-defects")
 
 
-def test_closing_the_image_mid_run_cancels_quietly(gui_defects, share):
-    results, reports, timings, _ = gui_defects
-    assert reports["close"]["found"], reports["close"]
-    result, _out = results["closed"]
-    assert result["image_closed"], "the image was not closed"
-    assert result["status"] == "cancel" and not result["error"], result
-    assert timings["stopped_after_close"] < 5, timings
-    log = _log(share)
-    for noise in ("invalid ID", "constructor returned NULL", "Too many error messages"):
-        assert noise not in log, f"{noise!r} on GIMP's console:\n{gimp_log(share, 'gui-defects')}"
-
-
 def test_a_daemon_without_weights_finds_them_at_the_next_run(gui_defects):
-    results, _, _, target = gui_defects
+    results, _, target = gui_defects
     failed, _ = results["no-weights"]
     assert failed["status"] == "execution-error", failed
     assert str(target) in failed["error"] and "no restart needed" in failed["error"], failed["error"]

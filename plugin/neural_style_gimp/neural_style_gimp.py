@@ -216,9 +216,9 @@ def _image_filters(button, title):
 def _follow_cleared_file(config, name, buttons):
     """Show "(None)" when the config's file becomes None ("Reset to Factory Defaults", the Remove button).
 
-    GimpFileChooser passes None on to GTK, which refuses it (a Gtk-CRITICAL) and keeps showing the old
-    file.  Connected before the chooser exists, this runs first: the button is cleared, the chooser follows
-    it, and has nothing left to pass on."""
+    GimpFileChooser (GIMP 3.0.4) passes None on to GTK, which refuses it (a Gtk-CRITICAL on the console)
+    and keeps showing the old file; so the GTK button is cleared here, connected before the chooser exists
+    so that it runs first."""
     def cleared(*_args):
         button = buttons.get(name)
         if button is not None and config.get_property(name) is None and button.get_filename() is not None:
@@ -303,7 +303,7 @@ def _build_dialog(procedure, config, region, selection):
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     buttons = {}
-    for name in ("style", "style2"):  # connected before the choosers exist: it must run before theirs
+    for name in ("style", "style2"):  # connected before the choosers exist: it runs before theirs
         _follow_cleared_file(config, name, buttons)
     for name in ("style", "style2"):
         chooser = dialog.get_widget(name, GObject.TYPE_NONE)
