@@ -37,6 +37,7 @@ from test_gimp_plugin import (
     finish_session,
     free_port,
     gimp_log,
+    gimp_version,
     run_session,
     step,
 )
@@ -62,7 +63,7 @@ def _wait(predicate, timeout, proc, share, what):
 
 @pytest.fixture(scope="module")
 def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_file):
-    for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", "usr/bin/gimp-3.0"):
+    for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", f"usr/bin/gimp-{gimp_version(gimp_root)}"):
         if not (gimp_root / tool).exists():
             pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
     torch_home = tmp_path_factory.mktemp("torch-home")

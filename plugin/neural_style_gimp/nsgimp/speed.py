@@ -12,8 +12,6 @@ import json
 import os
 from typing import Optional
 
-from .progress import duration_text
-
 FILE_NAME = "plug-in-neural-style.speed.json"
 FORMAT = 1
 
@@ -54,5 +52,9 @@ def estimate_text(iterations: int, pixels: int, seconds_per_iteration_megapixel:
     """The dialog's line about the cost of these settings."""
     if seconds_per_iteration_megapixel is None:
         return "The first run measures this computer's speed; the dialog then says how long a run takes."
+    try:  # the dialog may open before pyzmq is known to be there; the protocol package needs it
+        from neural_style.protocol import duration
+    except ImportError:
+        return ""
     seconds = seconds_per_iteration_megapixel * iterations * pixels / 1e6
-    return f"At these settings: {duration_text(seconds)} on this computer (measured on the last run)."
+    return f"At these settings: {duration(seconds, rough=True)} on this computer (measured on the last run)."
