@@ -17,6 +17,7 @@ from typing import TypedDict
 
 import torch
 
+from . import optimize
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
@@ -26,7 +27,7 @@ from .losses import LossTerms
 from .memory_plan import MemoryPlan
 from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
-from .optimize import LBFGS_HISTORY, Objective, StopRequested, minimise
+from .optimize import LBFGS_HISTORY, Carried, Objective, StopRequested, minimise
 from .params import StyleParams
 from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
@@ -112,6 +113,7 @@ def stylize(
     iteration_offset = 0
     last_terms: dict[str, torch.Tensor] = {}
     used: list[MemoryPlan] = []
+    learnt: Carried | None = None
     for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
         content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
                       if plan.content_rgb is not None else None)
@@ -153,13 +155,16 @@ def stylize(
         try:
             outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
                                on_evaluation=report, should_stop=should_stop,
-                               history_size=memory.optimizer.history or LBFGS_HISTORY)
+                               history_size=memory.optimizer.history or LBFGS_HISTORY, box=optimize.BOX,
+                               carried=learnt if optimize.CARRY != "none" else None,
+                               keep_pairs=optimize.CARRY == "pairs")
         except StopRequested as stop:
             raise Cancelled(iteration_offset + stop.evaluations) from None
         used.append(objective.plan)
         del start, objective, targets, style
         x = outcome.image
         last_terms = outcome.terms
+        learnt = outcome.learnt if index + 1 < len(plan.scales) else None
         iteration_offset += outcome.evaluations
 
     assert x is not None
