@@ -52,10 +52,11 @@ def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(mo
     assert blocks.plans[0].path == "blocks" and blocks.plans[0].blocks > 1
     assert blocks.plans[0].optimizer == whole.plans[0].optimizer  # the same L-BFGS: only the path differs
     assert blocks.image.shape == whole.image.shape
-    # Equal up to float32 rounding, which L-BFGS (step 1, no line search) amplifies at a few pixels:
+    # Equal up to float32 rounding, which L-BFGS (no line search) amplifies at a few pixels, and the box's
+    # projection at a few more (a pixel a rounding away from a bound clamps in one run and not the other):
     difference = (blocks.image - whole.image).abs()
     assert float(difference.mean()) < 1e-4
-    assert float((difference > 1 / 255).float().mean()) < 1e-3
+    assert float((difference > 1 / 255).float().mean()) < 1e-2
     assert blocks.loss.total == pytest.approx(whole.loss.total, rel=1e-3)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from . import optimize
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
+from .device_tuning import on_tuned_device
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
 from .imaging import join_alpha, preserve_colors, resize, split_alpha
@@ -72,6 +73,7 @@ class StyleResult:
     plans: tuple[MemoryPlan, ...] = ()  # the memory plan each scale ran with (after any retry)
 
 
+@on_tuned_device
 def stylize(
     model: VGG19Features,
     content: torch.Tensor | None,
