@@ -9,6 +9,8 @@ clamped only at the end) and ``optimize.CARRY = "none"`` (torch's L-BFGS restart
     python bench/time_to_quality_bench.py carry [--size 512 --iterations 20 --budgets 30]
         coarse to fine with each carry: the loss after each of the first full-size iterations, and the
         time to single-scale N iterations' delivered loss, as a share of the single-scale time
+    python bench/time_to_quality_bench.py steps [--size 128 --iterations 40 --style-weight 1e6]
+        one scale, the box on: lbfgs.MAX_STEP (the trust region) and lbfgs.FIRST_STEP against each other
     python bench/time_to_quality_bench.py schedule [--size 512 --iterations 20 --budgets 30]
         the automatic schedule's constants (coarsest side, ×2 / ×√2, front-loading) with the new engine
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from coarse_to_fine_bench import Runner, Trace, machine, steps_schedule
 
-from neural_style.daemon.engine import optimize, stylize, transfer
+from neural_style.daemon.engine import lbfgs, optimize, stylize, transfer
 from neural_style.daemon.engine.schedule import Scale
 
 #: The engine's variants: (BOX, CARRY).
@@ -146,6 +148,33 @@ def carry(args) -> int:
     return 0
 
 
+def steps(args) -> int:
+    """The trust region and the first step's length, one scale, against today's engine."""
+    runner = Runner(args)
+    out = runner.output
+    print(f"machine: {machine(args)}; {out[1]}×{out[0]}, one scale, {args.iterations} iterations, "
+          f"β {args.style_weight:g}")
+    configs = [("today", TODAY, None, None)]
+    configs += [(f"box, MAX_STEP {cap}, FIRST_STEP {first}", ((0.0, 1.0), "gamma"), cap, first)
+                for cap in (float(c) for c in args.max_steps.split(",")) for first in
+                (float(f) for f in args.first_steps.split(","))]
+    saved = lbfgs.MAX_STEP, lbfgs.FIRST_STEP
+    marks = sorted({1, 2, 5, args.iterations // 2, args.iterations})
+    print("\n| engine | " + " | ".join(f"loss after {m}" for m in marks) + " | delivered loss |")
+    print("| --- | " + " | ".join("---" for _ in marks) + " | --- |")
+    try:
+        for name, variant, cap, first in configs:
+            if cap is not None and first is not None:
+                lbfgs.MAX_STEP, lbfgs.FIRST_STEP = cap, first
+            result = run(runner, [Scale(*out, args.iterations)], variant)
+            losses = result.trace.losses
+            print(f"| {name} | " + " | ".join(f"{losses[m - 1]:.4g}" for m in marks) +
+                  f" | {delivered_loss(runner, result.image):.5g} |", flush=True)
+    finally:
+        lbfgs.MAX_STEP, lbfgs.FIRST_STEP = saved
+    return 0
+
+
 def schedule(args) -> int:
     """The automatic schedule's constants with the engine's box and carry: time to the single-scale target."""
     runner = Runner(args)
@@ -178,7 +207,9 @@ def schedule(args) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("delivered", "carry", "schedule"))
+    parser.add_argument("mode", choices=("delivered", "carry", "steps", "schedule"))
+    parser.add_argument("--max-steps", default="0.25,0.5,1", help="steps: trust regions to try")
+    parser.add_argument("--first-steps", default="0.05,0.2", help="steps: first steps to try")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--coarse", type=int, default=256, help="carry: the coarsest longest side")
     parser.add_argument("--step", type=float, default=2.0, help="carry: the step between sizes")
@@ -193,7 +224,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
     args = parser.parse_args()
-    return {"delivered": delivered, "carry": carry, "schedule": schedule}[args.mode](args)
+    return {"delivered": delivered, "carry": carry, "steps": steps, "schedule": schedule}[args.mode](args)
 
 
 if __name__ == "__main__":
