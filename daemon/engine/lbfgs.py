@@ -27,8 +27,9 @@ from .imaging import resize
 #: stops the overshoots of L-BFGS without line search (a step of 10¹² in loss, measured) from throwing the
 #: image out of the box. docs/PERFORMANCE.md, "Time to quality".
 MAX_STEP = 0.5
-#: With a box and nothing learnt yet, the first (steepest-descent) step moves the steepest component by
-#: this share of the width, in place of torch's min(1, 1/|g|₁), which barely moves a large image.
+#: With a box, a scale's first step moves the steepest component by at most this share of the width: by
+#: exactly this much with nothing learnt (in place of torch's min(1, 1/|g|₁), which barely moves a large
+#: image), by −γ·g when the last scale's γ asks for less (an upsampled image is near a minimum).
 FIRST_STEP = 0.2
 
 #: f(x) → loss, having set x.grad: the closure ``optimize.minimise`` builds.
@@ -77,6 +78,7 @@ def lbfgs(x: torch.Tensor, closure: Closure, evaluations: int, history: int, *,
                 steps.append(s.reshape(-1).to(flat))
                 diffs.append(y.reshape(-1).to(flat))
                 rho.append(1.0 / ys)
+    first = True
     for _ in range(1, evaluations):
         if gamma is None:  # steepest descent
             direction = grad.neg()
@@ -84,6 +86,11 @@ def lbfgs(x: torch.Tensor, closure: Closure, evaluations: int, history: int, *,
         else:
             direction = _two_loop(grad, steps, diffs, rho, gamma)
             t = 1.0
+            if first and box is not None:  # a learnt first step, but no longer than a fresh one
+                longest = float(direction.abs().max())
+                if longest > FIRST_STEP * (box[1] - box[0]):
+                    t = FIRST_STEP * (box[1] - box[0]) / longest
+        first = False
         if box is not None:  # the trust region
             longest = float(direction.abs().max()) * t
             if longest > MAX_STEP * (box[1] - box[0]):
