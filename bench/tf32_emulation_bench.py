@@ -74,7 +74,7 @@ def evaluate(model: VGG19Features, content: torch.Tensor, style: torch.Tensor, x
     total, _ = objective(leaf)
     torch.autograd.backward(total)
     assert leaf.grad is not None
-    return float(total), leaf.grad
+    return float(total.detach()), leaf.grad
 
 
 def main() -> int:
