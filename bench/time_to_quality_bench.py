@@ -97,10 +97,8 @@ def run(runner: Runner, scales: list[Scale], variant, target: float | None = Non
 
 
 def delivered(args) -> int:
-    runner = Runner(args)
+    runner = start(args, f"one scale, {args.iterations} iterations")
     out = runner.output
-    print(f"machine: {machine(args)}; {out[1]}×{out[0]}, one scale, {args.iterations} iterations, "
-          f"β {args.style_weight:g}")
     print("\n| engine | optimiser's last loss | delivered (clamped, 8-bit) loss | delivered / optimiser's |"
           " share of values outside [0, 1] at the end |")
     print("| --- | --- | --- | --- | --- |")
@@ -115,16 +113,26 @@ def delivered(args) -> int:
     return 0
 
 
-def carry(args) -> int:
+def start(args, what: str) -> Runner:
+    """The runner (model, images, warm-up) and the run's header line."""
     runner = Runner(args)
-    out = runner.output
-    print(f"machine: {machine(args)}; output {out[1]}×{out[0]}, coarse side {args.coarse}, step ×{args.step:g}, "
-          f"β {args.style_weight:g}, single scale {args.iterations} iterations")
-    baseline = run(runner, [Scale(*out, args.iterations)], TODAY)
-    target = delivered_loss(runner, baseline.image)
-    single = baseline.trace.seconds[-1]
+    print(f"machine: {machine(args)}; output {runner.output[1]}×{runner.output[0]}, β {args.style_weight:g}, {what}")
+    return runner
+
+
+def single_scale_target(runner: Runner, args) -> tuple[float, float]:
+    """Today's engine for N iterations at full size: its delivered loss (the target) and its seconds."""
+    baseline = run(runner, [Scale(*runner.output, args.iterations)], TODAY)
+    target, single = delivered_loss(runner, baseline.image), baseline.trace.seconds[-1]
     print(f"single scale (today): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
           f"delivered {target:.6g} (the target)", flush=True)
+    return target, single
+
+
+def carry(args) -> int:
+    runner = start(args, f"coarse side {args.coarse}, step ×{args.step:g}, single scale {args.iterations} iterations")
+    out = runner.output
+    target, single = single_scale_target(runner, args)
     rows = []
     for t in [int(b) for b in args.budgets.split(",")]:
         scales = steps_schedule(out, args.coarse, args.step, t, args.front_loading)
@@ -150,10 +158,8 @@ def carry(args) -> int:
 
 def steps(args) -> int:
     """The trust region and the first step's length, one scale, against today's engine."""
-    runner = Runner(args)
+    runner = start(args, f"one scale, {args.iterations} iterations")
     out = runner.output
-    print(f"machine: {machine(args)}; {out[1]}×{out[0]}, one scale, {args.iterations} iterations, "
-          f"β {args.style_weight:g}")
     configs = [("today", TODAY, None, None)]
     configs += [(f"box, MAX_STEP {cap}, FIRST_STEP {first}", ((0.0, 1.0), "gamma"), cap, first)
                 for cap in (float(c) for c in args.max_steps.split(",")) for first in
@@ -177,14 +183,9 @@ def steps(args) -> int:
 
 def schedule(args) -> int:
     """The automatic schedule's constants with the engine's box and carry: time to the single-scale target."""
-    runner = Runner(args)
+    runner = start(args, f"single scale {args.iterations} iterations")
     out = runner.output
-    print(f"machine: {machine(args)}; output {out[1]}×{out[0]}, β {args.style_weight:g}, single scale "
-          f"{args.iterations} iterations")
-    baseline = run(runner, [Scale(*out, args.iterations)], TODAY)
-    target = delivered_loss(runner, baseline.image)
-    single = baseline.trace.seconds[-1]
-    print(f"single scale (today): {single:.1f} s, delivered {target:.6g} (the target)", flush=True)
+    target, single = single_scale_target(runner, args)
     engine_now = (optimize.BOX, optimize.CARRY)
     configs = []
     for coarse in [int(c) for c in args.coarse_sides.split(",")]:
