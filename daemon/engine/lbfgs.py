@@ -148,10 +148,12 @@ def _first_step(direction: torch.Tensor, grad: torch.Tensor, box: tuple[float, f
 
 
 def _project(flat: torch.Tensor, step: torch.Tensor, box: tuple[float, float]) -> None:
-    """Clamp ``flat`` into the box and make ``step`` the step actually taken (unchanged where nothing moved)."""
+    """Clamp ``flat`` into the box and make ``step`` the step actually taken (unchanged where nothing moved).
+
+    One image-sized temporary (the clamp's correction), as ``memory_cost.LBFGS_WORKING_VECTORS`` allows."""
     low, high = box
-    outside = (flat < low) | (flat > high)
-    if bool(outside.any()):
-        clamped = flat.clamp(low, high)
-        step.add_(clamped.sub(flat))  # exact where the clamp did nothing (adds 0)
-        flat.copy_(clamped)
+    smallest, largest = torch.aminmax(flat)
+    if float(smallest) < low or float(largest) > high:
+        correction = flat.clamp(low, high).sub_(flat)  # 0 where the clamp did nothing
+        step.add_(correction)
+        flat.add_(correction).clamp_(low, high)  # the clamp again: a rounding off the bound stays inside
