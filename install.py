@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Install Neural Style for GIMP: the Python package, the GIMP 3 plug-in, and the VGG19 weights.
 
-    python3 install.py                      # everything, into every GIMP 3 profile found
+    python3 install.py                      # everything, into every GIMP 3.x profile found (3.0, 3.2, ...)
     python3 install.py --gimp-dir DIR       # the plug-in into DIR/plug-ins (DIR = a GIMP 3 profile)
     python3 install.py --service            # also run the daemon as a user service (Flatpak/Snap GIMP)
     python3 install.py --dry-run            # print every step, change nothing
@@ -34,13 +34,13 @@ import importlib.util
 import json
 import os
 import plistlib
+import re
 import shlex
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
-import types
 import urllib.request
 import venv
 from pathlib import Path
@@ -67,27 +67,11 @@ bootstrap = _load(PLUGIN_SRC / "nsgimp" / "bootstrap.py", "neural_style_install_
 schema_file = _load(PLUGIN_SRC / "nsgimp" / "schema.py", "neural_style_install_schema")  # the parameters' file
 
 
-def _protocol_errors_importable() -> None:
-    """``params`` quotes client values with ``neural_style.protocol.errors`` (stdlib only). Where this
-    Python has no ``neural_style`` (the usual case: install.py runs before the venv exists), make that one
-    module importable from the source tree, without running the protocol package's ``__init__`` (pyzmq)."""
-    try:
-        importlib.import_module("neural_style.protocol.errors")
-        return
-    except ImportError:
-        pass
-    for package, path in (("neural_style", []), ("neural_style.protocol", [str(PROTOCOL_SRC)])):
-        module = types.ModuleType(package)
-        module.__path__ = path
-        sys.modules[package] = module
-
-
 def engine_parameter_schema() -> dict:
     """The engine's ``parameter_schema()``, from daemon/engine loaded by its path: its package and
-    ``params`` import no torch, so this Python needs neither the venv nor torch."""
+    ``params`` import no torch and nothing outside the engine, so this Python needs neither the venv nor torch."""
     name = "neural_style_install_engine"
     if name not in sys.modules:
-        _protocol_errors_importable()
         spec = importlib.util.spec_from_file_location(name, ENGINE_SRC / "__init__.py",
                                                       submodule_search_locations=[str(ENGINE_SRC)])
         assert spec is not None and spec.loader is not None
@@ -103,6 +87,7 @@ WEIGHTS_URL = os.environ.get("NEURAL_STYLE_WEIGHTS_URL") or "https://download.py
 WEIGHTS_SHA256_PREFIX = "dcbb9e9d"
 WHEEL_PACKAGES = ("pyzmq", "msgpack")
 FLATPAK_ID = "org.gimp.GIMP"
+SNAP_NAME = "gimp"
 
 
 class InstallError(Exception):
@@ -150,33 +135,71 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "neural-style"
 
 
-def gimp_profile_candidates() -> list[tuple[str, Path]]:
-    """(kind, profile folder) of every place a GIMP 3 user profile lives, existing or not."""
+def gimp_config_dirs() -> list[tuple[str, Path]]:
+    """(kind, the folder holding GIMP's per-version profiles: 3.0, 3.2, ...) of every GIMP build
+    this install.py knows, existing or not."""
     home = Path.home()
     out: list[tuple[str, Path]] = []
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    out.append(("linux", xdg / "GIMP" / "3.0"))
-    out.append(("flatpak", home / ".var" / "app" / FLATPAK_ID / "config" / "GIMP" / "3.0"))
-    out.append(("macos", home / "Library" / "Application Support" / "GIMP" / "3.0"))
+    out.append(("linux", xdg / "GIMP"))
+    out.append(("flatpak", home / ".var" / "app" / FLATPAK_ID / "config" / "GIMP"))
+    out.append(("snap", home / "snap" / SNAP_NAME / "current" / ".config" / "GIMP"))
+    out.append(("macos", home / "Library" / "Application Support" / "GIMP"))
     if os.environ.get("APPDATA"):
-        out.append(("windows", Path(os.environ["APPDATA"]) / "GIMP" / "3.0"))
+        out.append(("windows", Path(os.environ["APPDATA"]) / "GIMP"))
     return out
 
 
-def find_gimp3_binary() -> str | None:
-    for name in ("gimp-3.0", "gimp-console-3.0", "gimp3", "gimp"):
+def _version_key(name: str) -> tuple[int, ...] | None:
+    """(3, 2) for a GIMP 3 profile folder named "3.2"; None for anything else ("2.10", "3.2.bak")."""
+    parts = name.split(".")
+    if len(parts) != 2 or parts[0] != "3" or not parts[1].isdigit():
+        return None
+    return (3, int(parts[1]))
+
+
+def gimp_profiles() -> list[tuple[str, Path]]:
+    """(kind, profile) of every GIMP 3.x profile that exists (3.0, 3.2 and later ones: each minor
+    version has its own folder, which that GIMP creates on its first start), oldest first."""
+    found: list[tuple[str, Path]] = []
+    for kind, base in gimp_config_dirs():
+        if not base.is_dir():
+            continue
+        versions = [(key, d) for d in base.iterdir() if (key := _version_key(d.name)) and d.is_dir()]
+        found += [(kind, d) for _key, d in sorted(versions)]
+    return found
+
+
+GIMP3_COMMAND = re.compile(r"gimp(-console)?-3(\.\d+)?(\.exe)?")
+
+
+def find_gimp3_binaries() -> list[str]:
+    """GIMP 3 commands on PATH, newest first: gimp-3.2 / gimp-console-3.2 / gimp-3 / gimp-console-3
+    (GIMP 3.2), gimp-3.0 / gimp-console-3.0 (3.0), or a plain gimp3 or gimp that says it is 3.x."""
+    versioned: list[tuple[tuple[int, ...], str]] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        with contextlib.suppress(OSError):
+            for entry in Path(folder or ".").iterdir():
+                match = GIMP3_COMMAND.fullmatch(entry.name)
+                if match and os.access(entry, os.X_OK):
+                    minor = match.group(2)
+                    versioned.append(((int(minor[1:]) if minor else 99,), str(entry)))
+    found = [path for _key, path in sorted(versioned, key=lambda kv: kv[0], reverse=True)]
+    for name in ("gimp3", "gimp"):
         path = shutil.which(name)
-        if path and (name != "gimp" or _gimp_is_3(path)):
-            return path
-    return None
+        if path and path not in found and gimp_version(path):
+            found.append(path)
+    return found
 
 
-def _gimp_is_3(path: str) -> bool:
+def gimp_version(path: str) -> str | None:
+    """ "3.2" for a command whose --version says "... version 3.2.6"; None when it is not GIMP 3."""
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
-    return " 3." in out
+        return None
+    match = re.search(r"\b(3\.\d+)\.\d+", out)
+    return match.group(1) if match else None
 
 
 def plugin_targets(args: argparse.Namespace, out: Out) -> list[tuple[str, Path]]:
@@ -188,14 +211,17 @@ def plugin_targets(args: argparse.Namespace, out: Out) -> list[tuple[str, Path]]
             plug_ins = d if d.name == "plug-ins" else d / "plug-ins"
             targets.append(("given", plug_ins))
         return targets
-    found = [(kind, p / "plug-ins") for kind, p in gimp_profile_candidates() if p.is_dir()]
+    found = [(kind, p / "plug-ins") for kind, p in gimp_profiles()]
     if found:
         return found
-    binary = find_gimp3_binary()
-    if binary and sys.platform.startswith("linux"):
-        kind, profile = gimp_profile_candidates()[0]
-        out.info(f"GIMP 3 found ({binary}) but no profile yet: using {profile}")
-        return [(kind, profile / "plug-ins")]
+    if not sys.platform.startswith("linux"):
+        return []
+    for binary in find_gimp3_binaries():
+        version = gimp_version(binary)
+        if version:  # the profile that GIMP will create on its first start
+            kind, base = gimp_config_dirs()[0]
+            out.info(f"GIMP {version} found ({binary}) but no profile yet: using {base / version}")
+            return [(kind, base / version / "plug-ins")]
     return []
 
 
@@ -288,12 +314,10 @@ def daemon_command(args: argparse.Namespace) -> list[str]:
     exe = venv_bin(args.venv, "neural-style")
     if not exe.exists() and args.no_venv and shutil.which("neural-style"):
         exe = Path(shutil.which("neural-style"))
-    command = [str(exe), "serve"]
-    if args.weights == "random":  # untrained weights: for tests only
-        command += ["--weights", "random"]
-    elif args.weights:
-        command += ["--weights", str(Path(args.weights).expanduser().resolve())]
-    return command
+    weights = args.weights
+    if weights and weights != "random":  # "random": untrained weights, for tests only
+        weights = str(Path(weights).expanduser().resolve())
+    return connection.serve_command([str(exe), "serve"], weights=weights or None)
 
 
 def _write(path: Path, data: bytes, executable: bool, out: Out) -> None:
@@ -398,10 +422,14 @@ def gimp_python_command(args: argparse.Namespace, kind: str) -> list[str] | None
                 continue
             for cand in sorted(Path(base).glob("GIMP 3*/bin/python*.exe"), reverse=True):
                 return [str(cand)]
+    if kind == "snap":  # the snap's own Python (the snap mounts itself at /snap/gimp/current)
+        for cand in sorted(Path("/snap", SNAP_NAME, "current", "usr", "bin").glob("python3*")):
+            return [str(cand)]
     # Linux distro GIMP: an interpreters/*.interp line naming python, else python3 on PATH (the
-    # plug-in's "#!/usr/bin/env python3").
-    for interp in sorted(Path("/usr/lib").glob("*/gimp/3.0/interpreters/*.interp")) + sorted(
-            Path("/usr/lib/gimp/3.0/interpreters").glob("*.interp")):
+    # plug-in's "#!/usr/bin/env python3"). GIMP 3.2 still keeps them in .../gimp/3.0/ (the plug-in
+    # API's version); a later one may not.
+    for interp in sorted(Path("/usr/lib").glob("*/gimp/3.*/interpreters/*.interp")) + sorted(
+            Path("/usr/lib").glob("gimp/3.*/interpreters/*.interp")):
         try:
             for line in interp.read_text(encoding="utf-8", errors="replace").splitlines():
                 if line.startswith("python3=") or line.startswith("python="):

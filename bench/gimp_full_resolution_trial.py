@@ -1,11 +1,11 @@
-"""A large layer through real GIMP 3.0.4, as a user runs it: the plug-in's defaults (Full resolution,
-automatic scales), a daemon on the host with seeded random weights.
+"""A large layer through real GIMP (3.0.4, or 3.2 with --gimp 3.2), as a user runs it: the plug-in's
+defaults (Full resolution, automatic scales), a daemon on the host with seeded random weights.
 
-    python bench/gimp_full_resolution_trial.py [--size 4000x3000] [--iterations 4]
+    python bench/gimp_full_resolution_trial.py [--size 4000x3000] [--iterations 4] [--gimp 3.2]
 
 Tübingen from ../shared/images, upscaled to --size, is the layer; Starry Night the style. GIMP runs in
-the Debian trixie root of tests/gimp (built on first use by build_root.sh), through the same harness as
-tests/test_gimp_plugin.py, whose helpers this script reuses. It prints the daemon's plan and timing,
+the Debian trixie (3.0) or forky (3.2) root of tests/gimp (built on first use by build_root.sh), through
+the same harness as tests/test_gimp_plugin.py, whose helpers this script reuses. It prints the daemon's plan and timing,
 the layers GIMP holds afterwards, and the result's pixel detail (the GIMP tests' measure: mean absolute
 difference between horizontal neighbours) against that of its own half-size version stretched back
 (1.0: no detail beyond half the size). Minutes on a CPU: never in CI.
@@ -31,10 +31,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="4000x3000", help="the layer, WIDTHxHEIGHT")
     parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--gimp", default=harness.DEFAULT_GIMP, choices=sorted(harness.GIMP_BUILDS),
+                        help="the GIMP version (default: %(default)s)")
     parser.add_argument("--keep", help="keep GIMP's output (image.xcf, new_layer.png…) in this folder")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
-    root, reason = harness.prepare_root()
+    root, reason = harness.prepare_root(args.gimp)
     if root is None:
         print(reason, file=sys.stderr)
         return 1
@@ -48,7 +50,7 @@ def main() -> int:
         daemon = harness.Daemon(Path(folder))
         try:
             daemon.wait_ready()
-            harness.install_plugin(base, daemon.endpoint)
+            harness.install_plugin(base, daemon.endpoint, root)
             steps = [harness.step(base, "trial", {"iterations": args.iterations, "size": 0, "autostart": False,
                                                   "endpoint": daemon.endpoint}, image="layer.png")]
             began = time.monotonic()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from .exit_codes import (
     EXIT_NO_WEIGHTS,
     EXIT_OK,
 )
+from .options import add_model_options, mebibytes
 
 ENDPOINT_HELP = f"daemon endpoint (default ${ENDPOINT_ENV} or {DEFAULT_ENDPOINT})"
 
@@ -38,18 +38,6 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------------- options
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from .engine.devices import DEVICE_CHOICES, DEVICE_HELP
-
-    group = parser.add_argument_group("model")
-    group.add_argument("--weights", metavar="PATH|random",
-                       help="VGG19 weights file, or 'random' for seeded random weights (tests and demos); "
-                            "default: the torchvision cache")
-    group.add_argument("--weights-format", choices=("torchvision", "caffe"), default="torchvision",
-                       help="torchvision state dict, or the Caffe-converted VGG19 of neural-style-pt")
-    group.add_argument("--device", default="auto", metavar="|".join(DEVICE_CHOICES), help=DEVICE_HELP)
-
-
 def _add_param_options(parser: argparse.ArgumentParser, *, texture: bool = False) -> None:
     """The engine's parameters as options, derived from their schema (engine/params.py): the names in
     kebab-case, their types, choices and help with the default. Every option defaults to None, so
@@ -81,20 +69,6 @@ def _add_option(group: argparse._ActionsContainer, spec: Spec, default: object =
     else:
         group.add_argument(flag, type=spec.kind, choices=spec.choices or None, default=default, help=help_text,
                            metavar=None if spec.choices else ("N" if spec.kind is int else "X"))
-
-
-#: Suffixes --max-memory accepts, in MiB (a bare number is MiB).
-_MEMORY_UNITS = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024, "t": 1 << 20, "tb": 1 << 20,
-                 "tib": 1 << 20}
-
-
-def mebibytes(text: str) -> int:
-    """"2G", "512M", "1.5GiB" or "2048" (MiB) → MiB, rounded down (``--max-memory`` of stylize and serve)."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _MEMORY_UNITS:
-        raise argparse.ArgumentTypeError(f"expected a memory size such as 2G, 512M or 0, got {text!r}")
-    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
 
 
 def _layer_list(text: str) -> tuple[str, ...]:
@@ -134,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--no-autostart", action="store_true",
                          help="fail instead of starting a daemon when none answers")
     _add_param_options(stylize)
-    _add_model_options(stylize)
+    add_model_options(stylize)
 
     reconstruct = commands.add_parser(
         "reconstruct", help="content reconstruction or texture synthesis from chosen layers (the paper's Fig. 1)")
@@ -144,23 +118,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="synthesise this image's texture (no content); repeatable")
     reconstruct.add_argument("-o", "--output", type=Path, required=True)
     _add_param_options(reconstruct, texture=True)
-    _add_model_options(reconstruct)
+    add_model_options(reconstruct)
 
     figures = commands.add_parser("figures", help="the paper's Fig. 1 rows and Fig. 3 grid as one labelled sheet")
     figures.add_argument("content", type=Path)
     figures.add_argument("style", type=Path)
     figures.add_argument("-o", "--output", type=Path, required=True)
     _add_figure_options(figures)
-    _add_model_options(figures)
+    add_model_options(figures)
 
-    from .server.main import SERVE_HELP, add_serve_arguments
+    from .server.main import SERVE_DESCRIPTION, SERVE_HELP
 
-    serve = commands.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP[0].upper() + SERVE_HELP[1:] + ".")
-    _add_model_options(serve)
-    add_serve_arguments(serve)
+    add_serve_options(commands.add_parser("serve", help=SERVE_HELP, description=SERVE_DESCRIPTION))
 
     status = commands.add_parser("status", help="ask the daemon what it is doing")
     status.add_argument("--endpoint", help=ENDPOINT_HELP)
+    return parser
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``serve``'s options: the model's and the daemon's (``python -m neural_style.daemon.server`` has the same)."""
+    from .server.main import add_serve_arguments
+
+    add_model_options(parser)
+    add_serve_arguments(parser)
     return parser
 
 
@@ -224,8 +205,7 @@ def _run_local(args: argparse.Namespace, content, styles, params) -> int:
     bar = ProgressBar(params.iterations)
     try:
         result = stylize(model, content, styles, params, style_blend=args.style_blend,
-                         on_progress=lambda p: bar.update(p.iteration, p.loss.total, scale=p.scale, scales=p.scales,
-                                                          seconds_left=p.seconds_left))
+                         on_progress=bar.report)
     finally:
         bar.close()
     save_image(result.image, args.output,

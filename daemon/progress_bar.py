@@ -5,6 +5,8 @@ import sys
 import time
 from typing import TextIO
 
+from neural_style.protocol.reports import ProgressReport, duration
+
 
 class ProgressBar:
     """Shows iteration, loss, rate and, for coarse-to-fine runs, the scale and the time left.
@@ -39,20 +41,14 @@ class ProgressBar:
             self.stream.write(f"{self.label}iteration {tail}\n")
         self.stream.flush()
 
+    def report(self, progress: ProgressReport) -> None:
+        """One progress report (the engine's or the wire's: the same names)."""
+        self.update(progress.iteration, progress.loss.total, scale=progress.scale, scales=progress.scales,
+                    seconds_left=progress.seconds_left)
+
     def close(self) -> None:
         if self._drawn:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
 
-
-def duration(seconds: float) -> str:
-    """42 s, 3 min 05 s, 2 h 07 min: as precise as a person reading an estimate needs."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"

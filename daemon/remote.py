@@ -37,6 +37,7 @@ from neural_style.protocol import (
     connect_or_start,
     resolve_endpoint,
 )
+from neural_style.protocol.connection import serve_command
 
 if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
@@ -50,14 +51,9 @@ def _say(message: str, stream: TextIO | None = None) -> None:
 
 def daemon_command(args: argparse.Namespace, endpoint: str) -> list[str]:
     """The command that autostarts a daemon with this invocation's model options."""
-    command = [sys.executable, "-m", "neural_style.daemon.cli", "serve", "--bind", endpoint]
-    if getattr(args, "weights", None):
-        command += ["--weights", str(args.weights)]
-    if getattr(args, "weights_format", None):
-        command += ["--weights-format", str(args.weights_format)]
-    if getattr(args, "device", None):
-        command += ["--device", str(args.device)]
-    return command
+    return serve_command([sys.executable, "-m", "neural_style.daemon.cli", "serve"], bind=endpoint,
+                         weights=getattr(args, "weights", None), weights_format=getattr(args, "weights_format", None),
+                         device=getattr(args, "device", None))
 
 
 def request_params(params: StyleParams) -> dict[str, Any]:
@@ -123,7 +119,7 @@ def status(args: argparse.Namespace) -> int:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     out = sys.stdout
-    weights = pong.weights if pong.weights_loaded else "NONE (every stylize will fail with no_weights)"
+    weights = pong.weights if pong.weights_loaded else "NONE yet (it looks for them again at every stylize)"
     print(f"daemon {pong.daemon_version} at {endpoint} (protocol {pong.protocol})", file=out)
     print(f"device:  {pong.device}", file=out)
     print(f"weights: {weights}", file=out)
@@ -182,8 +178,7 @@ def stylize_with_daemon(args: argparse.Namespace, content: Path | None, styles: 
                 elif isinstance(event, Progress):
                     if bar is None:
                         bar = ProgressBar(event.iterations)
-                    bar.update(event.iteration, event.loss.total, scale=event.scale, scales=event.scales,
-                               seconds_left=event.seconds_left)
+                    bar.report(event)
                 elif isinstance(event, Result):
                     result = event
     except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned

@@ -5,8 +5,8 @@ import torch, numpy, PIL or ``neural_style.daemon``; imports inside are relative
 folder can be copied next to the plug-in. The contract is docs/PROTOCOL.md.
 """
 
-from .autostart import DaemonHandle, DaemonStartFailed, NoDaemon, connect_or_start, ensure_daemon, start_daemon
-from .client import Client, CurveKeys, StylizeEvent, new_request_id
+from .autostart import DaemonHandle, DaemonStartFailed, NoDaemon, connect_or_start, start_daemon
+from .client import Client, CurveKeys, DaemonClient, StylizeEvent, StylizeStream, new_request_id
 from .connection import (
     AUTOSTART_TIMEOUT,
     CLIENT_CONFIG_NAME,
@@ -52,14 +52,14 @@ from .messages import (
     UnknownReply,
     decode_reply,
     decode_request,
-    encode_message,
     error_frames,
 )
+from .reports import LossReport, ProgressReport, duration
 from .wire import MAX_HEADER_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
 
 __all__ = [
-    "Client", "CurveKeys", "StylizeEvent", "new_request_id",
-    "DaemonHandle", "DaemonStartFailed", "NoDaemon", "connect_or_start", "ensure_daemon", "start_daemon",
+    "Client", "CurveKeys", "DaemonClient", "StylizeEvent", "StylizeStream", "new_request_id",
+    "DaemonHandle", "DaemonStartFailed", "NoDaemon", "connect_or_start", "start_daemon",
     "AUTOSTART_TIMEOUT", "CLIENT_CONFIG_NAME", "DEFAULT_ENDPOINT", "ENDPOINT_ENV", "FIRST_PING_TIMEOUT",
     "ClientConfig", "default_endpoint", "read_client_config", "resolve_endpoint", "service_start_command",
     "write_client_config",
@@ -68,6 +68,7 @@ __all__ = [
     "Encoding", "ImageData", "ImageRef",
     "Accepted", "Cancel", "CancelAck", "Error", "Heartbeat", "JobInfo", "Loss", "Message", "Ping", "Pong",
     "Progress", "Reply", "Request", "Result", "Status", "StatusReply", "Stylize", "UnknownReply",
-    "decode_reply", "decode_request", "encode_message", "error_frames",
+    "decode_reply", "decode_request", "error_frames",
+    "LossReport", "ProgressReport", "duration",
     "MAX_HEADER_BYTES", "PROTOCOL_VERSION", "Envelope", "decode", "encode",
 ]

@@ -42,7 +42,7 @@ class DaemonStartFailed(DaemonUnavailable):
 
 @dataclass(frozen=True)
 class DaemonHandle:
-    """What ensure_daemon found: the daemon's pong, and whether (and as what) we started it."""
+    """What connect_or_start found: the daemon's pong, and whether (and as what) we started it."""
 
     endpoint: str
     pong: Pong
@@ -139,19 +139,6 @@ def start_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float
             raise DaemonStartFailed(f"the daemon (pid {process.pid}) did not answer at {target} within "
                                     f"{timeout:g} s; it is still running", path, log_tail(path), process)
         time.sleep(0.1)
-
-
-def ensure_daemon(endpoint: Optional[str], command: Sequence[str], timeout: float = AUTOSTART_TIMEOUT, *,
-                  log_path: Union[str, os.PathLike[str], None] = None, ping_timeout: float = FIRST_PING_TIMEOUT,
-                  env: Optional[Mapping[str, str]] = None) -> DaemonHandle:
-    """A handle to a daemon answering at ``endpoint``: the running one, or ``command`` started (see start_daemon)."""
-    if not command:
-        raise ValueError("ensure_daemon needs a command to start the daemon")
-    target = resolve_endpoint(endpoint)
-    pong = _ping(target, ping_timeout)
-    if pong is not None:
-        return DaemonHandle(target, pong, started=False)
-    return start_daemon(target, command, timeout, log_path=log_path, ping_timeout=ping_timeout, env=env)
 
 
 class NoDaemon(DaemonUnavailable):

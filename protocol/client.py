@@ -12,7 +12,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, Protocol, TypeVar, Union
 
 import zmq
 
@@ -44,6 +44,30 @@ StylizeEvent = Union[Accepted, Progress, Heartbeat, Result]
 #: The events of one job, as ``Client.stylize`` yields them; closing it early cancels the job.
 StylizeStream = Generator[StylizeEvent, None, None]
 ReplyType = TypeVar("ReplyType", Pong, StatusReply, CancelAck)
+
+
+class DaemonClient(Protocol):
+    """What a client of the daemon offers: ``Client`` (one DEALER socket) and the tests' scripted fake
+    (tests/fake_client.py) both implement it, checked by mypy; the plug-in holds its client by this type."""
+
+    def ping(self, timeout: Optional[float] = None) -> Pong: ...
+
+    def status(self, timeout: Optional[float] = None) -> StatusReply: ...
+
+    def cancel(self, request_id: str, timeout: Optional[float] = None) -> CancelAck: ...
+
+    def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
+                params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
+                *, request_id: Optional[str] = None, heartbeats: bool = False) -> StylizeStream:
+        """A job's events (Accepted, Progress…, Result; Heartbeat with ``heartbeats``); an ``error`` reply raises
+        DaemonError, and closing the stream early cancels the job."""
+        ...
+
+    def newer_preview_waiting(self) -> bool:
+        """Whether a later preview has already arrived (a slow painter skips this one)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -213,7 +237,7 @@ class Client:
             while True:
                 reply = self._next(message.id, deadline - time.monotonic(), why)
                 if isinstance(reply, Error):
-                    raise DaemonError(reply.code, reply.message, message.id)
+                    raise DaemonError(reply.code, reply.message, message.id, reply.field)
                 if isinstance(reply, expected):
                     return reply
                 if not isinstance(reply, UnknownReply):
@@ -242,7 +266,7 @@ class Client:
                 reply = self._next(job_id, wait, why)
                 if isinstance(reply, Error):
                     finished = True
-                    raise DaemonError(reply.code, reply.message, job_id)
+                    raise DaemonError(reply.code, reply.message, job_id, reply.field)
                 if isinstance(reply, Result):
                     finished = True
                     yield reply
@@ -275,7 +299,7 @@ class Client:
         while not queue:
             if self._connection_error is not None:
                 error, self._connection_error = self._connection_error, None
-                raise DaemonError(error.code, error.message, message_id)
+                raise DaemonError(error.code, error.message, message_id, error.field)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
                 if queue:
@@ -302,3 +326,6 @@ class Client:
             if pending is not None:
                 pending.append(reply)
             # replies to requests nobody waits for any more are dropped
+
+
+_IMPLEMENTS: type[DaemonClient] = Client  # mypy: the real client offers the whole interface

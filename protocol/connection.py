@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -125,6 +125,15 @@ def write_client_config(folder: PathLike, config: ClientConfig) -> Path:
     tmp.write_text(config.dumps(), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def serve_command(program: Sequence[str], *, bind: Optional[str] = None, weights: Optional[str] = None,
+                  weights_format: Optional[str] = None, device: Optional[str] = None) -> list[str]:
+    """A daemon's command line: ``program`` (``[".../neural-style", "serve"]``, ``[python, "-m",
+    "neural_style.daemon.cli", "serve"]``) with the options given; the one place that spells them for
+    whoever records or starts a daemon (the CLI's autostart, install.py's record, the tests' daemons)."""
+    options = (("--bind", bind), ("--weights", weights), ("--weights-format", weights_format), ("--device", device))
+    return [*program, *(word for flag, value in options if value for word in (flag, str(value)))]
 
 
 def service_start_command(kind: str) -> str:

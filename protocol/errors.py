@@ -56,17 +56,20 @@ class NeuralStyleError(Exception):
 
 
 class CodedError(NeuralStyleError):
-    """An error that carries a protocol error ``code``, its ``message`` and the ``request_id`` it concerns.
+    """An error that carries a protocol error ``code``, its ``message``, the ``request_id`` it concerns
+    and, when one is to blame, the ``field`` of the request ("styles[1]", "params.iterations").
 
     The one coded error of both ends: the daemon raises it for a request it refuses (admission,
     image decoding) and answers with its code and message; ``ProtocolError`` and ``DaemonError``
     are its two kinds on the wire's either side."""
 
-    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None) -> None:
+    def __init__(self, code: ErrorCode | str, message: str, request_id: str | None = None,
+                 field: str | None = None) -> None:
         super().__init__(message)
         self.code: str = code_value(code)
         self.message = message
         self.request_id = request_id
+        self.field = field
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -97,6 +97,16 @@ class ImageRef:
         """Reject a payload that cannot be what the descriptor says (size or magic bytes)."""
         check_payload(self.encoding, payload, self.width, self.height, self.channels, request_id)
 
+    def image(self, payload: Buffer, request_id: Optional[str] = None) -> ImageData:
+        """The image this descriptor (validated by ``from_map``) and its payload make, the payload checked
+        here once: the descriptor is not validated a second time by ``ImageData``'s constructor."""
+        self.check_payload(payload, request_id)
+        image = object.__new__(ImageData)
+        for name, value in (("data", payload), ("width", self.width), ("height", self.height),
+                            ("channels", self.channels), ("encoding", self.encoding)):
+            object.__setattr__(image, name, value)
+        return image
+
 
 def check_payload(encoding: str, payload: Buffer, width: Optional[int], height: Optional[int],
                   channels: Optional[int], request_id: Optional[str] = None) -> None:

@@ -1,6 +1,7 @@
 """The neural-style command as a user runs it: real processes, real files, one message per mistake."""
 from __future__ import annotations
 
+import argparse
 import platform
 import re
 import subprocess
@@ -254,3 +255,20 @@ def test_the_daemon_path_sends_encoded_files_with_their_size(images):
     sent = image_for_request(images["content"])
     assert (sent.encoding, sent.width, sent.height) == ("png", 56, 40)
     assert bytes(sent.data) == images["content"].read_bytes()
+
+
+def test_python_m_server_is_neural_style_serve():
+    """One declaration of serve's options: the module's parser offers exactly the subcommand's, model included."""
+    from neural_style.daemon import cli
+    from neural_style.daemon.engine.vgg import WEIGHT_FORMATS
+    from neural_style.daemon.options import WEIGHT_FORMATS as OFFERED
+    from neural_style.daemon.server.__main__ import build_parser
+
+    def options(parser) -> set[str]:
+        return {flag for action in parser._actions for flag in action.option_strings}
+
+    serve = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["serve"]
+    assert options(build_parser()) == options(serve)
+    assert {"--weights", "--weights-format", "--device", "--max-message-mb", "--max-memory"} <= options(serve)
+    assert build_parser().parse_args(["--device", "mps"]).device == "mps"  # the stale copy knew no mps
+    assert OFFERED == WEIGHT_FORMATS

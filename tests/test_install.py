@@ -116,17 +116,65 @@ def test_install_into_gimp_dir_then_uninstall_leaves_nothing(sandbox, tmp_path):
 
 
 def test_finds_every_gimp3_profile(sandbox):
+    """Every build's folder, every 3.x version in it (3.0 and 3.2 here, and a 3.4 to come); GIMP 2.10's
+    profile and a backup copy are not GIMP 3 profiles."""
     home = sandbox.home
-    linux = home / ".config" / "GIMP" / "3.0"
-    flatpak = home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0"
-    linux.mkdir(parents=True)
-    flatpak.mkdir(parents=True)
-    sandbox(*QUIET)
-    assert (linux / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file()
-    assert (flatpak / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file()
-    sandbox("--uninstall")
-    assert not (linux / "plug-ins").exists() and not (flatpak / "plug-ins").exists()
-    assert linux.is_dir() and flatpak.is_dir()  # the profiles were the user's: kept
+    appdata = home / "AppData" / "Roaming"
+    profiles = [home / ".config" / "GIMP" / "3.0", home / ".config" / "GIMP" / "3.2",
+                home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.2",
+                home / "snap" / "gimp" / "current" / ".config" / "GIMP" / "3.2",
+                home / "Library" / "Application Support" / "GIMP" / "3.4",
+                appdata / "GIMP" / "3.2"]
+    not_gimp3 = [home / ".config" / "GIMP" / "2.10", home / ".config" / "GIMP" / "3.2.bak"]
+    for folder in profiles + not_gimp3:
+        folder.mkdir(parents=True)
+    _, text = sandbox(*QUIET, extra_env={"APPDATA": str(appdata)})
+    for profile in profiles:
+        assert (profile / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file(), (profile, text)
+    for folder in not_gimp3:
+        assert not (folder / "plug-ins").exists(), folder
+    sandbox("--uninstall", extra_env={"APPDATA": str(appdata)})
+    for profile in profiles:
+        assert not (profile / "plug-ins").exists() and profile.is_dir()  # the profiles were the user's: kept
+
+
+def test_a_home_with_only_gimp_3_2(sandbox):
+    """What GIMP 3.2's first start leaves (issue 18): ~/.config/GIMP/3.2 and no 3.0."""
+    profile = sandbox.home / ".config" / "GIMP" / "3.2"
+    profile.mkdir(parents=True)
+    _, text = sandbox(*QUIET, extra_env={"PATH": "/nonexistent"})
+    assert (profile / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file(), text
+    assert "no GIMP 3 profile found" not in text and "WARNING" not in text
+    assert not (sandbox.home / ".config" / "GIMP" / "3.0").exists()
+
+
+def fake_gimp(tmp_path: Path, name: str, version: str) -> Path:
+    """A command that answers --version as GIMP does (no GIMP on this host; real GIMP runs in tests/gimp)."""
+    bin_dir = tmp_path / "fakegimp"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / name
+    script.write_text(f"#!/bin/sh\necho 'GNU Image Manipulation Program version {version}'\n")
+    script.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(("command", "version", "profile"), [
+    ("gimp-console-3.2", "3.2.6", "3.2"), ("gimp-3", "3.2.6", "3.2"), ("gimp-3.0", "3.0.4", "3.0"),
+    ("gimp", "3.2.6", "3.2")])
+def test_gimp_without_a_profile_yet(sandbox, tmp_path, command, version, profile):
+    """GIMP installed but never started: the profile its first start will create, by its version."""
+    bin_dir = fake_gimp(tmp_path, command, version)
+    _, text = sandbox(*QUIET, extra_env={"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"})
+    assert (sandbox.home / ".config" / "GIMP" / profile / "plug-ins" / PLUGIN / f"{PLUGIN}.py").is_file(), text
+    assert f"GIMP {profile} found" in text
+
+
+def test_gimp_2_alone_is_no_gimp_3(sandbox, tmp_path):
+    bin_dir = fake_gimp(tmp_path, "gimp", "2.10.34")
+    (sandbox.home / ".config" / "GIMP" / "2.10").mkdir(parents=True)
+    _, text = sandbox(*QUIET, extra_env={"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"})
+    assert "no GIMP 3 profile found (run GIMP 3 once" in text
+    assert not (sandbox.home / ".config" / "GIMP" / "2.10" / "plug-ins").exists()
 
 
 def test_no_gimp_found_is_a_warning(sandbox):

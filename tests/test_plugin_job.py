@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_client import FakeClient
 
 from neural_style.protocol import (
     Accepted,
@@ -34,44 +35,6 @@ from nsgimp import settings as S
 
 PIXEL = ImageData.raw(bytes(3), 1, 1, 3)
 LIMITS = {"max_iterations": 5000, "max_size": 2048, "max_styles": 8, "max_pixels": 25_000_000}
-
-
-class FakeClient:
-    """Plays back ``script`` for one stylize call; an exception in the script is raised there."""
-
-    def __init__(self, script, burst=False):
-        self.script = list(script)
-        self.burst = burst  # every message arrives at once: a later preview is always waiting
-        self.left = list(self.script)
-        self.requests = []
-        self.cancelled = False
-        self.closed = False
-
-    def stylize(self, content, styles, params, style_blend=None, *, heartbeats=False):
-        self.requests.append({"content": content, "styles": styles, "params": params, "style_blend": style_blend,
-                              "heartbeats": heartbeats})
-        return self._stream()
-
-    def _stream(self):
-        finished = False
-        try:
-            for position, item in enumerate(self.script):
-                self.left = self.script[position + 1:]
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
-                if isinstance(item, Result):
-                    finished = True
-                yield item
-        finally:
-            if not finished:
-                self.cancelled = True  # what the real client does: abandoning the stream sends a cancel
-
-    def newer_preview_waiting(self):
-        return self.burst and any(isinstance(item, Progress) and item.image is not None for item in self.left)
-
-    def close(self):
-        self.closed = True
 
 
 class RecordingView:
@@ -124,9 +87,16 @@ def test_progress_queue_previews_and_result(tmp_path):
 
 
 @pytest.mark.parametrize("error, words, argument", [
-    (DaemonError("too_large", "styles[1] is 9000x9000 = 81000000 pixels"), "the style image /s/two.png", None),
-    (DaemonError("too_large", "size 4096 is over this daemon's limit of 2048 pixels"), "over the daemon's limits",
-     "working-size"),
+    (DaemonError("too_large", "styles[1] is 9000x9000 = 81000000 pixels", "j", "styles[1]"),
+     "the style image /s/two.png cannot be used", "style2"),
+    (DaemonError("bad_request", "styles[0]: not a readable png image", "j", "styles[0]"), "as a PNG or JPEG", "style"),
+    (DaemonError("too_large", "size 4096 is over this daemon's limit of 2048 pixels", "j", "params.size"),
+     "over the daemon's limits", "working-size"),
+    (DaemonError("too_large", "a request of 300 MB; this daemon reads at most 256 MiB"), "over the daemon's limits",
+     "working-size"),  # no field: the request as a whole
+    (DaemonError("too_large", "iterations 9000 is over this daemon's limit of 5000", "j", "params.iterations"),
+     "over the daemon's limits", "iterations"),
+    (DaemonError("bad_request", "params: seed must be …", "j", "params.seed"), "refused the request", "seed"),
     (DaemonError("busy", "16 jobs queued"), "queue is full", None),
     (DaemonUnavailable("no message for job j in 5 s"), "stopped answering in the middle of the job", None),
 ])
@@ -288,3 +258,20 @@ def test_an_unusable_address_points_at_the_setting(tmp_path):
         job.connect(settings(tmp_path, endpoint="tcp://nowhere"), ClientConfig(), RecordingView(),
                     connect_fn=fake_connect(ValueError("Invalid argument"), []))
     assert "'Daemon address'" in str(err.value) and err.value.argument == "endpoint"
+
+
+def test_the_fake_and_the_real_client_implement_one_interface(tmp_path):
+    """mypy checks tests/fake_client.py against the protocol's DaemonClient (protocol/client.py checks Client)."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "neural_style").mkdir()
+    for name in ("daemon", "protocol"):
+        (tmp_path / "neural_style" / name).symlink_to(root / name)
+    out = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(root / "pyproject.toml"),
+                          "--cache-dir", str(tmp_path / "cache"), "--follow-imports", "silent",
+                          str(root / "tests" / "fake_client.py")],
+                         cwd=root, env={**os.environ, "MYPYPATH": str(tmp_path)}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -14,8 +14,10 @@ sys.path.insert(0, str(PLUGIN_DIR))
 
 from nsgimp import advice, bootstrap, remembered, stylefile  # noqa: E402
 from nsgimp import settings as S  # noqa: E402
-from nsgimp.progress import ProgressText, duration_text  # noqa: E402
+from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
+
+from neural_style.protocol.reports import duration  # noqa: E402
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
        b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84"
@@ -194,15 +196,16 @@ def test_progress_says_queue_start_iteration_and_time_left_never_loss():
     assert second == ("Neural Style: iteration 20/100 · about 8 s left", 0.2)
     assert text.progress(100, 100, 12.0) == ("Neural Style: iteration 100/100", 1.0)
     assert "loss" not in " ".join(t for t, _ in (first, second)).lower()
-    assert duration_text(0.2) == "about 1 s" and duration_text(150) == "about 2 min"
-    assert duration_text(4900) == "about 1 h 22 min"
+    assert duration(0.2, rough=True) == "about 1 s" and duration(150, rough=True) == "about 2 min"
+    assert duration(4900, rough=True) == "about 1 h 22 min"
 
 
 # --------------------------------------------------------------------------- messages
 def test_advice_names_files_and_dialog_labels():
     assert "--weights" in advice.daemon_error_text("no_weights", "")
-    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"])
-    assert "the style image /b/y.png is 9000x9000" in too_large and "'Working size (px)'" in too_large
+    too_large = advice.daemon_error_text("too_large", "styles[1] is 9000x9000", ["/a/x.jpg", "/b/y.png"], "styles[1]")
+    assert "the style image /b/y.png cannot be used" in too_large and "a smaller copy" in too_large
+    assert "'Working size (px)'" in advice.daemon_error_text("too_large", "size 4096 is over", [], "params.size")
     assert advice.daemon_error_text("weird_new_code", "x").startswith("Neural Style:")
     off = advice.no_daemon_text("tcp://127.0.0.1:1", command=["/v/ns", "serve"], autostart=False)
     assert "no daemon answers at tcp://127.0.0.1:1" in off
@@ -337,7 +340,51 @@ def test_the_readme_table_lists_every_argument_with_its_default():
     assert set(rows) == set(S.ARGUMENTS)
     defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
                 "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT,
-                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true",
+                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": str(S.FULL_RESOLUTION_DEFAULT).lower(),
                 "working-size": S.WORKING_SIZE_DEFAULT}
     for name, value in defaults.items():
         assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])
+
+
+# GimpProcedureDialog's own buttons and their mnemonics (GIMP 3.0.4 warns on a clash with a label):
+# _Help, _Reset, _Cancel, _OK, _Load Saved Settings, _Save Settings.
+DIALOG_BUTTON_MNEMONICS = set("hrcols")
+
+
+def test_every_mnemonic_in_the_dialog_is_its_own():
+    shown = [name for name in S.ARGUMENTS if name != "size"]  # 'size' is the dialog's two aux arguments
+    keys = [S.ARGUMENTS[name][0].split("_", 1)[1][0].lower() for name in shown]
+    keys.append(S.REMOVE_STYLE2_LABEL.split("_", 1)[1][0].lower())
+    assert len(keys) == len(set(keys)), sorted(keys)
+    assert not set(keys) & DIALOG_BUTTON_MNEMONICS, set(keys) & DIALOG_BUTTON_MNEMONICS
+
+
+def test_the_new_layer_goes_above_the_source_and_the_earlier_results():
+    from nsgimp import placement
+
+    # GIMP's order: 0 is the top. [text overlay, result 2, result 1, photo]
+    results = [False, True, True, False]
+    assert placement.insert_position(3, results) == 1  # above both tries, under the user's own overlay
+    assert placement.insert_position(0, [False]) == 0  # a first run: directly above the source
+    assert placement.insert_position(2, [True, False, False]) == 2  # a result above something else: not ours
+    assert placement.is_result("Neural Style: starry_night", False)
+    assert placement.is_result("renamed by the user", True)  # the parasite marks it
+    assert not placement.is_result("Background", False)
+
+
+
+def test_the_dialogs_estimate_comes_from_the_last_runs_speed(tmp_path):
+    from nsgimp import speed
+
+    path = speed.speed_path(str(tmp_path))
+    assert speed.load(path) is None
+    assert "first run measures" in speed.estimate_text(100, 512 * 384, None)
+    speed.record(path, seconds=80.0, iterations=100, pixels=512 * 384)  # 0.8 s an iteration at 0.197 MP
+    rate = speed.load(path)
+    assert rate == pytest.approx(80.0 / 100 / (512 * 384 / 1e6))
+    # the same settings again: what the last run took; four times the pixels and twice the iterations: 8×
+    assert speed.estimate_text(100, 512 * 384, rate) == \
+        "At these settings: about 1 min on this computer (measured on the last run)."
+    assert "about 11 min" in speed.estimate_text(200, 1024 * 768, rate)
+    (tmp_path / "plug-in-settings" / speed.FILE_NAME).write_text('{"format": 1, "seconds_per_iteration_megapixel": -1}')
+    assert speed.load(path) is None  # nonsense is no measurement

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import io
 
-from neural_style.daemon.progress_bar import ProgressBar, duration
+from neural_style.daemon.progress_bar import ProgressBar
+from neural_style.protocol.reports import duration
 
 
 class Terminal(io.StringIO):

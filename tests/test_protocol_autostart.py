@@ -1,4 +1,4 @@
-"""ensure_daemon: ping, else start the command detached, wait for ping, or explain why not."""
+"""connect_or_start: ping, else start the command detached, wait for ping, or explain why not."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from neural_style.protocol import (
     DaemonUnavailable,
     NoDaemon,
     connect_or_start,
-    ensure_daemon,
+    start_daemon,
 )
 
 # A stand-in daemon: binds where NEURAL_STYLE_ENDPOINT says and answers ping with pong.
@@ -47,12 +47,15 @@ def _stop(process) -> None:
 
 def test_starts_a_daemon_once_and_then_finds_it(tmp_path: Path) -> None:
     endpoint, log = free_endpoint(), tmp_path / "logs" / "daemon.log"
-    handle = ensure_daemon(endpoint, [sys.executable, "-c", FAKE_DAEMON], timeout=20, log_path=log,
-                           ping_timeout=0.3)
+    first, handle = connect_or_start(endpoint, [sys.executable, "-c", FAKE_DAEMON], start_timeout=20, log_path=log,
+                                     first_ping=0.3)
+    first.close()
     try:
         assert handle.started and handle.pid and handle.pong.daemon_version == "fake"
         assert handle.endpoint == endpoint and handle.log_path == log
-        again = ensure_daemon(endpoint, [sys.executable, "-c", "raise SystemExit(3)"], timeout=5, log_path=log)
+        second, again = connect_or_start(endpoint, [sys.executable, "-c", "raise SystemExit(3)"], start_timeout=5,
+                                         log_path=log)
+        second.close()
         assert not again.started and again.pid is None  # found the running one, started nothing
         with Client(endpoint, timeout=2) as client:
             assert client.ping().device == "cpu"
@@ -67,7 +70,7 @@ def test_a_daemon_that_dies_is_reported_with_its_log_tail(tmp_path: Path) -> Non
     command = [sys.executable, "-c", "import sys; print('no VGG19 weights found'); sys.exit(2)"]
     started = time.monotonic()
     with pytest.raises(DaemonStartFailed) as err:
-        ensure_daemon(free_endpoint(), command, timeout=20, log_path=tmp_path / "d.log", ping_timeout=0.2)
+        connect_or_start(free_endpoint(), command, start_timeout=20, log_path=tmp_path / "d.log", first_ping=0.2)
     assert time.monotonic() - started < 10
     assert "status 2" in str(err.value) and "no VGG19 weights found" in err.value.log_tail
     assert isinstance(err.value, DaemonUnavailable)  # callers catching the general error see it too
@@ -76,7 +79,7 @@ def test_a_daemon_that_dies_is_reported_with_its_log_tail(tmp_path: Path) -> Non
 def test_a_daemon_that_never_answers_times_out(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "import time; print('loading forever', flush=True); time.sleep(60)"]
     with pytest.raises(DaemonStartFailed) as err:
-        ensure_daemon(free_endpoint(), command, timeout=0.8, log_path=tmp_path / "d.log", ping_timeout=0.2)
+        connect_or_start(free_endpoint(), command, start_timeout=0.8, log_path=tmp_path / "d.log", first_ping=0.2)
     assert err.value.pid is not None and err.value.process.poll() is None  # left running, as documented
     _stop(err.value.process)
     assert "did not answer" in str(err.value) and "loading forever" in err.value.log_tail
@@ -84,12 +87,12 @@ def test_a_daemon_that_never_answers_times_out(tmp_path: Path) -> None:
 
 def test_an_empty_command_is_a_value_error() -> None:
     with pytest.raises(ValueError):
-        ensure_daemon(free_endpoint(), [], timeout=1)
+        start_daemon(free_endpoint(), [], timeout=1)
 
 
 def test_a_missing_command_is_named() -> None:
     with pytest.raises(DaemonStartFailed) as err:
-        ensure_daemon(free_endpoint(), ["/nonexistent/neural-style", "serve"], timeout=5, ping_timeout=0.2)
+        connect_or_start(free_endpoint(), ["/nonexistent/neural-style", "serve"], start_timeout=5, first_ping=0.2)
     assert str(err.value).startswith("could not start `/nonexistent/neural-style`: no such file"), str(err.value)
 
 

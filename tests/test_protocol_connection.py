@@ -59,3 +59,13 @@ def test_loads_by_path_without_zmq_or_the_package(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['a']"
+
+
+def test_serve_command_spells_the_daemons_options_once() -> None:
+    from neural_style.protocol.connection import serve_command
+
+    assert serve_command(["ns", "serve"]) == ["ns", "serve"]
+    assert serve_command(["ns", "serve"], bind="ipc:///t/s", weights="random", weights_format="caffe",
+                         device="cpu") == ["ns", "serve", "--bind", "ipc:///t/s", "--weights", "random",
+                                           "--weights-format", "caffe", "--device", "cpu"]
+    assert serve_command(["ns", "serve"], weights=None, device="") == ["ns", "serve"]  # unset: left to the daemon

@@ -27,7 +27,6 @@ from neural_style.protocol import (
     UnknownReply,
     decode_reply,
     decode_request,
-    encode_message,
     error_frames,
 )
 
@@ -79,21 +78,21 @@ REPLIES = [
 
 @pytest.mark.parametrize("message", REQUESTS, ids=lambda m: m.TYPE + ":" + m.id)
 def test_requests_round_trip(message) -> None:
-    decoded = decode_request(encode_message(message))
+    decoded = decode_request(message.to_frames())
     assert type(decoded) is type(message)
     assert decoded == message
 
 
 @pytest.mark.parametrize("message", REPLIES, ids=lambda m: m.TYPE + ":" + m.id)
 def test_replies_round_trip(message) -> None:
-    decoded = decode_reply(encode_message(message))
+    decoded = decode_reply(message.to_frames())
     assert type(decoded) is type(message)
     assert decoded == message
 
 
 def test_stylize_frames_are_numbered_from_one_in_order() -> None:
     message = Stylize("j", rgb(1, 1, 1), [rgb(1, 1, 2), rgb(1, 1, 3)])
-    frames = encode_message(message)
+    frames = message.to_frames()
     header = msgpack.unpackb(frames[0])
     assert header["content"]["frame"] == 1
     assert [s["frame"] for s in header["styles"]] == [2, 3]
@@ -296,7 +295,7 @@ def test_result_must_carry_an_image() -> None:
     with pytest.raises(ProtocolError):
         decode_reply(frames_of({"type": "result", "id": "a", "loss": {}, "elapsed": 1.0}))
     with pytest.raises(ValueError):
-        encode_message(Result("a"))
+        Result("a").to_frames()
 
 
 def test_nan_loss_is_rejected() -> None:
@@ -362,3 +361,82 @@ def test_file_bytes_go_as_they_are_only_for_png_and_jpeg() -> None:
     assert Data.from_file_bytes(memoryview(b"\xff\xd8\xff\xe0more")).encoding == "jpeg"
     assert Data.from_file_bytes(b"GIF89a....") is None
     assert Data.from_file_bytes(b"") is None
+
+
+# ----------------------------------------------------------------------------- the codec against PROTOCOL.md
+
+
+def _packed(header: dict) -> bytes:
+    return msgpack.packb({"v": 1, **header}, use_bin_type=True)
+
+
+@pytest.mark.parametrize("message, header", [
+    (Progress("j", 3, 10, Loss(6, 1, 4, 1), 2, None, 1, 2, 1.5),
+     {"type": "progress", "id": "j", "iteration": 3, "iterations": 10,
+      "loss": {"total": 6.0, "content": 1.0, "style": 4.0, "tv": 1.0}, "elapsed": 2.0, "scale": 1, "scales": 2,
+      "seconds_left": 1.5}),
+    (Progress("j", 3, 10, Loss(), 2.5, rgb(1, 1)),  # the preview's descriptor comes after the other fields
+     {"type": "progress", "id": "j", "iteration": 3, "iterations": 10,
+      "loss": {"total": 0.0, "content": 0.0, "style": 0.0, "tv": 0.0}, "elapsed": 2.5, "scale": 1, "scales": 1,
+      "seconds_left": None, "image": raw_ref(1, 1, 1, 3)}),
+    (Stylize("s", None, [rgb(2, 2)], {"iterations": 2}),  # no style_blend key at all when there is none
+     {"type": "stylize", "id": "s", "content": None, "styles": [raw_ref(1)], "params": {"iterations": 2}}),
+    (Stylize("s", rgb(2, 2), [rgb(2, 2)], {}, [1]),
+     {"type": "stylize", "id": "s", "content": raw_ref(1), "styles": [raw_ref(2)], "params": {},
+      "style_blend": [1.0]}),
+    (Error("e", ErrorCode.BUSY, "full"), {"type": "error", "id": "e", "code": "busy", "message": "full"}),
+    (Error("e", ErrorCode.TOO_LARGE, "big", "styles[1]"),
+     {"type": "error", "id": "e", "code": "too_large", "message": "big", "field": "styles[1]"}),
+    (StatusReply("s", JobInfo("a", "running", 0, 1, 2, 3)),
+     {"type": "status_reply", "id": "s", "running": {"id": "a", "state": "running", "position": 0, "iteration": 1,
+                                                    "iterations": 2, "elapsed": 3.0}, "queued": []}),
+    (Pong("p", "0.1.0", 1, "cpu", True, None, 0, {"max_size": 2}),
+     {"type": "pong", "id": "p", "daemon_version": "0.1.0", "protocol": 1, "device": "cpu", "weights_loaded": True,
+      "weights": None, "queue_length": 0, "limits": {"max_size": 2}}),
+])
+def test_headers_are_protocol_v1_byte_for_byte(message, header) -> None:
+    """The declarations' order is the wire's key order (fields left out when nil last), floats are floats."""
+    assert bytes(message.to_frames()[0]) == _packed(header)
+
+
+def test_decoding_errors_name_their_field() -> None:
+    cases = [
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1), {**raw_ref(2), "channels": 5}]},
+         [bytes(12), bytes(12)], "styles[1]"),
+        ({"type": "stylize", "id": "a", "content": None, "styles": [raw_ref(1)], "style_blend": [1, "x"]},
+         [bytes(12)], "style_blend[1]"),
+        ({"type": "cancel", "id": "a", "target": ""}, [], "target"),
+        ({"type": "ping", "id": "a", "colour": 1}, [], "colour"),
+    ]
+    for header, payloads, field in cases:
+        with pytest.raises(ProtocolError) as err:
+            decode_request(frames_of(header, *payloads))
+        assert err.value.field == field, err.value.message
+    with pytest.raises(ProtocolError) as err:
+        decode_reply(frames_of({"type": "progress", "id": "a", "iteration": 1, "iterations": 1, "elapsed": 0,
+                                "loss": {"total": "x"}}))
+    assert err.value.field == "loss.total"
+    reply = decode_reply(Error("a", ErrorCode.BAD_REQUEST, "no", "params.iterations").to_frames())
+    assert isinstance(reply, Error) and reply.field == "params.iterations"
+
+
+def _documented_keys(doc: str, message_type: str) -> set[str]:
+    """The keys PROTOCOL.md gives a message: its table's first column, or its inline map's keys."""
+    import re
+
+    section = doc.split(f"### `{message_type}`", 1)[1]
+    section = re.split(r"\n##", section, maxsplit=1)[0]
+    table = re.search(r"^\|.*?(?=\n[^|]|\n?\Z)", section, flags=re.MULTILINE | re.DOTALL)  # the first table only
+    rows = re.findall(r"^\| `(\w+)` \|", table.group(0), flags=re.MULTILINE) if table else []
+    return set(rows) if rows else set(re.findall(r'"(\w+)":', section))
+
+
+@pytest.mark.parametrize("cls", [Ping, Status, Stylize, Cancel, Pong, StatusReply, CancelAck, Accepted, Heartbeat,
+                                 Progress, Result, Error], ids=lambda c: c.TYPE)
+def test_protocol_md_documents_every_field_of_every_message(cls) -> None:
+    from pathlib import Path
+
+    from neural_style.protocol.codec import specs
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    assert _documented_keys(doc, cls.TYPE) == {s.name for s in specs(cls)}

@@ -16,17 +16,20 @@ PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocol"
 ALLOWED_TOP_LEVEL = {"zmq", "msgpack", "__future__"} | set(sys.stdlib_module_names)
 
 
+def imported_names(path: Path) -> list[tuple[str, int]]:
+    """(module, level) of every import in ``path``: level 0 for an absolute import, 1 for ``from .x``…"""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level))
+    return found
+
+
 def test_only_stdlib_zmq_msgpack_and_relative_imports() -> None:
-    offenders = []
-    for path in sorted(PROTOCOL_DIR.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            else:
-                continue
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] not in ALLOWED_TOP_LEVEL]
+    offenders = [f"{path.name}: {name}" for path in sorted(PROTOCOL_DIR.glob("*.py"))
+                 for name, level in imported_names(path) if level == 0 and name.split(".")[0] not in ALLOWED_TOP_LEVEL]
     assert offenders == []
 
 

@@ -23,11 +23,10 @@ from server_fixtures import FAST, RawClient, free_port, png_bytes, rgb_bytes, te
 from neural_style.daemon.engine.params import StyleParams
 from neural_style.daemon.server.bind import RouterSettings, bind_router
 from neural_style.daemon.server.events import ModelState, WorkerEvent
-from neural_style.daemon.server.jobs import Job, JobQueue
+from neural_style.daemon.server.jobs import Job, JobQueue, StylizeRequest
 from neural_style.daemon.server.limits import Limits
 from neural_style.daemon.server.router import Router
 from neural_style.daemon.server.style_cache import StyleTargetCache
-from neural_style.daemon.server.stylize_request import StylizeRequest
 from neural_style.daemon.server.worker import ModelSettings, Worker
 from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Loss, Progress, Result, decode_reply
@@ -136,7 +135,7 @@ class Harness:
         self.jobs = JobQueue(limits.max_queue + 1)
         self.worker = types.SimpleNamespace(events=queue.SimpleQueue(), stop=lambda: None)
         self.router = Router(self.sock, self.router_wake, self.jobs, self.worker, limits,  # type: ignore[arg-type]
-                             StyleTargetCache(1), "test", "cpu")
+                             "test", "cpu")
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.router.serve, args=(self.stop,))
         self.thread.start()

@@ -306,9 +306,43 @@ def test_no_weights_is_reported_and_the_daemon_keeps_answering(tmp_path):
         assert pong["weights_loaded"] is False and pong["weights"] is None
         with RawClient(daemon.endpoint) as client:
             client.send(_stylize_header("nw"), GOOD_CONTENT, GOOD_STYLE, version=None)
-            reply = client.recv_for("nw")[0]
+            reply = terminal_of(client.stream("nw"))  # accepted first: the worker looks for the weights again
             assert (reply["type"], reply["code"]) == ("error", "no_weights")
             assert "install.py" in reply["message"] and "--weights" in reply["message"]
             assert client.request({"type": "ping", "id": "after"})["type"] == "pong"
     finally:
         assert daemon.stop() == 0, daemon.log()
+
+
+FIELD_CASES = [  # (what, frames, code, the reply's field: None when no one field is to blame)
+    ("a style over max pixels",
+     _frames(_stylize_header("f", styles=[raw_image(2, 24, 24, 3), raw_image(3, 250, 250, 3)]),
+             GOOD_CONTENT, GOOD_STYLE, rgb_bytes(250, 250)), "too_large", "styles[1]"),
+    ("undecodable PNG content", _frames(_stylize_header("f", content={"frame": 1, "encoding": "png"}),
+                                        b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, GOOD_STYLE), "bad_request", "content"),
+    ("bad style descriptor", _frames(_stylize_header("f", styles=[{**raw_image(2, 24, 24, 3), "channels": 2}]),
+                                     GOOD_CONTENT, GOOD_STYLE), "bad_request", "styles[0]"),
+    ("iterations over the maximum", _frames(_stylize_header("f", params={"iterations": 51}), GOOD_CONTENT, GOOD_STYLE),
+     "too_large", "params.iterations"),
+    ("unknown layer", _frames(_stylize_header("f", params={"iterations": 1, "style_layers": ["relu1_1", "relu9_9"]}),
+                              GOOD_CONTENT, GOOD_STYLE), "bad_request", "params.style_layers[1]"),
+    ("unknown param", _frames(_stylize_header("f", params={"colour": 1}), GOOD_CONTENT, GOOD_STYLE), "bad_request",
+     "params.colour"),
+    ("blend of the wrong length", _frames(_stylize_header("f", style_blend=[1, 2]), GOOD_CONTENT, GOOD_STYLE),
+     "bad_request", "style_blend"),
+    ("scaled-down size over the maximum", _frames(_stylize_header("f", content=raw_image(1, 200, 150, 3),
+                                                                  params={"iterations": 1, "size": 129}),
+                                                  rgb_bytes(200, 150), GOOD_STYLE), "too_large", "params.size"),
+    ("nothing to optimise", _frames(_stylize_header("f", params={"iterations": 1, "style_weight": 0,
+                                                                 "content_layers": []}), GOOD_CONTENT, GOOD_STYLE),
+     "bad_request", None),
+]
+
+
+@pytest.mark.parametrize("name, frames, code, field", FIELD_CASES, ids=[case[0] for case in FIELD_CASES])
+def test_an_error_names_the_field_it_is_about(client, name, frames, code, field):
+    """PROTOCOL.md section 5, `error`: `field` says what to change, so a client never parses the message."""
+    client.send_frames(frames)
+    reply = client.recv_for("f", timeout=10)[0]
+    assert (reply["type"], reply["code"], reply.get("field")) == ("error", code, field), reply
+    assert ("field" in reply) == (field is not None)  # absent, not nil, when no field is to blame

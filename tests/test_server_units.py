@@ -344,6 +344,13 @@ def test_job_queue_is_bounded_fifo_and_closable():
     assert queue.drain() == [c] and queue.put(_job("d")) is None
 
 
+def test_unfinished_job_states_are_the_protocols():
+    from neural_style.daemon.server.jobs import JobState
+    from neural_style.protocol.messages import JOB_STATES
+
+    assert {state.value for state in JobState if state is not JobState.DONE} == set(JOB_STATES)
+
+
 def test_job_queue_take_wakes_on_put():
     queue = JobQueue(max_length=1)
     got: list[Job | None] = []

@@ -24,9 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from neural_style.protocol.errors import quote
-
-from .engine_errors import ParamError
+from .engine_errors import ParamError, quote
 from .layers import LAYER_NAMES
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
@@ -101,13 +99,14 @@ class Spec:
         if value is None:
             if self.nullable:
                 return None
-            raise ParamError(f"{self.name} cannot be null")
+            raise ParamError(f"{self.name} cannot be null", self.name)
         if not self.is_list:
             return self._check(self._scalar(value, self.name), self.name)
         if isinstance(value, str) and self.kind is str:  # "relu1_1,relu2_1", as the CLI writes it
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ParamError(f"{self.name} must be a list of {self._noun()}s (got {type(value).__name__})")
+            raise ParamError(f"{self.name} must be a list of {self._noun()}s (got {type(value).__name__})",
+                             self.name)
         return tuple(self._check(self._scalar(item, f"{self.name}[{i}]"), f"{self.name}[{i}]")
                      for i, item in enumerate(value))
 
@@ -119,21 +118,22 @@ class Spec:
     def _scalar(self, value: Any, where: str) -> Any:
         if self.kind is bool:
             if not isinstance(value, bool):
-                raise ParamError(f"{where} must be true or false (got {type(value).__name__})")
+                raise ParamError(f"{where} must be true or false (got {type(value).__name__})", where)
             return value
         if self.kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ParamError(f"{where} must be an integer (got {type(value).__name__})")
+                raise ParamError(f"{where} must be an integer (got {type(value).__name__})", where)
             return value
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ParamError(f"{where} must be a number (got {type(value).__name__})")
+                raise ParamError(f"{where} must be a number (got {type(value).__name__})", where)
             try:
                 return float(value)
             except OverflowError:  # an int beyond float64
-                raise ParamError(f"{where} must be at most {_show(self.maximum)} (got {quote(value)})") from None
+                raise ParamError(f"{where} must be at most {_show(self.maximum)} (got {quote(value)})",
+                                 where) from None
         if not isinstance(value, str):
-            raise ParamError(f"{where} must be a string (got {type(value).__name__})")
+            raise ParamError(f"{where} must be a string (got {type(value).__name__})", where)
         return value
 
     def _check(self, value: Any, where: str) -> Any:
@@ -141,17 +141,17 @@ class Spec:
             if value not in self.choices:
                 if self.choices == LAYER_NAMES:
                     raise ParamError(f"unknown layer {quote(value)} in {where}; layers are named as in the "
-                                     f"paper: {', '.join(LAYER_NAMES)}")
-                raise ParamError(f"{where} must be one of {', '.join(self.choices)} (got {quote(value)})")
+                                     f"paper: {', '.join(LAYER_NAMES)}", where)
+                raise ParamError(f"{where} must be one of {', '.join(self.choices)} (got {quote(value)})", where)
             return value
         if isinstance(value, float) and not math.isfinite(value):
-            raise ParamError(f"{where} must be a finite number (got {value})")
+            raise ParamError(f"{where} must be a finite number (got {value})", where)
         if self.zero_means and value == 0:
             return value
         low, high = self.minimum, self.maximum
         too_low = low is not None and (value <= low if self.above_minimum else value < low)
         if too_low or (high is not None and value > high):
-            raise ParamError(f"{where} must be {self.range_text()} (got {quote(value)})")
+            raise ParamError(f"{where} must be {self.range_text()} (got {quote(value)})", where)
         return value
 
     def range_text(self) -> str:
@@ -288,12 +288,12 @@ class StyleParams:
             raise ParamError("at least one content or style layer is needed")
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
             raise ParamError(f"style_layer_weights has {len(self.style_layer_weights)} values for "
-                             f"{len(self.style_layers)} style layers")
+                             f"{len(self.style_layers)} style layers", "style_layer_weights")
         if self.style_layer_weights and self.style_weight * max(self.style_layer_weights) > MAX_WEIGHT:
             raise ParamError(f"style_weight × style_layer_weights (β·w_l) must stay ≤ {_show(MAX_WEIGHT)}: "
-                             "only their ratio to content_weight matters")
+                             "only their ratio to content_weight matters", "style_weight")
         if self.scales > self.iterations:
-            raise ParamError("scales cannot exceed iterations: each scale needs at least one iteration")
+            raise ParamError("scales cannot exceed iterations: each scale needs at least one iteration", "scales")
 
     @property
     def max_memory_bytes(self) -> int | None:
@@ -309,7 +309,8 @@ class StyleParams:
         unknown = [name for name in values if name not in PARAM_SPECS]
         if unknown:
             hint = " (style_blend is a field of the request, beside the styles)" if "style_blend" in unknown else ""
-            raise ParamError(f"unknown parameter {quote(unknown[0])}{hint}; known: {', '.join(PARAM_SPECS)}")
+            raise ParamError(f"unknown parameter {quote(unknown[0])}{hint}; known: {', '.join(PARAM_SPECS)}",
+                             str(unknown[0]))
         return cls(**values)
 
     def to_mapping(self) -> dict[str, Any]:
@@ -362,21 +363,22 @@ def plan_inputs(params: StyleParams, *, has_content: bool, style_count: int,
     uses_style = style_count > 0 and params.style_weight > 0 and bool(params.style_layers)
     uses_content = has_content and params.content_weight > 0 and bool(params.content_layers)
     if params.style_weight > 0 and params.style_layers and not style_count and has_content:
-        raise ParamError("a style weight above 0 needs at least one style image (or set style_weight to 0)")
+        raise ParamError("a style weight above 0 needs at least one style image (or set style_weight to 0)",
+                         "style_weight")
     if not uses_style and not uses_content:
         raise ParamError("nothing to optimise: give a content image with content layers, or style images "
                          "with style layers")
     if not has_content and params.size == 0 and (params.width is None or params.height is None):
         raise ParamError("size 0 means the content's own size, and there is no content: give width and height "
-                         "for a texture, or a size")
+                         "for a texture, or a size", "size")
     weights = STYLE_BLEND.coerce(style_blend)
     if weights is None:
         weights = (1.0,) * style_count
     elif len(weights) != style_count:
-        raise ParamError(f"style_blend has {len(weights)} weights for {style_count} style images")
+        raise ParamError(f"style_blend has {len(weights)} weights for {style_count} style images", "style_blend")
     total = sum(weights)
     if style_count and not total > 0:
-        raise ParamError("style_blend weights must not all be zero")
+        raise ParamError("style_blend weights must not all be zero", "style_blend")
     return InputPlan(content_layers=params.content_layers if uses_content else (),
                      style_layers=params.style_layers if uses_style else (),
                      blend=tuple(w / total for w in weights))

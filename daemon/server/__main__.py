@@ -1,26 +1,25 @@
-"""``python -m neural_style.daemon.server``: the daemon without the rest of the CLI."""
+"""``python -m neural_style.daemon.server``: the same command as ``neural-style serve``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .main import SERVE_HELP, add_serve_arguments, serve
+from neural_style.daemon.cli import add_serve_options
+from neural_style.daemon.cli import main as cli_main
+
+from .main import SERVE_DESCRIPTION
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m neural_style.daemon.server",
-                                     description=SERVE_HELP[0].upper() + SERVE_HELP[1:] + ".")
-    group = parser.add_argument_group("model")
-    group.add_argument("--weights", metavar="PATH|random", help="VGG19 weights file, or 'random'")
-    group.add_argument("--weights-format", choices=("torchvision", "caffe"), default="torchvision")
-    group.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    add_serve_arguments(parser)
-    return parser
+    """``serve``'s parser under this module's name: the same options (``cli.add_serve_options``)."""
+    return add_serve_options(argparse.ArgumentParser(prog="python -m neural_style.daemon.server",
+                                                     description=SERVE_DESCRIPTION))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return serve(build_parser().parse_args(argv))
+    """``neural-style serve`` itself: its logging, its exit codes."""
+    return cli_main(["serve", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -23,10 +23,18 @@ from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Stylize
 
 from .decode import probe
+from .jobs import StylizeRequest
 from .limits import Limits, job_bound
-from .stylize_request import StylizeRequest
 
-__all__ = ["admit_stylize"]
+__all__ = ["admit_stylize", "wire_field"]
+
+
+def wire_field(exc: ParamError) -> str | None:
+    """The request's field a ParamError is about: ``style_blend`` is the request's own, every other
+    name one of its ``params`` ("params.iterations", "params.style_layers[1]")."""
+    if exc.field is None or exc.field.startswith("style_blend"):
+        return exc.field
+    return f"params.{exc.field}"
 
 
 def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
@@ -35,19 +43,19 @@ def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
     if image.width is not None and image.height is not None and image.width * image.height > limits.max_pixels:
         raise CodedError(ErrorCode.TOO_LARGE,
                          f"{what} is {image.width}x{image.height} = {image.width * image.height} pixels; "
-                         f"this daemon accepts at most {limits.max_pixels} pixels per image")
+                         f"this daemon accepts at most {limits.max_pixels} pixels per image", field=what)
     if image.encoding == "raw":
         assert image.width is not None and image.height is not None  # ImageData checks raw descriptors
         return image.width, image.height
     try:
         width, height = probe(image.data, image.encoding, limits.max_pixels)
     except CodedError as exc:
-        raise CodedError(exc.code, f"{what}: {exc.message}") from None
+        raise CodedError(exc.code, f"{what}: {exc.message}", field=what) from None
     if (image.width is not None and image.width != width) or \
             (image.height is not None and image.height != height):
         raise CodedError(ErrorCode.BAD_REQUEST,
                          f"{what}: the header says {image.width}x{image.height} but the "
-                         f"{image.encoding} data is {width}x{height}")
+                         f"{image.encoding} data is {width}x{height}", field=what)
     return width, height
 
 
@@ -70,7 +78,8 @@ def _check_working_size(params: StyleParams, content: tuple[int, int] | None, li
     for name, value in sides:
         if value > limits.max_size:
             raise CodedError(ErrorCode.TOO_LARGE, f"{name} {value} is over this daemon's max_size of {limits.max_size} "
-                                                  f"pixels, which bounds every working size but a content's own{hint}")
+                                                  f"pixels, which bounds every working size but a content's own{hint}",
+                             field=f"params.{name}")
 
 
 def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
@@ -86,19 +95,21 @@ def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     try:
         params = StyleParams.from_mapping(message.params or {})
     except ParamError as exc:
-        raise CodedError(ErrorCode.BAD_REQUEST, f"params: {exc}") from None
+        raise CodedError(ErrorCode.BAD_REQUEST, f"params: {exc}", field=wire_field(exc)) from None
     try:
         plan_inputs(params, has_content=message.content is not None, style_count=len(message.styles),
                     style_blend=message.style_blend)
     except ParamError as exc:
-        raise CodedError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        raise CodedError(ErrorCode.BAD_REQUEST, str(exc), field=wire_field(exc)) from None
 
     if params.iterations > limits.max_iterations:
         raise CodedError(ErrorCode.TOO_LARGE,
-                         f"iterations {params.iterations} is over this daemon's limit of {limits.max_iterations}")
+                         f"iterations {params.iterations} is over this daemon's limit of {limits.max_iterations}",
+                         field="params.iterations")
     if len(message.styles) > limits.max_styles:
         raise CodedError(ErrorCode.TOO_LARGE,
-                         f"{len(message.styles)} style images; this daemon accepts at most {limits.max_styles}")
+                         f"{len(message.styles)} style images; this daemon accepts at most {limits.max_styles}",
+                         field="styles")
     content = _image_size(message.content, "content", limits) if message.content is not None else None
     # Style images are used at most at their own size (the engine never scales one up), so their
     # pixels bound their cost whatever style_scale says.

@@ -54,8 +54,9 @@ def probe(payload: Any, encoding: str, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
-def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
-    """The float (C, H, W) tensor in [0, 1] of one request image (raw, PNG or JPEG)."""
+def decode_request_image(image: ImageData, max_pixels: int, field: str | None = None) -> torch.Tensor:
+    """The float (C, H, W) tensor in [0, 1] of one request image (raw, PNG or JPEG); ``field`` is where the
+    request holds it ("content", "styles[1]"), for the error."""
     from neural_style.daemon import image_files
 
     ref, payload = image, image.data
@@ -64,13 +65,13 @@ def decode_request_image(image: ImageData, max_pixels: int) -> torch.Tensor:
         try:
             return image_files.tensor_from_bytes(_buffer(payload), ref.width, ref.height, ref.channels)
         except (ValueError, TypeError) as exc:
-            raise CodedError(ErrorCode.BAD_REQUEST, f"raw image: {exc}") from None
+            raise CodedError(ErrorCode.BAD_REQUEST, f"raw image: {exc}", field=field) from None
     try:
         return image_files.decode_image(bytes(_buffer(payload)), max_pixels)
     except ImageTooLarge as exc:
-        raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}") from None
+        raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}", field=field) from None
     except ImageError as exc:
-        raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}") from None
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}", field=field) from None
 
 
 def encode_result(image: torch.Tensor) -> tuple[bytes, int, int, int]:

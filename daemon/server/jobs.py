@@ -1,4 +1,4 @@
-"""Job records and the FIFO queue between the socket loop and the worker.
+"""Job records, the request a job runs, and the FIFO queue between the socket loop and the worker.
 
 Why: the loop accepts, cancels and reports on jobs while the worker runs
 them, so the two threads share exactly this: a queue with a lock and
@@ -16,14 +16,30 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .stylize_request import StylizeRequest
+from neural_style.daemon.engine.params import StyleParams
+from neural_style.protocol.image_data import ImageData
 
-__all__ = ["JobState", "Job", "JobQueue", "JobTimings"]
+__all__ = ["JobState", "Job", "JobQueue", "JobTimings", "StylizeRequest"]
+
+
+@dataclass
+class StylizeRequest:
+    """A stylize request as the daemon runs it, the daemon's one request type: the wire's ``Stylize``
+    becomes one in ``admission.py`` (validated engine parameters, the still-encoded images within this
+    daemon's limits, and the styles' blend beside the styles, as on the wire and in the engine's
+    ``stylize``); a ``Job`` carries it to the worker, which drops the images once decoded."""
+
+    params: StyleParams
+    content: ImageData | None
+    styles: list[ImageData]
+    style_blend: tuple[float, ...] | None = None
 
 _serial = itertools.count(1)
 
 
 class JobState(str, Enum):
+    """A job's state; the unfinished ones (all but DONE) are the protocol's ``JOB_STATES`` (a test checks)."""
+
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -74,6 +90,11 @@ class Job:
     @property
     def iterations(self) -> int:
         return self.request.params.iterations
+
+    @property
+    def wire_state(self) -> str:
+        """The state as the protocol says it of an unfinished job (``JOB_STATES``): "running" or "queued"."""
+        return JobState.RUNNING.value if self.state is JobState.RUNNING else JobState.QUEUED.value
 
     def cancel(self, reason: str) -> None:
         """Ask the worker to stop this job between two iterations (first reason wins)."""

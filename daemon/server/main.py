@@ -21,14 +21,14 @@ from pathlib import Path
 
 import zmq
 
-from neural_style.daemon.cli import mebibytes
 from neural_style.daemon.exit_codes import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
+from neural_style.daemon.options import non_negative_int
 from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
 from neural_style.protocol.connection import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
 from .bind import EndpointBusy, RouterSettings, bind_router
 from .jobs import JobQueue
-from .limits import Limits, MiB
+from .limits import Limits, MiB, add_limit_options, limits_from_options
 from .outbox import DEFAULT_OUTBOX_CAP
 from .router import Router
 from .security import SecurityError, SecuritySettings, check_bind_allowed
@@ -36,7 +36,7 @@ from .style_cache import StyleTargetCache
 from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import ModelSettings, Worker
 
-__all__ = ["SERVE_HELP", "ServerConfig", "add_serve_arguments", "config_from_args",
+__all__ = ["SERVE_HELP", "SERVE_DESCRIPTION", "ServerConfig", "add_serve_arguments", "config_from_args",
            "serve", "run_server", "daemon_version"]
 
 log = logging.getLogger("neural_style.daemon.server")
@@ -45,6 +45,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the ter
 #: What ``serve`` does, for ``--help`` (``neural-style serve`` and ``python -m neural_style.daemon.server``).
 SERVE_HELP = (f"run the warm daemon (ZeroMQ) until {', '.join(s.name for s in STOP_SIGNALS[:-1])} or "
               f"{STOP_SIGNALS[-1].name} (a closing terminal), then cancel its jobs and exit cleanly")
+SERVE_DESCRIPTION = SERVE_HELP[0].upper() + SERVE_HELP[1:] + "."
 
 
 @dataclass(frozen=True)
@@ -71,20 +72,6 @@ def daemon_version() -> str:
         return "0.1.0"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
-    return value
-
-
 def _thread_policy(text: str) -> ThreadPolicy:
     try:
         return ThreadPolicy.parse(text)
@@ -93,8 +80,7 @@ def _thread_policy(text: str) -> ThreadPolicy:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The daemon's own options (the CLI adds --weights, --weights-format and --device beside them)."""
-    d = Limits()
+    """The daemon's own options (``cli.add_serve_options`` adds the model's beside them)."""
     group = parser.add_argument_group("daemon")
     group.add_argument("--bind", metavar="ENDPOINT",
                        help="ZeroMQ endpoint to listen on, tcp://HOST:PORT or ipc://PATH "
@@ -105,31 +91,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                             "`python -m neural_style.daemon.server.security init DIR`)")
     group.add_argument("--insecure", action="store_true",
                        help="allow binding a non-loopback address WITHOUT encryption or authentication")
-    group.add_argument("--max-pixels", type=_positive_int, default=d.max_pixels,
-                       help=f"largest input image, width×height, and so the largest job at the content's own size "
-                            f"(default {d.max_pixels})")
-    group.add_argument("--max-message-mb", type=_positive_int, default=d.max_message_bytes // MiB,
-                       help="largest request message in MiB, all frames together "
-                            f"(default {d.max_message_bytes // MiB})")
-    group.add_argument("--max-iterations", type=_positive_int, default=d.max_iterations,
-                       help=f"most iterations one job may ask for (default {d.max_iterations})")
-    group.add_argument("--max-size", type=_positive_int, default=d.max_size,
-                       help=f"largest scaled-down working size (size, width, height) in pixels; a job at the content's "
-                            f"own size (size 0) is bounded by --max-pixels instead (default {d.max_size})")
-    group.add_argument("--max-queue", type=_non_negative_int, default=d.max_queue,
-                       help="jobs that may wait behind the running one before requests get 'busy' "
-                            f"(default {d.max_queue})")
-    group.add_argument("--max-styles", type=_positive_int, default=d.max_styles,
-                       help=f"style images per request (default {d.max_styles})")
-    group.add_argument("--max-memory", type=mebibytes, default=d.max_memory, metavar="SIZE",
-                       help="memory one job may use, e.g. 8G or 512M: a request's max_memory is capped to it "
-                            f"and a request without one gets it; 0: what the device gives (default {d.max_memory})")
-    group.add_argument("--max-preview-size", type=_non_negative_int, default=d.max_preview_size, metavar="PX",
-                       help="longest side of the progress previews sent; a request's preview_size is capped "
-                            f"to it; 0: no cap (default {d.max_preview_size})")
-    group.add_argument("--style-cache-entries", type=_non_negative_int, default=64,
+    add_limit_options(group)
+    group.add_argument("--style-cache-entries", type=non_negative_int, default=64,
                        help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
-    group.add_argument("--style-cache-mb", type=_non_negative_int, default=512,
+    group.add_argument("--style-cache-mb", type=non_negative_int, default=512,
                        help="memory the style-target cache may use, in MiB (default 512)")
     group.add_argument("--threads", type=_thread_policy, default=ThreadPolicy(),
                        metavar="N|" + "|".join(THREAD_CHOICES),
@@ -142,21 +107,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """Build a ServerConfig; raises ValueError for inconsistent options."""
-    limits = Limits(
-        max_pixels=args.max_pixels,
-        max_message_bytes=args.max_message_mb * MiB,
-        max_iterations=args.max_iterations,
-        max_size=args.max_size,
-        max_queue=args.max_queue,
-        max_styles=args.max_styles,
-        max_memory=args.max_memory,
-        max_preview_size=args.max_preview_size,
-    )
+    limits = limits_from_options(args)
     weights = getattr(args, "weights", None)
     model = ModelSettings(
         weights=str(weights) if weights is not None else None,
-        weights_format=getattr(args, "weights_format", None) or "torchvision",
-        device=getattr(args, "device", None) or "auto",
+        weights_format=getattr(args, "weights_format", None) or ModelSettings.weights_format,
+        device=getattr(args, "device", None) or ModelSettings.device,
         threads=getattr(args, "threads", None) or ThreadPolicy(),
     )
     return ServerConfig(
@@ -269,7 +225,7 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     jobs = JobQueue(config.limits.max_queue + 1)  # + the job the worker is about to take
     cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
     worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
-    router = Router(sock, wake, jobs, worker, config.limits, cache, daemon_version(), config.model.device,
+    router = Router(sock, wake, jobs, worker, config.limits, daemon_version(), config.model.device,
                     config.outbox_cap)
     log.info("neural-style daemon %s listening on %s%s (protocol %d); loading %s weights on %s",
              daemon_version(), config.bind, " with CURVE" if curve is not None else "", PROTOCOL_VERSION,

@@ -47,7 +47,6 @@ from .jobs import Job, JobQueue, JobState
 from .limits import Limits
 from .outbox import DEFAULT_OUTBOX_CAP, Outbox, Outgoing
 from .reader import Incoming, MessageBounds, RequestReader
-from .style_cache import StyleTargetCache
 from .worker import Worker
 
 __all__ = ["Router"]
@@ -63,7 +62,7 @@ class Router:
     """Serves one bound ROUTER socket until ``stop`` is set, then shuts down cleanly."""
 
     def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: Worker,
-                 limits: Limits, cache: StyleTargetCache, daemon_version: str, device_hint: str,
+                 limits: Limits, daemon_version: str, device_hint: str,
                  outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
         self.sock = sock
         self.reader = RequestReader(sock, MessageBounds(limits.max_request_frames, limits.max_message_bytes))
@@ -72,7 +71,6 @@ class Router:
         self.jobs = jobs
         self.worker = worker
         self.limits = limits
-        self.cache = cache
         self.daemon_version = daemon_version
         self.model = ModelState(device=device_hint)
         self.unfinished: dict[tuple[bytes, str], Job] = {}  # queued or running, by (client, id)
@@ -145,7 +143,7 @@ class Router:
         try:
             request = decode_request(frames)
         except ProtocolError as exc:
-            self._reject(client, exc.request_id, exc.code, exc.message)
+            self._reject(client, exc.request_id, exc.code, exc.message, exc.field)
             return
         if isinstance(request, Ping):
             self._reply(client, self._pong(request.id))
@@ -158,9 +156,10 @@ class Router:
         else:  # pragma: no cover - decode_request only returns the four request types
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value, f"unexpected request {request!r}")
 
-    def _reject(self, client: bytes, request_id: str | None, code: str, message: str) -> None:
+    def _reject(self, client: bytes, request_id: str | None, code: str, message: str,
+                field: str | None = None) -> None:
         log.info("rejected a request from %s (id=%r): %s: %s", client.hex(), request_id, code, message)
-        self._reply(client, Error(request_id or "", code, message))
+        self._reply(client, Error(request_id or "", code, message, field))
 
     def _pong(self, request_id: str) -> Pong:
         return Pong(request_id, daemon_version=self.daemon_version, protocol=PROTOCOL_VERSION, device=self.model.device,
@@ -171,11 +170,10 @@ class Router:
         """A job as ``status`` shows it to ``client``: another connection's job keeps its progress (a
         queued client can tell how long it will wait) but not its id (PROTOCOL.md section 5)."""
         running = job.state is JobState.RUNNING
-        state = "running" if running else "queued"
         started = job.timings.started
         elapsed = time.monotonic() - started if started is not None and running else 0.0
         request_id = job.request_id if job.client == client else ""
-        return JobInfo(request_id, state, position, job.iteration, job.iterations, elapsed)
+        return JobInfo(request_id, job.wire_state, position, job.iteration, job.iterations, elapsed)
 
     def _status(self, client: bytes, request_id: str) -> StatusReply:
         running = self.running
@@ -196,8 +194,7 @@ class Router:
             self._reject(client, request.id, ErrorCode.NOT_FOUND.value,
                          f"no unfinished stylize job with id {request.target!r} on this connection")
             return
-        state = "running" if job.state is JobState.RUNNING else "queued"
-        self._reply(client, CancelAck(request.id, request.target, state))
+        self._reply(client, CancelAck(request.id, request.target, job.wire_state))
         self._cancel_job(job, "cancelled by the client")
 
     def _cancel_job(self, job: Job, reason: str) -> None:
@@ -218,13 +215,10 @@ class Router:
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
                          f"id {request.id!r} is already used by an unfinished job on this connection")
             return
-        if self.model.failed is not None:
-            self._reject(client, request.id, ErrorCode.NO_WEIGHTS.value, self.model.failed)
-            return
         try:
             admitted = admit_stylize(request, self.limits)
         except CodedError as exc:
-            self._reject(client, request.id, exc.code, exc.message)
+            self._reject(client, request.id, exc.code, exc.message, exc.field)
             return
         job = Job(client=client, request_id=request.id, request=admitted)
         # max_queue counts jobs waiting behind the running one: with max_queue 0 an idle daemon
@@ -309,8 +303,7 @@ class Router:
             if job.terminal_sent:
                 continue
             running = job.state is JobState.RUNNING
-            self._reply(job.client, Heartbeat(job.request_id, "running" if running else "queued",
-                                              0 if running else self._position(job)))
+            self._reply(job.client, Heartbeat(job.request_id, job.wire_state, 0 if running else self._position(job)))
 
     def _flush(self) -> None:
         for client, outbox in list(self.outboxes.items()):

@@ -20,7 +20,7 @@ from collections.abc import Hashable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CacheStats", "StyleTargetCache", "estimate_bytes"]
+__all__ = ["CacheUsage", "StyleTargetCache", "estimate_bytes"]
 
 
 def estimate_bytes(value: Any, _depth: int = 0) -> int:
@@ -50,7 +50,7 @@ def estimate_bytes(value: Any, _depth: int = 0) -> int:
 
 
 @dataclass(frozen=True)
-class CacheStats:
+class CacheUsage:
     """A snapshot of the cache for ``status`` replies and logs."""
 
     entries: int
@@ -121,9 +121,9 @@ class StyleTargetCache(MutableMapping):
         with self._lock:
             return self._bytes
 
-    def stats(self) -> CacheStats:
+    def stats(self) -> CacheUsage:
         with self._lock:
-            return CacheStats(
+            return CacheUsage(
                 entries=len(self._data),
                 bytes=self._bytes,
                 max_entries=self.max_entries,

@@ -23,8 +23,9 @@ import zmq
 from neural_style.daemon.local_errors import WeightsNotFound
 from neural_style.protocol.errors import CodedError, ErrorCode, code_value
 from neural_style.protocol.image_data import ImageData
-from neural_style.protocol.messages import Error, Loss, Progress, Result
+from neural_style.protocol.messages import Error, Progress, Result
 
+from .admission import wire_field
 from .decode import decode_request_image, encode_result
 from .events import JobMessage, ModelState, WorkerEvent
 from .jobs import Job, JobQueue
@@ -75,6 +76,7 @@ class Worker(threading.Thread):
         self._shutdown = threading.Event()
         self._wake: zmq.Socket | None = None
         self.model: Any = None
+        self._load_failure = ""  # the loader's message the last time it found no usable weights
 
     # ------------------------------------------------------------------ control (any thread)
     def stop(self) -> None:
@@ -89,14 +91,19 @@ class Worker(threading.Thread):
         try:
             threads = ThreadController(self._settings.threads)
             log.info("%s", threads.configure())
-            if self._load():
-                while not self._shutdown.is_set():
-                    job = self._jobs.take(timeout=0.2)
-                    if job is not None:
-                        threads.before_job()
-                        self._run_job(job)
-            else:
-                self._refuse_jobs()
+            loaded = self._load()
+            while not self._shutdown.is_set():
+                job = self._jobs.take(timeout=0.2)
+                if job is None:
+                    continue
+                # Without a model, look for the weights again at every job: a user who put the file where
+                # the message said runs again and must not have to find and stop a daemon they never started.
+                loaded = loaded or self._load()
+                if not loaded:
+                    self._refuse(job)
+                    continue
+                threads.before_job()
+                self._run_job(job)
         finally:
             self._wake.close()
 
@@ -113,11 +120,12 @@ class Worker(threading.Thread):
         try:
             self.model = self._loader(self._settings)
         except Exception as exc:  # WeightsNotFound or an unreadable/corrupt weights file
+            self._load_failure = str(exc) or type(exc).__name__
             if isinstance(exc, WeightsNotFound):
                 log.error("no VGG19 weights: %s", exc)
             else:
                 log.exception("loading the model failed")
-            self._emit(WorkerEvent.model_changed(ModelState(failed=str(exc) or type(exc).__name__,
+            self._emit(WorkerEvent.model_changed(ModelState(failed=self._load_failure,
                                                             device=self._settings.device)))
             return False
         loaded = time.monotonic()
@@ -147,13 +155,10 @@ class Worker(threading.Thread):
         except Exception:  # warming up is an optimisation; a failure here must not stop the daemon
             log.warning("warm-up run failed; the first job will be slower", exc_info=True)
 
-    def _refuse_jobs(self) -> None:
-        """Without a model every job that was queued while loading ends in no_weights."""
-        while not self._shutdown.is_set():
-            job = self._jobs.take(timeout=0.2)
-            if job is not None:
-                job.timings.started = time.monotonic()
-                self._fail(job, ErrorCode.NO_WEIGHTS, "the daemon has no VGG19 weights loaded")
+    def _refuse(self, job: Job) -> None:
+        """A job the weights were looked for again, and not found for: no_weights, with the loader's words."""
+        job.timings.started = time.monotonic()
+        self._fail(job, ErrorCode.NO_WEIGHTS, self._load_failure or "the daemon has no VGG19 weights loaded")
 
     def _should_stop(self, job: Job) -> bool:
         return job.cancel_event.is_set() or self._shutdown.is_set()
@@ -172,9 +177,9 @@ class Worker(threading.Thread):
             return
         request = job.request
         try:
-            content = (decode_request_image(request.content, self._max_pixels)
+            content = (decode_request_image(request.content, self._max_pixels, "content")
                        if request.content is not None else None)
-            styles = [decode_request_image(s, self._max_pixels) for s in request.styles]
+            styles = [decode_request_image(s, self._max_pixels, f"styles[{i}]") for i, s in enumerate(request.styles)]
             job.timings.decoded = time.monotonic()
             # the request's frames (up to max_message_bytes) are not needed any more: free them
             # now rather than when a long job ends
@@ -183,9 +188,7 @@ class Worker(threading.Thread):
             def on_progress(progress: Any) -> None:
                 job.iteration = progress.iteration  # read by the loop for status
                 preview = ImageData.raw(*encode_result(progress.image)) if progress.image is not None else None
-                self._send(job, Progress(job.request_id, progress.iteration, progress.iterations,
-                                         Loss(**progress.loss.as_dict()), progress.elapsed, preview,
-                                         progress.scale, progress.scales, progress.seconds_left))
+                self._send(job, Progress.of(job.request_id, progress, image=preview))
 
             def on_plan(plan: Any) -> None:  # one line per job: its scales and each scale's memory plan
                 log.info("%s plan: %s", job.label(), "; ".join(plan.describe()))
@@ -198,9 +201,9 @@ class Worker(threading.Thread):
             reason = job.cancel_reason or "the daemon is shutting down"
             self._fail(job, ErrorCode.CANCELLED, f"{reason} (after {exc.iteration} iterations)")
         except CodedError as exc:  # an image the daemon cannot use
-            self._fail(job, exc.code, exc.message)
+            self._fail(job, exc.code, exc.message, exc.field)
         except ParamError as exc:
-            self._fail(job, ErrorCode.BAD_REQUEST, f"params: {exc}")
+            self._fail(job, ErrorCode.BAD_REQUEST, f"params: {exc}", wire_field(exc))
         except Exception as exc:
             if is_out_of_memory(exc):
                 log.error("%s ran out of memory: %s", job.label(), exc)
@@ -216,13 +219,12 @@ class Worker(threading.Thread):
             detail = (f"; {result.iterations} iterations ({rate:.2f} it/s) at {image.width}x{image.height}, "
                       f"loss {result.loss.total:.4g}, style cache {result.style_cache_hits} hit(s) "
                       f"{result.style_cache_misses} miss(es) [{cache.entries} entries, {cache.bytes / 2**20:.1f} MiB]")
-            self._send(job, Result(job.request_id, image, Loss(**result.loss.as_dict()), result.iterations,
-                                   result.elapsed, result.style_cache_hits, result.style_cache_misses), detail)
+            self._send(job, Result.of(job.request_id, result, image=image), detail)
 
-    def _fail(self, job: Job, code: ErrorCode | str, message: str) -> None:
-        """End ``job`` with an ``error``."""
+    def _fail(self, job: Job, code: ErrorCode | str, message: str, field: str | None = None) -> None:
+        """End ``job`` with an ``error`` (``field``: the request's field it is about, when one is to blame)."""
         self._stop_clock(job)
-        self._send(job, Error(job.request_id, code_value(code), message), f": {message}")
+        self._send(job, Error(job.request_id, code_value(code), message, field), f": {message}")
 
     @staticmethod
     def _stop_clock(job: Job, iterations: int = 0) -> None:

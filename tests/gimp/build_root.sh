@@ -1,12 +1,20 @@
 #!/bin/sh
-# Build (or reuse) a Debian trixie root with GIMP 3 and its Python plug-in support,
-# for the real-GIMP tests (issue 4). Usage: build_root.sh [ROOT]
-# Default ROOT: $NEURAL_STYLE_GIMP_ROOT or /var/cache/neural-style/trixie-root.
+# Build (or reuse) a Debian root with GIMP 3 and its Python plug-in support, for the real-GIMP
+# tests (issues 4 and 18). Usage: build_root.sh [ROOT] [SUITE]
+# SUITE: trixie (GIMP 3.0.x, the default) or forky (GIMP 3.2.x), or any later Debian suite.
+# Default ROOT: /var/cache/neural-style/SUITE-root ($NEURAL_STYLE_GIMP_ROOT for trixie,
+# $NEURAL_STYLE_GIMP32_ROOT for forky).
 # A marker file ROOT/.neural-style-root-complete is written only after a full build;
 # a root without it is removed and rebuilt. flock serialises concurrent builders.
 set -eu
 
-ROOT="${1:-${NEURAL_STYLE_GIMP_ROOT:-/var/cache/neural-style/trixie-root}}"
+SUITE="${2:-trixie}"
+case "$SUITE" in
+    trixie) DEFAULT_ROOT="${NEURAL_STYLE_GIMP_ROOT:-/var/cache/neural-style/trixie-root}" ;;
+    forky) DEFAULT_ROOT="${NEURAL_STYLE_GIMP32_ROOT:-/var/cache/neural-style/forky-root}" ;;
+    *) DEFAULT_ROOT="/var/cache/neural-style/$SUITE-root" ;;
+esac
+ROOT="${1:-$DEFAULT_ROOT}"
 MARKER="$ROOT/.neural-style-root-complete"
 LOCK="$ROOT.lock"
 # GIMP 3 with Python plug-ins; Xvfb + xdotool for the one test that clicks the dialog's OK.
@@ -69,21 +77,28 @@ if [ -e "$ROOT" ]; then
 fi
 
 start=$(date +%s)
-echo "build_root.sh: debootstrap trixie into $ROOT from $MIRROR"
-debootstrap --variant=minbase trixie "$ROOT" "$MIRROR"
+echo "build_root.sh: debootstrap $SUITE into $ROOT from $MIRROR"
+# An older debootstrap has no script for a newer suite: every Debian suite since bullseye uses sid's.
+SCRIPT=""
+[ -e "/usr/share/debootstrap/scripts/$SUITE" ] || SCRIPT=/usr/share/debootstrap/scripts/sid
+debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" $SCRIPT
 
 cat > "$ROOT/etc/apt/sources.list" <<SRC
-deb $MIRROR trixie main
+deb $MIRROR $SUITE main
 SRC
+# A mirror's testing Release can be past its Valid-Until date (forky's is, here): apt would refuse
+# it. The signature is still checked; only the date is not.
+echo 'Acquire::Check-Valid-Until "false";' > "$ROOT/etc/apt/apt.conf.d/99neural-style-valid-until"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
 echo "build_root.sh: installing $PACKAGES"
 in_root "apt-get update && apt-get install -y --no-install-recommends $PACKAGES && apt-get clean"
 
 # sanity: GIMP and its Python bindings are there
-test -x "$ROOT/usr/bin/gimp-console-3.0"
+# (GIMP 3.0 has gimp-console-3.0; 3.2 has gimp-console-3 and gimp-console-3.2.)
+test -x "$ROOT/usr/bin/gimp-console-3.0" || test -x "$ROOT/usr/bin/gimp-console-3"
 test -e "$ROOT/usr/lib/$(ls "$ROOT/usr/lib" | grep -m1 -- '-linux-gnu')/girepository-1.0/Gimp-3.0.typelib" \
     || ls "$ROOT"/usr/lib/*/girepository-1.0/Gimp-3.0.typelib >/dev/null
 
-{ date -u +%Y-%m-%dT%H:%M:%SZ; echo "packages: $PACKAGES"; } > "$MARKER"
+{ date -u +%Y-%m-%dT%H:%M:%SZ; echo "packages: $PACKAGES"; echo "suite: $SUITE"; } > "$MARKER"
 echo "build_root.sh: done in $(( $(date +%s) - start )) s: $ROOT"

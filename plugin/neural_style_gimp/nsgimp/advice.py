@@ -1,7 +1,6 @@
 """One GIMP message per failure: what happened and what to do, in the dialog's words (never a traceback)."""
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Sequence
 from typing import Optional
@@ -12,8 +11,9 @@ PREFIX = "Neural Style: "
 
 ADVICE = {
     "no_weights": (
-        "The Neural Style daemon has no VGG19 weights. Run install.py again without --no-weights "
-        "(it downloads them), or start the daemon with --weights FILE."
+        "The Neural Style daemon has no VGG19 weights. Put the file where the daemon says below, or run "
+        "install.py again without --no-weights (it downloads them), then run Neural Style again: the daemon "
+        "looks for them at every job, no restart needed (or start it with --weights FILE)."
     ),
     "too_large": (
         f"The image or the settings are over the daemon's limits. Turn off '{label('full-resolution')}' and "
@@ -31,6 +31,21 @@ ADVICE = {
 }
 
 
+#: What to do when the daemon refuses a style image (its ``field`` is ``styles[i]``), by error code.
+STYLE_ADVICE = {
+    "too_large": "Choose a smaller copy of it.",
+    "bad_request": "Save it as a PNG or JPEG file and choose that.",
+}
+#: The dialog's setting to blame for the request's ``params`` field an error names.
+PARAM_ARGUMENTS = {
+    "params.iterations": "iterations", "params.seed": "seed", "params.init": "init",
+    "params.preserve_color": "preserve-colors", "params.preview_size": "preview-size",
+    "params.style_weight": "strength", "style_blend": "blend",
+}
+#: Fields that are the working size: the dialog's 'Full resolution' or 'Working size', whichever is in use.
+SIZE_FIELDS = frozenset({"content", "params.size", "params.width", "params.height"})
+
+
 def command_text(command: Sequence[str], endpoint: str) -> str:
     """The command to type for a daemon at ``endpoint`` (the recorded one has no address of its own)."""
     words = list(command)
@@ -39,18 +54,34 @@ def command_text(command: Sequence[str], endpoint: str) -> str:
     return shlex.join(words)
 
 
-def name_the_files(message: str, style_paths: Sequence[str]) -> str:
-    """The daemon says ``styles[1]``; the user chose a file: put its name there."""
-    def file_of(match: re.Match) -> str:
-        index = int(match.group(1))
-        return f"the style image {style_paths[index]}" if index < len(style_paths) else match.group(0)
-    return re.sub(r"styles\[(\d+)\]", file_of, message)
+def style_index(field: Optional[str]) -> Optional[int]:
+    """``i`` for the error field ``styles[i]`` (the daemon's name for the i-th style image), else None."""
+    if field is None or not field.startswith("styles[") or not field.endswith("]"):
+        return None
+    index = field[len("styles["):-1]
+    return int(index) if index.isdigit() else None
 
 
-def daemon_error_text(code: str, message: str, style_paths: Sequence[str] = ()) -> str:
-    """The message for an ``error`` reply from the daemon."""
+def blamed_argument(code: str, field: Optional[str], full_resolution: bool) -> Optional[str]:
+    """The dialog's setting to change for an error with ``code`` about ``field`` (None: no setting is to blame)."""
+    index = style_index(field)
+    if index is not None:
+        return "style" if index == 0 else "style2"
+    if field in PARAM_ARGUMENTS:
+        return PARAM_ARGUMENTS[field]
+    if field in SIZE_FIELDS or (code == "too_large" and field is None):  # None: the request's bytes, say
+        return "full-resolution" if full_resolution else "working-size"
+    return None
+
+
+def daemon_error_text(code: str, message: str, style_paths: Sequence[str] = (), field: Optional[str] = None) -> str:
+    """The message for an ``error`` reply from the daemon; ``field`` (the reply's) names what it is about."""
+    detail = f" (daemon said: {message})" if message else ""
+    index = style_index(field)
+    if index is not None and index < len(style_paths):
+        advice = STYLE_ADVICE.get(code, ADVICE.get(code, ""))
+        return f"{PREFIX}the style image {style_paths[index]} cannot be used{detail}. {advice}".rstrip()
     advice = ADVICE.get(code, "The Neural Style daemon reported an error.")
-    detail = f" (daemon said: {name_the_files(message, style_paths)})" if message else ""
     return f"{PREFIX}{advice}{detail}"
 
 

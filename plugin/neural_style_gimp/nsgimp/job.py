@@ -15,6 +15,7 @@ from typing import Any, Optional, Protocol
 from neural_style.protocol import (
     Accepted,
     ClientConfig,
+    DaemonClient,
     DaemonError,
     DaemonStartFailed,
     DaemonUnavailable,
@@ -51,7 +52,7 @@ class JobFailed(Exception):
 
 @dataclass
 class Connection:
-    client: Any  # a protocol Client (or the tests' scripted fake)
+    client: DaemonClient  # the protocol's Client (or the tests' scripted fake)
     endpoint: str
     started: bool  # this run started the daemon
 
@@ -116,8 +117,7 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
                 return event
             if isinstance(event, Progress):
                 progressed = True
-                view.show(*text.progress(event.iteration, event.iterations, event.elapsed, event.scale,
-                                         event.scales, event.seconds_left))
+                view.show(*text.report(event))
                 # A preview is stale when a newer one has already arrived: painting it would fall behind.
                 if event.image is not None and not connection.client.newer_preview_waiting():
                     view.paint(event.image, False)
@@ -126,10 +126,8 @@ def run_job(connection: Connection, settings: Settings, content: Optional[ImageD
             elif isinstance(event, Heartbeat) and not progressed:
                 view.show(*text.waiting(event.state, event.position))
     except DaemonError as exc:
-        argument = None
-        if exc.code == "too_large" and "styles[" not in exc.message:
-            argument = "full-resolution" if settings.full_resolution else "working-size"
-        raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths), argument) from None
+        raise JobFailed(advice.daemon_error_text(exc.code, exc.message, settings.style_paths, exc.field),
+                        advice.blamed_argument(exc.code, exc.field, settings.full_resolution)) from None
     except DaemonUnavailable as exc:
         raise JobFailed(advice.lost_text(connection.endpoint, str(exc))) from None
     finally:

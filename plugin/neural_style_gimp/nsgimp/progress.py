@@ -10,24 +10,16 @@ style targets does not skew it).  Loss values stay in the daemon's log and the C
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # the plug-in's menu entry imports this module before it knows that pyzmq is there
+    from neural_style.protocol import ProgressReport
 
 PREFIX = "Neural Style: "
 
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def duration_text(seconds: float) -> str:
-    """"about 25 s", "about 3 min", "about 1 h 20 min"."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"about {max(1, s)} s"
-    minutes = round(s / 60)
-    if minutes < 60:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60:02d} min"
 
 
 @dataclass
@@ -67,12 +59,19 @@ class ProgressText:
         if scales > 1:
             text += f"scale {scale} of {scales} · "
         text += f"iteration {iteration}/{self.iterations}"
+        from neural_style.protocol import duration  # a job runs: the protocol (and pyzmq) is there
+
         measured = self.seconds_left(iteration, elapsed)
         left = seconds_left if seconds_left is not None else measured
         if left is not None and iteration < self.iterations:
-            text += f" · {duration_text(left)} left"
+            text += f" · {duration(left, rough=True)} left"
         fraction = min(max(iteration / self.iterations, 0.0), 1.0) if self.iterations > 0 else 0.0
         return text, fraction
+
+    def report(self, progress: ProgressReport) -> tuple[str, float]:
+        """For the wire's ``progress`` message (or any report with its names)."""
+        return self.progress(progress.iteration, progress.iterations, progress.elapsed, progress.scale,
+                             progress.scales, progress.seconds_left)
 
     def seconds_left(self, iteration: int, elapsed: float) -> Optional[float]:
         if self._base is None or iteration < self._base[0]:
