@@ -314,12 +314,10 @@ def daemon_command(args: argparse.Namespace) -> list[str]:
     exe = venv_bin(args.venv, "neural-style")
     if not exe.exists() and args.no_venv and shutil.which("neural-style"):
         exe = Path(shutil.which("neural-style"))
-    command = [str(exe), "serve"]
-    if args.weights == "random":  # untrained weights: for tests only
-        command += ["--weights", "random"]
-    elif args.weights:
-        command += ["--weights", str(Path(args.weights).expanduser().resolve())]
-    return command
+    weights = args.weights
+    if weights and weights != "random":  # "random": untrained weights, for tests only
+        weights = str(Path(weights).expanduser().resolve())
+    return connection.serve_command([str(exe), "serve"], weights=weights or None)
 
 
 def _write(path: Path, data: bytes, executable: bool, out: Out) -> None:

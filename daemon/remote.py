@@ -121,7 +121,7 @@ def status(args: argparse.Namespace) -> int:
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
     out = sys.stdout
-    weights = pong.weights if pong.weights_loaded else "NONE (every stylize will fail with no_weights)"
+    weights = pong.weights if pong.weights_loaded else "NONE yet (it looks for them again at every stylize)"
     print(f"daemon {pong.daemon_version} at {endpoint} (protocol {pong.protocol})", file=out)
     print(f"device:  {pong.device}", file=out)
     print(f"weights: {weights}", file=out)

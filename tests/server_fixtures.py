@@ -26,6 +26,8 @@ import msgpack
 import numpy as np
 import zmq
 
+from neural_style.protocol.connection import serve_command
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Cheap engine settings: two shallow style layers keep one iteration at a few milliseconds.
@@ -94,10 +96,7 @@ class Daemon:
 def daemon_command(endpoint: str, *extra: str, weights: str | None = "random", entry: str = "cli") -> list[str]:
     """``neural-style serve`` (``entry="cli"``) or ``python -m neural_style.daemon.server`` (``"server"``)."""
     program = ["neural_style.daemon.cli", "serve"] if entry == "cli" else ["neural_style.daemon.server"]
-    command = [sys.executable, "-m", *program, "--bind", endpoint, "--device", "cpu"]
-    if weights is not None:
-        command += ["--weights", weights]
-    return command + list(extra)
+    return [*serve_command([sys.executable, "-m", *program], bind=endpoint, weights=weights, device="cpu"), *extra]
 
 
 def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: str | None = "random",

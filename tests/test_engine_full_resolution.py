@@ -52,10 +52,11 @@ def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(mo
     assert blocks.plans[0].path == "blocks" and blocks.plans[0].blocks > 1
     assert blocks.plans[0].optimizer == whole.plans[0].optimizer  # the same L-BFGS: only the path differs
     assert blocks.image.shape == whole.image.shape
-    # Equal up to float32 rounding, which L-BFGS (step 1, no line search) amplifies at a few pixels:
+    # Equal up to float32 rounding, which L-BFGS (no line search) amplifies at a few pixels, and the box's
+    # projection at a few more (a pixel a rounding away from a bound clamps in one run and not the other):
     difference = (blocks.image - whole.image).abs()
     assert float(difference.mean()) < 1e-4
-    assert float((difference > 1 / 255).float().mean()) < 1e-3
+    assert float((difference > 1 / 255).float().mean()) < 1e-2
     assert blocks.loss.total == pytest.approx(whole.loss.total, rel=1e-3)
 
 
@@ -167,26 +168,22 @@ def test_progress_carries_the_scale_and_the_time_left(model, content, style):
 
 
 # ---------------------------------------------------------------------- a result computed at its size
-def _high_frequency(image: torch.Tensor) -> float:
-    """Mean squared difference from the image's own 2× down-and-up copy: the detail a 2× upscale lacks."""
-    blurred = resize(resize(image, (image.shape[-2] // 2, image.shape[-1] // 2)), tuple(image.shape[-2:]))
-    return float((image - blurred).pow(2).mean())
-
-
 def test_the_result_is_computed_at_full_size_not_upscaled_from_the_coarse_scale(model, style):
+    """The full size moves the stretched coarse result far and lowers its loss. (A high-frequency measure is no
+    guide with random weights: a noisy image scores high, and a run whose steps blew up scored higher still.)"""
     content = smooth_image(128, 160, seed=1)
     params = StyleParams(iterations=8, size=0, style_layers=("relu1_1", "relu2_1", "relu3_1"),
                          content_layers=("relu2_1",))
-    native = stylize(model, content, [style], params.replace(scales=1)).image
-    two_scales = stylize(model, content, [style], params.replace(scales=2)).image
+    full_size: list[float] = []
+    two_scales = stylize(model, content, [style], params.replace(scales=2, progress_every=1),
+                         on_progress=lambda p: full_size.append(p.loss.total) if p.scale == 2 else None).image
     coarse_part, fine_part = schedule(128, 160, scales=2, iterations=8, smallest=16)
     coarse = stylize(model, content, [style], params.replace(
         scales=1, size=max(coarse_part.size), iterations=coarse_part.iterations,
         content_weight=params.content_weight * content_weight_factor(coarse_part, fine_part))).image
     upscaled = resize(coarse, (128, 160))  # where the full-size scale started
     assert (two_scales - upscaled).abs().mean() > 8 / 255  # far more than rounding: the fine scale worked
-    assert _high_frequency(two_scales) > 2 * _high_frequency(upscaled)
-    assert _high_frequency(two_scales) > 0.4 * _high_frequency(native)
+    assert full_size[-1] < 0.5 * full_size[0]  # and its iterations, from the first (issue 19), lowered the loss
 
 
 def test_a_coarse_scale_optimises_the_outputs_trade_off(model, style):

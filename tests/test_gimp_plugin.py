@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from neural_style.protocol.connection import serve_command
+
 pytestmark = pytest.mark.gimp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,9 +146,8 @@ def free_port() -> int:
 
 def daemon_command(endpoint: str) -> list[str]:
     exe = Path(sys.executable).with_name("neural-style")
-    if exe.exists():
-        return [str(exe), "serve", "--weights", "random", "--bind", endpoint]
-    return [sys.executable, "-m", "neural_style.daemon.server", "--weights", "random", "--bind", endpoint]
+    program = [str(exe), "serve"] if exe.exists() else [sys.executable, "-m", "neural_style.daemon.server"]
+    return serve_command(program, weights="random", bind=endpoint)
 
 
 class Daemon:

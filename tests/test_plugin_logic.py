@@ -340,7 +340,51 @@ def test_the_readme_table_lists_every_argument_with_its_default():
     assert set(rows) == set(S.ARGUMENTS)
     defaults = {"blend": S.BLEND_DEFAULT, "strength": S.STRENGTH_DEFAULT, "iterations": S.ITERATIONS_DEFAULT,
                 "size": S.SIZE_DEFAULT, "timeout": S.TIMEOUT_DEFAULT, "init": S.INIT_DEFAULT,
-                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": "true",
+                "preview-size": S.PREVIEW_SIZE_DEFAULT, "full-resolution": str(S.FULL_RESOLUTION_DEFAULT).lower(),
                 "working-size": S.WORKING_SIZE_DEFAULT}
     for name, value in defaults.items():
         assert rows[name] == f"{value:g}" if isinstance(value, float) else rows[name] == str(value), (name, rows[name])
+
+
+# GimpProcedureDialog's own buttons and their mnemonics (GIMP 3.0.4 warns on a clash with a label):
+# _Help, _Reset, _Cancel, _OK, _Load Saved Settings, _Save Settings.
+DIALOG_BUTTON_MNEMONICS = set("hrcols")
+
+
+def test_every_mnemonic_in_the_dialog_is_its_own():
+    shown = [name for name in S.ARGUMENTS if name != "size"]  # 'size' is the dialog's two aux arguments
+    keys = [S.ARGUMENTS[name][0].split("_", 1)[1][0].lower() for name in shown]
+    keys.append(S.REMOVE_STYLE2_LABEL.split("_", 1)[1][0].lower())
+    assert len(keys) == len(set(keys)), sorted(keys)
+    assert not set(keys) & DIALOG_BUTTON_MNEMONICS, set(keys) & DIALOG_BUTTON_MNEMONICS
+
+
+def test_the_new_layer_goes_above_the_source_and_the_earlier_results():
+    from nsgimp import placement
+
+    # GIMP's order: 0 is the top. [text overlay, result 2, result 1, photo]
+    results = [False, True, True, False]
+    assert placement.insert_position(3, results) == 1  # above both tries, under the user's own overlay
+    assert placement.insert_position(0, [False]) == 0  # a first run: directly above the source
+    assert placement.insert_position(2, [True, False, False]) == 2  # a result above something else: not ours
+    assert placement.is_result("Neural Style: starry_night", False)
+    assert placement.is_result("renamed by the user", True)  # the parasite marks it
+    assert not placement.is_result("Background", False)
+
+
+
+def test_the_dialogs_estimate_comes_from_the_last_runs_speed(tmp_path):
+    from nsgimp import speed
+
+    path = speed.speed_path(str(tmp_path))
+    assert speed.load(path) is None
+    assert "first run measures" in speed.estimate_text(100, 512 * 384, None)
+    speed.record(path, seconds=80.0, iterations=100, pixels=512 * 384)  # 0.8 s an iteration at 0.197 MP
+    rate = speed.load(path)
+    assert rate == pytest.approx(80.0 / 100 / (512 * 384 / 1e6))
+    # the same settings again: what the last run took; four times the pixels and twice the iterations: 8×
+    assert speed.estimate_text(100, 512 * 384, rate) == \
+        "At these settings: about 1 min on this computer (measured on the last run)."
+    assert "about 11 min" in speed.estimate_text(200, 1024 * 768, rate)
+    (tmp_path / "plug-in-settings" / speed.FILE_NAME).write_text('{"format": 1, "seconds_per_iteration_megapixel": -1}')
+    assert speed.load(path) is None  # nonsense is no measurement

@@ -306,7 +306,7 @@ def test_no_weights_is_reported_and_the_daemon_keeps_answering(tmp_path):
         assert pong["weights_loaded"] is False and pong["weights"] is None
         with RawClient(daemon.endpoint) as client:
             client.send(_stylize_header("nw"), GOOD_CONTENT, GOOD_STYLE, version=None)
-            reply = client.recv_for("nw")[0]
+            reply = terminal_of(client.stream("nw"))  # accepted first: the worker looks for the weights again
             assert (reply["type"], reply["code"]) == ("error", "no_weights")
             assert "install.py" in reply["message"] and "--weights" in reply["message"]
             assert client.request({"type": "ping", "id": "after"})["type"] == "pong"

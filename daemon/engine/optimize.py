@@ -2,6 +2,8 @@
 
 An *iteration* is one evaluation (one forward and one backward pass), whatever the optimiser does
 inside, so ``iterations=N`` costs the same for L-BFGS and Adam and progress counts are comparable.
+Both keep the image in the box [0, 1] (``BOX``) and start a scale from what the last one learnt
+(``CARRY``): docs/PERFORMANCE.md, "Time to quality", has the measurements behind both defaults.
 """
 from __future__ import annotations
 
@@ -10,11 +12,21 @@ from dataclasses import dataclass
 
 import torch
 
+from .imaging import resize
+from .lbfgs import Learnt, lbfgs
+
 #: f(x) → (total loss to minimise, the weighted terms for reporting); x is (1, 3, H, W) and requires grad.
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 #: L-BFGS's history (pairs of image-sized vectors) when memory allows: jcjohnson/neural-style's choice.
 #: The memory planner shortens it, or chooses Adam, where 2 × 100 image-sized vectors do not fit.
 LBFGS_HISTORY = 100
+
+#: The box every evaluated image stays in: the delivered image is the optimiser's, not a clamped copy of it.
+BOX: tuple[float, float] | None = (0.0, 1.0)
+#: What a scale hands the next: "none" (torch's restart), "gamma" (L-BFGS's step scale; Adam's moments)
+#: or "pairs" (also L-BFGS's curvature pairs, prolongated).
+CARRY = "gamma"
+CARRIES = ("none", "gamma", "pairs")
 
 #: Called after every evaluation with (evaluations done in this call, x, terms).
 OnEvaluation = Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None]
@@ -29,10 +41,31 @@ class StopRequested(Exception):
 
 
 @dataclass
+class AdamMoments:
+    """Adam's state at the end of a scale, image-shaped, carried to the next as crowsonkb/style-transfer-pytorch
+    does: its step count (so no bias correction restarts) and moments, resized; the moments of a gradient
+    k times smaller per pixel (an image with k times the pixels) are divided by k and k²."""
+
+    step: int
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+
+    def prolongated(self, size: tuple[int, int]) -> AdamMoments:
+        ratio = size[0] * size[1] / (self.exp_avg.shape[-2] * self.exp_avg.shape[-1])
+        return AdamMoments(self.step, resize(self.exp_avg, size) / ratio,
+                           resize(self.exp_avg_sq, size).clamp_(min=0) / ratio**2)
+
+
+#: What one scale's optimiser hands the next: L-BFGS's γ (and pairs), or Adam's moments.
+Carried = Learnt | AdamMoments
+
+
+@dataclass
 class OptimizeOutcome:
     image: torch.Tensor
     evaluations: int
     terms: dict[str, torch.Tensor]
+    learnt: Carried | None = None  # for the next scale's ``carried``
 
 
 def minimise(
@@ -44,16 +77,26 @@ def minimise(
     on_evaluation: OnEvaluation | None = None,
     should_stop: Callable[[], bool] | None = None,
     history_size: int = LBFGS_HISTORY,
+    *,
+    box: tuple[float, float] | None = None,
+    carried: Carried | None = None,
+    keep_pairs: bool = False,
 ) -> OptimizeOutcome:
     """Minimise ``objective`` from ``start`` in exactly ``evaluations`` evaluations.
 
-    L-BFGS runs without line search and with its convergence tests disabled (as jcjohnson/neural-style
-    does), so it never stops early and never evaluates more than asked. Raises StopRequested when
-    ``should_stop`` answers True between evaluations. ``history_size`` is L-BFGS's (the memory plan's).
+    L-BFGS runs without line search and never stops early (as jcjohnson/neural-style does; ``lbfgs.py``).
+    Raises StopRequested when ``should_stop`` answers True between evaluations. ``history_size`` is
+    L-BFGS's (the memory plan's). ``box``: every evaluated image stays within it (projected steps).
+    ``carried``: the previous scale's ``OptimizeOutcome.learnt``, prolongated here to this size; one
+    of the other optimiser is ignored. The returned image is always the one evaluated last, so the
+    loss reported last is its loss.
     """
-    # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not):
-    # L-BFGS flattens x.grad with view().
-    x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not): steps work on a flat view.
+    x = start.detach().clone(memory_format=torch.contiguous_format)
+    if box is not None:
+        x.clamp_(*box)
+    x.requires_grad_(True)
+    size = (x.shape[-2], x.shape[-1])
     done = 0
     last_terms: dict[str, torch.Tensor] = {}
 
@@ -61,35 +104,43 @@ def minimise(
         nonlocal done, last_terms
         if should_stop is not None and should_stop():
             raise StopRequested(done)
-        if x.grad is not None:
-            x.grad = None
+        x.grad = None
         total, terms = objective(x)
         torch.autograd.backward(total)
         done += 1
         last_terms = terms
         if on_evaluation is not None:
             on_evaluation(done, x.detach(), terms)
-        return float(total.detach())  # what torch's L-BFGS reads of it (it calls float() itself)
+        return 0.0  # the loss is read by the caller's reports, not by the optimiser (no line search)
 
+    learnt: Carried | None
     if optimizer == "lbfgs":
-        # With N ≥ 2, max_iter = N + 1 and max_eval = N make torch's L-BFGS stop right after the Nth
-        # evaluation, so the returned image is the one whose loss was reported last.
-        max_iter = 1 if evaluations == 1 else evaluations + 1
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [x],
-            lr=1.0,
-            max_iter=max_iter,
-            max_eval=evaluations,
-            tolerance_grad=-1.0,
-            tolerance_change=-1.0,
-            history_size=history_size,
-            line_search_fn=None,
-        )
-        opt.step(closure)
+        start_from = carried.prolongated(size, keep_pairs) if isinstance(carried, Learnt) else None
+        learnt = lbfgs(x, closure, evaluations, history_size, box=box, learnt=start_from, keep_pairs=keep_pairs)
     elif optimizer == "adam":
-        opt = torch.optim.Adam([x], lr=learning_rate)
-        for _ in range(evaluations):
-            opt.step(closure)
+        learnt = _adam(x, closure, evaluations, learning_rate, box,
+                       carried.prolongated(size) if isinstance(carried, AdamMoments) else None)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}")
-    return OptimizeOutcome(image=x.detach(), evaluations=done, terms=last_terms)
+    return OptimizeOutcome(image=x.detach(), evaluations=done, terms=last_terms, learnt=learnt)
+
+
+def _adam(x: torch.Tensor, closure: Callable[[], float], evaluations: int, learning_rate: float,
+          box: tuple[float, float] | None, moments: AdamMoments | None) -> AdamMoments:
+    """Adam, one step after each evaluation but the last (so the image returned is the one evaluated last)."""
+    opt = torch.optim.Adam([x], lr=learning_rate)
+    if moments is not None:
+        opt.state[x] = {"step": torch.tensor(float(moments.step)), "exp_avg": moments.exp_avg.to(x),
+                        "exp_avg_sq": moments.exp_avg_sq.to(x)}
+    for done in range(1, evaluations + 1):
+        closure()
+        if done == evaluations:
+            break
+        opt.step()
+        if box is not None:
+            with torch.no_grad():
+                x.clamp_(*box)
+    state = opt.state[x]
+    if not state:  # one evaluation: no step taken
+        return moments or AdamMoments(0, torch.zeros_like(x), torch.zeros_like(x))
+    return AdamMoments(int(state["step"]), state["exp_avg"].detach(), state["exp_avg_sq"].detach())

@@ -41,7 +41,7 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 #: still overflows ends with NonFiniteLoss).
 MAX_WEIGHT = 1e12
 #: The temporal term's default λ: the warping error's goal at the paper's α and β (docs/PERFORMANCE.md).
-TEMPORAL_WEIGHT = 1000.0
+TEMPORAL_WEIGHT = 1e4
 #: Longest side, width or height in pixels: beyond any photograph (a daemon's --max-size is lower).
 MAX_SIDE = 65536
 MAX_ITERATIONS = 1_000_000

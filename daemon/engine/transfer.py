@@ -17,7 +17,9 @@ from typing import TypedDict
 
 import torch
 
+from . import optimize
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
+from .device_tuning import on_tuned_device
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
 from .imaging import join_alpha, preserve_colors, resize, split_alpha
@@ -26,7 +28,7 @@ from .losses import LossTerms
 from .memory_plan import MemoryPlan
 from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
-from .optimize import LBFGS_HISTORY, Objective, StopRequested, minimise
+from .optimize import LBFGS_HISTORY, Carried, Objective, StopRequested, minimise
 from .params import StyleParams
 from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
@@ -72,6 +74,7 @@ class StyleResult:
     plans: tuple[MemoryPlan, ...] = ()  # the memory plan each scale ran with (after any retry)
 
 
+@on_tuned_device
 def stylize(
     model: VGG19Features,
     content: torch.Tensor | None,
@@ -119,6 +122,7 @@ def stylize(
     iteration_offset = 0
     last_terms: dict[str, torch.Tensor] = {}
     used: list[MemoryPlan] = []
+    learnt: Carried | None = None
     for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
         content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
                       if plan.content_rgb is not None else None)
@@ -164,13 +168,16 @@ def stylize(
         try:
             outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
                                on_evaluation=report, should_stop=should_stop,
-                               history_size=memory.optimizer.history or LBFGS_HISTORY)
+                               history_size=memory.optimizer.history or LBFGS_HISTORY, box=optimize.BOX,
+                               carried=learnt if optimize.CARRY != "none" else None,
+                               keep_pairs=optimize.CARRY == "pairs")
         except StopRequested as stop:
             raise Cancelled(iteration_offset + stop.evaluations) from None
         used.append(objective.plan)
         del start, objective, targets, style, held
         x = outcome.image
         last_terms = outcome.terms
+        learnt = outcome.learnt if index + 1 < len(plan.scales) else None
         iteration_offset += outcome.evaluations
 
     assert x is not None

@@ -29,7 +29,8 @@ JobMessage = Union[Progress, Result, Error]
 
 @dataclass(frozen=True)
 class ModelState:
-    """What the loop knows about the worker's model (for ``pong`` and ``no_weights``)."""
+    """What the loop knows about the worker's model (for ``pong``; the worker looks for missing weights
+    again at every job, so the loop queues jobs whatever this says)."""
 
     loaded: bool = False
     failed: str | None = None  # the loader's message when there are no weights

@@ -215,9 +215,6 @@ class Router:
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
                          f"id {request.id!r} is already used by an unfinished job on this connection")
             return
-        if self.model.failed is not None:
-            self._reject(client, request.id, ErrorCode.NO_WEIGHTS.value, self.model.failed)
-            return
         try:
             admitted = admit_stylize(request, self.limits)
         except CodedError as exc:

@@ -76,6 +76,7 @@ class Worker(threading.Thread):
         self._shutdown = threading.Event()
         self._wake: zmq.Socket | None = None
         self.model: Any = None
+        self._load_failure = ""  # the loader's message the last time it found no usable weights
 
     # ------------------------------------------------------------------ control (any thread)
     def stop(self) -> None:
@@ -90,14 +91,19 @@ class Worker(threading.Thread):
         try:
             threads = ThreadController(self._settings.threads)
             log.info("%s", threads.configure())
-            if self._load():
-                while not self._shutdown.is_set():
-                    job = self._jobs.take(timeout=0.2)
-                    if job is not None:
-                        threads.before_job()
-                        self._run_job(job)
-            else:
-                self._refuse_jobs()
+            loaded = self._load()
+            while not self._shutdown.is_set():
+                job = self._jobs.take(timeout=0.2)
+                if job is None:
+                    continue
+                # Without a model, look for the weights again at every job: a user who put the file where
+                # the message said runs again and must not have to find and stop a daemon they never started.
+                loaded = loaded or self._load()
+                if not loaded:
+                    self._refuse(job)
+                    continue
+                threads.before_job()
+                self._run_job(job)
         finally:
             self._wake.close()
 
@@ -114,11 +120,12 @@ class Worker(threading.Thread):
         try:
             self.model = self._loader(self._settings)
         except Exception as exc:  # WeightsNotFound or an unreadable/corrupt weights file
+            self._load_failure = str(exc) or type(exc).__name__
             if isinstance(exc, WeightsNotFound):
                 log.error("no VGG19 weights: %s", exc)
             else:
                 log.exception("loading the model failed")
-            self._emit(WorkerEvent.model_changed(ModelState(failed=str(exc) or type(exc).__name__,
+            self._emit(WorkerEvent.model_changed(ModelState(failed=self._load_failure,
                                                             device=self._settings.device)))
             return False
         loaded = time.monotonic()
@@ -148,13 +155,10 @@ class Worker(threading.Thread):
         except Exception:  # warming up is an optimisation; a failure here must not stop the daemon
             log.warning("warm-up run failed; the first job will be slower", exc_info=True)
 
-    def _refuse_jobs(self) -> None:
-        """Without a model every job that was queued while loading ends in no_weights."""
-        while not self._shutdown.is_set():
-            job = self._jobs.take(timeout=0.2)
-            if job is not None:
-                job.timings.started = time.monotonic()
-                self._fail(job, ErrorCode.NO_WEIGHTS, "the daemon has no VGG19 weights loaded")
+    def _refuse(self, job: Job) -> None:
+        """A job the weights were looked for again, and not found for: no_weights, with the loader's words."""
+        job.timings.started = time.monotonic()
+        self._fail(job, ErrorCode.NO_WEIGHTS, self._load_failure or "the daemon has no VGG19 weights loaded")
 
     def _should_stop(self, job: Job) -> bool:
         return job.cancel_event.is_set() or self._shutdown.is_set()

@@ -40,7 +40,7 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
-from nsgimp import advice, remembered, stylefile  # noqa: E402
+from nsgimp import advice, placement, remembered, speed, stylefile  # noqa: E402
 from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
@@ -66,9 +66,16 @@ def _debug(msg):
         print(f"neural-style-gimp: {msg}", file=sys.stderr, flush=True)
 
 
+def _without_prefix(message):
+    """A message without the plug-in's name in front: GIMP ("Execution error for 'Neural Style':") or the
+    dialog's title names it already."""
+    return message[len(advice.PREFIX):] if message.startswith(advice.PREFIX) else message
+
+
 def _error_values(procedure, exc):
-    if isinstance(exc, UserError):
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(exc)))
+    if isinstance(exc, UserError):  # GIMP puts "Execution error for 'Neural Style':" before it
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error(_without_prefix(str(exc))))
     if os.environ.get("NEURAL_STYLE_DEBUG"):
         import traceback
 
@@ -91,7 +98,7 @@ def _add_arguments(procedure, dialog):
                                S.ITERATIONS_DEFAULT, rw)
     procedure.add_int_argument("size", *a["size"], S.FULL_RESOLUTION, S.SIZE_MAX, S.SIZE_DEFAULT, rw)
     if dialog:  # the dialog's view of 'size' (the job procedure gets 'size' itself)
-        procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], True, rw)
+        procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], S.FULL_RESOLUTION_DEFAULT, rw)
         procedure.add_int_aux_argument("working-size", *a["working-size"], S.SIZE_MIN, S.SIZE_MAX,
                                        S.WORKING_SIZE_DEFAULT, rw)
     procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
@@ -164,40 +171,120 @@ def _recall(config):
 
 
 # --------------------------------------------------------------------------- the dialog
-def _image_filters(chooser_widget):
-    """An "Images" filter (and a thumbnail preview) on a GimpFileChooser's button."""
+def _file_button(chooser_widget):
+    """The Gtk.FileChooserButton inside a GimpFileChooser (a box around it), or None."""
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    for child in chooser_widget.get_children():
+        if isinstance(child, Gtk.FileChooserButton):
+            return child
+    return None
+
+
+def _image_filters(button, title):
+    """An "Images" filter, a thumbnail preview and a title of its own on a style file button."""
     gi.require_version("Gtk", "3.0")
     gi.require_version("GdkPixbuf", "2.0")
     from gi.repository import GdkPixbuf, Gtk
 
-    for child in chooser_widget.get_children():
-        if not isinstance(child, Gtk.FileChooserButton):
-            continue
-        images = Gtk.FileFilter()
-        images.set_name("Image files")
-        images.add_mime_type("image/*")
-        images.add_pixbuf_formats()
-        everything = Gtk.FileFilter()
-        everything.set_name("All files")
-        everything.add_pattern("*")
-        child.add_filter(images)
-        child.add_filter(everything)
-        child.set_filter(images)
-        thumbnail = Gtk.Image()
-        child.set_preview_widget(thumbnail)
+    button.set_title(title)  # GTK's own is "Select a File"
+    images = Gtk.FileFilter()
+    images.set_name("Image files")
+    images.add_mime_type("image/*")
+    images.add_pixbuf_formats()
+    everything = Gtk.FileFilter()
+    everything.set_name("All files")
+    everything.add_pattern("*")
+    button.add_filter(images)
+    button.add_filter(everything)
+    button.set_filter(images)
+    thumbnail = Gtk.Image()
+    button.set_preview_widget(thumbnail)
 
-        def update_preview(chooser, image=thumbnail):
-            path = chooser.get_preview_filename()
-            try:
-                image.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(path, 160, 160))
-                chooser.set_preview_widget_active(True)
-            except Exception:
-                chooser.set_preview_widget_active(False)
+    def update_preview(chooser, image=thumbnail):
+        path = chooser.get_preview_filename()
+        try:
+            image.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_size(path, 160, 160))
+            chooser.set_preview_widget_active(True)
+        except Exception:
+            chooser.set_preview_widget_active(False)
 
-        child.connect("update-preview", update_preview)
+    button.connect("update-preview", update_preview)
 
 
-def _build_dialog(procedure, config, size_note):
+def _follow_cleared_file(config, name, buttons):
+    """Show "(None)" when the config's file becomes None ("Reset to Factory Defaults", the Remove button).
+
+    GimpFileChooser (GIMP 3.0.4) passes None on to GTK, which refuses it (a Gtk-CRITICAL on the console)
+    and keeps showing the old file; so the GTK button is cleared here, connected before the chooser exists
+    so that it runs first."""
+    def cleared(*_args):
+        button = buttons.get(name)
+        if button is not None and config.get_property(name) is None and button.get_filename() is not None:
+            button.unselect_all()
+
+    config.connect(f"notify::{name}", cleared)
+
+
+def _add_remove_button(chooser_widget, config, name, buttons):
+    """A button beside the second style's chooser that takes it away (GTK's chooser has no "None")."""
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    remove = Gtk.Button.new_with_mnemonic(S.REMOVE_STYLE2_LABEL)
+    remove.set_tooltip_text(S.REMOVE_STYLE2_TOOLTIP)
+
+    def clicked(_button):
+        if buttons.get(name) is not None:
+            buttons[name].unselect_all()
+        config.set_property(name, None)
+
+    remove.connect("clicked", clicked)
+    chooser_widget.pack_end(remove, False, False, 0)
+    remove.show()
+
+    def sync(*_args):
+        remove.set_sensitive(config.get_property(name) is not None)
+
+    config.connect(f"notify::{name}", sync)
+    sync()
+
+
+def _endpoint_hint(dialog):
+    """The address an empty 'Daemon address' means, as the entry's placeholder."""
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    try:
+        missing, _note = import_dependencies(PLUGIN_DIR)
+        if missing:
+            return
+        from neural_style.protocol import read_client_config, resolve_endpoint
+
+        hint = S.endpoint_placeholder(resolve_endpoint(read_client_config(PLUGIN_DIR).endpoint))
+    except Exception as exc:  # a hint only: never in the way of the dialog
+        _debug(f"no address hint: {exc}")
+        return
+    pending = [dialog.get_widget("endpoint", GObject.TYPE_NONE)]
+    while pending:
+        widget = pending.pop()
+        if isinstance(widget, Gtk.Entry):
+            widget.set_placeholder_text(hint)
+            return
+        if isinstance(widget, Gtk.Container):
+            pending.extend(widget.get_children())
+
+
+def _size_note_text(config, region, selection, rate):
+    """What will be computed, and (from the last run's speed) how long it will take: shown before OK."""
+    size = S.size_from_dialog(config.get_property("full-resolution"), config.get_property("working-size"))
+    width, height = S.sent_size(*region, size)
+    return (f"{S.size_note(*region, selection)}\n"
+            f"{speed.estimate_text(config.get_property('iterations'), width * height, rate)}")
+
+
+def _build_dialog(procedure, config, region, selection):
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -208,11 +295,24 @@ def _build_dialog(procedure, config, size_note):
     problem.set_line_wrap(True)
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
-    dialog.get_label("size-note", size_note, False, False).set_xalign(0.0)
+    rate = speed.load(speed.speed_path(Gimp.directory()))
+    note = dialog.get_label("size-note", _size_note_text(config, region, selection, rate), False, False)
+    note.set_xalign(0.0)
+    for name in ("iterations", "full-resolution", "working-size"):  # the estimate follows the settings
+        config.connect(f"notify::{name}",
+                       lambda *_args: note.set_text(_size_note_text(config, region, selection, rate)))
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
+    buttons = {}
+    for name in ("style", "style2"):  # connected before the choosers exist: it runs before theirs
+        _follow_cleared_file(config, name, buttons)
     for name in ("style", "style2"):
-        _image_filters(dialog.get_widget(name, GObject.TYPE_NONE))
+        chooser = dialog.get_widget(name, GObject.TYPE_NONE)
+        buttons[name] = _file_button(chooser)
+        if buttons[name] is not None:
+            _image_filters(buttons[name], S.CHOOSER_TITLES[name])
+        if name == "style2":
+            _add_remove_button(chooser, config, name, buttons)
     # GIMP 3.2 shows a choice of three or fewer as radio buttons, whose title takes no mnemonic ("no
     # mnemonic for property init"); the combo box GIMP 3.0 shows keeps it, on both.
     dialog.get_widget("init", Gtk.ComboBox.__gtype__)
@@ -220,6 +320,7 @@ def _build_dialog(procedure, config, size_note):
     dialog.fill_box("advanced-box", list(ADVANCED))
     dialog.fill_expander("advanced", "advanced-title", False, "advanced-box")
     dialog.fill(list(DIALOG_ORDER))
+    _endpoint_hint(dialog)
 
     blend = dialog.get_widget("blend", GObject.TYPE_NONE)
     seed = dialog.get_widget("seed", GObject.TYPE_NONE)
@@ -233,7 +334,14 @@ def _build_dialog(procedure, config, size_note):
     for name in ("style2", "init", "full-resolution"):
         config.connect(f"notify::{name}", sync_sensitivity)
     sync_sensitivity()
-    return dialog, problem
+    for name in SETTING_NAMES:  # a problem shown stays only until the user changes something
+        config.connect(f"notify::{name}", lambda *_args: _show_problem(problem, ""))
+    return dialog, problem, buttons
+
+
+def _shown_files(buttons):
+    """What the file buttons display (NEURAL_STYLE_DEBUG: the GUI tests read it off the console)."""
+    return {name: (button.get_filename() if button is not None else "?") for name, button in buttons.items()}
 
 
 def _let_gtk_draw():
@@ -245,6 +353,7 @@ def _let_gtk_draw():
 
 
 def _show_problem(label, text):
+    text = _without_prefix(text)  # the dialog's title says "Neural Style" already
     label.set_markup(f"<b>{GLib.markup_escape_text(text)}</b>" if text else "")
 
 
@@ -257,12 +366,13 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             return _values(procedure, status, error)
         _recall(config)
         _, width, height = _region(source)
-        note = S.size_note(width, height, not Gimp.Selection.is_empty(image))
-        dialog, problem = _build_dialog(procedure, config, note)
+        dialog, problem, buttons = _build_dialog(procedure, config, (width, height),
+                                                 not Gimp.Selection.is_empty(image))
         try:
             while True:
                 if not dialog.run():
                     return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+                _debug(f"OK with the file buttons showing {_shown_files(buttons)}")
                 config.set_property("size", S.size_from_dialog(config.get_property("full-resolution"),
                                                                 config.get_property("working-size")))
                 _remember(config)  # kept whatever becomes of this run
@@ -310,7 +420,10 @@ def _region(source):
 def _stylize(image, source, config, settings):
     """Preview layer under frozen undo, the job in the worker, then the finished layer as one undo step.
 
-    Returns (status, UserError or None); the image is as before unless the status is SUCCESS.
+    Returns (status, UserError or None); the image is as before unless the status is SUCCESS.  While the
+    job runs, every layer's pixels and position are locked (GIMP refuses a stroke with its own message):
+    with undo frozen, an edit would escape the history.  Closing the image (or deleting the preview layer)
+    mid-run cancels the job quietly.
     """
     has_selection = not Gimp.Selection.is_empty(image)
     (rx, ry), rw, rh = _region(source)
@@ -321,9 +434,11 @@ def _stylize(image, source, config, settings):
     finished = None
     image.undo_freeze()
     preview = None
+    locks = []
     try:
+        locks = _lock_layers(image)
         preview = Gimp.Layer.new(image, name, rw, rh, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-        image.insert_layer(preview, source.get_parent(), image.get_item_position(source))
+        image.insert_layer(preview, source.get_parent(), _result_position(image, source))
         preview.set_offsets(ox + rx, oy + ry)
         fmt, _ = S.choose_format(source.has_alpha())
         pixels = source.get_buffer().get(_rect(rx, ry, rw, rh), 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
@@ -334,24 +449,34 @@ def _stylize(image, source, config, settings):
         if has_selection:
             preview.add_mask(preview.create_mask(Gimp.AddMaskType.SELECTION))
             preview.set_edit_mask(False)
+        preview.set_lock_content(True)
+        preview.set_lock_position(True)
         preview.update(0, 0, rw, rh)
         Gimp.displays_flush()
         status, error = _run_worker(image, source, preview, config)
-        if status == Gimp.PDBStatusType.SUCCESS:
+        if status == Gimp.PDBStatusType.SUCCESS and preview.is_valid():
             finished = Gimp.Layer.new_from_drawable(preview, image)
     finally:
-        if preview is not None:
-            image.remove_layer(preview)
-        image.undo_thaw()  # the image is exactly as when it was frozen
-        if not was_dirty:
-            image.clean_all()  # frozen steps still count as changes: put the flag back
-        Gimp.displays_flush()
+        if image.is_valid():  # closed mid-run: nothing is left to put back
+            if preview is not None and preview.is_valid():
+                image.remove_layer(preview)
+            _unlock_layers(locks)
+            image.undo_thaw()  # the image is exactly as when it was frozen
+            if not was_dirty:
+                image.clean_all()  # frozen steps still count as changes: put the flag back
+            Gimp.displays_flush()
+    if not image.is_valid() or not source.is_valid():
+        _debug("the image or its layer went away during the run: the job was cancelled")
+        return Gimp.PDBStatusType.CANCEL, None
     if finished is not None:
         image.undo_group_start()
         try:
-            image.insert_layer(finished, source.get_parent(), image.get_item_position(source))
+            image.insert_layer(finished, source.get_parent(), _result_position(image, source))
+            finished.set_lock_content(False)  # the copy has the preview's locks
+            finished.set_lock_position(False)
             finished.set_name(name)
             finished.set_offsets(ox + rx, oy + ry)
+            finished.attach_parasite(Gimp.Parasite.new(placement.RESULT_PARASITE, _PARASITE_FLAGS, b"1"))
             if has_selection and finished.get_mask() is None:
                 finished.add_mask(finished.create_mask(Gimp.AddMaskType.SELECTION))
             if finished.get_mask() is not None:
@@ -359,9 +484,46 @@ def _stylize(image, source, config, settings):
         finally:
             image.undo_group_end()
         selected = [source]  # Filters → Repeat applies to the photo again
-    image.set_selected_layers(selected)
+    image.set_selected_layers([layer for layer in selected if layer.is_valid()] or [source])
     Gimp.displays_flush()
     return status, error
+
+
+_PARASITE_FLAGS = 1 | 2  # GIMP_PARASITE_PERSISTENT (saved in the XCF) | GIMP_PARASITE_UNDOABLE
+
+
+def _result_position(image, source):
+    """Above the source and the earlier results stacked on it (nsgimp/placement.py says why)."""
+    parent = source.get_parent()
+    siblings = parent.get_children() if parent is not None else image.get_layers()
+    flags = [placement.is_result(layer.get_name(), layer.get_parasite(placement.RESULT_PARASITE) is not None)
+             for layer in siblings]
+    return placement.insert_position(image.get_item_position(source), flags)
+
+
+def _pixel_layers(layers):
+    for layer in layers:
+        if layer.is_group():  # a group's own lock would refuse the preview layer inside it
+            yield from _pixel_layers(layer.get_children())
+        else:
+            yield layer
+
+
+def _lock_layers(image):
+    """Lock every pixel layer's pixels and position for the run; [(layer, content, position)] as they were."""
+    locks = []
+    for layer in _pixel_layers(image.get_layers()):
+        locks.append((layer, layer.get_lock_content(), layer.get_lock_position()))
+        layer.set_lock_content(True)
+        layer.set_lock_position(True)
+    return locks
+
+
+def _unlock_layers(locks):
+    for layer, content, position in locks:
+        if layer.is_valid():
+            layer.set_lock_content(content)
+            layer.set_lock_position(position)
 
 
 def _run_worker(image, source, preview, config):
@@ -391,13 +553,26 @@ def _run_worker(image, source, preview, config):
 
 
 # --------------------------------------------------------------------------- the job (owns the progress)
+class _LayerGone(Exception):
+    """The image was closed, or the preview layer deleted, during the run: the job is cancelled quietly."""
+
+
 class _GimpView:
-    """nsgimp.job.View on GIMP's progress bar and the preview layer."""
+    """nsgimp.job.View on GIMP's progress bar and the preview layer.
+
+    Every call first checks that the layer still exists: when it does not, ``_LayerGone`` leaves the
+    job's stream, which closes it (the daemon is told to cancel) instead of failing GIMP calls on an
+    invalid ID, one error message per preview."""
 
     def __init__(self, layer):
         self.layer = layer
 
+    def _check(self):
+        if not self.layer.is_valid():
+            raise _LayerGone()
+
     def show(self, text, fraction):
+        self._check()
         Gimp.progress_set_text(text)
         if fraction is None:
             Gimp.progress_pulse()
@@ -405,6 +580,7 @@ class _GimpView:
             Gimp.progress_update(fraction)
 
     def paint(self, image_data, final):
+        self._check()
         _paint(self.layer, image_data, Gegl.SamplerType.CUBIC if final else Gegl.SamplerType.LINEAR,
                "result" if final else "preview")
 
@@ -422,6 +598,8 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
             raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
                             "Run install.py again.") from None
         layer, source = drawables[0], config.get_property("source")
+        # A failing GIMP call raises here instead of GIMP showing a message: the image may be closed mid-run.
+        Gimp.get_plug_in().set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
         settings = _read_settings(config)
         client_config = read_client_config(PLUGIN_DIR)
         if client_config.problem:
@@ -434,20 +612,27 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
                       ((settings.style, "style"), (settings.style2, "style2")) if path]
             connection = job.connect(settings, client_config, view, sandbox=detect_sandbox(),
                                      region=(layer.get_width(), layer.get_height()))
+            started = time.monotonic()
             try:
                 result = job.run_job(connection, settings, content, styles, view)
             finally:
                 connection.client.close()
+            speed.record(speed.speed_path(Gimp.directory()), time.monotonic() - started, settings.iterations,
+                         content.width * content.height)  # the dialog's estimate next time
             view.show(*ProgressText.finishing())
             view.paint(result.image, True)
         except job.JobFailed as exc:
             raise UserError(str(exc), exc.argument) from None
         finally:
             Gimp.progress_end()
+    except _LayerGone:
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     except UserError as exc:
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                            GLib.Error(S.tag_argument(str(exc), exc.argument)))
     except Exception as exc:
+        if not drawables[0].is_valid():  # gone between the check and the call
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return _error_values(procedure, exc)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
@@ -508,6 +693,19 @@ def _paint(layer, image_data, sampler, what):
     """Write a raw protocol image into ``layer``, scaling it to the layer's size when it differs."""
     width, height = layer.get_width(), layer.get_height()
     _debug(f"painting the {what}, {image_data.width}x{image_data.height}, into the layer's {width}x{height}")
+    locked = layer.get_lock_content()  # locked against the user's strokes; GIMP kills a plug-in writing to it
+    if locked:
+        layer.set_lock_content(False)
+    try:
+        _write(layer, image_data, sampler, width, height)
+    finally:
+        if locked and layer.is_valid():
+            layer.set_lock_content(True)
+    layer.update(0, 0, width, height)
+    Gimp.displays_flush()
+
+
+def _write(layer, image_data, sampler, width, height):
     fmt, _ = S.choose_format(image_data.channels == 4)
     pixels = bytes(image_data.data)
     dst = layer.get_buffer()
@@ -537,8 +735,6 @@ def _paint(layer, image_data, sampler, what):
         crop.link(sink)
         sink.process()
     dst.flush()
-    layer.update(0, 0, width, height)
-    Gimp.displays_flush()
 
 
 # --------------------------------------------------------------------------- registration

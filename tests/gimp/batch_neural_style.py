@@ -94,8 +94,10 @@ def _run_step(step):
     if "remember" in step:  # what the user confirmed last time, as the dialog will recall it
         remembered, path = _remembered()
         remembered.save_attempt(path, step["remember"])
+    if step.get("wait_before"):  # the host changes something between two steps (puts a file in place)
+        result["waited"] = _wait_for(step["wait_before"], 120)
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
-    source = image.get_layers()[0]
+    source = image.get_layers()[step.get("source", 0)]  # "source": another layer of an XCF (0 = the top one)
     if step.get("source_offsets"):
         source.set_offsets(*step["source_offsets"])
     if step.get("undo_check"):
@@ -108,6 +110,10 @@ def _run_step(step):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
     image.clean_all()  # as if just saved: the test's own setup is not the plug-in's change
     result["dirty_before"] = image.is_dirty()
+    display = None
+    if step.get("display"):  # shown during the run, for the GUI driver to act on (paint, close it)
+        display = Gimp.Display.new(image)
+        Gimp.displays_flush()
 
     procedure = Gimp.get_pdb().lookup_procedure(step.get("procedure", "plug-in-neural-style"))
     result["procedure_found"] = procedure is not None
@@ -164,7 +170,10 @@ def _run_step(step):
     if step.get("undo_check"):
         _undo_check(step, image, source, result)
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(out, "image.xcf")), None)
-    image.delete()
+    if display is not None:  # the next step's image is the only one the driver sees (this deletes the image)
+        display.delete()
+    else:
+        image.delete()
     return result
 
 

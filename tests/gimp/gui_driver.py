@@ -8,6 +8,9 @@ as JSON, so the host test can check it.  Actions:
     {"wait_file": PATH, "window": REGEX, "keys": ["alt+o"], "stays_open_s": 2,
      "then_keys": ["Escape"], "report": PATH, "done_file": PATH}
 
+``"drag": [[dx, dy], …]`` after the keys: a stroke with the left button through those points,
+offsets from the window's centre (the canvas, with GIMP's docks on both sides).
+
 ``stays_open_s`` watches the window for that long after the keys: "still_open" at the end,
 "closed_meanwhile" if it was hidden at any moment (the dialog hides while a job runs).
 
@@ -92,6 +95,19 @@ def press(window, keys):
         time.sleep(0.3)
 
 
+def drag(window, points):
+    """Press the left button at the first point, move through the others, release (a brush stroke)."""
+    g = geometry(window)
+    cx, cy = int(g["WIDTH"]) // 2, int(g["HEIGHT"]) // 2
+    (x, y), rest = points[0], points[1:]
+    xdotool("mousemove", "--window", window, str(cx + x), str(cy + y), "mousedown", "1")
+    for x, y in rest:
+        time.sleep(0.05)
+        xdotool("mousemove", "--window", window, str(cx + x), str(cy + y))
+    time.sleep(0.1)
+    xdotool("mouseup", "1")
+
+
 def wait_for_file(path, timeout, poll=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,6 +145,8 @@ def run(action):
                 report["clicked"] = list(point)
                 xdotool("mousemove", "--window", window, str(point[0]), str(point[1]), "click", "1")
         press(window, action.get("keys", []))
+        if action.get("drag"):  # a stroke through the window's middle: [[dx, dy], ...] from the centre
+            drag(window, action["drag"])
         report["focus_after"] = xdotool("getwindowfocus")
         if "stays_open_s" in action:  # watch it: does it stay, or close and come back?
             deadline, seen_closed = time.monotonic() + action["stays_open_s"], False

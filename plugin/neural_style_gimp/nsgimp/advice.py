@@ -11,8 +11,9 @@ PREFIX = "Neural Style: "
 
 ADVICE = {
     "no_weights": (
-        "The Neural Style daemon has no VGG19 weights. Run install.py again without --no-weights "
-        "(it downloads them), or start the daemon with --weights FILE."
+        "The Neural Style daemon has no VGG19 weights. Put the file where the daemon says below, or run "
+        "install.py again without --no-weights (it downloads them), then run Neural Style again: the daemon "
+        "looks for them at every job, no restart needed (or start it with --weights FILE)."
     ),
     "too_large": (
         f"The image or the settings are over the daemon's limits. Turn off '{label('full-resolution')}' and "

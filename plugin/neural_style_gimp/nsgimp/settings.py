@@ -54,11 +54,13 @@ GINT_MAX = 2**31 - 1  # GIMP's int arguments are 32-bit
 # The engine's parameters, as its schema declares them (install.py writes it beside the plug-in).
 SCHEMA = Schema(read_schema(PLUGIN_DIR))
 ITERATIONS_MIN, ITERATIONS_MAX = int(SCHEMA.minimum("iterations")), min(int(SCHEMA.maximum("iterations")), GINT_MAX)
-# The plug-in's own default: a first look within a minute on a CPU (the engine's suits the CLI).
-ITERATIONS_DEFAULT = 200
+# The plug-in's own defaults: a first look within about a minute on a 2-core CPU for an 800 × 600 photo
+# (bench/gimp_defaults_bench.py; docs/PERFORMANCE.md); full resolution is one tick away.
+ITERATIONS_DEFAULT = 50
 SIZE_MIN, SIZE_MAX = int(SCHEMA.minimum("size")), min(int(SCHEMA.maximum("size")), GINT_MAX)
 FULL_RESOLUTION = 0  # the engine's ``size`` that means "the content's own size" (its zero_means)
-SIZE_DEFAULT = FULL_RESOLUTION  # the plug-in's own default (the engine's suits the CLI)
+SIZE_DEFAULT = FULL_RESOLUTION  # a script's default: the layer's own size (the engine's suits the CLI)
+FULL_RESOLUTION_DEFAULT = False  # the dialog starts at a working size: the first look comes quickly
 WORKING_SIZE_DEFAULT = int(SCHEMA.default("size"))  # the dialog's working size, when 'Full resolution' is off
 PREVIEW_SIZE_MIN = int(SCHEMA.minimum("preview_size"))
 PREVIEW_SIZE_MAX = min(int(SCHEMA.maximum("preview_size")), GINT_MAX)
@@ -90,7 +92,7 @@ ARGUMENTS = {
                                            "shows finer brush strokes and is slower"),
     "preserve-colors": ("_Keep the photo's colours", "Take only the painting's texture and keep the photo's "
                                                      "own colours"),
-    "init": ("Start _from", "What the picture starts as before it is refined: the photo (shows the photo "
+    "init": ("Start fro_m", "What the picture starts as before it is refined: the photo (shows the photo "
                             "transforming), random noise (as in the paper), or the painting"),
     "seed": ("Random see_d", "Only for a noise start: the same seed and settings give the same result"),
     "endpoint": ("Daemon _address", "Where the Neural Style daemon listens; leave empty to use the one "
@@ -103,6 +105,18 @@ ARGUMENTS = {
     "timeout": ("_Wait for the daemon (seconds)", "How long to wait for any word from the daemon before "
                                                   "giving up"),
 }
+
+
+# The style file buttons' dialogs (GTK's own title is "Select a File"), and the second style's Remove button.
+CHOOSER_TITLES = {"style": "Choose the style image (a painting)",
+                  "style2": "Choose a second style image (optional)"}
+REMOVE_STYLE2_LABEL = "Remo_ve"
+REMOVE_STYLE2_TOOLTIP = "Use no second style image"
+
+
+def endpoint_placeholder(endpoint: str) -> str:
+    """The empty 'Daemon address' entry's hint: the address it stands for."""
+    return f"empty: {endpoint}"
 
 
 def label(argument: str) -> str:
@@ -272,10 +286,13 @@ def progress_every_for(iterations: int) -> int:
     return min(max(1, int(iterations) // 50), 10)
 
 
+LAYER_NAME_PREFIX = "Neural Style: "
+
+
 def layer_name(style: str, style2: Optional[str] = None) -> str:
     """The new layer's name: "Neural Style: starry_night" (or "a + b" with two styles)."""
     names = [os.path.splitext(os.path.basename(p))[0] or p for p in (style, style2) if p]
-    return "Neural Style: " + " + ".join(names)
+    return LAYER_NAME_PREFIX + " + ".join(names)
 
 
 def choose_format(has_alpha: bool) -> tuple[str, int]:

@@ -1,0 +1,232 @@
+"""Time to quality (issue 19): the engine with its box and carried optimiser state against today's restart.
+
+Every mode runs the engine's variants side by side in one process, alternating, so that a shared
+machine's load falls on all alike; "today" is the engine with ``optimize.BOX = None`` (the image
+clamped only at the end) and ``optimize.CARRY = "none"`` (torch's L-BFGS restart at every scale).
+
+    python bench/time_to_quality_bench.py delivered [--size 128 --iterations 40 --style-weight 1e6]
+        the optimiser's last loss against the delivered image's (clamped, 8-bit), one scale
+    python bench/time_to_quality_bench.py carry [--size 512 --iterations 20 --budgets 30]
+        coarse to fine with each carry: the loss after each of the first full-size iterations, and the
+        time to single-scale N iterations' delivered loss, as a share of the single-scale time
+    python bench/time_to_quality_bench.py steps [--size 128 --iterations 40 --style-weight 1e6]
+        one scale, the box on: lbfgs.MAX_STEP (the trust region) and lbfgs.FIRST_STEP against each other
+    python bench/time_to_quality_bench.py schedule [--size 512 --iterations 20 --budgets 30]
+        the automatic schedule's constants (coarsest side, ×2 / ×√2, front-loading) with the new engine
+
+Balanced weights as issue 19 asks (α = 1, β = 4·10⁶ unless --style-weight), noise start, seeded random
+VGG19 unless --weights; Tübingen and Starry Night from ../shared/images.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from coarse_to_fine_bench import Runner, Trace, machine, steps_schedule
+
+from neural_style.daemon.engine import lbfgs, optimize, stylize, transfer
+from neural_style.daemon.engine.schedule import Scale
+
+#: The engine's variants: (BOX, CARRY).
+TODAY = (None, "none")
+VARIANTS = {
+    "today (clamped at the end, restart per scale)": TODAY,
+    "box only": ((0.0, 1.0), "none"),
+    "box + carried γ (engine)": ((0.0, 1.0), "gamma"),
+    "box + carried γ and pairs": ((0.0, 1.0), "pairs"),
+}
+
+
+@contextmanager
+def engine(variant: tuple[tuple[float, float] | None, str]) -> Iterator[None]:
+    saved = optimize.BOX, optimize.CARRY
+    optimize.BOX, optimize.CARRY = variant
+    try:
+        yield
+    finally:
+        optimize.BOX, optimize.CARRY = saved
+
+
+def delivered_loss(runner: Runner, image: torch.Tensor) -> float:
+    """The engine's own loss of ``image`` (3, H, W) as a user receives it: clamped, rounded to 8 bits."""
+    delivered = (image.clamp(0, 1) * 255).round() / 255
+    height, width = image.shape[-2:]
+    losses: list[float] = []
+    original = transfer._start_image
+    transfer._start_image = lambda *a, **k: delivered.unsqueeze(0)
+    try:
+        with engine(TODAY):
+            stylize(runner.model, runner.content, [runner.style],
+                    runner.params.replace(iterations=1, size=max(height, width), scales=1),
+                    on_progress=lambda e: losses.append(e.loss.total))
+    finally:
+        transfer._start_image = original
+    return losses[-1]
+
+
+@dataclass
+class Run:
+    trace: Trace
+    image: torch.Tensor  # the result as delivered (before 8-bit rounding); empty when the run stopped early
+    optimised: torch.Tensor  # the optimiser's last image, before the engine's final clamp
+
+
+def run(runner: Runner, scales: list[Scale], variant, target: float | None = None) -> Run:
+    """``runner.run`` with ``variant`` in place, keeping the result image too (None when it stopped early)."""
+    image: list[torch.Tensor] = []
+    original = transfer._finish
+
+    def keep(x, plan, params):
+        out = original(x, plan, params)
+        image.extend((out, x.detach().clone()))
+        return out
+
+    transfer._finish = keep
+    try:
+        with engine(variant):
+            trace = runner.run("", scales, target=target)
+    finally:
+        transfer._finish = original
+    return Run(trace, *(image or [torch.empty(0)] * 2))
+
+
+def delivered(args) -> int:
+    runner = start(args, f"one scale, {args.iterations} iterations")
+    out = runner.output
+    print("\n| engine | optimiser's last loss | delivered (clamped, 8-bit) loss | delivered / optimiser's |"
+          " share of values outside [0, 1] at the end |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, variant in VARIANTS.items():
+        if variant[1] == "pairs":
+            continue  # one scale: nothing to carry
+        result = run(runner, [Scale(*out, args.iterations)], variant)
+        last = result.trace.losses[-1]
+        final = delivered_loss(runner, result.image)
+        outside = float(((result.optimised < 0) | (result.optimised > 1)).float().mean())
+        print(f"| {name} | {last:.6g} | {final:.6g} | **{final / last:.3f}** | {outside:.3%} |", flush=True)
+    return 0
+
+
+def start(args, what: str) -> Runner:
+    """The runner (model, images, warm-up) and the run's header line."""
+    runner = Runner(args)
+    print(f"machine: {machine(args)}; output {runner.output[1]}×{runner.output[0]}, β {args.style_weight:g}, {what}")
+    return runner
+
+
+def single_scale_target(runner: Runner, args) -> tuple[float, float]:
+    """Today's engine for N iterations at full size: its delivered loss (the target) and its seconds."""
+    baseline = run(runner, [Scale(*runner.output, args.iterations)], TODAY)
+    target, single = delivered_loss(runner, baseline.image), baseline.trace.seconds[-1]
+    print(f"single scale (today): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
+          f"delivered {target:.6g} (the target)", flush=True)
+    return target, single
+
+
+def carry(args) -> int:
+    runner = start(args, f"coarse side {args.coarse}, step ×{args.step:g}, single scale {args.iterations} iterations")
+    out = runner.output
+    target, single = single_scale_target(runner, args)
+    rows = []
+    for t in [int(b) for b in args.budgets.split(",")]:
+        scales = steps_schedule(out, args.coarse, args.step, t, args.front_loading)
+        plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
+        for name, variant in VARIANTS.items():
+            began = time.perf_counter()
+            result = run(runner, scales, variant, target=None)
+            trace = result.trace
+            reached = trace.time_to(target)
+            final = delivered_loss(runner, result.image)
+            rows.append((t, plan, name, trace.losses[:3], reached, final, time.perf_counter() - began))
+            share = f"{reached / single:.3f}" if reached is not None else "not reached"
+            print(f"  T={t} {plan}, {name}: first full-size losses {', '.join(f'{v:.5g}' for v in trace.losses[:3])};"
+                  f" target at {share}; delivered {final:.6g}", flush=True)
+    print("\n| T | sizes (iterations) | engine | full-size loss after 1, 2, 3 | time to the target / single-scale "
+          "time | delivered loss at the end |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for t, plan, name, first, reached, final, _ in rows:
+        share = f"{reached / single:.3f}" if reached is not None else "not reached"
+        print(f"| {t} | {plan} | {name} | {', '.join(f'{v:.4g}' for v in first)} | {share} | {final:.5g} |")
+    return 0
+
+
+def steps(args) -> int:
+    """The trust region and the first step's length, one scale, against today's engine."""
+    runner = start(args, f"one scale, {args.iterations} iterations")
+    out = runner.output
+    configs = [("today", TODAY, None, None)]
+    configs += [(f"box, MAX_STEP {cap}, FIRST_STEP {first}", ((0.0, 1.0), "gamma"), cap, first)
+                for cap in (float(c) for c in args.max_steps.split(",")) for first in
+                (float(f) for f in args.first_steps.split(","))]
+    saved = lbfgs.MAX_STEP, lbfgs.FIRST_STEP
+    marks = sorted({1, 2, 5, args.iterations // 2, args.iterations})
+    print("\n| engine | " + " | ".join(f"loss after {m}" for m in marks) + " | delivered loss |")
+    print("| --- | " + " | ".join("---" for _ in marks) + " | --- |")
+    try:
+        for name, variant, cap, first in configs:
+            if cap is not None and first is not None:
+                lbfgs.MAX_STEP, lbfgs.FIRST_STEP = cap, first
+            result = run(runner, [Scale(*out, args.iterations)], variant)
+            losses = result.trace.losses
+            print(f"| {name} | " + " | ".join(f"{losses[m - 1]:.4g}" for m in marks) +
+                  f" | {delivered_loss(runner, result.image):.5g} |", flush=True)
+    finally:
+        lbfgs.MAX_STEP, lbfgs.FIRST_STEP = saved
+    return 0
+
+
+def schedule(args) -> int:
+    """The automatic schedule's constants with the engine's box and carry: time to the single-scale target."""
+    runner = start(args, f"single scale {args.iterations} iterations")
+    out = runner.output
+    target, single = single_scale_target(runner, args)
+    engine_now = (optimize.BOX, optimize.CARRY)
+    configs = []
+    for coarse in [int(c) for c in args.coarse_sides.split(",")]:
+        for step in [float(eval(s, {"sqrt": math.sqrt})) for s in args.steps.split(",")]:  # a bench flag: 2, sqrt(2)
+            for front in [float(f) for f in args.front_loadings.split(",")]:
+                for t in [int(b) for b in args.budgets.split(",")]:
+                    configs.append((coarse, step, front, t, steps_schedule(out, coarse, step, t, front)))
+    print("\n| coarsest side | step | front-loading | T | sizes (iterations) | time to the target / single | "
+          "delivered loss at the end |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for coarse, step, front, t, scales in configs:
+        result = run(runner, scales, engine_now, target=None)
+        reached = result.trace.time_to(target)
+        final = delivered_loss(runner, result.image)
+        share = f"{reached / single:.3f}" if reached is not None else "not reached"
+        plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
+        print(f"| {coarse} | ×{step:.3g} | {front:g} | {t} | {plan} | {share} | {final:.5g} |", flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=("delivered", "carry", "steps", "schedule"))
+    parser.add_argument("--max-steps", default="0.25,0.5,1", help="steps: trust regions to try")
+    parser.add_argument("--first-steps", default="0.05,0.2", help="steps: first steps to try")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--coarse", type=int, default=256, help="carry: the coarsest longest side")
+    parser.add_argument("--step", type=float, default=2.0, help="carry: the step between sizes")
+    parser.add_argument("--front-loading", type=float, default=0.5, help="carry: the split's exponent")
+    parser.add_argument("--coarse-sides", default="256,512", help="schedule: coarsest sides to try")
+    parser.add_argument("--steps", default="2,sqrt(2)", help="schedule: steps to try")
+    parser.add_argument("--front-loadings", default="0.5,1", help="schedule: exponents to try")
+    parser.add_argument("--iterations", type=int, default=20, help="N: single-scale iterations (delivered: all)")
+    parser.add_argument("--budgets", default="30", help="total iterations T of the coarse-to-fine runs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--weights", default="random")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
+    args = parser.parse_args()
+    return {"delivered": delivered, "carry": carry, "steps": steps, "schedule": schedule}[args.mode](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

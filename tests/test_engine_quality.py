@@ -1,0 +1,158 @@
+"""Issue 19: the box [0, 1] held during the optimisation, and what one scale learnt carried to the next."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from neural_style.daemon.engine import StyleParams, lbfgs, optimize, stylize, transfer
+from neural_style.daemon.engine.lbfgs import FIRST_STEP, MAX_STEP, Learnt
+from neural_style.daemon.engine.optimize import AdamMoments, minimise
+
+FAST = StyleParams(iterations=8, size=48, progress_every=1, style_weight=1e6)
+
+
+def quadratic(target: torch.Tensor, scale: torch.Tensor):
+    """½ Σ scale·(x − target)²: its minimum outside the box pushes components against the bounds."""
+
+    def objective(x: torch.Tensor):
+        total = 0.5 * (scale * (x - target) ** 2).sum()
+        return total, {"total": total}
+
+    return objective
+
+
+def test_without_a_box_the_steps_are_torchs_lbfgs():
+    """BOX None is the paper's optimiser: torch.optim.LBFGS without line search, step for step."""
+    generator = torch.Generator().manual_seed(0)
+    target, scale = torch.rand((1, 3, 8, 8), generator=generator), 0.5 + torch.rand((1, 3, 8, 8), generator=generator)
+    start = torch.rand((1, 3, 8, 8), generator=generator)
+    objective = quadratic(target, scale)
+    ours: list[torch.Tensor] = []
+    minimise(objective, start, 6, "lbfgs", on_evaluation=lambda n, x, t: ours.append(x.clone()), box=None)
+
+    x = start.clone().requires_grad_(True)
+    theirs: list[torch.Tensor] = []
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=7, max_eval=6, tolerance_grad=-1.0, tolerance_change=-1.0,
+                            history_size=100, line_search_fn=None)
+
+    def closure():
+        x.grad = None
+        total, _ = objective(x)
+        total.backward()
+        theirs.append(x.detach().clone())
+        return total
+
+    opt.step(closure)
+    assert len(ours) == len(theirs) == 6
+    for mine, reference in zip(ours, theirs):
+        assert torch.allclose(mine, reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_every_evaluated_image_stays_in_the_box(optimizer):
+    target = torch.full((1, 3, 8, 8), 3.0)
+    target[..., :4] = -2.0  # half the minimum above the box, half below
+    seen: list[torch.Tensor] = []
+    outcome = minimise(quadratic(target, torch.ones_like(target)), torch.full_like(target, 0.5), 12, optimizer,
+                       learning_rate=0.5, on_evaluation=lambda n, x, t: seen.append(x.clone()), box=(0.0, 1.0))
+    assert len(seen) == 12
+    assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in seen)
+    assert torch.equal(outcome.image, seen[-1])  # the image returned is the one evaluated last
+    expected = torch.where(target > 1, 1.0, 0.0)
+    assert torch.allclose(outcome.image, expected, atol=0.05)  # the constrained minimum, reached
+
+
+def test_the_first_step_in_the_box_is_not_torchs_default():
+    """Nothing learnt: the first step moves the steepest component by FIRST_STEP of the box, where torch's
+    min(1, 1/|g|₁) barely moves an image of many pixels."""
+    target = torch.zeros((1, 3, 16, 16))
+    start = torch.full_like(target, 0.5)
+    seen: list[torch.Tensor] = []
+    minimise(quadratic(target, torch.ones_like(target)), start, 2, "lbfgs",
+             on_evaluation=lambda n, x, t: seen.append(x.clone()), box=(0.0, 1.0))
+    moved = float((seen[1] - seen[0]).abs().max())
+    gradient = start - target
+    torchs = min(1.0, 1.0 / float(gradient.abs().sum())) * float(gradient.abs().max())
+    assert moved == pytest.approx(FIRST_STEP)
+    assert moved > 100 * torchs
+
+
+def test_no_step_leaves_the_trust_region():
+    target = torch.zeros((1, 3, 16, 16))
+    target[0, 0, 0, 0] = 1e4  # a minimum far outside the box in one component
+    seen: list[torch.Tensor] = []
+    minimise(quadratic(target, torch.ones_like(target)), torch.full_like(target, 0.5), 6, "lbfgs",
+             on_evaluation=lambda n, x, t: seen.append(x.clone()), box=(0.0, 1.0))
+    assert all(float((b - a).abs().max()) <= MAX_STEP + 1e-6 for a, b in itertools.pairwise(seen))
+    assert float(seen[-1][0, 0, 0, 0]) == 1.0
+
+
+def test_a_carried_step_is_quasi_newton_from_the_first_evaluation():
+    """With a γ learnt at the last scale (rescaled for the pixels) the first step is −γ·g, not 1/|g|₁."""
+    target, scale = torch.full((1, 3, 8, 8), 0.65), torch.full((1, 3, 8, 8), 4.0)
+    start = torch.full_like(target, 0.5)
+    learnt = Learnt(gamma=0.25 / 4, pixels=16)  # γ = 1/curvature, learnt at a quarter of the pixels
+    seen: list[torch.Tensor] = []
+    outcome = minimise(quadratic(target, scale), start, 2, "lbfgs", carried=learnt, box=(0.0, 1.0),
+                       on_evaluation=lambda n, x, t: seen.append(x.clone()))
+    assert torch.allclose(seen[1], target, atol=1e-6)  # one Newton step: the minimum
+    assert isinstance(outcome.learnt, Learnt) and outcome.learnt.pixels == 64
+
+
+def test_learnt_prolongation_keeps_curvature_per_pixel():
+    s, y = torch.rand((1, 3, 4, 4)), torch.rand((1, 3, 4, 4))
+    bigger = Learnt(gamma=2.0, pixels=16, pairs=[(s, y)]).prolongated((8, 8), keep_pairs=True)
+    assert bigger.gamma == 8.0 and bigger.pixels == 64
+    (s2, y2), = bigger.pairs
+    assert s2.shape == y2.shape == (1, 3, 8, 8)
+    assert float((s2 * y2).sum()) == pytest.approx(float((s * y).sum()), rel=0.15)  # sᵀy kept (up to resampling)
+    assert Learnt(2.0, 16, [(s, y)]).prolongated((8, 8), keep_pairs=False).pairs == []
+
+
+def test_each_scale_starts_from_what_the_last_learnt(model, content, style, monkeypatch):
+    """stylize hands the coarse scale's γ to the fine one (×4 for twice the side) and keeps the image in the box."""
+    calls: list[dict] = []
+    real = lbfgs.lbfgs
+
+    def spy(x, closure, evaluations, history, **options):
+        def watched() -> float:
+            value = closure()
+            calls[-1]["low"] = min(calls[-1]["low"], float(x.detach().min()))
+            calls[-1]["high"] = max(calls[-1]["high"], float(x.detach().max()))
+            return value
+
+        calls.append({"size": tuple(x.shape[-2:]), "learnt": options.get("learnt"), "low": 1.0, "high": 0.0})
+        result = real(x, watched, evaluations, history, **options)
+        calls[-1]["result"] = result
+        return result
+
+    monkeypatch.setattr(optimize, "lbfgs", spy)
+    stylize(model, content, [style], FAST.replace(scales=2, iterations=10))
+    coarse, fine = calls
+    assert coarse["learnt"] is None and fine["learnt"] is not None
+    pixels = fine["size"][0] * fine["size"][1] / (coarse["size"][0] * coarse["size"][1])
+    assert fine["learnt"].gamma == pytest.approx(coarse["result"].gamma * pixels)
+    assert all(c["low"] >= 0.0 and c["high"] <= 1.0 for c in calls)
+
+
+def test_adam_carries_its_moments_to_the_next_scale(model, content, style, monkeypatch):
+    seen: list[AdamMoments | None] = []
+    real = optimize._adam
+    monkeypatch.setattr(optimize, "_adam", lambda x, c, n, lr, box, moments: (seen.append(moments),
+                                                                            real(x, c, n, lr, box, moments))[1])
+    stylize(model, content, [style], FAST.replace(scales=2, iterations=10, optimizer="adam"))
+    assert seen[0] is None and seen[1] is not None
+    assert seen[1].step > 0 and seen[1].exp_avg.shape[-2:] == (40, 48)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_reported_loss_is_the_delivered_images(model, content, style, monkeypatch, optimizer):
+    """result.loss (and the last progress report) is the loss of result.image, re-evaluated from scratch."""
+    params = FAST.replace(iterations=10, optimizer=optimizer, learning_rate=0.05)
+    result = stylize(model, content, [style], params)
+    again: list[float] = []
+    monkeypatch.setattr(transfer, "_start_image", lambda *a, **k: result.image.unsqueeze(0))
+    stylize(model, content, [style], params.replace(iterations=1), on_progress=lambda e: again.append(e.loss.total))
+    assert result.loss.total == pytest.approx(again[0], rel=1e-5)
