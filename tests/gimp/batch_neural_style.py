@@ -194,7 +194,7 @@ def _run_step(step):
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(out, "image.xcf")), None)
     if display is not None:  # the next step's image is the only one the driver sees (this deletes the image)
         display.delete()
-    if image.is_valid():
+    else:
         image.delete()
     return result
 
