@@ -3,6 +3,9 @@
 One GIMP start for all of them (a start costs seconds); the harness (the root, the daemon, the
 share folder, the session) is tests/test_gimp_plugin.py's.  In order:
 
+0. the photo opened as a user does (File → Open) and its window closed during a run (Ctrl+W, Ctrl+D):
+   no "invalid ID" errors or traceback, and GIMP runs the next steps; that the daemon's job is
+   cancelled is an expected failure (xfail, strict): see tests/gimp/README.md;
 1. "Reset to Factory Defaults" in the dialog, then OK: the file buttons show no file (they kept
    showing the old ones) and the dialog asks for a style;
 2. the second style's Remove button, then OK: the run uses one style;
@@ -13,8 +16,6 @@ share folder, the session) is tests/test_gimp_plugin.py's.  In order:
    is frozen), the photo unchanged;
 6. a daemon that started without weights: the run fails saying where to put the file; the file is
    put there; the next run (same daemon, no restart) succeeds.
-
-Closing the image mid-run (issue 18, defect 4) has no case here yet: see tests/gimp/README.md.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ gimp_root, daemon, share = harness.gimp_root, harness.daemon, harness.share
 pytestmark = pytest.mark.gimp
 
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"
+CLOSED_STOP_S = 10.0  # the daemon's job should end this soon after the image's window closes
 STROKE = [[-70, 0], [-35, 6], [0, -6], [35, 6], [70, 0]]  # across the middle of the canvas
 
 
@@ -76,6 +78,9 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
     nobody = f"tcp://127.0.0.1:{free_port()}"
     long_run = {**quick, "iterations": 2000, "size": 64}
     steps = [
+        # first, while no other image is open: the user opens the photo (File → Open), so that closing its
+        # window leaves GIMP no other image, as in real use (an image this script loads outlives its window)
+        step(share, "closed", {**long_run, "iterations": 400}, opened_by_user="/share/out/open-now"),
         step(share, "reset", {}, interactive=True, remember=two),
         step(share, "remove-style2", {}, interactive=True, remember=two),
         step(share, "first-try", quick),
@@ -88,6 +93,15 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
              wait_before="/share/out/weights-placed"),
     ]
     gui = [
+        # no image open yet: the main window's title is "GNU Image Manipulation Program"
+        {"wait_file": "/share/out/open-now", "window": "GNU Image Manipulation Program|GIMP", "keys": ["ctrl+o"],
+         "window_closes": False, "report": "/share/out/open.gui.json"},
+        {"window": "Open Image", "keys": ["ctrl+l"], "type": "/share/in/content.png", "settle_s": 3,
+         "report": "/share/out/open-dialog.gui.json"},
+        {"wait_file": "/share/out/close-now", "window": "GIMP", "keys": ["ctrl+w"], "window_closes": False,
+         "report": "/share/out/close.gui.json"},
+        # "Save the changes … before closing?" (the run's preview layer counts as a change): Ctrl+D discards
+        {"window": "^Close", "timeout_s": 5, "keys": ["ctrl+d"], "report": "/share/out/close-confirm.gui.json"},
         # the Reset button's popover: its second button, "Reset to Factory Defaults"; then OK must ask for a style
         {"window": "Neural Style", "keys": ["alt+r", "Down", "Return", "alt+o"], "stays_open_s": 2.5,
          "then_keys": ["Escape"], "report": "/share/out/reset.gui.json"},
@@ -97,7 +111,22 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
          "done_file": "/share/out/stroke-done", "window_closes": False, "report": "/share/out/stroke.gui.json"},
     ]
     proc = run_session(gimp_root, share, "gui-defects", steps, gui=gui, background=True)
+    closed = {}
     try:
+        # 0: the image closed while the job runs; the job should stop within CLOSED_STOP_S
+        _wait(lambda: (out / "closed" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
+              proc, share, "the closed image's run")
+        (out / "close-now").write_text("1\n")
+        _wait(lambda: (out / "close-confirm.gui.json").exists(), 60, proc, share, "the image to close")
+        asked = time.monotonic()
+        while daemon.running_job() and time.monotonic() - asked < CLOSED_STOP_S:
+            time.sleep(0.2)
+        closed["job_stopped"] = not daemon.running_job()
+        if not closed["job_stopped"]:  # not cancelled (the known defect): end it, as the stroke case does
+            pid = _job_process(proc.pid)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            _wait(lambda: not daemon.running_job(), 30, proc, share, "the daemon to notice the killed job")
         # 5: the stroke while the job runs, then the job process killed (the run ends, the image put back)
         _wait(lambda: (out / "stroke" / "started").exists() and daemon.running_job(min_iteration=12), GIMP_TIMEOUT,
               proc, share, "the stroke's run")
@@ -120,7 +149,7 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
             proc.kill()
         bare.stop()
     reports = {path.name[:-len(".gui.json")]: json.loads(path.read_text()) for path in out.glob("*.gui.json")}
-    return results, reports, target
+    return results, reports, target, closed
 
 
 def _log(share: Path) -> str:
@@ -128,7 +157,7 @@ def _log(share: Path) -> str:
 
 
 def test_reset_to_factory_defaults_clears_the_file_buttons(gui_defects, share):
-    results, reports, _ = gui_defects
+    results, reports, _, _ = gui_defects
     assert reports["reset"]["found"] and reports["reset"]["still_open"], reports["reset"]
     result, _out = results["reset"]
     assert result["status"] == "cancel", result
@@ -138,7 +167,7 @@ def test_reset_to_factory_defaults_clears_the_file_buttons(gui_defects, share):
 
 
 def test_the_second_style_can_be_removed(gui_defects, share):
-    results, _, _ = gui_defects
+    results, _, _, _ = gui_defects
     result, out = results["remove-style2"]
     assert result["status"] == "success", result
     assert result["layers_after"][0]["name"] == "Neural Style: starry_night", result["layers_after"]
@@ -147,7 +176,7 @@ def test_the_second_style_can_be_removed(gui_defects, share):
 
 
 def test_a_second_try_lands_above_the_first(gui_defects):
-    results, _, _ = gui_defects
+    results, _, _, _ = gui_defects
     result, _out = results["second-try"]
     assert result["status"] == "success", result
     names = [layer["name"] for layer in result["layers_after"]]
@@ -156,14 +185,14 @@ def test_a_second_try_lands_above_the_first(gui_defects):
 
 
 def test_an_error_is_not_prefixed_twice(gui_defects):
-    results, _, _ = gui_defects
+    results, _, _, _ = gui_defects
     result, _out = results["no-prefix"]
     assert result["status"] == "execution-error", result
     assert result["error"].startswith("no daemon answers at"), result["error"]
 
 
 def test_a_stroke_during_a_run_is_refused_and_the_photo_kept(gui_defects, share):
-    results, reports, _ = gui_defects
+    results, reports, _, _ = gui_defects
     assert reports["stroke"]["found"], reports["stroke"]
     result, out = results["stroke"]
     assert result["status"] == "execution-error", result  # the job process was killed after the stroke
@@ -174,9 +203,28 @@ def test_a_stroke_during_a_run_is_refused_and_the_photo_kept(gui_defects, share)
 
 
 def test_a_daemon_without_weights_finds_them_at_the_next_run(gui_defects):
-    results, _, target = gui_defects
+    results, _, target, _ = gui_defects
     failed, _ = results["no-weights"]
     assert failed["status"] == "execution-error", failed
     assert str(target) in failed["error"] and "no restart needed" in failed["error"], failed["error"]
     found, _ = results["weights-found"]
     assert found["waited"] and found["status"] == "success", found
+
+
+def test_closing_the_image_mid_run_leaves_no_error_pile_and_gimp_working(gui_defects, share):
+    results, reports, _, _ = gui_defects
+    assert reports["close"]["found"] and reports["close-confirm"]["found"], reports
+    result, _out = results["closed"]
+    assert result["image_closed"], result  # the user's image is gone once the procedure returned
+    log = _log(share)
+    for words in ("invalid ID", "Traceback", "constructor returned NULL", "Too many error messages"):
+        assert words not in log, gimp_log(share, "gui-defects")
+    assert results["reset"][0]["status"] == "cancel"  # GIMP ran the session's next step
+
+
+@pytest.mark.xfail(strict=True, reason="issue 18 defect 4, open: the closed image lives on while the plug-in's "
+                   "procedure holds it (is_valid() stays true, it stays in get_images(), its emptied display keeps "
+                   "its ID), so the job sees nothing to stop for; see plugin/README.md")
+def test_closing_the_image_mid_run_cancels_the_daemons_job(gui_defects):
+    _, _, _, closed = gui_defects
+    assert closed["job_stopped"], f"the daemon still computed {CLOSED_STOP_S} s after the image's window closed"

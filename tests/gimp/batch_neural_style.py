@@ -75,6 +75,22 @@ def _undo_check(step, image, source, result):
     result["layers_after_undo"] = len(image.get_layers())
 
 
+def _opened_by_user(step):
+    """The image the GUI driver opens through File → Open once this step asks for it (the path is the step's
+    "image"): owned by its display, so closing it deletes it, unlike an image this script loaded."""
+    known = {image.get_id() for image in Gimp.get_images()}
+    with open(step["opened_by_user"], "w") as fh:
+        fh.write(step["image"] + "\n")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = [image for image in Gimp.get_images() if image.get_id() not in known]
+        if new:
+            time.sleep(1.0)  # let the display settle
+            return new[0]
+        time.sleep(0.2)
+    raise RuntimeError("the GUI driver did not open the image")
+
+
 def _remembered():
     """The plug-in's own module for the values it remembers (from its installed folder)."""
     import sys
@@ -96,7 +112,10 @@ def _run_step(step):
         remembered.save_attempt(path, step["remember"])
     if step.get("wait_before"):  # the host changes something between two steps (puts a file in place)
         result["waited"] = _wait_for(step["wait_before"], 120)
-    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
+    if step.get("opened_by_user"):  # the driver opens it with Ctrl+O: the image is the user's, as in real use
+        image = _opened_by_user(step)
+    else:
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["image"]))
     source = image.get_layers()[step.get("source", 0)]  # "source": another layer of an XCF (0 = the top one)
     if step.get("source_offsets"):
         source.set_offsets(*step["source_offsets"])
@@ -146,6 +165,9 @@ def _run_step(step):
     except Exception as exc:  # GIMP versions differ in how the message travels
         result["error"] = f"<unreadable: {exc}>"
     _log(out, f"procedure returned {result['status']}: {result['error']}")
+    result["image_closed"] = not image.is_valid()  # the driver closed it during the run
+    if result["image_closed"]:
+        return result
 
     layers = image.get_layers()
     result["layers_after"] = [_describe(layer) for layer in layers]

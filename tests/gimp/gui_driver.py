@@ -8,6 +8,7 @@ as JSON, so the host test can check it.  Actions:
     {"wait_file": PATH, "window": REGEX, "keys": ["alt+o"], "stays_open_s": 2,
      "then_keys": ["Escape"], "report": PATH, "done_file": PATH}
 
+``"type": TEXT`` after the keys types TEXT and presses Return (a path into GIMP's Open dialog).
 ``"drag": [[dx, dy], …]`` after the keys: a stroke with the left button through those points,
 offsets from the window's centre (the canvas, with GIMP's docks on both sides).
 
@@ -145,6 +146,10 @@ def run(action):
                 report["clicked"] = list(point)
                 xdotool("mousemove", "--window", window, str(point[0]), str(point[1]), "click", "1")
         press(window, action.get("keys", []))
+        if action.get("type"):  # text typed as it is (a path into a file dialog), then Return
+            xdotool("type", "--delay", "60", action["type"])
+            time.sleep(1.5)  # a loaded machine: let the dialog take the whole text before Return
+            xdotool("key", "Return")
         if action.get("drag"):  # a stroke through the window's middle: [[dx, dy], ...] from the centre
             drag(window, action["drag"])
         report["focus_after"] = xdotool("getwindowfocus")
