@@ -35,6 +35,7 @@ class ModelState:
     failed: str | None = None  # the loader's message when there are no weights
     device: str = ""
     description: str | None = None
+    refusal: str = "no_weights"  # the code of the jobs refused while ``failed`` (cluster_unavailable on a cluster)
 
 
 @dataclass(frozen=True)
