@@ -21,6 +21,7 @@ __all__ = ["LOCAL", "ClusterSettings", "ClusterUnavailable", "ray_available", "i
 log = logging.getLogger("neural_style.daemon.cluster")
 
 LOCAL = "local"
+_pending: threading.Thread | None = None  # a join still waiting on an unreachable address
 
 
 class ClusterUnavailable(Exception):
@@ -93,12 +94,17 @@ def connect(settings: ClusterSettings) -> Any:
         init()
         thread = None
     else:
-        thread = threading.Thread(target=init, name="neural-style-ray-init", daemon=True)
-        thread.start()
+        global _pending
+        if _pending is None or not _pending.is_alive():  # never two joins at once: wait for the last one
+            _pending = threading.Thread(target=init, name="neural-style-ray-init", daemon=True)
+            _pending.start()
+        thread = _pending
         thread.join(settings.connect_timeout)
     if thread is not None and thread.is_alive():
         raise ClusterUnavailable(f"the Ray cluster at {settings.address!r} did not answer within "
                                  f"{settings.connect_timeout:.0f}s")
+    if not outcome:  # an earlier join's thread answered now: ask again on the next round
+        raise ClusterUnavailable(f"the Ray cluster at {settings.address!r} did not answer yet")
     if "error" in outcome:
         error = outcome["error"]
         raise ClusterUnavailable(f"cannot join the Ray cluster at {settings.address!r}: "

@@ -74,6 +74,16 @@ def daemon_version() -> str:
         return "0.1.0"
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
 def _thread_policy(text: str) -> ThreadPolicy:
     try:
         return ThreadPolicy.parse(text)
@@ -113,6 +123,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--workers", type=positive_int, default=ClusterSettings.workers,
                          help=f"with --ray: how many workers, each holding a warm model "
                               f"(default {ClusterSettings.workers})")
+    cluster.add_argument("--ray-timeout", type=_positive_float, default=ClusterSettings.connect_timeout,
+                         metavar="SECONDS",
+                         help="with --ray: how long joining the cluster may take before jobs are refused with "
+                              f"cluster_unavailable (retried meanwhile; default {ClusterSettings.connect_timeout:g})")
     cluster.add_argument("--worker-threads", type=positive_int, default=ClusterSettings.worker_threads,
                          help="with --ray: CPU threads per worker on a node without GPUs (one GPU each "
                               f"otherwise; default {ClusterSettings.worker_threads})")
@@ -135,7 +149,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         security=SecuritySettings(curve_dir=args.curve_dir, insecure=bool(args.insecure)),
         cache_entries=args.style_cache_entries,
         cache_bytes=args.style_cache_mb * MiB,
-        cluster=(ClusterSettings(args.ray, workers=args.workers, worker_threads=args.worker_threads)
+        cluster=(ClusterSettings(args.ray, workers=args.workers, worker_threads=args.worker_threads,
+                                 connect_timeout=args.ray_timeout)
                  if getattr(args, "ray", None) else None),
     )
 
@@ -239,7 +254,8 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
 
     worker = _job_runner(config, ctx, wake_endpoint)
     jobs = worker.jobs
-    router = Router(sock, wake, jobs, worker, config.limits, daemon_version(), config.model.device,
+    router = Router(sock, wake, jobs, worker, config.limits, daemon_version(),
+                    config.model.device if config.cluster is None else "ray",
                     config.outbox_cap)
     log.info("neural-style daemon %s listening on %s%s (protocol %d); loading %s weights on %s",
              daemon_version(), config.bind, " with CURVE" if curve is not None else "", PROTOCOL_VERSION,
