@@ -84,7 +84,11 @@ class StyleWorker:
             settings = replace(settings, weights=handle.name)
             log.info("%s: weights received from the front (%d bytes)", name, len(weights))
         started = time.monotonic()
-        self.model = default_loader(settings)
+        try:
+            self.model = default_loader(settings)
+        finally:
+            if settings is not spec.model:  # the copy received from the front: loaded, or useless
+                Path(str(settings.weights)).unlink(missing_ok=True)
         warm_up(self.model, lambda: False)
         log.info("%s: model loaded and warmed up in %.2fs", name, time.monotonic() - started)
         self._cache = StyleTargetCache(spec.cache_entries, spec.cache_bytes)
