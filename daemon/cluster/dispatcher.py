@@ -204,7 +204,7 @@ class ClusterDispatcher(threading.Thread):
     def _new_worker(self, index: int) -> Any:
         name = f"worker-{index + 1}"
         try:
-            actor = self._remote.options(name=None).remote(name, self._spec, self._weights)
+            actor = self._remote.remote(name, self._spec, self._weights)
             self._actors[index] = actor
             info = self._ray.get(actor.info.remote(), timeout=self._settings.ready_timeout)
         except Exception as exc:
