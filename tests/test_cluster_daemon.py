@@ -152,6 +152,33 @@ def test_a_worker_killed_mid_job_costs_no_job(cluster: Daemon) -> None:
         assert terminal_of(client.stream("next", timeout=120))["type"] == "result"
 
 
+def test_a_job_whose_retry_is_killed_too_ends_in_worker_lost(cluster: Daemon) -> None:
+    """Both workers killed under one job: it is retried once, then ends in ``worker_lost``, and
+    both replaced workers serve the next jobs."""
+    def running_on() -> str | None:
+        job = next((j for j in _running(client) if j["id"] == "w" and j["iteration"] > 0), None)
+        return job["worker"] if job is not None else None
+
+    with RawClient(cluster.endpoint) as client:
+        client.stylize("w", LONG)
+        wait_until(lambda: running_on() is not None, 60, "the job running")
+        first = running_on()
+        os.kill(_worker_pids(cluster)[first], signal.SIGKILL)
+        wait_until(lambda: running_on() not in (None, first), 120, "the job running again on the other worker")
+        second = running_on()
+        before = _worker_pids(cluster)
+        os.kill(before[second], signal.SIGKILL)
+        end = terminal_of(client.stream("w", timeout=120))
+        assert end["code"] == "worker_lost", end
+        assert second in end["message"]
+        wait_until(lambda: len(_worker_pids(cluster)) == 2 and _worker_pids(cluster)[second] != before[second]
+                   and client.request({"type": "ping", "id": "p"})["device"].startswith("ray: 2 "), 180,
+                   "both workers replaced")
+        for i in range(2):
+            client.stylize(f"n{i}", SHORT)
+        assert [terminal_of(client.stream(f"n{i}", timeout=120, quiet=0))["type"] for i in range(2)] == ["result"] * 2
+
+
 def test_sigterm_leaves_no_ray_process_behind(cluster: Daemon) -> None:
     """With a job running, SIGTERM ends it with ``cancelled``, and the local cluster the daemon
     started (GCS, raylet, both workers) ends with the daemon."""
