@@ -95,3 +95,20 @@ def test_serve_options_build_the_cluster_settings() -> None:
     assert cluster.local
     plain = config_from_args(build_parser().parse_args(["serve"]))
     assert plain.cluster is None
+
+
+def test_the_plain_daemon_never_imports_ray() -> None:
+    """Ray is optional: building a plain daemon's configuration and job runner leaves it unimported
+    (a subprocess, since this test process may have imported Ray for other tests)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, zmq\n"
+            "from neural_style.daemon.cli import build_parser\n"
+            "from neural_style.daemon.server.main import _job_runner, config_from_args\n"
+            "config = config_from_args(build_parser().parse_args(['serve', '--weights', 'random']))\n"
+            "runner = _job_runner(config, zmq.Context(), 'inproc://x')\n"
+            "print(type(runner).__name__, runner.slots, 'ray' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Worker", "1", "False"]
