@@ -21,6 +21,7 @@ __all__ = ["LOCAL", "ClusterSettings", "ClusterUnavailable", "ray_available", "i
 log = logging.getLogger("neural_style.daemon.cluster")
 
 LOCAL = "local"
+GCS_RECONNECT_S = 86400  # a day: Ray's driver-side GCS reconnection deadline (in ms inside Ray: keep it within 32 bits)
 _pending: threading.Thread | None = None  # a join still waiting on an unreachable address
 
 
@@ -59,6 +60,9 @@ def import_ray() -> Any:
     # Ray's C++ handler would re-raise SIGTERM and end the front before it cancels its jobs and
     # stops its workers (``serve``'s own handlers do that)
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    # Ray's driver ends its whole process 60 s after it loses the cluster's GCS (a head node lost);
+    # the front must outlive that and keep answering ``ping`` (its own waits are bounded instead)
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_RECONNECT_S))
     try:
         import ray
     except ImportError as exc:
@@ -74,6 +78,7 @@ def connect(settings: ClusterSettings) -> Any:
                               "ignore_reinit_error": True, "configure_logging": False}
     if settings.local:
         # the cluster lives in this process: its CPUs are the workers' threads, nothing more
+        kwargs["address"] = "local"  # a new cluster, even where `ray start` left one (or RAY_ADDRESS names one)
         kwargs["num_cpus"] = settings.workers * settings.worker_threads
         kwargs["num_gpus"] = None  # Ray counts this machine's GPUs itself
     else:
