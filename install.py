@@ -9,7 +9,8 @@
 
 Steps, each skippable:
   1. a virtual environment (--venv, default .venv next to this file) with the package and
-     its test dependencies (`pip install -e .[test]`)                          [--no-venv]
+     its test dependencies (`pip install -e .[test]`; with --cluster also Ray, `.[test,cluster]`)
+                                                                                [--no-venv]
   2. the plug-in, copied to <profile>/plug-ins/neural_style_gimp/ together with the pure-Python
      protocol package (neural_style/protocol/) and neural_style_gimp.json, which records the
      daemon command (<venv>/bin/neural-style serve --bind ENDPOINT) and the endpoint, and
@@ -277,7 +278,8 @@ def step_venv(args: argparse.Namespace, out: Out, manifest: Manifest) -> None:
                 raise InstallError(f"cannot create the virtual environment {args.venv}: {exc}. "
                                    "On Debian/Ubuntu: apt-get install python3-venv") from exc
         created = True
-    command = [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"]
+    extras = "test,cluster" if getattr(args, "cluster", False) else "test"  # cluster: Ray, for serve --ray
+    command = [str(python), "-m", "pip", "install", "-q", "-e", f"{ROOT}[{extras}]"]
     out.do("run " + " ".join(shlex.quote(c) for c in command))
     if not args.dry_run:
         proc = subprocess.run(command)
@@ -791,6 +793,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--venv", type=Path, default=ROOT / ".venv", help="virtual environment (default: %(default)s)")
     p.add_argument("--no-venv", action="store_true", help="do not create or update the virtual environment")
+    p.add_argument("--cluster", action="store_true",
+                   help="also install Ray (the [cluster] extra) for `neural-style serve --ray`")
     p.add_argument("--gimp-dir", action="append", metavar="DIR",
                    help="GIMP 3 profile folder (or its plug-ins folder) to install into; repeatable. "
                         "Default: every GIMP 3 profile found")

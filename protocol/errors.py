@@ -23,6 +23,8 @@ class ErrorCode(str, Enum):
     NOT_FOUND = "not_found"  # cancel named an id that has no unfinished job on this connection
     NO_WEIGHTS = "no_weights"  # the daemon has no VGG19 weights loaded
     UNSUPPORTED_VERSION = "unsupported_version"  # header "v" is not a version the daemon speaks
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"  # serve --ray: the Ray cluster cannot be reached, or has no worker
+    WORKER_LOST = "worker_lost"  # serve --ray: the job's worker died twice (killed, node lost) while running it
     INTERNAL = "internal"  # a bug or an unexpected failure inside the daemon (e.g. out of memory)
 
 

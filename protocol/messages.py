@@ -133,7 +133,7 @@ class JobInfo:
     iteration: int = 0
     iterations: int = 0
     elapsed: float = 0.0
-
+    worker: Optional[str] = wire(None, omit_nil=True)  # the cluster worker running it (serve --ray only)
 
 @dataclass
 class Pong(Message):
@@ -152,10 +152,11 @@ class StatusReply(Message):
     TYPE: ClassVar[str] = "status_reply"
     running: Optional[JobInfo] = None
     queued: list[JobInfo] = wire(default_factory=list)
+    also_running: Optional[list[JobInfo]] = wire(None, omit_nil=True)  # a cluster's other running jobs (serve --ray)
 
     @property
     def queue_length(self) -> int:
-        return len(self.queued) + (self.running is not None)
+        return len(self.queued) + (self.running is not None) + len(self.also_running or ())
 
 
 @dataclass

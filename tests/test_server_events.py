@@ -133,7 +133,7 @@ class Harness:
         self.wake = self.ctx.socket(zmq.PAIR)
         self.wake.connect("inproc://router-events-test")
         self.jobs = JobQueue(limits.max_queue + 1)
-        self.worker = types.SimpleNamespace(events=queue.SimpleQueue(), stop=lambda: None)
+        self.worker = types.SimpleNamespace(events=queue.SimpleQueue(), stop=lambda: None, slots=1)
         self.router = Router(self.sock, self.router_wake, self.jobs, self.worker, limits,  # type: ignore[arg-type]
                              "test", "cpu")
         self.stop = threading.Event()

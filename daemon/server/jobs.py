@@ -84,6 +84,8 @@ class Job:
     timings: JobTimings = field(default_factory=JobTimings)
     iteration: int = 0  # last reported, for status
     terminal_sent: bool = False  # set by the loop: exactly one terminal message per job
+    worker: str = ""  # the cluster worker running it (``status``); "" on a single-device daemon
+    retries: int = 0  # times a cluster job was put back after its worker was lost
 
     @property
     def key(self) -> tuple[bytes, str]:
@@ -144,6 +146,14 @@ class JobQueue:
             job = self._jobs.popleft()
             job.state = JobState.RUNNING
             return job
+
+    def requeue(self, job: Job) -> None:
+        """Put a taken job back at the head (its cluster worker was lost), even past ``max_length``:
+        it was admitted already, and closing the queue at shutdown drains it like any other."""
+        with self._cond:
+            job.state = JobState.QUEUED
+            self._jobs.appendleft(job)
+            self._cond.notify()
 
     def remove(self, job: Job) -> bool:
         """Take a queued job out (cancel before it ran); False if the worker already has it."""

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import zmq
 
+from neural_style.daemon.cluster.connect import LOCAL, ClusterSettings
 from neural_style.daemon.exit_codes import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
-from neural_style.daemon.options import non_negative_int
+from neural_style.daemon.options import non_negative_int, positive_int
 from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
 from neural_style.protocol.connection import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
@@ -34,7 +35,7 @@ from .router import Router
 from .security import SecurityError, SecuritySettings, check_bind_allowed
 from .style_cache import StyleTargetCache
 from .threads import THREAD_CHOICES, ThreadPolicy
-from .worker import ModelSettings, Worker
+from .worker import JobRunner, ModelSettings, Worker
 
 __all__ = ["SERVE_HELP", "SERVE_DESCRIPTION", "ServerConfig", "add_serve_arguments", "config_from_args",
            "serve", "run_server", "daemon_version"]
@@ -61,6 +62,7 @@ class ServerConfig:
     shutdown_grace: float = 5.0  # seconds the running job gets to stop on SIGINT/SIGTERM/SIGHUP
     send_hwm: int = RouterSettings.send_hwm
     outbox_cap: int = DEFAULT_OUTBOX_CAP
+    cluster: ClusterSettings | None = None  # serve --ray: jobs run on a pool of Ray workers
 
 
 def daemon_version() -> str:
@@ -70,6 +72,16 @@ def daemon_version() -> str:
         return version("neural-style-gimp")
     except Exception:  # not installed (running from a source tree)
         return "0.1.0"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
 
 
 def _thread_policy(text: str) -> ThreadPolicy:
@@ -103,6 +115,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                             "other processes leave idle, before each job) or a number")
     group.add_argument("--log-file", type=Path, metavar="PATH",
                        help="also append the daemon's log to this file")
+    cluster = parser.add_argument_group("cluster (needs the [cluster] extra: Ray)")
+    cluster.add_argument("--ray", metavar="ADDRESS",
+                         help="run jobs on a pool of Ray workers, one job each at a time: 'auto' (the cluster "
+                              "`ray start` made on this machine), HOST:PORT or ray://HOST:10001, or "
+                              f"'{LOCAL}' (a cluster inside the daemon that ends with it)")
+    cluster.add_argument("--workers", type=positive_int, default=ClusterSettings.workers,
+                         help=f"with --ray: how many workers, each holding a warm model "
+                              f"(default {ClusterSettings.workers})")
+    cluster.add_argument("--ray-timeout", type=_positive_float, default=ClusterSettings.connect_timeout,
+                         metavar="SECONDS",
+                         help="with --ray: how long joining the cluster may take before jobs are refused with "
+                              f"cluster_unavailable (retried meanwhile; default {ClusterSettings.connect_timeout:g})")
+    cluster.add_argument("--worker-threads", type=positive_int, default=ClusterSettings.worker_threads,
+                         help="with --ray: CPU threads per worker on a node without GPUs (one GPU each "
+                              f"otherwise; default {ClusterSettings.worker_threads})")
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -122,6 +149,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         security=SecuritySettings(curve_dir=args.curve_dir, insecure=bool(args.insecure)),
         cache_entries=args.style_cache_entries,
         cache_bytes=args.style_cache_mb * MiB,
+        cluster=(ClusterSettings(args.ray, workers=args.workers, worker_threads=args.worker_threads,
+                                 connect_timeout=args.ray_timeout)
+                 if getattr(args, "ray", None) else None),
     )
 
 
@@ -222,14 +252,16 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     wake.setsockopt(zmq.LINGER, 0)
     wake.bind(wake_endpoint)
 
-    jobs = JobQueue(config.limits.max_queue + 1)  # + the job the worker is about to take
-    cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
-    worker = Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
-    router = Router(sock, wake, jobs, worker, config.limits, daemon_version(), config.model.device,
+    worker = _job_runner(config, ctx, wake_endpoint)
+    jobs = worker.jobs
+    router = Router(sock, wake, jobs, worker, config.limits, daemon_version(),
+                    config.model.device if config.cluster is None else "ray",
                     config.outbox_cap)
     log.info("neural-style daemon %s listening on %s%s (protocol %d); loading %s weights on %s",
              daemon_version(), config.bind, " with CURVE" if curve is not None else "", PROTOCOL_VERSION,
-             config.model.weights or "default", config.model.device)
+             config.model.weights or "default",
+             config.model.device if config.cluster is None
+             else f"{config.cluster.workers} Ray worker(s) at {config.cluster.address}")
     worker.start()
     code = EXIT_OK
     try:
@@ -242,7 +274,8 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         router.shutdown(grace=config.shutdown_grace)
         # The worker stops between two iterations (or after loading the weights, which cannot be
         # interrupted). Wait for it: a thread left inside torch when the interpreter exits aborts it.
-        worker.join(timeout=config.shutdown_grace + 10.0)
+        # (a cluster's dispatcher also kills its workers and leaves the cluster, a local one stopping)
+        worker.join(timeout=config.shutdown_grace + 10.0 + (config.cluster.cancel_timeout if config.cluster else 0))
         sock.close(linger=1000)
         wake.close()
         if curve is not None:
@@ -259,3 +292,19 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
                 logging.shutdown()
                 os._exit(code)
     return code
+
+
+def _job_runner(config: ServerConfig, ctx: zmq.Context, wake_endpoint: str) -> JobRunner:
+    """The local worker thread, or (``--ray``) the cluster's dispatcher, with the queue it takes from:
+    ``max_queue`` waiting jobs plus one per slot about to be taken."""
+    if config.cluster is None:
+        jobs = JobQueue(config.limits.max_queue + 1)
+        cache = StyleTargetCache(config.cache_entries, config.cache_bytes)
+        return Worker(ctx, wake_endpoint, jobs, config.model, cache, config.limits.max_pixels)
+    from neural_style.daemon.cluster.actor import WorkerSpec
+    from neural_style.daemon.cluster.dispatcher import ClusterDispatcher
+
+    spec = WorkerSpec(config.model, config.limits.max_pixels, config.cache_entries, config.cache_bytes,
+                      threads=config.cluster.worker_threads)
+    return ClusterDispatcher(ctx, wake_endpoint, JobQueue(config.limits.max_queue + config.cluster.workers),
+                             config.cluster, spec)

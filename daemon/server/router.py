@@ -47,7 +47,7 @@ from .jobs import Job, JobQueue, JobState
 from .limits import Limits
 from .outbox import DEFAULT_OUTBOX_CAP, Outbox, Outgoing
 from .reader import Incoming, MessageBounds, RequestReader
-from .worker import Worker
+from .worker import JobRunner
 
 __all__ = ["Router"]
 
@@ -61,7 +61,7 @@ MESSAGES_PER_ROUND = 64
 class Router:
     """Serves one bound ROUTER socket until ``stop`` is set, then shuts down cleanly."""
 
-    def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: Worker,
+    def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: JobRunner,
                  limits: Limits, daemon_version: str, device_hint: str,
                  outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
         self.sock = sock
@@ -80,12 +80,15 @@ class Router:
         self.jobs_done = 0
 
     @property
-    def running(self) -> Job | None:
-        """The unfinished job the worker has taken (``JobQueue.take`` marks it running), if any."""
-        for job in self.unfinished.values():
-            if job.state is JobState.RUNNING:
-                return job
-        return None
+    def running(self) -> list[Job]:
+        """The unfinished jobs the worker (or a cluster's workers) took (``JobQueue.take`` marks them
+        running), oldest first."""
+        return sorted((j for j in self.unfinished.values() if j.state is JobState.RUNNING), key=lambda j: j.serial)
+
+    @property
+    def slots(self) -> int:
+        """Jobs that run at once: 1 for the local worker, the pool's size on a cluster."""
+        return self.worker.slots
 
     # ================================================================== main loop
     def serve(self, stop: threading.Event) -> None:
@@ -173,20 +176,26 @@ class Router:
         started = job.timings.started
         elapsed = time.monotonic() - started if started is not None and running else 0.0
         request_id = job.request_id if job.client == client else ""
-        return JobInfo(request_id, job.wire_state, position, job.iteration, job.iterations, elapsed)
+        return JobInfo(request_id, job.wire_state, position, job.iteration, job.iterations, elapsed,
+                       job.worker if running and job.worker else None)
 
     def _status(self, client: bytes, request_id: str) -> StatusReply:
+        """The oldest running job in ``running`` (as a v1 client expects), a cluster's others in
+        ``also_running``, each naming its worker; queued positions count every running job."""
         running = self.running
-        offset = 1 if running is not None else 0
-        queued = [j for j in self.unfinished.values() if j is not running]
-        queued.sort(key=lambda j: j.serial)
+        queued = sorted((j for j in self.unfinished.values() if j.state is not JobState.RUNNING),
+                        key=lambda j: j.serial)
+        offset = len(running)
         return StatusReply(request_id,
-                           self._job_info(running, 0, client) if running is not None else None,
-                           [self._job_info(j, offset + i, client) for i, j in enumerate(queued)])
+                           self._job_info(running[0], 0, client) if running else None,
+                           [self._job_info(j, offset + i, client) for i, j in enumerate(queued)],
+                           [self._job_info(j, 0, client) for j in running[1:]] if self.slots > 1 else None)
 
     def _position(self, job: Job) -> int:
-        """Jobs that run before ``job``: every unfinished job that was accepted earlier."""
-        return sum(1 for other in self.unfinished.values() if other.serial < job.serial)
+        """Jobs that run before ``job``: the unfinished jobs accepted earlier, less the other slots
+        that run beside the first (a cluster's second worker takes the second job at once)."""
+        earlier = sum(1 for other in self.unfinished.values() if other.serial < job.serial)
+        return max(0, earlier - (self.slots - 1))
 
     def _cancel(self, client: bytes, request: Cancel) -> None:
         job = self.unfinished.get((client, request.target))
@@ -215,15 +224,20 @@ class Router:
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
                          f"id {request.id!r} is already used by an unfinished job on this connection")
             return
+        # Without weights the job is queued all the same: the worker looks for them again at every job.
+        # A cluster front that reaches no cluster refuses at once (cluster_unavailable).
+        if self.model.failed is not None and self.model.refusal != ErrorCode.NO_WEIGHTS.value:
+            self._reject(client, request.id, self.model.refusal, self.model.failed)
+            return
         try:
             admitted = admit_stylize(request, self.limits)
         except CodedError as exc:
             self._reject(client, request.id, exc.code, exc.message, exc.field)
             return
         job = Job(client=client, request_id=request.id, request=admitted)
-        # max_queue counts jobs waiting behind the running one: with max_queue 0 an idle daemon
-        # still takes a job
-        if len(self.unfinished) > self.limits.max_queue or self.jobs.put(job) is None:
+        # max_queue counts jobs waiting behind the running ones (one per slot): with max_queue 0 an
+        # idle daemon still takes a job
+        if len(self.unfinished) >= self.limits.max_queue + self.slots or self.jobs.put(job) is None:
             self._reject(client, request.id, ErrorCode.BUSY.value,
                          f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
             return

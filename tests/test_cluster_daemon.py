@@ -1,0 +1,221 @@
+"""``neural-style serve --ray local --workers 2``: a real daemon process starting a real local Ray cluster
+(2 CPU workers of 1 thread each), driven by real ZeroMQ clients written from docs/PROTOCOL.md.
+
+Why one daemon for the module: starting Ray and loading two models costs tens of seconds on the
+2-core CI machine; every test here leaves both workers idle again for the next.  The last test
+stops the daemon with SIGTERM and checks that no Ray process outlives it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install -e .[cluster], or install.py --cluster)")
+
+from server_fixtures import FAST, Daemon, RawClient, start_daemon, terminal_of, wait_until
+
+# A job long enough to be seen running (cancelled or killed before it ends), and a short one.
+LONG = dict(FAST, iterations=4000, progress_every=1)
+SHORT = dict(FAST, iterations=6, progress_every=2, preview=True)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Ray's GCS, raylet, workers…), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _worker_pids(daemon: Daemon) -> dict[str, int]:
+    """Each worker's current process, from the daemon's log lines ("worker-1 ready: pid 123 …")."""
+    return {name: int(pid) for name, pid in re.findall(r"(worker-\d+) ready: pid (\d+)", daemon.log())}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Daemon]:
+    tmp = tmp_path_factory.mktemp("cluster")
+    daemon = start_daemon(tmp, "--ray", "local", "--workers", "2", "--worker-threads", "1",
+                          endpoint=f"ipc://{tmp}/cluster.sock", env={"OMP_NUM_THREADS": "1"}, timeout=180)
+    wait_until(lambda: len(_worker_pids(daemon)) == 2, 120, "both workers ready")
+    yield daemon
+    if daemon.alive():
+        daemon.stop(60)
+
+
+def _running(client: RawClient) -> list[dict]:
+    reply = client.request({"type": "status", "id": f"s{time.monotonic_ns()}"})
+    return ([reply["running"]] if reply["running"] else []) + list(reply.get("also_running") or [])
+
+
+def test_pong_names_the_pool(cluster: Daemon) -> None:
+    with RawClient(cluster.endpoint) as client:
+        pong = client.request({"type": "ping", "id": "p"})
+    assert pong["weights_loaded"] is True
+    assert pong["device"].startswith("ray: 2 worker(s)"), pong
+
+
+def test_two_clients_jobs_run_at_once_on_different_workers(cluster: Daemon) -> None:
+    with RawClient(cluster.endpoint) as a, RawClient(cluster.endpoint) as b:
+        a.stylize("a", LONG)
+        b.stylize("b", LONG, seed=3)
+        assert a.recv_for("a", 30)[0]["type"] == "accepted"
+        assert b.recv_for("b", 30)[0]["type"] == "accepted"
+
+        def both_progressing() -> bool:
+            running = _running(a)
+            return len(running) == 2 and all(job["iteration"] > 0 for job in running)
+
+        wait_until(both_progressing, 60, "both jobs running and reporting progress")
+        running = _running(a)
+        assert {job["worker"] for job in running} == {"worker-1", "worker-2"}, running
+        assert sorted(job["id"] for job in running) == ["", "a"]  # b's id is not a's to see
+        for client, job in ((a, "a"), (b, "b")):
+            client.send({"type": "cancel", "id": f"c-{job}", "target": job})
+        for client, job in ((a, "a"), (b, "b")):
+            assert terminal_of(client.stream(job, timeout=60))["code"] == "cancelled"
+
+
+def test_previews_stream_from_a_worker_and_the_result_arrives(cluster: Daemon) -> None:
+    with RawClient(cluster.endpoint) as client:
+        client.stylize("p", SHORT)
+        stream = client.stream("p", timeout=120)
+    progress = [(h, frames) for h, frames in stream if h["type"] == "progress"]
+    assert len(progress) >= 2
+    previews = [(h["image"], frames) for h, frames in progress if "image" in h]
+    assert previews, [h for h, _ in progress]
+    image, frames = previews[-1]
+    assert len(frames[image["frame"] - 1]) == image["width"] * image["height"] * image["channels"]
+    result = terminal_of(stream)
+    assert result["type"] == "result" and result["iterations"] == SHORT["iterations"]
+
+
+def test_cancel_stops_a_running_job_on_its_worker(cluster: Daemon) -> None:
+    with RawClient(cluster.endpoint) as client:
+        client.stylize("c", LONG)
+        wait_until(lambda: any(job["id"] == "c" and job["iteration"] > 0 for job in _running(client)), 60,
+                   "the job running")
+        ack = client.request({"type": "cancel", "id": "x", "target": "c"})
+        assert ack["type"] == "cancel_ack" and ack["state"] == "running"
+        end = terminal_of(client.stream("c", timeout=30))
+    assert end["code"] == "cancelled" and "iterations" in end["message"]
+    assert end["message"].startswith("cancelled by the client")
+
+
+def test_a_worker_killed_mid_job_costs_no_job(cluster: Daemon) -> None:
+    """SIGKILL the worker running a job: the job is retried on the other worker and ends in exactly
+    one terminal message (its result); the killed worker is replaced and the next job is served."""
+    with RawClient(cluster.endpoint) as client:
+        job = dict(FAST, iterations=400, progress_every=5)  # seconds: still running when killed
+        client.stylize("k", job)
+        wait_until(lambda: any(j["id"] == "k" and j["iteration"] > 0 for j in _running(client)), 60,
+                   "the job running")
+        worker = next(j["worker"] for j in _running(client) if j["id"] == "k")
+        pids = _worker_pids(cluster)
+        os.kill(pids[worker], signal.SIGKILL)
+        stream = client.stream("k", timeout=180)
+        end = terminal_of(stream)
+        assert end["type"] == "result", end
+        assert end["iterations"] == 400
+        assert "retried on the next free worker" in cluster.log()
+        wait_until(lambda: _worker_pids(cluster)[worker] != pids[worker], 120, f"{worker} replaced")
+        client.stylize("next", SHORT)
+        assert terminal_of(client.stream("next", timeout=120))["type"] == "result"
+
+
+def test_a_job_whose_retry_is_killed_too_ends_in_worker_lost(cluster: Daemon) -> None:
+    """Both workers killed under one job: it is retried once, then ends in ``worker_lost``, and
+    both replaced workers serve the next jobs."""
+    def running_on() -> str | None:
+        job = next((j for j in _running(client) if j["id"] == "w" and j["iteration"] > 0), None)
+        return job["worker"] if job is not None else None
+
+    with RawClient(cluster.endpoint) as client:
+        client.stylize("w", LONG)
+        wait_until(lambda: running_on() is not None, 60, "the job running")
+        first = running_on()
+        os.kill(_worker_pids(cluster)[first], signal.SIGKILL)
+        wait_until(lambda: running_on() not in (None, first), 120, "the job running again on the other worker")
+        second = running_on()
+        before = _worker_pids(cluster)
+        os.kill(before[second], signal.SIGKILL)
+        end = terminal_of(client.stream("w", timeout=120))
+        assert end["code"] == "worker_lost", end
+        assert second in end["message"]
+        wait_until(lambda: len(_worker_pids(cluster)) == 2 and _worker_pids(cluster)[second] != before[second]
+                   and client.request({"type": "ping", "id": "p"})["device"].startswith("ray: 2 "), 180,
+                   "both workers replaced")
+        for i in range(2):
+            client.stylize(f"n{i}", SHORT)
+        assert [terminal_of(client.stream(f"n{i}", timeout=120, quiet=0))["type"] for i in range(2)] == ["result"] * 2
+
+
+def test_sigterm_leaves_no_ray_process_behind(cluster: Daemon) -> None:
+    """With a job running, SIGTERM ends it with ``cancelled``, and the local cluster the daemon
+    started (GCS, raylet, both workers) ends with the daemon."""
+    ray_processes = _descendants(cluster.process.pid)
+    assert len(ray_processes) >= 3, ray_processes  # at least the GCS, the raylet and the workers
+    assert set(_worker_pids(cluster).values()) <= ray_processes
+    with RawClient(cluster.endpoint) as client:
+        client.stylize("t", LONG)
+        wait_until(lambda: any(j["id"] == "t" for j in _running(client)), 60, "the job running")
+        cluster.process.send_signal(signal.SIGTERM)
+        end = terminal_of(client.stream("t", timeout=60, quiet=0))
+    assert end["code"] == "cancelled"
+    assert cluster.process.wait(60) == 0, cluster.log()  # the one SIGTERM above (a second one exits at once)
+    assert "left the Ray cluster (the local cluster is stopped)" in cluster.log()
+    wait_until(lambda: not any(_alive(pid) for pid in ray_processes), 30, "every Ray process gone")
+
+
+def test_jobs_are_refused_while_the_cluster_is_unreachable(tmp_path) -> None:
+    """Nothing listens at the address: ``ping`` answers (weights not loaded), ``stylize`` gets
+    ``cluster_unavailable`` within the join's bound, and the daemon keeps serving and exits cleanly."""
+    from server_fixtures import free_port, wait_for_ping
+
+    daemon = start_daemon(tmp_path, "--ray", f"127.0.0.1:{free_port()}", "--ray-timeout", "3",
+                          endpoint=f"ipc://{tmp_path}/down.sock", wait=False)
+    try:
+        pong = wait_for_ping(daemon, 60, weights_loaded=False)
+        assert pong["device"] == "ray"
+        with RawClient(daemon.endpoint) as client:
+            client.stylize("j", FAST)
+            first = client.recv_for("j", 60)[0]
+            if first["type"] == "accepted":  # sent while the first join was still under way
+                first = terminal_of(client.stream("j", timeout=60))
+            assert first["type"] == "error" and first["code"] == "cluster_unavailable", first
+            assert "Ray cluster" in first["message"]
+            client.stylize("j2", FAST)
+            again = client.recv_for("j2", 30)[0]
+            assert again["code"] == "cluster_unavailable", again
+            assert client.request({"type": "ping", "id": "p2"})["type"] == "pong"
+    finally:
+        assert daemon.stop(60) == 0, daemon.log()
