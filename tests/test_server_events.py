@@ -208,6 +208,20 @@ def test_the_router_ends_a_queued_job_itself_and_keeps_one_terminal_message(harn
         assert harness.jobs.take(timeout=0) is None  # the loop took it out of the queue: no worker saw it
 
 
+def test_only_a_model_state_that_says_so_refuses_jobs_at_admission(harness):
+    """The local worker without weights looks again at every job, so its jobs are queued; a cluster front
+    that reaches no cluster sets ``refuse_at_admission`` and its jobs are refused before ``accepted``."""
+    with RawClient(harness.endpoint) as client:
+        harness.emit(WorkerEvent.model_changed(ModelState(failed="no weights here", device="cpu")))
+        client.stylize("queued", {**FAST, "iterations": 2})
+        assert client.recv_for("queued")[0]["type"] == "accepted"
+        harness.emit(WorkerEvent.model_changed(ModelState(failed="no cluster", device="ray",
+                                                          refusal="cluster_unavailable", refuse_at_admission=True)))
+        client.stylize("refused", {**FAST, "iterations": 2})
+        reply = client.recv_for("refused")[0]
+        assert (reply["type"], reply["code"], reply["message"]) == ("error", "cluster_unavailable", "no cluster")
+
+
 def test_a_24_megapixel_rgba_image_travels_both_ways(harness):
     """Full resolution's sizes through the daemon's real socket options and the typed client: a 6000×4000
     RGBA raw content (96 MB, within the default max_message_bytes and max_pixels) is admitted at its own

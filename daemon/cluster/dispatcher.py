@@ -160,7 +160,8 @@ class ClusterDispatcher(threading.Thread):
             self._unavailable = reason
         if changed:
             self._emit(WorkerEvent.model_changed(ModelState(failed=reason, device="ray",
-                                                            refusal=ErrorCode.CLUSTER_UNAVAILABLE.value)))
+                                                            refusal=ErrorCode.CLUSTER_UNAVAILABLE.value,
+                                                            refuse_at_admission=True)))
 
     def _announce(self) -> None:
         """The model state ``pong`` shows: how many workers are ready, where."""

@@ -31,13 +31,14 @@ JobMessage = Union[Progress, Result, Error]
 class ModelState:
     """What the loop knows about the worker's model (for ``pong``). The local worker looks for missing
     weights again at every job, so the loop queues its jobs whatever this says; a cluster front that
-    reaches no cluster refuses them with ``refusal``."""
+    reaches no cluster sets ``refuse_at_admission``, and the loop refuses them with ``refusal``."""
 
     loaded: bool = False
     failed: str | None = None  # the loader's message when there are no weights
     device: str = ""
     description: str | None = None
     refusal: str = "no_weights"  # the code of the jobs refused while ``failed`` (cluster_unavailable on a cluster)
+    refuse_at_admission: bool = False  # while ``failed``, refuse new jobs before ``accepted`` instead of queueing them
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ class Router:
             return
         # Without weights the job is queued all the same: the worker looks for them again at every job.
         # A cluster front that reaches no cluster refuses at once (cluster_unavailable).
-        if self.model.failed is not None and self.model.refusal != ErrorCode.NO_WEIGHTS.value:
+        if self.model.failed is not None and self.model.refuse_at_admission:
             self._reject(client, request.id, self.model.refusal, self.model.failed)
             return
         try:

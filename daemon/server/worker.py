@@ -158,8 +158,8 @@ class Worker(threading.Thread):
                 log.error("no VGG19 weights: %s", exc)
             else:
                 log.exception("loading the model failed")
-            self._emit(WorkerEvent.model_changed(ModelState(failed=self._load_failure,
-                                                            device=self._settings.device)))
+            self._emit(WorkerEvent.model_changed(ModelState(failed=self._load_failure, device=self._settings.device,
+                                                            refuse_at_admission=False)))  # looks again per job
             return False
         loaded = time.monotonic()
         warm_up(self.model, self._shutdown.is_set)
