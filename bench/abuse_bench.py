@@ -14,7 +14,12 @@ two within each repetition.  While the bad client does its worst, a well-behaved
 Printed per scenario and daemon: the worst and median ping latency of the good client (a ping
 unanswered after 10 s counts as lost), the daemon's growth in resident memory (peak during the
 scenario minus before it), what the bad client got back, and whether the daemon survived.
-Usage: python bench/abuse_bench.py [--baseline-ref main] [--repeat 3]
+
+``--libzmq``: what libzmq itself holds, beneath any daemon (issue 16's design question). A bare
+ROUTER process with a given ``MAXMSGSIZE`` and ``RCVHWM`` that never reads, and a sender process
+that sends the same bytes as one multipart message or as single-frame messages; the holder's
+resident growth once the sender is done.  Each case is printed beside its single-frame twin.
+Usage: python bench/abuse_bench.py [--baseline-ref main] [--repeat 3] [--libzmq]
 """
 
 from __future__ import annotations
@@ -213,13 +218,80 @@ def scenarios() -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
     }
 
 
+HOLDER = """
+import sys, time, zmq
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.setsockopt(zmq.MAXMSGSIZE, int(sys.argv[2])); sock.setsockopt(zmq.RCVHWM, int(sys.argv[3]))
+sock.bind(sys.argv[1]); print("up", flush=True); time.sleep(600)
+"""
+
+SENDER = """
+import sys, time, zmq
+sock = zmq.Context().socket(zmq.DEALER); sock.setsockopt(zmq.LINGER, 0); sock.setsockopt(zmq.SNDHWM, 0)
+sock.connect(sys.argv[1]); messages, frames, size = map(int, sys.argv[2:5]); frame = b"x" * size
+for _ in range(messages):
+    sock.send_multipart([frame] * frames, copy=False)
+time.sleep(float(sys.argv[5]))  # libzmq's I/O thread sends meanwhile; the holder is sampled until we exit
+"""
+
+
+def libzmq_holds(max_frame: int, rcvhwm: int, messages: int, frames: int, size: int, settle: float = 4.0) -> float:
+    """MiB a ROUTER (MAXMSGSIZE ``max_frame``, RCVHWM ``rcvhwm``) that never reads holds, at its peak, while a
+    DEALER sends ``messages`` messages of ``frames`` frames of ``size`` bytes."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, endpoint, str(max_frame), str(rcvhwm)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        time.sleep(0.3)
+
+        def rss() -> int:
+            with open(f"/proc/{holder.pid}/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+        before = peak = rss()
+        sender = subprocess.Popen([sys.executable, "-c", SENDER, endpoint, str(messages), str(frames), str(size),
+                                   str(settle)])
+        while sender.poll() is None:
+            peak = max(peak, rss())
+            time.sleep(0.01)
+        return (max(peak, rss()) - before) / MiB
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def libzmq_cases() -> list[tuple[str, int, int, int, int, int]]:
+    """(what, MAXMSGSIZE, RCVHWM, messages, frames per message, frame bytes): each multipart case first,
+    then the same bytes as single-frame messages."""
+    return [
+        ("98 MiB as 1 message of 1,600 frames of 64,000 B", 64 * 1024, 64, 1, 1600, 64_000),
+        ("98 MiB as 1,600 one-frame messages of 64,000 B", 64 * 1024, 64, 1600, 1, 64_000),
+        ("100 MiB as 1 message of 4 frames of 25 MiB", 64 * MiB, 1, 1, 4, 25 * MiB),
+        ("100 MiB as 4 one-frame messages of 25 MiB", 64 * MiB, 1, 4, 1, 25 * MiB),
+    ]
+
+
+def libzmq_main(repeat: int) -> None:
+    print("\nwhat a ROUTER that does not read holds (peak resident growth, median of "
+          f"{repeat}); sender: one DEALER")
+    print("| sent | MAXMSGSIZE | RCVHWM | held |\n| --- | --- | --- | --- |")
+    for what, max_frame, rcvhwm, messages, frames, size in libzmq_cases():
+        held = statistics.median(libzmq_holds(max_frame, rcvhwm, messages, frames, size) for _ in range(repeat))
+        print(f"| {what} | {max_frame // 1024:,} KiB | {rcvhwm} | {held:.0f} MiB |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-ref", help="a git revision to compare with, e.g. main")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--libzmq", action="store_true", help="measure libzmq alone (no daemon) instead")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
+    if args.libzmq:
+        libzmq_main(args.repeat)
+        return 0
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         variants: list[tuple[str, Path | None]] = [("this", None)]
