@@ -8,7 +8,8 @@ two within each repetition.  While the bad client does its worst, a well-behaved
 
 1. ``frames``: one ping of 1,000,000 empty frames (a ~2 MB message).
 2. ``big-frames``: 80 frames of 1.5 MiB with ``--max-message-mb 1`` (under the per-frame ceiling of
-   this checkout, so libzmq buffers them all) and 80 frames of 2.5 MiB (over it).
+   this checkout, so libzmq buffers them all), 1,600 frames of 64,000 B (each under any chunk size a
+   chunked transport would allow) and 80 frames of 2.5 MiB (over the ceiling).
 3. ``no-reader``: 6 s of pings sent as fast as possible by a client that never reads.
 
 Printed per scenario and daemon: the worst and median ping latency of the good client (a ping
@@ -212,6 +213,8 @@ def scenarios() -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
         "1M empty frames": ([], lambda d: attacker(FRAMES, d.endpoint, "1000000", "0", "60")),
         "80 x 1.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
                                              lambda d: attacker(FRAMES, d.endpoint, "80", str(3 * MiB // 2), "20")),
+        "1,600 x 64,000 B frames, limit 1 MiB": (["--max-message-mb", "1"],  # each frame under a 64 KiB chunk
+                                                 lambda d: attacker(FRAMES, d.endpoint, "1600", "64000", "20")),
         "80 x 2.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
                                              lambda d: attacker(FRAMES, d.endpoint, "80", str(5 * MiB // 2), "20")),
         "6 s of pings, never read": ([], lambda d: attacker(NO_READER, d.endpoint, "6")),
