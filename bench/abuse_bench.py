@@ -19,7 +19,9 @@ scenario minus before it), what the bad client got back, and whether the daemon 
 ``--libzmq``: what libzmq itself holds, beneath any daemon (issue 16's design question). A bare
 ROUTER process with a given ``MAXMSGSIZE`` and ``RCVHWM`` that never reads, and a sender process
 that sends the same bytes as one multipart message or as single-frame messages; the holder's
-resident growth once the sender is done.  Each case is printed beside its single-frame twin.
+resident growth once the sender is done.  Each case is printed beside its single-frame twin.  Then
+the ZMTP flags of one multipart message's frames on the wire, without CURVE and with it (what a relay
+in front of the socket could see of where a message ends).
 Usage: python bench/abuse_bench.py [--baseline-ref main] [--repeat 3] [--libzmq]
 """
 
@@ -275,6 +277,56 @@ def libzmq_cases() -> list[tuple[str, int, int, int, int, int]]:
     ]
 
 
+def wire_flags(curve: bool) -> list[int]:
+    """The ZMTP flags byte of each frame a DEALER puts on the wire for one 3-frame message, with CURVE or
+    without, read by a byte relay between it and the ROUTER (after the 64-byte greeting)."""
+    import socket
+    import struct
+
+    server_public, server_secret = zmq.curve_keypair()
+    client_public, client_secret = zmq.curve_keypair()
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    if curve:
+        router.curve_server, router.curve_secretkey, router.curve_publickey = True, server_secret, server_public
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen = bytearray()
+
+    def pump(src: socket.socket, dst: socket.socket, keep: bool) -> None:
+        while chunk := src.recv(65536):
+            if keep:
+                seen.extend(chunk)
+            dst.sendall(chunk)
+
+    def relay() -> None:
+        client, _ = listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", port))
+        threading.Thread(target=pump, args=(upstream, client, False), daemon=True).start()
+        pump(client, upstream, True)
+
+    threading.Thread(target=relay, daemon=True).start()
+    dealer = ctx.socket(zmq.DEALER)
+    if curve:
+        dealer.curve_serverkey, dealer.curve_publickey, dealer.curve_secretkey = (server_public, client_public,
+                                                                                  client_secret)
+    dealer.connect(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    parts = [b"a" * 10, b"b" * 300, b"c" * 5]
+    dealer.send_multipart(parts)
+    assert router.recv_multipart()[1:] == parts
+    flags, at, wire = [], 64, bytes(seen)
+    while at < len(wire):
+        flag = wire[at]
+        size, head = (struct.unpack(">Q", wire[at + 1:at + 9])[0], 9) if flag & 2 else (wire[at + 1], 2)
+        if not flag & 4:  # commands (the handshake) aside: the message's frames
+            flags.append(flag)
+        at += head + size
+    for sock in (dealer, router):
+        sock.close(0)
+    ctx.term()
+    return flags
+
+
 def libzmq_main(repeat: int) -> None:
     print("\nwhat a ROUTER that does not read holds (peak resident growth, median of "
           f"{repeat}); sender: one DEALER")
@@ -282,6 +334,11 @@ def libzmq_main(repeat: int) -> None:
     for what, max_frame, rcvhwm, messages, frames, size in libzmq_cases():
         held = statistics.median(libzmq_holds(max_frame, rcvhwm, messages, frames, size) for _ in range(repeat))
         print(f"| {what} | {max_frame // 1024:,} KiB | {rcvhwm} | {held:.0f} MiB |")
+    print("\nthe ZMTP flags of one 3-frame message's frames on the wire (MORE is 0x1, LONG 0x2):")
+    for curve in (False, True):
+        flags = wire_flags(curve)
+        print(f"  {'CURVE' if curve else 'NULL '}: {[hex(f) for f in flags]}: "
+              f"{'a relay sees where the message ends' if any(f & 1 for f in flags) else 'MORE is not visible'}")
 
 
 def main() -> int:
