@@ -4,7 +4,8 @@ Each test runs a bad client against one real daemon (ipc, random weights, a 1 Mi
 limit, two styles at most, room for 24 queued jobs) while a well-behaved bystander pings it
 every 50 ms and runs a job of its own: every ping is answered within a second and the
 bystander's job ends in its result.  Bad clients are raw pyzmq sockets (or other processes),
-except the paused reader, which is the project's own ``Client``.  Memory growth is measured by
+a peer speaking ZMTP by hand (to stop in the middle of a message, which libzmq never does), and
+the paused reader, which is the project's own ``Client``.  Memory growth is measured by
 ``bench/abuse_bench.py``, not asserted here.
 """
 
@@ -137,6 +138,81 @@ def test_messages_over_the_byte_or_frame_bound_are_refused_and_a_huge_frame_drop
     bystander.check()
     with RawClient(daemon.endpoint) as again:  # a new connection is served as usual
         assert again.request({"type": "ping", "id": "ok"})["type"] == "pong"
+
+
+# ------------------------------------------------------------------ issue 16: a message held open
+class ZmtpPeer:
+    """A DEALER spoken by hand (ZMTP 3.0, NULL mechanism) over the daemon's ipc socket: unlike libzmq,
+    which sends a multipart message only once all of it is queued, it can stop in the middle of one."""
+
+    def __init__(self, endpoint: str) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(endpoint.removeprefix("ipc://"))
+        self.sock.sendall(b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes(32))
+        self._exactly(64)  # the daemon's greeting
+        self.command(b"\x05READY\x0bSocket-Type" + len(b"DEALER").to_bytes(4, "big") + b"DEALER")
+        flags, body = self.read_frame()
+        assert flags & 4 and body.startswith(b"\x05READY"), body
+
+    def command(self, body: bytes) -> None:
+        self.sock.sendall(bytes([4, len(body)]) + body)
+
+    def frame(self, body: bytes, more: bool) -> None:
+        self.sock.sendall(bytes([(1 if more else 0) | 2]) + len(body).to_bytes(8, "big") + body)
+
+    def _exactly(self, n: int) -> bytes:
+        got = b""
+        while len(got) < n:
+            chunk = self.sock.recv(n - len(got))
+            assert chunk, "the daemon closed the connection"
+            got += chunk
+        return got
+
+    def read_frame(self) -> tuple[int, bytes]:
+        flags = self._exactly(1)[0]
+        size = int.from_bytes(self._exactly(8 if flags & 2 else 1), "big")
+        return flags, self._exactly(size)
+
+    def read_message(self) -> list[bytes]:
+        frames, more = [], True
+        while more:
+            flags, body = self.read_frame()
+            if flags & 4:  # a command (the daemon sends no PINGs, but a later libzmq might)
+                continue
+            frames.append(body)
+            more = bool(flags & 1)
+        return frames
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_message_held_open_is_answered_at_its_end_and_costs_nobody_else_their_service(daemon):
+    """A hand-written peer sends the first frames of a message over the byte bound and stops there for
+    3 s: libzmq holds them unseen (PROTOCOL.md section 9: nothing bounds the message arriving), the
+    daemon serves everyone else meanwhile, and the message's end gets exactly one ``too_large`` with its
+    id, after which the same connection is served."""
+    peer = ZmtpPeer(daemon.endpoint)
+    try:
+        with Bystander(daemon.endpoint) as bystander:
+            peer.frame(msgpack.packb({"v": 1, "type": "ping", "id": "open"}), more=True)
+            for _ in range(3):
+                peer.frame(b"\x00" * (MiB // 2), more=True)  # 1.5 MiB so far, each frame under MAXMSGSIZE
+            peer.sock.settimeout(3)
+            with pytest.raises(TimeoutError):  # nothing can be answered before the message ends
+                peer.read_frame()
+            peer.sock.settimeout(30)
+            peer.frame(b"end", more=False)
+            reply = msgpack.unpackb(peer.read_message()[0])
+        assert (reply["type"], reply["id"], reply["code"]) == ("error", "open", "too_large")
+        bystander.check()
+        peer.frame(msgpack.packb({"v": 1, "type": "ping", "id": "after"}), more=False)
+        assert msgpack.unpackb(peer.read_message()[0])["type"] == "pong"
+    finally:
+        peer.close()
 
 
 # ------------------------------------------------------------------ item 3: a client that never reads
