@@ -9,7 +9,8 @@ two within each repetition.  While the bad client does its worst, a well-behaved
 1. ``frames``: one ping of 1,000,000 empty frames (a ~2 MB message).
 2. ``big-frames``: 80 frames of 1.5 MiB with ``--max-message-mb 1`` (under the per-frame ceiling of
    this checkout, so libzmq buffers them all), 1,600 frames of 64,000 B (each under any chunk size a
-   chunked transport would allow) and 80 frames of 2.5 MiB (over the ceiling).
+   chunked transport would allow), four peers doing that at once, and 80 frames of 2.5 MiB (over
+   the ceiling).
 3. ``no-reader``: 6 s of pings sent as fast as possible by a client that never reads.
 
 Printed per scenario and daemon: the worst and median ping latency of the good client (a ping
@@ -187,6 +188,18 @@ def attacker(script: str, *args: str) -> str:
     return (done.stdout.strip() or done.stderr.strip().splitlines()[-1])[:90]
 
 
+def attackers(count: int, script: str, *args: str) -> str:
+    """``count`` bad clients at once, each a process of its own; what the first one got."""
+    outcomes: list[str] = [""] * count
+    threads = [threading.Thread(target=lambda i=i: outcomes.__setitem__(i, attacker(script, *args)))
+               for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return f"{count} peers; the first got: {outcomes[0]}"
+
+
 FRAMES = """
 import sys, msgpack, zmq, time
 sock = zmq.Context().socket(zmq.DEALER); sock.setsockopt(zmq.LINGER, 0); sock.connect(sys.argv[1])
@@ -217,6 +230,8 @@ def scenarios() -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
                                              lambda d: attacker(FRAMES, d.endpoint, "80", str(3 * MiB // 2), "20")),
         "1,600 x 64,000 B frames, limit 1 MiB": (["--max-message-mb", "1"],  # each frame under a 64 KiB chunk
                                                  lambda d: attacker(FRAMES, d.endpoint, "1600", "64000", "20")),
+        "4 peers at once, each 1,600 x 64,000 B frames, limit 1 MiB": (
+            ["--max-message-mb", "1"], lambda d: attackers(4, FRAMES, d.endpoint, "1600", "64000", "30")),
         "80 x 2.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
                                              lambda d: attacker(FRAMES, d.endpoint, "80", str(5 * MiB // 2), "20")),
         "6 s of pings, never read": ([], lambda d: attacker(NO_READER, d.endpoint, "6")),
