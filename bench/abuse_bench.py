@@ -15,7 +15,8 @@ two within each repetition.  While the bad client does its worst, a well-behaved
 
 Printed per scenario and daemon: the worst and median ping latency of the good client (a ping
 unanswered after 10 s counts as lost), the daemon's growth in resident memory (peak during the
-scenario minus before it), what the bad client got back, and whether the daemon survived.
+scenario minus before it, and what it still holds 1 s after the bad client is done), what the bad
+client got back, and whether the daemon survived.
 
 ``--libzmq``: what libzmq itself holds, beneath any daemon (issue 16's design question). A bare
 ROUTER process with a given ``MAXMSGSIZE`` and ``RCVHWM`` that never reads, and a sender process
@@ -171,6 +172,10 @@ def measure(daemon: Daemon, attack: Callable[[Daemon], str]) -> dict:
     time.sleep(0.5)
     outcome = attack(daemon)
     time.sleep(1.0)
+    try:
+        kept = daemon.rss() - before  # what the daemon still holds once the bad client is done
+    except OSError:
+        kept = 0
     stop.set()
     for t in threads:
         t.join()
@@ -179,7 +184,7 @@ def measure(daemon: Daemon, attack: Callable[[Daemon], str]) -> dict:
         outcome += f"; the DAEMON DIED (exit {code}: {daemon.last_line()})"
     return {"worst_ping": max(latencies, default=float("nan")), "lost": lost[0],
             "median_ping": statistics.median(latencies) if latencies else float("nan"),
-            "growth_mb": (peak[0] - before) / MiB, "outcome": outcome}
+            "growth_mb": (peak[0] - before) / MiB, "kept_mb": kept / MiB, "outcome": outcome}
 
 
 def attacker(script: str, *args: str) -> str:
@@ -388,9 +393,11 @@ def main() -> int:
                 worst = statistics.median(r["worst_ping"] for r in results)
                 median = statistics.median(r["median_ping"] for r in results)
                 growth = statistics.median(r["growth_mb"] for r in results)
+                kept = statistics.median(r["kept_mb"] for r in results)
                 lost = sum(r["lost"] for r in results)
                 print(f"  {label:>6}: worst ping {worst:6.2f} s, median ping {median * 1000:6.1f} ms, "
-                      f"{lost} lost, memory +{growth:6.0f} MB; bad client got: {results[-1]['outcome']}")
+                      f"{lost} lost, memory +{growth:6.0f} MB (+{kept:.0f} MB 1 s after); "
+                      f"bad client got: {results[-1]['outcome']}")
     return 0
 
 
