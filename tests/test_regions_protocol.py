@@ -236,3 +236,21 @@ def test_histogram_colour_runs_through_the_daemon_and_an_unknown_mode_is_refused
         _send(client, "sepia", params={"preserve_color": "sepia"})
         error = terminal_of(client.stream("sepia", timeout=30, quiet=0))
     assert (error["code"], error["field"]) == ("bad_request", "params.preserve_color")
+
+
+def test_a_turned_jpeg_has_its_upright_size_so_that_its_mask_fits(daemon) -> None:
+    """A phone photo: a 40×32 JPEG whose EXIF says "turn it", decoded 32×40; a mask of that size fits."""
+    from neural_style.daemon.server.decode import probe
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = io.BytesIO()
+    Image.fromarray(np.frombuffer(rgb_bytes(W, H), np.uint8).reshape(H, W, 3)).save(photo, format="JPEG",
+                                                                                  exif=exif.tobytes())
+    assert probe(photo.getvalue(), "jpeg", 10**6) == (H, W)
+    with RawClient(daemon.endpoint) as client:
+        client.send({"type": "stylize", "id": "turned", "content": {"frame": 1, "encoding": "jpeg"},
+                     "styles": [raw_image(2, STYLE, STYLE)], "style_masks": [raw_image(3, H, W, 1)],
+                     "params": {**FAST, "iterations": 2}},
+                    photo.getvalue(), rgb_bytes(STYLE, STYLE), grey(H, W, 255))
+        assert terminal_of(client.stream("turned", timeout=60, quiet=0))["type"] == "result"
