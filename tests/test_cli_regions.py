@@ -115,3 +115,9 @@ def test_masks_and_histogram_colour_through_the_daemon(files, tmp_path, daemon) 
                            "--style-mask", files["small"], "--endpoint", daemon.endpoint, "--no-autostart")
     assert refused.returncode == 5, refused.stderr
     assert "bad_request" in refused.stderr and "style_masks[0]" in refused.stderr
+
+
+def test_video_refuses_masks_in_one_line(files, tmp_path) -> None:
+    """``video`` takes --preserve-color but no masks yet: argparse's one line and exit 2, before any work."""
+    done = neural_style("video", tmp_path, files["style_a"], "-o", tmp_path / "out", "--style-mask", files["left"])
+    assert done.returncode == 2 and "unrecognized arguments: --style-mask" in done.stderr
