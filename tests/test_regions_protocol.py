@@ -254,3 +254,21 @@ def test_a_turned_jpeg_has_its_upright_size_so_that_its_mask_fits(daemon) -> Non
                      "params": {**FAST, "iterations": 2}},
                     photo.getvalue(), rgb_bytes(STYLE, STYLE), grey(H, W, 255))
         assert terminal_of(client.stream("turned", timeout=60, quiet=0))["type"] == "result"
+
+
+def test_a_cluster_worker_gets_the_masks_as_bytes_of_its_own() -> None:
+    """``serve --ray`` pickles the request to its actor: received masks are memoryviews of ZeroMQ's frames."""
+    import pickle
+
+    from neural_style.daemon.cluster.actor import portable_request
+    from neural_style.daemon.engine import StyleParams
+    from neural_style.daemon.server.jobs import StylizeRequest
+
+    def view(data: bytes, channels: int) -> ImageData:
+        return ImageData.raw(memoryview(data), 2, 2, channels)
+
+    request = StylizeRequest(StyleParams(), view(bytes(12), 3), [view(bytes(12), 3)],
+                             style_masks=[None, view(bytes([255] * 4), 1)], style_source_masks=[view(bytes(4), 1)])
+    again = pickle.loads(pickle.dumps(portable_request(request)))
+    assert again.style_masks == [None, ImageData.raw(bytes([255] * 4), 2, 2, 1)]
+    assert again.style_source_masks == [ImageData.raw(bytes(4), 2, 2, 1)]
