@@ -91,14 +91,19 @@ def test_masks_are_read_as_grey_levels_in_every_accepted_format() -> None:
 
 
 def test_a_mask_file_becomes_a_request_image(tmp_path) -> None:
-    """A PNG travels as it is, with its size; another format is sent as raw grey8."""
+    """Raw grey8 (judged whole before ``accepted``), whatever the file; a 16-bit grey PNG as it is."""
     levels = np.array([[0, 255, 7]], np.uint8)
     (tmp_path / "m.png").write_bytes(png_of(levels))
     Image.fromarray(levels).save(tmp_path / "m.tif")
-    png = load_mask(tmp_path / "m.png")
-    assert (png.encoding, png.width, png.height) == ("png", 3, 1)
-    tif = load_mask(tmp_path / "m.tif")
-    assert (tif.encoding, tif.channels, bytes(tif.data)) == ("raw", 1, levels.tobytes())
+    Image.fromarray(np.stack([levels] * 3, axis=-1)).save(tmp_path / "rgb.jpg", quality=100)
+    for name in ("m.png", "m.tif"):
+        mask = load_mask(tmp_path / name)
+        assert (mask.encoding, mask.channels, mask.width, bytes(mask.data)) == ("raw", 1, 3, levels.tobytes())
+    assert load_mask(tmp_path / "rgb.jpg").channels == 1
+    (tmp_path / "m16.png").write_bytes(png_of(levels.astype(np.uint16) * 257))
+    sixteen = load_mask(tmp_path / "m16.png")
+    assert (sixteen.encoding, sixteen.width, sixteen.height) == ("png", 3, 1)
+    assert mask_levels(sixteen, 100).tolist() == [[0, 65535, 1799]]
 
 
 # ----------------------------------------------------------------------------- a real daemon
@@ -156,6 +161,25 @@ def test_each_bad_mask_is_refused_before_accepted_with_its_code_and_field(daemon
         assert (error["code"], error.get("field")) == (code, field), error
         assert words in error["message"]
         assert client.request({"type": "ping", "id": "p"})["type"] == "pong"  # still serving
+
+
+def test_an_all_black_png_mask_has_its_size_checked_before_accepted_and_its_pixels_when_it_starts(daemon) -> None:
+    """A PNG mask is not inflated in the socket loop (bench/mask_admission_bench.py): a wrong size is refused
+    at once, an all-black one ends its accepted job with the same code and field."""
+    def send(request_id: str, width: int) -> list:
+        client.send({"type": "stylize", "id": request_id, "content": raw_image(1, W, H),
+                     "styles": [raw_image(2, STYLE, STYLE)], "style_masks": [{"frame": 3, "encoding": "png"}],
+                     "params": {**FAST, "iterations": 2}},
+                    rgb_bytes(W, H), rgb_bytes(STYLE, STYLE), png_of(np.zeros((H, width), np.uint8)))
+        return client.stream(request_id, timeout=60, quiet=0)
+
+    with RawClient(daemon.endpoint) as client:
+        wrong = send("png-wrong", W + 1)
+        assert [h["type"] for h, _ in wrong] == ["error"] and wrong[0][0]["field"] == "style_masks[0]"
+        black = send("png-black", W)
+        assert black[0][0]["type"] == "accepted"
+        error = terminal_of(black)
+        assert (error["code"], error["field"]) == ("bad_request", "style_masks[0]") and "all black" in error["message"]
 
 
 def test_a_raw_mask_of_three_channels_is_refused(daemon) -> None:
