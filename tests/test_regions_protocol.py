@@ -23,6 +23,7 @@ from neural_style.protocol.messages import Stylize, decode_request
 
 W, H = 40, 32  # the content's size in the daemon tests
 STYLE = 24
+STRONG = {"iterations": 10, "style_weight": 1e5, "seed": 7}  # enough for the styles to show on a 32-px result
 
 
 def grey(width: int, height: int, value: int | None = None, *, left: bool | None = None) -> bytes:
@@ -211,18 +212,18 @@ def test_a_masked_job_runs_end_to_end_as_the_engine_runs_it_in_process(daemon, m
 
     halves = [(W, H, grey(W, H, left=True)), (W, H, grey(W, H, left=False))]
     with RawClient(daemon.endpoint) as client:
-        masked_header, masked = _result(client, "masked", masks=halves, styles=2)
-        _, plain = _result(client, "plain", styles=2)
-        _, nils = _result(client, "nils", styles=2, masks=[None, None])
+        masked_header, masked = _result(client, "masked", masks=halves, styles=2, params=STRONG)
+        _, plain = _result(client, "plain", styles=2, params=STRONG)
+        _, nils = _result(client, "nils", styles=2, masks=[None, None], params=STRONG)
     assert masked.shape == plain.shape == (26, 32, 3)  # FAST's size 32: the masks were scaled with the content
-    assert np.abs(masked.astype(int) - plain).mean() > 1.0, "the masks changed nothing"
+    assert np.abs(masked.astype(int) - plain).mean() > 3.0, "the masks changed nothing"
     assert np.array_equal(nils, plain), "a list of nils is the unmasked request"
 
     content = image_files.tensor_from_bytes(rgb_bytes(W, H), W, H, 3)
     styles = [image_files.tensor_from_bytes(rgb_bytes(STYLE, STYLE, 3, seed=i + 1), STYLE, STYLE, 3) for i in (0, 1)]
     masks = [mask_tensor(mask_levels(ImageData.raw(data, w, h, 1), 10**6)) for w, h, data in halves]
-    local = stylize(model, content, styles, StyleParams(**{**FAST, "iterations": 4}), style_masks=masks)
-    local_bytes = np.frombuffer(image_files.tensor_to_bytes(local.image)[0], np.uint8).reshape(H, W, 3)
+    local = stylize(model, content, styles, StyleParams(**{**FAST, **STRONG}), style_masks=masks)
+    local_bytes = image_files.tensor_to_array(local.image)
     assert np.abs(local_bytes.astype(int) - masked).max() <= 2  # thread counts may round differently
     assert masked_header["loss"]["total"] == pytest.approx(local.loss.total, rel=1e-3)
 
@@ -233,15 +234,14 @@ def test_a_source_mask_changes_the_style_and_is_part_of_its_cache_key(daemon) ->
     top[: STYLE // 2] = 255
     bottom = 255 - top
     with RawClient(daemon.endpoint) as client:
-        _, whole = _result(client, "whole", params={"seed": 7})
-        first, upper = _result(client, "top", sources=[(STYLE, STYLE, top.tobytes())], params={"seed": 7})
-        again, upper_again = _result(client, "top-again", sources=[(STYLE, STYLE, top.tobytes())],
-                                     params={"seed": 7})
-        other, lower = _result(client, "bottom", sources=[(STYLE, STYLE, bottom.tobytes())], params={"seed": 7})
+        _, whole = _result(client, "whole", params=STRONG)
+        first, upper = _result(client, "top", sources=[(STYLE, STYLE, top.tobytes())], params=STRONG)
+        again, upper_again = _result(client, "top-again", sources=[(STYLE, STYLE, top.tobytes())], params=STRONG)
+        other, lower = _result(client, "bottom", sources=[(STYLE, STYLE, bottom.tobytes())], params=STRONG)
     assert first["style_cache_misses"] > 0 and again["style_cache_misses"] == 0
     assert other["style_cache_misses"] > 0, "another source mask must not reuse the cached targets"
     assert np.array_equal(upper, upper_again)
-    assert np.abs(upper.astype(int) - whole).mean() > 0.5 and np.abs(upper.astype(int) - lower).mean() > 0.5
+    assert np.abs(upper.astype(int) - whole).mean() > 3.0 and np.abs(upper.astype(int) - lower).mean() > 3.0
 
 
 @pytest.mark.parametrize("old, new", [(True, "luminance"), (False, "off")])
