@@ -122,3 +122,15 @@ def test_video_refuses_masks_in_one_line(files, tmp_path) -> None:
     """``video`` takes --preserve-color but no masks yet: argparse's one line and exit 2, before any work."""
     done = neural_style("video", tmp_path, files["style_a"], "-o", tmp_path / "out", "--style-mask", files["left"])
     assert done.returncode == 2 and "unrecognized arguments: --style-mask" in done.stderr
+
+
+def test_a_folder_of_photos_takes_the_same_masks_for_each(files, tmp_path, daemon) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in (4, 5):
+        save_image(smooth_image(40, 56, seed=seed), folder / f"photo{seed}.png")
+    done = neural_style("stylize", folder, files["style_a"], files["style_b"], "-o", tmp_path / "out", *FAST,
+                        "--style-mask", files["left"], "--style-mask", files["right"], "--endpoint", daemon.endpoint,
+                        "--no-autostart")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo4.png", "photo5.png"]
