@@ -426,9 +426,24 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 # ---------------------------------------------------------------------- entry point
+def bare_flags(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each bare flag of a choice that was a flag (``--preserve-color``) spelt with its value
+    (``--preserve-color=luminance``) unless a choice follows: argparse would take the next word, the
+    content photo of ``stylize --preserve-color photo.jpg style.jpg``, for the flag's value."""
+    from .engine.params import PARAM_SPECS
+
+    bare = {"--" + spec.name.replace("_", "-"): spec for spec in PARAM_SPECS.values() if spec.booleans is not None}
+    out = list(argv)
+    for i, word in enumerate(out):
+        spec = bare.get(word)
+        if spec is not None and spec.booleans is not None and (i + 1 == len(out) or out[i + 1] not in spec.choices):
+            out[i] = f"{word}={spec.booleans[True]}"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bare_flags(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     return _guarded(_COMMANDS[args.command], args)

@@ -61,6 +61,10 @@ def test_the_options_parse_in_the_order_of_the_styles() -> None:
         assert given.style_masks is None and cli.params_from_args(given).preserve_color == mode
     with pytest.raises(SystemExit):
         parser.parse_args(["stylize", "c.png", "a.png", "-o", "o.png", "--preserve-color", "sepia"])
+    # the bare flag before the photos, as it was written when it was a flag: the photo is not its value
+    before = parser.parse_args(cli.bare_flags(["stylize", "--preserve-color", "c.png", "a.png", "-o", "o.png"]))
+    assert before.content == Path("c.png") and cli.params_from_args(before).preserve_color == "luminance"
+    assert cli.bare_flags(["--preserve-color", "histogram", "c.png"]) == ["--preserve-color", "histogram", "c.png"]
 
 
 def test_two_styles_meet_along_the_masks_locally(files, tmp_path) -> None:
