@@ -38,6 +38,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(255 - left).save(paths["right"])
     Image.fromarray(np.zeros((40, 56), np.uint8)).save(paths["black"])
     Image.fromarray(left[:20]).save(paths["small"])
+    top = np.zeros((48, 48), np.uint8)
+    top[:24] = 255
+    paths["top"] = folder / "top.png"
+    Image.fromarray(top).save(paths["top"])
     return paths
 
 
@@ -138,3 +142,13 @@ def test_a_folder_of_photos_takes_the_same_masks_for_each(files, tmp_path, daemo
                         "--no-autostart")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo4.png", "photo5.png"]
+
+
+def test_a_texture_from_part_of_a_style_image(files, tmp_path) -> None:
+    """reconstruct --style takes --style-source-mask (no content: no --style-mask to give)."""
+    done = neural_style("reconstruct", "--style", files["style_a"], "--style-source-mask", files["top"], "-o",
+                        tmp_path / "t.png", "--weights", "random", "--size", "32", "--iterations", "2")
+    assert done.returncode == 0, done.stderr
+    wrong = neural_style("reconstruct", "--style", files["style_a"], "--style-source-mask", files["left"], "-o",
+                         tmp_path / "w.png", "--weights", "random", "--size", "32", "--iterations", "2")
+    assert wrong.returncode == 2 and "style_source_masks[0] is 56x40" in wrong.stderr
