@@ -25,13 +25,18 @@ from neural_style.protocol.image_data import ImageData
 if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI import this without it
     from collections.abc import Sequence
 
+    import numpy as np
     import torch
 
     from neural_style.daemon.engine.params import StyleParams
     from neural_style.daemon.engine.temporal import TemporalTarget
     from neural_style.protocol.messages import Previous
 
-__all__ = ["probe", "decode_request_image", "decode_previous", "encode_result"]
+__all__ = ["probe", "decode_request_image", "decode_mask_levels", "decode_masks", "decode_previous", "encode_result"]
+
+
+_ORIENTATION = 0x0112  # EXIF's orientation tag
+_TURNED = (5, 6, 7, 8)  # orientations whose rotation swaps width and height
 
 
 def _buffer(payload: Any) -> memoryview:
@@ -42,13 +47,17 @@ def probe(payload: Any, encoding: str, max_pixels: int) -> tuple[int, int]:
     """Width and height of a PNG/JPEG from its header alone, refusing more than ``max_pixels``.
 
     Pillow reads only the header here; no pixel is inflated, so a tiny file that claims
-    to be 100000×100000 costs nothing to refuse.
+    to be 100000×100000 costs nothing to refuse.  A JPEG's size is the decoded one, its EXIF
+    rotation applied (as ``image_files`` decodes it), so a region mask painted on the upright
+    photo fits it.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(_buffer(payload)), formats=[encoding.upper()]) as im:
                 width, height = im.size
+                if encoding == "jpeg" and im.getexif().get(_ORIENTATION) in _TURNED:  # read from the header
+                    width, height = height, width  # as decoded (EXIF rotation applied): a mask must fit that
     except Image.DecompressionBombError as exc:
         raise CodedError(ErrorCode.TOO_LARGE, f"refused as a decompression bomb: {exc}") from None
     except Exception as exc:  # Pillow raises many types for broken data
@@ -78,6 +87,30 @@ def decode_request_image(image: ImageData, max_pixels: int, field: str | None = 
         raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}", field=field) from None
     except ImageError as exc:
         raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}", field=field) from None
+
+
+def decode_mask_levels(image: ImageData, max_pixels: int, field: str) -> np.ndarray:
+    """A region mask's grey levels (``mask_images.mask_levels``), its errors coded for ``field``
+    ("style_masks[1]"): admission reads them to refuse an all-black mask, the worker to run."""
+    from neural_style.daemon.mask_images import mask_levels
+
+    try:
+        return mask_levels(image, max_pixels)
+    except ImageTooLarge as exc:
+        raise CodedError(ErrorCode.TOO_LARGE, f"{field}: {exc}", field=field) from None
+    except ImageError as exc:
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{field}: {exc}", field=field) from None
+
+
+def decode_masks(masks: Sequence[ImageData | None] | None, max_pixels: int,
+                 name: str) -> list[torch.Tensor | None] | None:
+    """``stylize``'s ``style_masks`` (or ``style_source_masks``, by ``name``): each a (1, H, W) tensor."""
+    if masks is None:
+        return None
+    from neural_style.daemon.mask_images import mask_tensor
+
+    return [None if mask is None else mask_tensor(decode_mask_levels(mask, max_pixels, f"{name}[{i}]"))
+            for i, mask in enumerate(masks)]
 
 
 def decode_previous(content: torch.Tensor | None, previous: Previous | None, params: StyleParams,
