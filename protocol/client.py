@@ -60,9 +60,10 @@ class DaemonClient(Protocol):
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False,
-                previous: Optional[Previous] = None) -> StylizeStream:
+                previous: Optional[Previous] = None, style_masks: Optional[Sequence[Optional[ImageData]]] = None,
+                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None) -> StylizeStream:
         """A job's events (Accepted, Progress…, Result; Heartbeat with ``heartbeats``); an ``error`` reply raises
-        DaemonError, and closing the stream early cancels the job."""
+        DaemonError, and closing the stream early cancels the job. ``style_masks``: a region per style."""
         ...
 
     def newer_preview_waiting(self) -> bool:
@@ -175,7 +176,8 @@ class Client:
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False,
-                previous: Optional[Previous] = None) -> StylizeStream:
+                previous: Optional[Previous] = None, style_masks: Optional[Sequence[Optional[ImageData]]] = None,
+                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None) -> StylizeStream:
         """Submit a job and yield its events: Accepted, Progress…, and finally Result.
 
         An ``error`` reply raises DaemonError. Heartbeats are consumed silently unless
@@ -183,7 +185,9 @@ class Client:
         iterator before the end (``close()``, ``break``) sends a ``cancel`` for the job.
         """
         message = Stylize(request_id or new_request_id(), content, list(styles), dict(params or {}),
-                          list(style_blend) if style_blend is not None else None, previous)
+                          list(style_blend) if style_blend is not None else None, previous,
+                          list(style_masks) if style_masks is not None else None,
+                          list(style_source_masks) if style_source_masks is not None else None)
         frames = message.to_frames()  # validate before anything is sent
         request_bytes = sum(memoryview(frame).nbytes for frame in frames)
         return self._stream(message.id, frames, heartbeats, request_bytes / self.transfer_rate,

@@ -5,7 +5,8 @@ the annotation is the wire type and ``wire(...)`` its default and rules.  Types 
 ``str``, ``int``, ``float`` (finite; an int is accepted), ``bool``, ``ImageData`` (a descriptor plus
 a payload frame), a nested dataclass (a map of its fields: ``Loss``, ``JobInfo``), ``list[X]``,
 ``dict[str, Any]`` (an opaque map), ``dict[str, int]`` (entries of other types skipped, so a newer
-peer may add kinds) and ``Optional[X]`` (nil allowed).  Adding a field to a message is one line.
+peer may add kinds) and ``Optional[X]`` (nil allowed; also as a list's item: ``list[Optional[ImageData]]``).
+Adding a field to a message is one line.
 
 Decoding is strict for requests (an unknown key is an error: the daemon must not silently
 ignore a knob the user set) and lenient for replies (unknown keys ignored).  An absent
@@ -146,6 +147,7 @@ def _encode(shape: str, kind: Any, value: Any, frames: Frames) -> Any:
         return encode_fields(value, frames)
     if shape == "list":
         (item,) = typing.get_args(kind)
+        item = _optional_of(item) or item  # a nil item encodes as nil
         return [_encode(_shape(item), item, v, frames) for v in value]
     return dict(value)
 
@@ -239,7 +241,9 @@ class Reader:
             if not isinstance(raw, list) or len(raw) < rule.min_items:
                 raise self.fail(path, f"'{path}' must be a {'non-empty ' if rule.min_items else ''}list")
             (item,) = typing.get_args(kind)
-            return [self.value(item, v, f"{path}[{i}]", Rule()) for i, v in enumerate(raw)]
+            optional = _optional_of(item)  # list[Optional[X]]: nil items allowed
+            return [None if v is None and optional is not None else
+                    self.value(optional or item, v, f"{path}[{i}]", Rule()) for i, v in enumerate(raw)]
         if origin is dict:
             if not isinstance(raw, dict):
                 raise self.fail(path, f"'{path}' must be a map")

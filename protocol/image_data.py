@@ -1,7 +1,8 @@
 """Images on the wire: the descriptor map in a header and the bytes in a payload frame.
 
-Raw images are 8-bit, row-major, interleaved RGB or RGBA in sRGB, so a raw frame's
-length must be exactly ``width * height * channels``; PNG and JPEG carry their own size.
+Raw images are 8-bit, row-major, interleaved RGB or RGBA in sRGB, or one grey channel (a region's
+mask, ``GREY``: the daemon takes it nowhere else), so a raw frame's length must be exactly
+``width * height * channels``; PNG and JPEG carry their own size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ Buffer = Union[bytes, bytearray, memoryview]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
-CHANNELS = (3, 4)
+GREY = 1  # a mask's one channel (docs/PROTOCOL.md, "Regions"): admission refuses it for a picture
+CHANNELS = (GREY, 3, 4)
 IMAGE_KEYS = frozenset({"frame", "encoding", "width", "height", "channels"})
 
 
@@ -51,7 +53,7 @@ def _check_dims(encoding: Any, width: Any, height: Any, channels: Any,
         if value is not None:
             _positive_int(value, name, request_id)
     if channels is not None and (isinstance(channels, bool) or channels not in CHANNELS):
-        raise _bad(f"image 'channels' must be 3 or 4, got {quote(channels)}", request_id)
+        raise _bad(f"image 'channels' must be 1 (a mask), 3 or 4, got {quote(channels)}", request_id)
     return encoding
 
 

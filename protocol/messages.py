@@ -4,8 +4,8 @@ A field's annotation is its wire type and ``wire(...)`` its default and rules; `
 encodes and decodes every message from these declarations (adding a field is one line here
 and one row in docs/PROTOCOL.md).  Requests are decoded strictly (unknown fields are a
 ``bad_request``), replies leniently (unknown fields ignored, so a newer daemon can add fields).
-``params`` of a stylize request stays an opaque map here, and ``style_blend`` a list of
-numbers: the daemon checks their values against the engine's schema.
+``params`` of a stylize request stays an opaque map here, ``style_blend`` a list of numbers and
+the masks images: the daemon checks their values against the engine's schema and rules.
 
 Client data reaches error messages only in bounded form (``errors.quote``, and every decoding
 error's message is cut to ``MAX_ERROR_MESSAGE``), and a header may nest values at most
@@ -100,6 +100,9 @@ class Stylize(Message):
     params: dict[str, Any] = wire(default_factory=dict)
     style_blend: Optional[list[float]] = wire(None, omit_nil=True)  # its values are the daemon's to check
     previous: Optional[Previous] = wire(None, omit_nil=True)  # a sequence's previous frame (issue 15)
+    # Regions (issue 17): one entry per style, in the order of ``styles``; nil = the whole image.
+    style_masks: Optional[list[Optional[ImageData]]] = wire(None, omit_nil=True)  # each the content's size
+    style_source_masks: Optional[list[Optional[ImageData]]] = wire(None, omit_nil=True)  # each its style's size
 
 
 @dataclass

@@ -47,9 +47,11 @@ class FakeClient:
     def stylize(self, content: Optional[ImageData], styles: Sequence[ImageData],
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False,
-                previous: Optional[Previous] = None) -> StylizeStream:
+                previous: Optional[Previous] = None, style_masks: Optional[Sequence[Optional[ImageData]]] = None,
+                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None) -> StylizeStream:
         self.requests.append({"content": content, "styles": styles, "params": params, "style_blend": style_blend,
-                              "heartbeats": heartbeats, "previous": previous})
+                              "heartbeats": heartbeats, "previous": previous, "style_masks": style_masks,
+                              "style_source_masks": style_source_masks})
         return self._stream()
 
     def _stream(self) -> StylizeStream:

@@ -243,7 +243,8 @@ def test_unknown_reply_types_are_returned_for_the_client_to_ignore() -> None:
         (raw_ref(1, 2, 2, 3), bytes(13), "needs 12"),  # too long
         (raw_ref(1, 2, 2, 4), bytes(12), "needs 16"),
         (raw_ref(1, 2, 2, 2), bytes(8), "channels"),
-        (raw_ref(1, 2, 2, 1), bytes(4), "channels"),
+        (raw_ref(1, 2, 2, 5), bytes(20), "channels"),  # 1 (a grey mask) is an image's; admission refuses a grey picture
+        (raw_ref(1, 2, 2, 1), bytes(3), "needs 4"),
         (raw_ref(1, 0, 2, 3), b"", "width"),
         (raw_ref(1, 2, -2, 3), b"", "height"),
         (raw_ref(1, 2.0, 2, 3), bytes(12), "width"),
