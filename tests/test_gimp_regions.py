@@ -4,7 +4,7 @@ The harness (the root, a daemon with random weights, the share folder, the sessi
 tests/test_gimp_plugin.py's.  Two sessions per GIMP version, tiny images and few iterations:
 
 * console: a rectangle selected and saved as a channel (Select → Save to Channel, then Select →
-  None) becomes the second style's region, the first style takes the rest; the result shows the
+  None) becomes the second style's region, the first style (the whole layer) takes the rest; the result shows the
   two paintings meeting along it (each side's colours nearer its own painting's than the other's,
   and nearer than the same job without regions puts them); the current selection as a region
   (the whole layer is stylized, no mask); the histogram colour mode against no colour control
@@ -81,10 +81,10 @@ def regions_session(gimp_root, share, daemon):
     two = {**quick, "style": STYLE_A, "style2": STYLE_B}
     channel = [{"name": "left half", "select": list(LEFT)}]
     steps = [
-        step(share, "two-regions", {**two, "style-region": "rest", "style2-region": "channel",
+        step(share, "two-regions", {**two, "style2-region": "channel",
                                     "style2-mask": {"channel": "left half"}}, channels=channel),
         step(share, "no-regions", two, channels=channel),  # the same job, the two styles blended everywhere
-        step(share, "selection-region", {**two, "style2-region": "selection", "style-region": "rest",
+        step(share, "selection-region", {**two, "style2-region": "selection",
                                          "iterations": 4}, select=list(LEFT)),
         step(share, "histogram", {**quick, "style": STYLE_A, "preserve-colors": "histogram"}),
         step(share, "colour-off", {**quick, "style": STYLE_A, "preserve-colors": "off"}),

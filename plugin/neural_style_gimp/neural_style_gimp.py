@@ -730,11 +730,7 @@ def _style_masks(image, layer, config, settings, sent):
     masks = regions.resolve(settings.regions, read)
     if masks is None:
         return None
-    for i, data in enumerate(masks):
-        if data is not None and regions.is_blank(data):  # the rest of a region that covers everything
-            raise UserError(f"{advice.PREFIX}'{S.label(S.REGION_ARGUMENTS[i])}' is what the other style's region "
-                            f"leaves, but that covers the whole layer: {advice.MASK_ADVICE}", S.REGION_ARGUMENTS[i])
-    return [None if data is None else ImageData.raw(data, sent[0], sent[1], 1) for data in masks]
+    return [None if data is None else ImageData.raw(data, sent[0], sent[1], regions.MASK_CHANNELS) for data in masks]
 
 
 def _style_image(path, argument):

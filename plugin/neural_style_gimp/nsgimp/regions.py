@@ -1,8 +1,9 @@
 """Where each style goes (issue 17): a style's region as a greyscale mask on the content the plug-in sends.
 
-A style's region is the whole layer (no mask: today's behaviour), the current selection, a channel
-or layer mask the user picks, or "the rest": what the other style's region leaves (255 − its mask),
-so that two paintings meet along one painted mask.  A mask is read from the channel's buffer over
+A style's region is the whole layer (no mask: today's behaviour), the current selection, or a channel
+or layer mask the user picks.  A style without a mask takes what the other style's region leaves (the
+engine's rule, docs/PROTOCOL.md "Regions"), so one painted mask on the second style is enough for two
+paintings to meet along it; with both styles masked, what neither covers keeps the photo.  A mask is read from the channel's buffer over
 exactly the rectangle the content is read from (the layer's region in image coordinates, at the same
 scale): it lies on the content pixel for pixel and has its width × height.  Outside the channel it
 is black.  Nothing here needs GIMP; ``neural_style_gimp.py`` reads the buffers.
@@ -16,13 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-REGIONS = ("layer", "selection", "channel", "rest")
+REGIONS = ("layer", "selection", "channel")
 REGION_DEFAULT = "layer"
 # The dialog's words for the region choices.
-REGION_LABELS = {"layer": "The whole layer", "selection": "The current selection",
-                 "channel": "A channel or layer mask (choose it below)",
-                 "rest": "What the other style's region leaves"}
-MASK_FORMAT = "Y u8"  # babl: 8-bit grey, what a mask frame carries (protocol: gray8)
+REGION_LABELS = {"layer": "The whole layer (or what the other style's region leaves)",
+                 "selection": "The current selection", "channel": "A channel or layer mask (choose it below)"}
+MASK_FORMAT, MASK_CHANNELS = "Y u8", 1  # babl's 8-bit grey: a raw mask frame's one byte a pixel (PROTOCOL.md)
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,6 @@ def mask_crop(region: tuple[int, int, int, int], channel_offsets: tuple[int, int
     return Crop(int((x - cx) * scale), int((y - cy) * scale), sent[0], sent[1], scale)
 
 
-def complement(mask: bytes) -> bytes:
-    """255 − the mask: what a region leaves."""
-    return mask.translate(bytes(255 - v for v in range(256)))
-
-
 def is_blank(mask: bytes) -> bool:
     """True when no pixel is in the region (an all-black mask: the daemon refuses it)."""
     return not mask.strip(b"\x00")
@@ -66,37 +61,17 @@ def selection_is_a_region(regions: Sequence[str]) -> bool:
 
 
 def resolve(regions: Sequence[str], read: Callable[[int], bytes]) -> Optional[list[Optional[bytes]]]:
-    """Each style's mask (None: the whole layer), or None when every region is the whole layer (the request
-    then carries no masks at all, as before issue 17). ``read(i)`` reads style i's selection or channel.
-
-    "rest" is the complement of the other style's mask; two styles each the other's rest, or a rest of
-    the whole layer, are caught by :func:`region_problem` before anything is read."""
-    if all(region == "layer" for region in regions):
+    """Each style's mask (None: no region of its own), or None when every region is the whole layer (the
+    request then carries no masks at all, as before issue 17). ``read(i)`` reads style i's selection or
+    channel."""
+    if all(region == REGION_DEFAULT for region in regions):
         return None
-    masks: list[Optional[bytes]] = [None if region in ("layer", "rest") else read(i)
-                                    for i, region in enumerate(regions)]
-    for i, region in enumerate(regions):
-        if region == "rest":
-            other = masks[1 - i] if len(regions) == 2 else None
-            if other is None:
-                raise ValueError(f"style {i}'s region is the rest of a region that is not a mask")
-            masks[i] = complement(other)
-    return masks
+    return [None if region == REGION_DEFAULT else read(i) for i, region in enumerate(regions)]
 
 
 def region_problem(regions: Sequence[str]) -> Optional[tuple[int, str]]:
-    """(the style, what is wrong) for a combination of regions that cannot work, else None.
-
-    ``regions`` has one entry per style used."""
+    """(the style, what is wrong) for a region that is not one of :data:`REGIONS`, else None."""
     for i, region in enumerate(regions):
         if region not in REGIONS:
             return i, f"must be one of {', '.join(REGIONS)} (got {region!r})"
-        if region == "rest":
-            if len(regions) != 2:
-                return i, "is what the other style's region leaves, but there is no other style"
-            other = regions[1 - i]
-            if other in ("layer", "rest"):
-                return i, ("is what the other style's region leaves, but that is "
-                           + ("the whole layer" if other == "layer" else "the rest too")
-                           + ": give the other style a selection or a channel")
     return None
