@@ -203,3 +203,19 @@ def test_protocol_lists_every_param_with_the_schemas_default_and_type():
     blend_row = next(row for row in _table_rows((ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8"),
                                                 "### `stylize`") if row[0] == "`style_blend`")
     assert blend_row[1] == "list of floats"
+
+
+def test_preserve_color_is_a_choice_that_still_reads_the_old_boolean():
+    assert StyleParams().preserve_color == "off"
+    assert StyleParams(preserve_color=True).preserve_color == "luminance"
+    assert StyleParams.from_mapping({"preserve_color": False}).preserve_color == "off"
+    assert StyleParams.from_mapping({"preserve_color": "histogram"}).preserve_color == "histogram"
+    assert StyleParams(preserve_color=True).to_mapping()["preserve_color"] == "luminance"
+    with pytest.raises(ParamError, match="one of off, luminance, histogram") as refused:
+        StyleParams.from_mapping({"preserve_color": "sepia"})
+    assert refused.value.field == "preserve_color"
+    with pytest.raises(ParamError, match="true or false"):
+        StyleParams.from_mapping({"preserve_color": 1})  # 1 == True in Python, but not a boolean on the wire
+    described = parameter_schema()["params"]["preserve_color"]
+    assert described["choices"] == ["off", "luminance", "histogram"]
+    assert described["booleans"] == {"false": "off", "true": "luminance"}

@@ -34,6 +34,10 @@ OPTIMIZERS: tuple[str, ...] = ("lbfgs", "adam")
 INITS: tuple[str, ...] = ("noise", "content", "style")
 POOLINGS: tuple[str, ...] = ("avg", "max")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+#: Colour control (Gatys et al. 2017): off; luminance-only transfer (the result's luma with the content's
+#: chroma); histogram matching (each style image's colours moved to the content's mean and covariance
+#: before stylizing). The old boolean still reads: true is "luminance", false is "off" (wire v1).
+PRESERVE_COLORS: tuple[str, ...] = ("off", "luminance", "histogram")
 
 #: Bound of every weight (α, β, tv, w_l, the style blend) and of β·w_l. Only their ratios shape the
 #: image; users set β/α to 10⁵ and beyond, and 10¹² keeps the weighted losses, their gradients and
@@ -60,11 +64,12 @@ _RULES = "neural_style.param"  # the key of a field's rules in its dataclasses m
 
 def param(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
           above_minimum: bool = False, choices: Sequence[str] = (), unset: str = "", zero_means: str = "",
-          unit: str = "", texture_only: bool = False, cli: bool = True) -> Any:
+          unit: str = "", texture_only: bool = False, cli: bool = True,
+          booleans: tuple[str, str] | None = None) -> Any:
     """A StyleParams field with its rules (see ``Spec`` for their meaning); the type is the annotation."""
     rules = dict(help=help, minimum=minimum, maximum=maximum, above_minimum=above_minimum,
                  choices=tuple(choices), unset=unset, zero_means=zero_means, unit=unit,
-                 texture_only=texture_only, cli=cli)
+                 texture_only=texture_only, cli=cli, booleans=booleans)
     return dataclasses.field(default=default, metadata={_RULES: rules})
 
 
@@ -87,6 +92,8 @@ class Spec:
     unit: str = ""  # "px" or "MiB": what the number counts (the command line reads "2G" for MiB)
     texture_only: bool = False  # only used without a content image (texture synthesis)
     cli: bool = True  # offered as a command-line option
+    #: (false's choice, true's choice): a choice that was a boolean once still accepts true and false
+    booleans: tuple[str, str] | None = None
 
     @property
     def type_name(self) -> str:
@@ -100,6 +107,8 @@ class Spec:
             if self.nullable:
                 return None
             raise ParamError(f"{self.name} cannot be null", self.name)
+        if self.booleans is not None and isinstance(value, bool):
+            return self.booleans[value]
         if not self.is_list:
             return self._check(self._scalar(value, self.name), self.name)
         if isinstance(value, str) and self.kind is str:  # "relu1_1,relu2_1", as the CLI writes it
@@ -133,7 +142,11 @@ class Spec:
                 raise ParamError(f"{where} must be at most {_show(self.maximum)} (got {quote(value)})",
                                  where) from None
         if not isinstance(value, str):
-            raise ParamError(f"{where} must be a string (got {type(value).__name__})", where)
+            named = self.choices and self.choices != LAYER_NAMES
+            accepted = f"one of {', '.join(self.choices)}" if named else "a string"
+            if self.booleans is not None:
+                accepted += ", or true or false"
+            raise ParamError(f"{where} must be {accepted} (got {type(value).__name__})", where)
         return value
 
     def _check(self, value: Any, where: str) -> Any:
@@ -201,6 +214,8 @@ class Spec:
             out["unit"] = self.unit
         if self.texture_only:
             out["texture_only"] = True
+        if self.booleans is not None:
+            out["booleans"] = {"false": self.booleans[0], "true": self.booleans[1]}
         return out
 
     @classmethod
@@ -256,7 +271,10 @@ class StyleParams:
     init: str = param("noise", "starting image (the paper starts from white noise)", choices=INITS)
     seed: int = param(0, "random seed; CPU runs repeat bit for bit", minimum=SEED_RANGE[0], maximum=SEED_RANGE[1])
     pooling: str = param("avg", "VGG19's pooling (average is the paper's choice)", choices=POOLINGS)
-    preserve_color: bool = param(False, "keep the content's colours: the result's luma with the content's chroma")
+    preserve_color: str = param("off", "keep the content's colours: luminance (the result's luma with the content's "
+                                       "chroma) or histogram (the styles' colours moved to the content's mean and "
+                                       "covariance before stylizing); true means luminance, false off",
+                                choices=PRESERVE_COLORS, booleans=("off", "luminance"))
     style_scale: float = param(1.0, "style image size relative to the output", minimum=0.0, above_minimum=True,
                                maximum=MAX_STYLE_SCALE)
     scales: int = param(0, "coarse-to-fine: 0 chooses the sizes from about 512 px up to the output's; N gives N "
@@ -391,7 +409,8 @@ def parameter_schema() -> dict[str, Any]:
     str, list[str], list[float]), ``default``, ``nullable``, ``help`` and, where they apply,
     ``minimum`` with ``exclusive_minimum``, ``maximum``, ``choices`` (of each element for lists),
     ``unset`` (what null means), ``zero_means`` (0 is accepted beside the range and means this),
-    ``unit`` ("px", "MiB") and ``texture_only``.
+    ``unit`` ("px", "MiB"), ``texture_only`` and ``booleans`` (``{"false": choice, "true": choice}``:
+    a choice that still accepts the boolean it once was).
     """
     return {"params": {name: spec.describe() for name, spec in PARAM_SPECS.items()},
             "style_blend": STYLE_BLEND.describe()}
@@ -412,6 +431,7 @@ __all__ = [
     "INITS",
     "POOLINGS",
     "PRECISIONS",
+    "PRESERVE_COLORS",
     "MAX_WEIGHT",
     "TEMPORAL_WEIGHT",
     "MAX_SIDE",

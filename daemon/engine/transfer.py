@@ -30,6 +30,7 @@ from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
 from .optimize import LBFGS_HISTORY, Carried, Objective, StopRequested, minimise
 from .params import StyleParams
+from .regions import checked_masks
 from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
 from .targets import CacheStats, StyleCache, autocast_for, content_features, style_targets
@@ -82,6 +83,8 @@ def stylize(
     params: StyleParams,
     *,
     style_blend: Sequence[float] | None = None,
+    style_masks: Sequence[torch.Tensor | None] | None = None,
+    style_source_masks: Sequence[torch.Tensor | None] | None = None,
     on_progress: Callable[[EngineProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     target_cache: StyleCache | None = None,
@@ -99,8 +102,16 @@ def stylize(
     A sequence's frame t: ``start_image`` (3, H, W) replaces ``params.init`` (the warped previous
     result), and ``temporal`` adds Ruder et al.'s term with ``params.temporal_weight`` at every scale
     (``engine/temporal.py``), the targets resized to each scale's size.
+
+    Spatial control (Gatys et al. 2017): ``style_masks[i]``, a float tensor (1, H, W) in [0, 1] at the
+    content's input size or None, is style i's region; ``style_source_masks[i]``, in style i's own frame,
+    the part of style image i its style is taken from. Semantics in ``engine/region_masks.py``; no masks
+    is the unmasked run bit for bit.
     """
     started = time.perf_counter()
+    checked_masks(style_masks, style_source_masks,
+                  content_size=_size_of(content) if content is not None else None,
+                  style_sizes=[_size_of(s) for s in styles])
     device = model.device
     if params.max_memory and device.type == "cpu":  # the budget caps RSS: freed tensors must leave the process
         pin_mmap_threshold()
@@ -263,6 +274,10 @@ def _start_image(previous: torch.Tensor | None, scale: Scale, content: torch.Ten
     return NOISE_MEAN + NOISE_STD * noise
 
 
+def _size_of(image: torch.Tensor) -> tuple[int, int]:
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
 def _terms(terms: dict[str, torch.Tensor], iteration: int) -> LossTerms:
     """The reported loss terms; a non-finite one ends the run with a message a user can act on."""
     values = {name: float(value.detach()) for name, value in terms.items()}
@@ -277,7 +292,7 @@ def _terms(terms: dict[str, torch.Tensor], iteration: int) -> LossTerms:
 def _finish(image: torch.Tensor, plan: JobPlan, params: StyleParams) -> torch.Tensor:
     """Clamp, optionally restore the content's colours, and reattach its alpha: the image a user sees."""
     rgb = image.detach().float().cpu().clamp(0, 1)
-    if params.preserve_color and plan.content_rgb is not None:
+    if params.preserve_color == "luminance" and plan.content_rgb is not None:
         rgb = preserve_colors(rgb, plan.content_rgb)
     return join_alpha(rgb, plan.alpha)
 
