@@ -104,7 +104,7 @@ def _add_arguments(procedure, dialog):
         procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], S.FULL_RESOLUTION_DEFAULT, rw)
         procedure.add_int_aux_argument("working-size", *a["working-size"], S.SIZE_MIN, S.SIZE_MAX,
                                        S.WORKING_SIZE_DEFAULT, rw)
-    # Was a boolean before issue 17: a script's True/False is the old meaning (luminance / off), see _read_settings.
+    # A boolean before issue 17: remembered values of then come back in their meaning (S.upgrade_remembered).
     procedure.add_choice_argument("preserve-colors", *a["preserve-colors"],
                                   _choice(S.PRESERVE_COLORS, S.PRESERVE_COLOR_LABELS), S.PRESERVE_COLOR_DEFAULT, rw)
     procedure.add_choice_argument("init", *a["init"], _choice(S.INITS, S.INIT_LABELS), S.INIT_DEFAULT, rw)
@@ -141,7 +141,7 @@ def _read_settings(config):
         iterations=int(config.get_property("iterations")),
         size=int(config.get_property("size")),
         preview_size=int(config.get_property("preview-size")),
-        preserve_color=S.preserve_color_choice(config.get_property("preserve-colors")),
+        preserve_color=str(config.get_property("preserve-colors")),
         style_region=str(config.get_property("style-region")),
         style2_region=str(config.get_property("style2-region")),
         init=str(config.get_property("init")),

@@ -3,10 +3,10 @@
 A style's region is the whole layer (no mask: today's behaviour), the current selection, or a channel
 or layer mask the user picks.  A style without a mask takes what the other style's region leaves (the
 engine's rule, docs/PROTOCOL.md "Regions"), so one painted mask on the second style is enough for two
-paintings to meet along it; with both styles masked, what neither covers keeps the photo.  A mask is read from the channel's buffer over
-exactly the rectangle the content is read from (the layer's region in image coordinates, at the same
-scale): it lies on the content pixel for pixel and has its width × height.  Outside the channel it
-is black.  Nothing here needs GIMP; ``neural_style_gimp.py`` reads the buffers.
+paintings to meet along it; with both styles masked, what neither covers keeps the photo.  A mask is
+read from the channel's buffer over exactly the rectangle the content is read from (the layer's region
+in image coordinates, at the same scale): it lies on the content pixel for pixel and has its
+width × height.  Outside the channel it is black.  Nothing here needs GIMP; ``neural_style_gimp.py`` reads the buffers.
 
 A selection used as a region does not limit the effect, unlike a selection with every region the
 whole layer: the whole layer is stylized, and the selection only says where that style goes.
