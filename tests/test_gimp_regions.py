@@ -98,6 +98,10 @@ def test_gimp_a_saved_selection_is_the_second_styles_region(regions_session, sha
     assert (new["width"], new["height"]) == CONTENT_SIZE and not new["has_mask"], new
     assert "style-region" in result["arguments"] and "style2-mask" in result["arguments"]
     assert_source_untouched(share, out)
+    # what was sent: the channel, on the content at the working size (64 × 48), exactly its left half
+    log = (share / "out" / "regions.gimp.log").read_text(errors="replace")
+    assert "style 2's region: 64x48, covering 1.000 of the left half and 0.000 of the right" in log, \
+        gimp_log(share, "regions")
     left, right = _halves(out / "new_layer.png")
     a, b = _mean(pixels(share / "in" / "starry_night.jpg")), _mean(pixels(share / "in" / "the_scream.jpg"))
     # each side nearer its own painting's colours than the other painting's

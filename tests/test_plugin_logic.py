@@ -437,6 +437,7 @@ def test_a_style_without_a_region_sends_no_mask_beside_one_that_has():
     assert regions.resolve(["selection", "channel"], lambda i: bytes([i])) == [bytes([0]), bytes([1])]
     assert regions.is_blank(bytes(4)) and not regions.is_blank(bytes([0, 0, 1, 0]))
     assert regions.selection_is_a_region(["layer", "selection"])
+    assert regions.describe(bytes([255, 0, 255, 0]), 2) == "2x2, covering 1.000 of the left half and 0.000 of the right"
 
 
 def test_a_region_that_is_not_one_of_the_choices_is_named(tmp_path):

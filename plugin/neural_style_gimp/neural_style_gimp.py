@@ -730,6 +730,9 @@ def _style_masks(image, layer, config, settings, sent):
     masks = regions.resolve(settings.regions, read)
     if masks is None:
         return None
+    for i, data in enumerate(masks):  # NEURAL_STYLE_DEBUG: the real-GIMP tests read what was sent
+        if data is not None:
+            _debug(f"style {i + 1}'s region: {regions.describe(data, sent[0])}")
     return [None if data is None else ImageData.raw(data, sent[0], sent[1], regions.MASK_CHANNELS) for data in masks]
 
 

@@ -55,6 +55,16 @@ def is_blank(mask: bytes) -> bool:
     return not mask.strip(b"\x00")
 
 
+def describe(mask: bytes, width: int) -> str:
+    """A mask in a few numbers, for the debug log: its size, and how much of each half (left, right) it covers."""
+    height = len(mask) // width
+    half = width // 2
+    left = sum(sum(mask[row * width:row * width + half]) for row in range(height)) / (255 * half * height)
+    right = sum(sum(mask[row * width + half:(row + 1) * width]) for row in range(height)) / (
+        255 * (width - half) * height)
+    return f"{width}x{height}, covering {left:.3f} of the left half and {right:.3f} of the right"
+
+
 def selection_is_a_region(regions: Sequence[str]) -> bool:
     """Whether the selection says where a style goes (then it does not limit the effect)."""
     return "selection" in regions
