@@ -84,6 +84,10 @@ def regions_session(gimp_root, share, daemon):
         step(share, "two-regions", {**two, "style2-region": "channel",
                                     "style2-mask": {"channel": "left half"}}, channels=channel),
         step(share, "no-regions", two, channels=channel),  # the same job, the two styles blended everywhere
+        # a layer mask on a moved layer: it moves with the layer, and is read where the layer's pixels are
+        step(share, "layer-mask-region", {**two, "style2-region": "channel", "style2-mask": {"layer_mask": True},
+                                          "iterations": 4},
+             source_offsets=(7, 5), layer_mask=[7, 5, WIDTH // 2, HEIGHT]),
         step(share, "selection-region", {**two, "style2-region": "selection",
                                          "iterations": 4}, select=list(LEFT)),
         step(share, "histogram", {**quick, "style": STYLE_A, "preserve-colors": "histogram"}),
@@ -127,6 +131,18 @@ def test_gimp_the_two_styles_meet_along_the_channels_edge(regions_session):
         return _distance(_mean(left), _mean(right))
 
     assert across(out / "new_layer.png") > across(blended_out / "new_layer.png") + 5
+
+
+def test_gimp_a_layer_mask_on_a_moved_layer_is_a_region_where_its_pixels_are(regions_session, share):
+    result, out = regions_session["layer-mask-region"]
+    new = assert_finished_layer(result)
+    assert (new["width"], new["height"], new["offsets"]) == (WIDTH, HEIGHT, [7, 5]), new
+    assert result["layers_after"][1]["has_mask"], "the source lost its layer mask"
+    log = (share / "out" / "regions.gimp.log").read_text(errors="replace")
+    steps = log.split("painting the result")  # the sessions' runs in order: two-regions, no-regions, this one
+    assert "style 2's region: 64x48, covering 1.000 of the left half and 0.000 of the right" in steps[2], \
+        gimp_log(share, "regions")
+    assert_source_untouched(share, out)
 
 
 def test_gimp_the_current_selection_as_a_region_stylizes_the_whole_layer(regions_session, share):
