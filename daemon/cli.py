@@ -65,6 +65,9 @@ def _add_option(group: argparse._ActionsContainer, spec: Spec, default: object =
                            help=help_text.replace(" (default", ", e.g. 2G or 512M (default", 1))
     elif spec.kind is bool:
         group.add_argument(flag, action="store_true", default=None, help=help_text)
+    elif spec.booleans is not None:  # a choice that was a flag: the bare flag still means what true did
+        group.add_argument(flag, nargs="?", const=spec.booleans[True], choices=spec.choices, default=default,
+                           help=help_text.replace(" (default", f"; the bare flag: {spec.booleans[True]} (default", 1))
     elif spec.is_list:
         group.add_argument(flag, type=_layer_list if spec.kind is str else _number_list, help=help_text,
                            metavar="LAYER,…" if spec.kind is str else "W,…")
@@ -82,6 +85,29 @@ def _number_list(text: str) -> tuple[float, ...]:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _add_region_options(parser: argparse.ArgumentParser) -> None:
+    """Where each style goes and what part of it is used (issue 17), one mask per style in their order."""
+    group = parser.add_argument_group("regions (Gatys et al. 2017)")
+    group.add_argument("--style-mask", dest="style_masks", type=_mask_path, action="append", metavar="PATH",
+                       help="where a style goes: a greyscale image of the content's size (white: this style, grey: "
+                            "less of it), one per style in their order (repeatable); '-' or 'none': that style "
+                            "has no region of its own")
+    group.add_argument("--style-source-mask", dest="style_source_masks", type=_mask_path, action="append",
+                       metavar="PATH", help="the part of a style image its style is taken from: a greyscale image "
+                                            "of that style image's size, one per style in their order "
+                                            "(repeatable); '-' or 'none': the whole style image")
+
+
+def _mask_path(text: str) -> Path | None:
+    return None if text in ("-", "none") else Path(text)
+
+
+def _mask_paths(args: argparse.Namespace) -> list[Path]:
+    """Every mask file the options name (to check before any work)."""
+    return [path for name in ("style_masks", "style_source_masks") for path in getattr(args, name, None) or ()
+            if path is not None]
 
 
 def params_from_args(args: argparse.Namespace, **overrides: object) -> StyleParams:
@@ -114,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--no-autostart", action="store_true",
                          help="fail instead of starting a daemon when none answers")
     _add_param_options(stylize)
+    _add_region_options(stylize)
     add_model_options(stylize)
 
     _add_video_parser(commands)
@@ -197,7 +224,7 @@ def _add_figure_options(parser: argparse.ArgumentParser) -> None:
 def _run_stylize(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     jobs = _stylize_jobs(args.content, args.more_contents, args.output)
-    _check_readable(*(content for content, _ in jobs), *args.styles)
+    _check_readable(*(content for content, _ in jobs), *args.styles, *_mask_paths(args))
     if not args.local:
         from . import remote
 
@@ -310,6 +337,7 @@ def _run_local(args: argparse.Namespace, jobs: Sequence[tuple[Callable[[], objec
     from .progress_bar import ProgressBar
     from .weights import load_model
 
+    masks, source_masks = (_local_masks(getattr(args, name, None)) for name in ("style_masks", "style_source_masks"))
     model = load_model(args.weights, args.weights_format, args.device)
     cache: dict[object, object] = {}
     for load, output in jobs:
@@ -317,7 +345,7 @@ def _run_local(args: argparse.Namespace, jobs: Sequence[tuple[Callable[[], objec
         bar = ProgressBar(params.iterations)
         try:
             result = stylize(model, content, styles, params, style_blend=args.style_blend, on_progress=bar.report,
-                             target_cache=cache)
+                             target_cache=cache, style_masks=masks, style_source_masks=source_masks)
         finally:
             bar.close()
         save_image(result.image, output,
@@ -325,6 +353,16 @@ def _run_local(args: argparse.Namespace, jobs: Sequence[tuple[Callable[[], objec
         log.info("wrote %s (%d iterations, %.1f s, loss %.4g)", output, result.iterations, result.elapsed,
                  result.loss.total)
     return EXIT_OK
+
+
+def _local_masks(paths: Sequence[Path | None] | None) -> list[object] | None:
+    """The mask files as the engine's tensors, read as the daemon reads a request's (``mask_images``)."""
+    if not paths:
+        return None
+    from .image_files import DEFAULT_MAX_PIXELS
+    from .mask_images import load_mask, mask_levels, mask_tensor
+
+    return [None if path is None else mask_tensor(mask_levels(load_mask(path), DEFAULT_MAX_PIXELS)) for path in paths]
 
 
 def _run_figures(args: argparse.Namespace) -> int:

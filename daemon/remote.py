@@ -169,6 +169,11 @@ def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path 
     wire_params = request_params(params)
     blend = list(style_blend) if style_blend is not None else None
     try:
+        masks = [_request_masks(getattr(args, name, None)) for name in ("style_masks", "style_source_masks")]
+    except Exception as exc:  # unreadable file, not an image
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    try:
         client, weights = _connect(args, endpoint)
         with client:
             for content, output in jobs:
@@ -177,7 +182,8 @@ def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path 
                 except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
                     _say(f"error: {exc}")
                     return EXIT_BAD_INPUT
-                result = _stream_job(client, endpoint, content_image, style_images, wire_params, blend, params)
+                result = _stream_job(client, endpoint, content_image, style_images, wire_params, blend, params,
+                                     masks)
                 if result is None or result.image is None:  # pragma: no cover - the client raises instead
                     _say(f"error: the daemon at {endpoint} ended the job without a result")
                     return EXIT_DAEMON_ERROR
@@ -192,13 +198,22 @@ def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path 
     return EXIT_OK
 
 
+def _request_masks(paths: Sequence[Path | None] | None) -> list[ImageData | None] | None:
+    """``--style-mask``/``--style-source-mask`` files as request images (None: that style has none)."""
+    from neural_style.daemon.mask_images import load_mask
+
+    return [None if path is None else load_mask(path) for path in paths] if paths else None
+
+
 def _stream_job(client: Client, endpoint: str, content: ImageData | None, styles: list[ImageData],
-                wire_params: dict[str, Any], blend: list[float] | None, params: StyleParams) -> Result | None:
+                wire_params: dict[str, Any], blend: list[float] | None, params: StyleParams,
+                masks: Sequence[list[ImageData | None] | None] = (None, None)) -> Result | None:
     """One job's events into a progress bar (started when the job starts running); its Result."""
     bar: ProgressBar | None = None
     result: Result | None = None
     try:
-        for event in client.stylize(content, styles, wire_params, blend, heartbeats=True):
+        for event in client.stylize(content, styles, wire_params, blend, heartbeats=True, style_masks=masks[0],
+                                    style_source_masks=masks[1]):
             if isinstance(event, Accepted):
                 if event.position > 0:
                     _say(f"queued behind {event.position} job(s) at {endpoint}")

@@ -110,9 +110,9 @@ def test_a_message_of_many_frames_is_refused_frame_by_frame_without_stalling_oth
         done = subprocess.run([sys.executable, "-c", MANY_FRAMES, daemon.endpoint, "300000"],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (f"the message has 300001 frames; a request has at most {4 + MAX_STYLES} "
+    assert done.stdout.strip() == (f"the message has 300001 frames; a request has at most {4 + 3 * MAX_STYLES} "
                                    f"(a header, a content image, a previous frame's two and up to {MAX_STYLES} "
-                                   f"style images)")
+                                   f"style images with two masks each)")
     bystander.check()
 
 
@@ -127,9 +127,9 @@ def test_messages_over_the_byte_or_frame_bound_are_refused_and_a_huge_frame_drop
             "too_large", f"the message is {3 * MiB // 2 + 1 + len(_frames(header)[0])} bytes; "
                          f"this daemon accepts at most {MiB} bytes per message")
         # one small frame more than a request may have (a header, a content image, a previous frame's two
-        # and MAX_STYLES styles): refused by count before their size matters
-        reply = _ask(bad, _frames({**header, "id": "many"}, *[b"x"] * (4 + MAX_STYLES)), "many")
-        assert reply["code"] == "too_large" and f"{5 + MAX_STYLES} frames" in reply["message"]
+        # and MAX_STYLES styles with two masks each): refused by count before their size matters
+        reply = _ask(bad, _frames({**header, "id": "many"}, *[b"x"] * (4 + 3 * MAX_STYLES)), "many")
+        assert reply["code"] == "too_large" and f"{5 + 3 * MAX_STYLES} frames" in reply["message"]
         # one frame over libzmq's per-frame ceiling (the limit + 1 MiB): the connection is closed
         # before anything is buffered; no reply is possible
         bad.send_frames(_frames({**header, "id": "huge"}, b"\x00" * (2 * MiB + 1)))

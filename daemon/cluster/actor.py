@@ -61,8 +61,12 @@ def portable_request(request: StylizeRequest) -> StylizeRequest:
     def own(image: Any) -> Any:
         return replace(image, data=bytes(image.data)) if not isinstance(image.data, bytes) else image
 
+    def owned(masks: Any) -> Any:
+        return [own(m) if m is not None else None for m in masks] if masks is not None else None
+
     return replace(request, content=own(request.content) if request.content is not None else None,
-                   styles=[own(s) for s in request.styles])
+                   styles=[own(s) for s in request.styles], style_masks=owned(request.style_masks),
+                   style_source_masks=owned(request.style_source_masks))
 
 
 class StyleWorker:

@@ -7,8 +7,10 @@ parameters accept is the engine's schema (``StyleParams``, ``plan_inputs``); onl
 daemon's own limits (``limits.py``) are applied here.  The socket loop calls ``admit_stylize``
 and stays free of rules.
 
-Nothing here decodes pixels: PNG/JPEG headers are only probed (``decode.probe``) so that a
-decompression bomb is refused before the worker ever inflates it.
+Nothing here decodes a picture's pixels: PNG/JPEG headers are only probed (``decode.probe``) so that
+a decompression bomb is refused before the worker ever inflates it.  Region masks are the exception:
+an all-black one must be refused before ``accepted``, so their grey levels are read here (one channel,
+within ``max_pixels``, after their size was probed), checked by the engine's rule and dropped.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import dataclasses
 
 from neural_style.daemon.engine.engine_errors import ParamError
 from neural_style.daemon.engine.params import StyleParams, plan_inputs
+from neural_style.daemon.engine.region_masks import MaskFrame, check_masks
 from neural_style.daemon.engine.sizes import output_size
+from neural_style.daemon.mask_images import mask_frame
 from neural_style.protocol.errors import CodedError, ErrorCode
-from neural_style.protocol.image_data import ImageData
+from neural_style.protocol.image_data import GREY, ImageData
 from neural_style.protocol.messages import Previous, Stylize
 
-from .decode import probe
+from .decode import decode_mask_levels, probe
 from .jobs import StylizeRequest
 from .limits import Limits, job_bound
 
@@ -32,9 +36,13 @@ __all__ = ["admit_stylize", "wire_field"]
 def wire_field(exc: ParamError) -> str | None:
     """The request's field a ParamError is about: ``style_blend`` is the request's own, every other
     name one of its ``params`` ("params.iterations", "params.style_layers[1]")."""
-    if exc.field is None or exc.field.startswith("style_blend"):
+    if exc.field is None or exc.field.startswith(REQUEST_FIELDS):
         return exc.field
     return f"params.{exc.field}"
+
+
+#: The request's own fields an engine ParamError may name, beside the params.
+REQUEST_FIELDS = ("style_blend", "style_masks", "style_source_masks")
 
 
 def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
@@ -57,6 +65,47 @@ def _image_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
                          f"{what}: the header says {image.width}x{image.height} but the "
                          f"{image.encoding} data is {width}x{height}", field=what)
     return width, height
+
+
+def _picture_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int]:
+    """``_image_size`` of a content, style or previous frame: a picture, so not a raw grey mask."""
+    if image.channels == GREY and image.encoding == "raw":
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{what} is a raw image of one channel: pictures are RGB or RGBA "
+                                                "(one grey channel is for style_masks)", field=what)
+    return _image_size(image, what, limits)
+
+
+def _mask_frames(masks: list[ImageData | None] | None, name: str, limits: Limits) -> list[MaskFrame | None] | None:
+    """What the engine's rule needs of each mask (its size and its peak), the levels read and dropped."""
+    if masks is None:
+        return None
+    frames: list[MaskFrame | None] = []
+    for i, mask in enumerate(masks):
+        if mask is None:
+            frames.append(None)
+            continue
+        what = f"{name}[{i}]"
+        _image_size(mask, what, limits)  # the pixel bound and a bomb, from the header alone
+        frames.append(mask_frame(decode_mask_levels(mask, limits.max_pixels, what)))
+    return frames
+
+
+def _check_masks(message: Stylize, content: tuple[int, int] | None, styles: list[tuple[int, int]],
+                 limits: Limits) -> None:
+    """The regions (docs/PROTOCOL.md, "Regions"): the engine's rule (a mask too many, the wrong size, all
+    black, masks without a content) on frames read here; first the count, before any mask is read."""
+    def frames(masks: list[ImageData | None] | None, name: str) -> list[MaskFrame | None] | None:
+        if masks is not None and len(masks) > len(styles):  # the rule's count, before any pixel is read
+            return [None] * len(masks)
+        return _mask_frames(masks, name, limits)
+
+    try:
+        check_masks(frames(message.style_masks, "style_masks"), frames(message.style_source_masks,
+                                                                       "style_source_masks"),
+                    content_size=(content[1], content[0]) if content is not None else None,
+                    style_sizes=[(height, width) for width, height in styles])
+    except ParamError as exc:
+        raise CodedError(ErrorCode.BAD_REQUEST, str(exc), field=wire_field(exc)) from None
 
 
 def _check_working_size(params: StyleParams, content: tuple[int, int] | None, limits: Limits) -> None:
@@ -95,12 +144,12 @@ def _check_previous(previous: Previous, content: tuple[int, int] | None, limits:
                          field="previous.flow")
     assert previous.content is not None and previous.stylized is not None  # the decoder requires both
     width, height = content
-    before = _image_size(previous.content, "previous.content", limits)
+    before = _picture_size(previous.content, "previous.content", limits)
     if before != content:
         raise CodedError(ErrorCode.BAD_REQUEST, f"previous.content is {before[0]}x{before[1]} but the content "
                                                 f"frame is {width}x{height}: a sequence's frames have one size",
                          field="previous.content")
-    sw, sh = _image_size(previous.stylized, "previous.stylized", limits)
+    sw, sh = _picture_size(previous.stylized, "previous.stylized", limits)
     if abs(sh * width / sw - height) > 1.0 or abs(sw * height / sh - width) > 1.0:
         raise CodedError(ErrorCode.BAD_REQUEST, f"previous.stylized is {sw}x{sh}, not the content frame's shape "
                                                 f"({width}x{height}, or that scaled)", field="previous.stylized")
@@ -134,17 +183,18 @@ def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
         raise CodedError(ErrorCode.TOO_LARGE,
                          f"{len(message.styles)} style images; this daemon accepts at most {limits.max_styles}",
                          field="styles")
-    content = _image_size(message.content, "content", limits) if message.content is not None else None
+    content = _picture_size(message.content, "content", limits) if message.content is not None else None
     # Style images are used at most at their own size (the engine never scales one up), so their
     # pixels bound their cost whatever style_scale says.
-    for i, style in enumerate(message.styles):
-        _image_size(style, f"styles[{i}]", limits)
+    styles = [_picture_size(style, f"styles[{i}]", limits) for i, style in enumerate(message.styles)]
     _check_working_size(params, content, limits)
     if message.previous is not None:
         _check_previous(message.previous, content, limits)
+    _check_masks(message, content, styles, limits)
 
     params = dataclasses.replace(params, max_memory=job_bound(params.max_memory, limits.max_memory),
                                  preview_size=job_bound(params.preview_size, limits.max_preview_size))
     blend = tuple(message.style_blend) if message.style_blend is not None else None
     return StylizeRequest(params=params, content=message.content, styles=list(message.styles), style_blend=blend,
-                          previous=message.previous)
+                          previous=message.previous, style_masks=message.style_masks,
+                          style_source_masks=message.style_source_masks)

@@ -25,13 +25,14 @@ from neural_style.protocol.image_data import ImageData
 if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI import this without it
     from collections.abc import Sequence
 
+    import numpy as np
     import torch
 
     from neural_style.daemon.engine.params import StyleParams
     from neural_style.daemon.engine.temporal import TemporalTarget
     from neural_style.protocol.messages import Previous
 
-__all__ = ["probe", "decode_request_image", "decode_previous", "encode_result"]
+__all__ = ["probe", "decode_request_image", "decode_mask_levels", "decode_masks", "decode_previous", "encode_result"]
 
 
 def _buffer(payload: Any) -> memoryview:
@@ -78,6 +79,30 @@ def decode_request_image(image: ImageData, max_pixels: int, field: str | None = 
         raise CodedError(ErrorCode.TOO_LARGE, f"{ref.encoding} image: {exc}", field=field) from None
     except ImageError as exc:
         raise CodedError(ErrorCode.BAD_REQUEST, f"{ref.encoding} image: {exc}", field=field) from None
+
+
+def decode_mask_levels(image: ImageData, max_pixels: int, field: str) -> np.ndarray:
+    """A region mask's grey levels (``mask_images.mask_levels``), its errors coded for ``field``
+    ("style_masks[1]"): admission reads them to refuse an all-black mask, the worker to run."""
+    from neural_style.daemon.mask_images import mask_levels
+
+    try:
+        return mask_levels(image, max_pixels)
+    except ImageTooLarge as exc:
+        raise CodedError(ErrorCode.TOO_LARGE, f"{field}: {exc}", field=field) from None
+    except ImageError as exc:
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{field}: {exc}", field=field) from None
+
+
+def decode_masks(masks: Sequence[ImageData | None] | None, max_pixels: int,
+                 name: str) -> list[torch.Tensor | None] | None:
+    """``stylize``'s ``style_masks`` (or ``style_source_masks``, by ``name``): each a (1, H, W) tensor."""
+    if masks is None:
+        return None
+    from neural_style.daemon.mask_images import mask_tensor
+
+    return [None if mask is None else mask_tensor(decode_mask_levels(mask, max_pixels, f"{name}[{i}]"))
+            for i, mask in enumerate(masks)]
 
 
 def decode_previous(content: torch.Tensor | None, previous: Previous | None, params: StyleParams,

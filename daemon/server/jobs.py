@@ -35,6 +35,8 @@ class StylizeRequest:
     styles: list[ImageData]
     style_blend: tuple[float, ...] | None = None
     previous: Previous | None = None  # a sequence's previous frame (content and result), still encoded
+    style_masks: list[ImageData | None] | None = None  # a region per style (issue 17), still encoded
+    style_source_masks: list[ImageData | None] | None = None  # the part of each style image to use
 
 _serial = itertools.count(1)
 

@@ -93,8 +93,8 @@ class Limits:
     @property
     def max_request_frames(self) -> int:
         """A request is a header, a content image, a sequence's previous frame (two images) and up to
-        ``max_styles`` style images."""
-        return 4 + self.max_styles
+        ``max_styles`` style images, each with its region mask and its source mask (issue 17)."""
+        return 4 + 3 * self.max_styles
 
     def describe(self) -> dict[str, int]:
         """The limits as a map, for ``pong`` replies: every bound the daemon applies, so that a client

@@ -26,7 +26,7 @@ from neural_style.protocol.image_data import ImageData
 from neural_style.protocol.messages import Error, Progress, Result
 
 from .admission import wire_field
-from .decode import decode_previous, decode_request_image, encode_result
+from .decode import decode_masks, decode_previous, decode_request_image, encode_result
 from .events import JobMessage, ModelState, WorkerEvent
 from .jobs import Job, JobQueue
 from .style_cache import StyleTargetCache
@@ -225,10 +225,13 @@ def execute_job(job: Job, context: JobContext) -> None:
                    if request.content is not None else None)
         styles = [decode_request_image(s, context.max_pixels, f"styles[{i}]") for i, s in enumerate(request.styles)]
         start_image, temporal = decode_previous(content, request.previous, request.params, context.max_pixels)
+        masks = decode_masks(request.style_masks, context.max_pixels, "style_masks")
+        source_masks = decode_masks(request.style_source_masks, context.max_pixels, "style_source_masks")
         job.timings.decoded = time.monotonic()
         # the request's frames (up to max_message_bytes) are not needed any more: free them
         # now rather than when a long job ends
         request.content, request.styles, request.previous = None, [], None
+        request.style_masks = request.style_source_masks = None
 
         def on_progress(progress: Any) -> None:
             job.iteration = progress.iteration  # read by the loop for status
@@ -241,7 +244,8 @@ def execute_job(job: Job, context: JobContext) -> None:
         result = stylize(context.model, content, styles, request.params, style_blend=request.style_blend,
                          on_progress=on_progress, on_plan=on_plan,
                          should_stop=context.should_stop, target_cache=context.cache,
-                         start_image=start_image, temporal=temporal)
+                         start_image=start_image, temporal=temporal, style_masks=masks,
+                         style_source_masks=source_masks)
         image = ImageData.raw(*encode_result(result.image))
     except Cancelled as exc:
         reason = job.cancel_reason or "the daemon is shutting down"
