@@ -23,6 +23,7 @@ from test_gimp_plugin import (
     CONTENT_SIZE,
     QUICK_ARGS,
     assert_finished_layer,
+    assert_left_as_before,
     assert_source_untouched,
     finish_session,
     gimp_log,
@@ -90,6 +91,9 @@ def regions_session(gimp_root, share, daemon):
              source_offsets=(7, 5), layer_mask=[7, 5, WIDTH // 2, HEIGHT]),
         step(share, "selection-region", {**two, "style2-region": "selection",
                                          "iterations": 4}, select=list(LEFT)),
+        # the layer moved right, the channel on the image's left: black over the whole layer
+        step(share, "blank-channel", {**two, "style2-region": "channel", "style2-mask": {"channel": "left half"}},
+             channels=[{"name": "left half", "select": [0, 0, 50, HEIGHT]}], source_offsets=(100, 0)),
         step(share, "histogram", {**quick, "style": STYLE_A, "preserve-colors": "histogram"}),
         step(share, "colour-off", {**quick, "style": STYLE_A, "preserve-colors": "off"}),
     ]
@@ -151,6 +155,12 @@ def test_gimp_the_current_selection_as_a_region_stylizes_the_whole_layer(regions
     # the selection said where the second style goes: it limited nothing
     assert (new["width"], new["height"], new["offsets"]) == (WIDTH, HEIGHT, [0, 0]) and not new["has_mask"], new
     assert_source_untouched(share, out)
+
+
+def test_gimp_a_channel_black_over_the_layer_is_named_before_anything_is_sent(regions_session):
+    result, _out = regions_session["blank-channel"]
+    assert_left_as_before(result, "'Style 2's masking channel' has nothing in it over this layer")
+    assert "Paint white where the painting should go" in result["error"], result["error"]
 
 
 def test_gimp_histogram_colours_keep_the_photos_palette(regions_session, share):
