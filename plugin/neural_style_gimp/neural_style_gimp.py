@@ -111,7 +111,8 @@ def _add_arguments(procedure, dialog):
     for region, mask in zip(S.REGION_ARGUMENTS, S.MASK_ARGUMENTS):  # where each style goes (nsgimp/regions.py)
         procedure.add_choice_argument(region, *a[region], _choice(regions.REGIONS, regions.REGION_LABELS),
                                       regions.REGION_DEFAULT, rw)
-        procedure.add_channel_argument(mask, *a[mask], True, rw)  # a saved selection or a layer mask
+        # A saved selection, or from a script a layer mask (the dialog's chooser lists channels only: 3.0.4, 3.2.6)
+        procedure.add_channel_argument(mask, *a[mask], True, rw)
     procedure.add_int_argument("seed", *a["seed"], 0, S.SEED_MAX, 0, rw)
     procedure.add_string_argument("endpoint", *a["endpoint"], "", rw)
     procedure.add_boolean_argument("autostart", *a["autostart"], True, rw)
@@ -175,7 +176,7 @@ def _check_regions(settings, config, image):
         if region == "channel":
             channel = config.get_property(mask)
             if channel is None or not channel.is_valid():
-                raise S.SettingsError(f"'{S.label(argument)}' is a channel or layer mask: choose it in "
+                raise S.SettingsError(f"'{S.label(argument)}' is a channel: choose it in "
                                       f"'{S.label(mask)}' (Select → Save to Channel makes one of a selection).",
                                       mask)
             if channel.get_image().get_id() != image.get_id():

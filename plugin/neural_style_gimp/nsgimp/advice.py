@@ -37,7 +37,7 @@ STYLE_ADVICE = {
     "bad_request": "Save it as a PNG or JPEG file and choose that.",
 }
 #: What to do when the daemon refuses a style's region (its ``field`` is ``style_masks[i]``).
-MASK_ADVICE = ("Paint white where the painting should go in the channel or layer mask (or select something), "
+MASK_ADVICE = ("Paint white where the painting should go in the channel (or select something), "
                "or set the region back to the whole layer.")
 #: The dialog's setting to blame for the request's ``params`` field an error names.
 PARAM_ARGUMENTS = {

@@ -1,12 +1,13 @@
 """Where each style goes (issue 17): a style's region as a greyscale mask on the content the plug-in sends.
 
 A style's region is the whole layer (no mask: today's behaviour), the current selection, or a channel
-or layer mask the user picks.  A style without a mask takes what the other style's region leaves (the
-engine's rule, docs/PROTOCOL.md "Regions"), so one painted mask on the second style is enough for two
-paintings to meet along it; with both styles masked, what neither covers keeps the photo.  A mask is
-read from the channel's buffer over exactly the rectangle the content is read from (the layer's region
-in image coordinates, at the same scale): it lies on the content pixel for pixel and has its
-width × height.  Outside the channel it is black.  Nothing here needs GIMP; ``neural_style_gimp.py`` reads the buffers.
+(a script may pass a layer mask; GIMP's chooser in the dialog lists an image's channels only, 3.0.4
+and 3.2.6 alike).  A style without a mask takes what the other style's region leaves (the engine's
+rule, docs/PROTOCOL.md "Regions"), so one painted mask on the second style is enough for two paintings
+to meet along it; with both styles masked, what neither covers keeps the photo.  A mask is read from
+the channel's buffer over exactly the rectangle the content is read from (the layer's region in image
+coordinates, at the same scale): it lies on the content pixel for pixel and has its width × height.
+Outside the channel it is black.  Nothing here needs GIMP; ``neural_style_gimp.py`` reads the buffers.
 
 A selection used as a region does not limit the effect, unlike a selection with every region the
 whole layer: the whole layer is stylized, and the selection only says where that style goes.
@@ -21,7 +22,7 @@ REGIONS = ("layer", "selection", "channel")
 REGION_DEFAULT = "layer"
 # The dialog's words for the region choices.
 REGION_LABELS = {"layer": "The whole layer (or what the other style's region leaves)",
-                 "selection": "The current selection", "channel": "A channel or layer mask (choose it below)"}
+                 "selection": "The current selection", "channel": "A channel (choose it below)"}
 MASK_FORMAT, MASK_CHANNELS = "Y u8", 1  # babl's 8-bit grey: a raw mask frame's one byte a pixel (PROTOCOL.md)
 
 

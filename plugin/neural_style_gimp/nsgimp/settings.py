@@ -102,19 +102,21 @@ ARGUMENTS = {
                                                      "keeps its own colours. Histogram: the painting's colours are "
                                                      "first moved to the photo's (mean and spread), so its strokes "
                                                      "come in the photo's palette"),
-    # Where each style goes (nsgimp/regions.py): the whole layer, the selection, or a channel / layer mask.
+    # Where each style goes (nsgimp/regions.py): the whole layer, the selection, or a channel (a script: a layer mask).
     "style-region": ("Style _1's region", "Where the first painting goes: the whole layer (with a region "
                                           "for the second style: what that leaves), the current selection, or "
-                                          "the channel or layer mask chosen below"),
-    "style-mask": ("Style 1's mas_king channel", "With the region 'A channel or layer mask': the channel (a saved "
-                                             "selection) or layer mask whose white marks where the first "
+                                          "the channel chosen below"),
+    "style-mask": ("Style 1's mas_king channel", "With the region 'A channel': the channel (Select → Save to "
+                                             "Channel; a layer mask: Layer → Mask → Mask to Selection first) "
+                                             "whose white marks where the first "
                                              "painting goes; grey shares a pixel with the other style"),
     "style2-region": ("Style _2's region", "Where the second painting goes: the whole layer (mixed with "
                                            "the first by 'Style blend'; with a region for the first style: what "
-                                           "that leaves), the current selection, or the channel or layer mask "
+                                           "that leaves), the current selection, or the channel "
                                            "chosen below"),
-    "style2-mask": ("Style 2's maskin_g channel", "With the region 'A channel or layer mask': the channel (a saved "
-                                               "selection) or layer mask whose white marks where the second "
+    "style2-mask": ("Style 2's maskin_g channel", "With the region 'A channel': the channel (Select → Save to "
+                                               "Channel; a layer mask: Layer → Mask → Mask to Selection first) "
+                                               "whose white marks where the second "
                                                "painting goes"),
     "init": ("Start fro_m", "What the picture starts as before it is refined: the photo (shows the photo "
                             "transforming), random noise (as in the paper), or the painting"),
