@@ -10,8 +10,8 @@ tests/test_gimp_plugin.py's.  Two sessions per GIMP version, tiny images and few
   (the whole layer is stylized, no mask); the histogram colour mode against no colour control
   (the result's colour statistics nearer the photo's);
 * GUI (Xvfb, gui_driver.py presses OK): the dialog with the histogram mode remembered runs it, and
-  a value remembered by the plug-in before the colour modes (the boolean true) comes back as
-  "luminance".
+  a value remembered before the colour modes (the boolean true, in the plug-in's file and in GIMP's
+  own last values) comes back as "luminance", GIMP's file no longer refused.
 """
 from __future__ import annotations
 
@@ -191,6 +191,10 @@ def colour_dialog(gimp_root, share, daemon):
     ]
     gui = [{"window": "Neural Style", "keys": ["alt+o"], "report": f"{out}/{name}.gui.json"}
            for name in ("dialog-histogram", "dialog-old-boolean")]
+    # GIMP's own last values from the plug-in before the colour modes: GIMP would refuse the whole file
+    last = harness.installed_profile(share) / "plug-in-settings" / "GimpProcedureConfigRun-plug-in-neural-style.last"
+    last.parent.mkdir(exist_ok=True)
+    last.write_text('# settings\n\n(iterations 2)\n(preserve-colors yes)\n(init "content")\n\n# end of settings\n')
     proc = run_session(gimp_root, share, "colour-dialog", steps, gui=gui, background=True)
     try:
         results = finish_session(proc, share, "colour-dialog", steps)
@@ -225,3 +229,5 @@ def test_gimp_a_remembered_boolean_comes_back_as_luminance(colour_dialog, share)
     result, _out = results["dialog-old-boolean"]
     assert_finished_layer(result)
     assert result["remembered_after"]["preserve-colors"] == "luminance", result["remembered_after"]
+    log = (share / "out" / "colour-dialog.gimp.log").read_text(errors="replace")
+    assert "Loading last used values from disk failed" not in log, gimp_log(share, "colour-dialog")

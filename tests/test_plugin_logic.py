@@ -418,6 +418,16 @@ def test_values_remembered_before_the_colour_modes_come_back_in_their_meaning(tm
     assert remembered.load_attempt(path, defaults) == {}, "without the upgrade a boolean does not fit a choice"
 
 
+def test_gimps_own_last_values_of_before_are_written_in_the_choice():
+    old = '# settings\n\n(iterations 2)\n(preserve-colors yes)\n(init "content")\n# end of settings\n'
+    assert S.upgrade_gimp_last_values(old) == old.replace("(preserve-colors yes)", '(preserve-colors "luminance")')
+    assert '(preserve-colors "off")' in S.upgrade_gimp_last_values(old.replace("yes", "no"))
+    new = old.replace("(preserve-colors yes)", '(preserve-colors "histogram")')
+    assert S.upgrade_gimp_last_values(new) == new
+    assert S.gimp_last_values_path("/p", "plug-in-neural-style").endswith(
+        "plug-in-settings/GimpProcedureConfigRun-plug-in-neural-style.last")
+
+
 def test_regions_default_to_the_whole_layer_and_send_no_masks(tmp_path):
     from nsgimp import regions
 

@@ -90,8 +90,23 @@ def _error_values(procedure, exc):
 
 
 # --------------------------------------------------------------------------- arguments
+def _upgrade_last_values(name):
+    """GIMP's own last values of an older plug-in, in today's types, before GIMP loads them for the run."""
+    path = S.gimp_last_values_path(Gimp.directory(), name)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        upgraded = S.upgrade_gimp_last_values(text)
+        if upgraded != text:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(upgraded)
+    except OSError:
+        pass  # none yet, or not ours to write: GIMP then starts from the defaults
+
+
 def _add_arguments(procedure, dialog):
     rw = GObject.ParamFlags.READWRITE
+    _upgrade_last_values(procedure.get_name())
     a = S.ARGUMENTS
     procedure.add_file_argument("style", *a["style"], Gimp.FileChooserAction.OPEN, True, None, rw)
     procedure.add_file_argument("style2", *a["style2"], Gimp.FileChooserAction.OPEN, True, None, rw)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,6 +287,20 @@ def upgrade_remembered(values: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("preserve-colors"), bool):
         out["preserve-colors"] = preserve_color_choice(out["preserve-colors"])
     return out
+
+
+def gimp_last_values_path(gimp_directory: str, procedure: str) -> str:
+    """Where GIMP 3.0 and 3.2 keep a procedure's last values (its own format, not the plug-in's)."""
+    return os.path.join(gimp_directory, "plug-in-settings", f"GimpProcedureConfigRun-{procedure}.last")
+
+
+def upgrade_gimp_last_values(text: str) -> str:
+    """GIMP's last-values file with the boolean 'preserve-colors' of before written as its choice: GIMP
+    refuses the whole file otherwise ("unexpected identifier 'yes', expected string constant - fatal
+    parse error", measured in 3.2.6) and the dialog falls back to the defaults."""
+    return re.sub(r"^\(preserve-colors (yes|no)\)$",
+                  lambda m: f'(preserve-colors "{preserve_color_choice(m.group(1) == "yes")}")', text,
+                  flags=re.MULTILINE)
 
 
 def size_from_dialog(full_resolution: bool, working_size: int) -> int:
