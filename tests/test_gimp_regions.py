@@ -159,7 +159,7 @@ def test_gimp_the_current_selection_as_a_region_stylizes_the_whole_layer(regions
 
 def test_gimp_a_channel_black_over_the_layer_is_named_before_anything_is_sent(regions_session):
     result, _out = regions_session["blank-channel"]
-    assert_left_as_before(result, "'Style 2's masking channel' has nothing in it over this layer")
+    assert_left_as_before(result, "'Style 2's masking channel' is black over the part of the layer being stylized")
     assert "Paint white where the painting should go" in result["error"], result["error"]
 
 

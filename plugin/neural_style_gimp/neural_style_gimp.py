@@ -196,7 +196,7 @@ def _check_regions(settings, config, image):
                                       mask)
             if channel.get_image().get_id() != image.get_id():
                 raise S.SettingsError(f"'{S.label(mask)}' belongs to another image: choose one of this image's "
-                                      "channels or layer masks.", mask)
+                                      "channels.", mask)
 
 
 def _config_values(config):
@@ -738,9 +738,8 @@ def _style_masks(image, layer, config, settings, sent):
                                               regions.MASK_FORMAT, Gegl.AbyssPolicy.NONE))
         if regions.is_blank(data):
             argument = S.REGION_ARGUMENTS[i] if region == "selection" else mask
-            raise UserError(f"{advice.PREFIX}'{S.label(argument)}' has nothing in it over this layer"
-                            f"{' (or the selection)' if region != 'selection' else ''}: {advice.MASK_ADVICE}",
-                            argument)
+            raise UserError(f"{advice.PREFIX}'{S.label(argument)}' is black over the part of the layer being "
+                            f"stylized: {advice.MASK_ADVICE}", argument)
         return data
 
     masks = regions.resolve(settings.regions, read)
