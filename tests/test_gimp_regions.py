@@ -144,7 +144,10 @@ def test_gimp_a_layer_mask_on_a_moved_layer_is_a_region_where_its_pixels_are(reg
     assert result["layers_after"][1]["has_mask"], "the source lost its layer mask"
     log = (share / "out" / "regions.gimp.log").read_text(errors="replace")
     steps = log.split("painting the result")  # the sessions' runs in order: two-regions, no-regions, this one
-    assert "style 2's region: 64x48, covering 1.000 of the left half and 0.000 of the right" in steps[2], \
+    # The mask was made of the image's rectangle (7, 5, 80, 120), clipped by the canvas to 115 rows: it covers
+    # 115/120 of the layer's left half, nothing of the right. Read without the layer's offsets it would be
+    # 7 columns off: 73/80 of that, and the same 0.958 nowhere.
+    assert "style 2's region: 64x48, covering 0.958 of the left half and 0.000 of the right" in steps[2], \
         gimp_log(share, "regions")
     assert_source_untouched(share, out)
 
