@@ -31,8 +31,12 @@ import torch
 
 from .block_grid import Block, BlockGrid
 from .layers import poolings_before
-from .losses import at_least_float32, content_loss, gram_sum, style_layer_loss, total_variation_loss
+from .losses import at_least_float32, content_loss, gram_sum, guided_gram_sum, style_layer_loss, total_variation_loss
+from .regions import LayerRegion
 from .vgg import VGG19Features
+
+#: Pass 1's result for pass 2: per style layer, each region's guide (None: unguided) and S_l,r.
+StyleShares = dict[str, list[tuple[torch.Tensor | None, torch.Tensor]]]
 
 #: A factory of the context the network runs in (``torch.autocast`` for fp16/bf16, else a no-op).
 Autocast = Callable[[], AbstractContextManager[object]]
@@ -96,30 +100,42 @@ def blockwise_features(model: VGG19Features, image: torch.Tensor, layers: Sequen
 
 
 def blockwise_grams(model: VGG19Features, image: torch.Tensor, layers: Sequence[str], block_size: int,
-                    pooling: str = "avg", autocast: Autocast = contextlib.nullcontext) -> dict[str, torch.Tensor]:
-    """The M-normalised Gram matrices g^l of ``image`` (1, 3, H, W), computed block by block.
+                    pooling: str = "avg", autocast: Autocast = contextlib.nullcontext,
+                    guides: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The M-normalised Gram matrices g^l of ``image`` (1, 3, H, W), computed block by block; with ``guides``
+    (a style's source mask on each layer's grid) the guided ones, (F∘m)(F∘m)ᵀ / Σ m².
 
     For style images too large for one forward pass: ``losses.gram_matrix`` of the whole image's
     features, up to float rounding.
     """
     height, width = image.shape[-2:]
     grid = BlockGrid.for_layers(height, width, layers, block_size)
-    sums = _gram_sums(model, image, grid.blocks(), tuple(layers), pooling, autocast)
-    return {name: total / ((height >> poolings_before(name)) * (width >> poolings_before(name)))
-            for name, total in sums.items()}
+    per_layer = {name: [guides[name] if guides is not None else None] for name in layers}
+    sums = _gram_sums(model, image, grid.blocks(), per_layer, pooling, autocast)
+    if guides is not None:
+        return {name: totals[0] / float(guides[name].pow(2).sum()) for name, totals in sums.items()}
+    return {name: totals[0] / ((height >> poolings_before(name)) * (width >> poolings_before(name)))
+            for name, totals in sums.items()}
 
 
-def _gram_sums(model: VGG19Features, image: torch.Tensor, blocks: Sequence[Block], layers: tuple[str, ...],
-               pooling: str, autocast: Autocast) -> dict[str, torch.Tensor]:
-    """Σ over the blocks' interiors of F Fᵀ per layer (no gradient)."""
-    sums: dict[str, torch.Tensor] = {}
+def _gram_sums(model: VGG19Features, image: torch.Tensor, blocks: Sequence[Block],
+               guides: Mapping[str, Sequence[torch.Tensor | None]], pooling: str,
+               autocast: Autocast) -> dict[str, list[torch.Tensor]]:
+    """Σ over the blocks' interiors of F Fᵀ per layer, or of (F∘m)(F∘m)ᵀ for each of the layer's guides m
+    (whole-image guides on the layer's grid; None: unguided). No gradient."""
+    sums: dict[str, list[torch.Tensor]] = {}
+    layers = tuple(guides)
     for block in blocks:
         with torch.no_grad():
             with autocast():
                 features = model(block.crop_of(image), layers, pooling)
             for name in layers:
-                part = gram_sum(block.interior_features(features[name], poolings_before(name)))
-                sums[name] = sums[name] + part if name in sums else part
+                level = poolings_before(name)
+                interior = block.interior_features(features[name], level)
+                parts = [gram_sum(interior) if guide is None
+                         else guided_gram_sum(interior, block.image_features(guide, level))
+                         for guide in guides[name]]
+                sums[name] = [a + b for a, b in zip(sums[name], parts)] if name in sums else parts
     return sums
 
 
@@ -144,19 +160,25 @@ class BlockwiseObjective:
         pooling: str = "avg",
         autocast: Autocast = contextlib.nullcontext,
         margin: int | None = None,
+        style_regions: Mapping[str, Sequence[LayerRegion]] | None = None,
     ) -> None:
         """``style_targets``: the (blended) M-normalised Grams A^l per style layer; ``layer_weights``: w_l
-        (a layer missing or weighted 0 is left out, as ``losses.style_loss`` does). ``margin`` is for tests."""
+        (a layer missing or weighted 0 is left out, as ``losses.style_loss`` does). ``style_regions``
+        (spatial control, ``engine/regions.py``) replaces ``style_targets`` when given: each region's
+        guided Gram sums are sums over positions too. ``margin`` is for tests."""
         targets = dict(style_targets or {})
+        regions = {name: list(parts) for name, parts in (style_regions or {}).items() if parts}
         weights = dict(layer_weights or {})
         self.model = model
         self.block_size = block_size
-        self.style_targets = {name: targets[name] for name, w in weights.items() if w and name in targets}
-        self.layer_weights = {name: weights[name] for name in self.style_targets}
+        self.style_regions = {name: regions[name] for name, w in weights.items() if w and name in regions}
+        self.style_targets = {name: targets[name] for name, w in weights.items()
+                              if w and name in targets and not regions}
+        self.layer_weights = {name: weights[name] for name in (*self.style_regions, *self.style_targets)}
         self.content = content if content is not None and content.layers else None
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
         self.pooling, self.autocast, self.margin = pooling, autocast, margin
-        self.layers = tuple(dict.fromkeys((*self.style_targets, *(self.content.layers if self.content else ()))))
+        self.layers = tuple(dict.fromkeys((*self.layer_weights, *(self.content.layers if self.content else ()))))
         if not self.layers and not tv_weight:
             raise ValueError("nothing to evaluate: no style targets, no content targets and no TV weight")
 
@@ -174,7 +196,7 @@ class BlockwiseObjective:
         blocks = self.grid(*image.shape[-2:]).blocks()
         gradient = torch.zeros_like(image, memory_format=torch.contiguous_format)
         zero = torch.zeros((), dtype=at_least_float32(image).dtype, device=image.device)
-        style, style_shares = self._style_pass(image, blocks) if self.style_targets else (zero, {})
+        style, style_shares = self._style_pass(image, blocks) if self.layer_weights else (zero, {})
         content, tv = zero, zero
         for block in blocks:
             if self.layers:
@@ -186,25 +208,39 @@ class BlockwiseObjective:
         return terms, gradient
 
     # ------------------------------------------------------------------ passes
-    def _style_pass(self, image: torch.Tensor, blocks: list[Block]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Pass 1: the global Grams, β·Σ w_l E_l, and each layer's S_l = β w_l (dE_l/dg) / M_l for pass 2."""
-        sums = _gram_sums(self.model, image, blocks, tuple(self.style_targets), self.pooling, self.autocast)
-        height, width = image.shape[-2:]
-        style = torch.zeros((), dtype=next(iter(sums.values())).dtype, device=image.device)
-        shares: dict[str, torch.Tensor] = {}
-        for name, total in sums.items():
+    def _regions(self, height: int, width: int) -> dict[str, list[LayerRegion]]:
+        """The style terms as regions: the given ones, or the whole image unguided (mass M_l, share exactly 1)."""
+        if self.style_regions:
+            return self.style_regions
+        out: dict[str, list[LayerRegion]] = {}
+        for name, target in self.style_targets.items():
             level = poolings_before(name)
             positions = (height >> level) * (width >> level)
-            gram = (total / positions).requires_grad_(True)
-            with torch.enable_grad():
-                energy = style_layer_loss(gram, self.style_targets[name].to(gram))
-                (d_gram,) = torch.autograd.grad(energy, gram)
+            out[name] = [LayerRegion(guide=None, mass=float(positions), target=target, positions=positions)]
+        return out
+
+    def _style_pass(self, image: torch.Tensor, blocks: list[Block]) -> tuple[torch.Tensor, StyleShares]:
+        """Pass 1: the global (guided) Grams, β·Σ w_l Σ_r share_r E_l, and each region's
+        S_l,r = β w_l share_r (dE_l/dG_r) / mass_r for pass 2 (share 1 and mass M_l unguided)."""
+        regions = self._regions(*image.shape[-2:])
+        guides = {name: [r.guide for r in parts] for name, parts in regions.items()}
+        sums = _gram_sums(self.model, image, blocks, guides, self.pooling, self.autocast)
+        style = torch.zeros((), dtype=next(iter(sums.values()))[0].dtype, device=image.device)
+        shares: StyleShares = {}
+        for name, totals in sums.items():
             weight = self.style_weight * self.layer_weights[name]
-            style = style + weight * energy.detach()
-            shares[name] = weight * d_gram / positions
+            shares[name] = []
+            for region, total in zip(regions[name], totals):
+                gram = (total / region.mass).requires_grad_(True)
+                with torch.enable_grad():
+                    energy = style_layer_loss(gram, region.target.to(gram))
+                    (d_gram,) = torch.autograd.grad(energy, gram)
+                scaled = weight * region.share
+                style = style + scaled * energy.detach()
+                shares[name].append((region.guide, scaled * d_gram / region.mass))
         return style, shares
 
-    def _backward_block(self, image: torch.Tensor, block: Block, style_shares: Mapping[str, torch.Tensor],
+    def _backward_block(self, image: torch.Tensor, block: Block, style_shares: StyleShares,
                         gradient: torch.Tensor) -> torch.Tensor:
         """Pass 2 for one block: backpropagate its share; returns its unweighted content loss."""
         rows, cols = block.crop
@@ -215,8 +251,13 @@ class BlockwiseObjective:
             with self.autocast():
                 features = self.model(crop, self.layers, self.pooling)
             share = torch.zeros((), dtype=gradient.dtype, device=image.device)
-            for name, s in style_shares.items():
-                share = share + (gram_sum(block.interior_features(features[name], poolings_before(name))) * s).sum()
+            for name, parts in style_shares.items():
+                level = poolings_before(name)
+                interior = block.interior_features(features[name], level)
+                for guide, s in parts:
+                    gram = (gram_sum(interior) if guide is None
+                            else guided_gram_sum(interior, block.image_features(guide, level)))
+                    share = share + (gram * s).sum()
             content = torch.zeros_like(share)
             if targets:
                 for name, target in targets.items():

@@ -49,3 +49,43 @@ def preserve_colors(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tens
     yiq_content = torch.einsum("ij,jhw->ihw", to_yiq, content)
     merged = torch.cat([yiq_styled[:1], yiq_content[1:]], dim=0)
     return torch.einsum("ij,jhw->ihw", to_rgb, merged).clamp(0, 1)
+
+
+def match_colors(image: torch.Tensor, reference: torch.Tensor, image_weights: torch.Tensor | None = None,
+                 reference_weights: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    """Colour histogram matching (Gatys et al. 2017): ``image`` (3, H, W) moved to ``reference``'s colour mean
+    and covariance, x' = C_r^½ C_i^−½ (x − μ_i) + μ_r with symmetric square roots (the paper's "PCA"
+    variant, which keeps hues from rotating), clamped to [0, 1].
+
+    Optional ``*_weights`` (1, H, W) weigh each image's pixels in its statistics: a region's colours (a
+    mask), not the whole image's. ``eps`` keeps a flat image's covariance invertible.
+    """
+    mean_i, cov_i = _colour_statistics(image, image_weights, eps)
+    mean_r, cov_r = _colour_statistics(reference, reference_weights, eps)
+    transform = _symmetric_root(cov_r) @ torch.linalg.inv(_symmetric_root(cov_i))
+    flat = image.to(torch.float64).reshape(3, -1)
+    moved: torch.Tensor = transform @ (flat - mean_i[:, None]) + mean_r[:, None]
+    return moved.reshape(image.shape).to(image.dtype).clamp(0, 1)
+
+
+def colour_statistics(image: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (3,), covariance (3, 3)) of an image's RGB values in float64, optionally weighted (1, H, W)."""
+    return _colour_statistics(image, weights, 0.0)
+
+
+def _colour_statistics(image: torch.Tensor, weights: torch.Tensor | None,
+                       eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    flat = image.to(torch.float64).reshape(3, -1)
+    w = (torch.ones(flat.shape[1], dtype=torch.float64, device=flat.device) if weights is None
+         else weights.to(flat.device, torch.float64).reshape(-1))
+    w = w / w.sum()
+    mean = flat @ w
+    centred = flat - mean[:, None]
+    covariance = (centred * w) @ centred.t() + eps * torch.eye(3, dtype=torch.float64, device=flat.device)
+    return mean, covariance
+
+
+def _symmetric_root(matrix: torch.Tensor) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh(matrix)
+    root: torch.Tensor = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.t()
+    return root

@@ -10,10 +10,14 @@ cost precision in fp32 and overflow in fp16.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .regions import LayerRegion
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ def gram_sum(features: torch.Tensor) -> torch.Tensor:
     return positions.t() @ positions
 
 
+def guided_gram_sum(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """(F∘m)(F∘m)ᵀ = Σ_p m_p² F_p F_pᵀ for a guide ``m`` (1, 1, h, w) on the features' grid (Gatys et al. 2017):
+    still a sum over positions, so blocks add up to the whole image as ``gram_sum``'s do."""
+    positions = _positions(features)
+    weighted = positions * guide.reshape(-1, 1).to(positions.dtype)
+    return weighted.t() @ weighted
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """g = F Fᵀ / M for one image's activations (1, N, H, W) or (N, H, W); float32 (float64 stays float64).
 
@@ -82,6 +94,22 @@ def style_loss(
     for layer, weight in layer_weights.items():
         if weight:
             total = total + weight * style_layer_loss(gram_matrix(features[layer]), target_grams[layer])
+    return total
+
+
+def guided_style_loss(
+    features: Mapping[str, torch.Tensor],
+    regions: Mapping[str, Sequence[LayerRegion]],
+    layer_weights: Mapping[str, float],
+) -> torch.Tensor:
+    """L_style = Σ_l w_l Σ_r (Σ m_r² / M_l) E_l(G_r, A_r), G_r = (F∘m_r)(F∘m_r)ᵀ / Σ m_r²: each region against
+    its own style's Gram, weighted by the share of the image it holds (``engine/regions.py``)."""
+    total = torch.zeros((), device=next(iter(features.values())).device)
+    for layer, weight in layer_weights.items():
+        for region in regions.get(layer, ()) if weight else ():
+            assert region.guide is not None
+            gram = guided_gram_sum(features[layer], region.guide) / region.mass
+            total = total + weight * region.share * style_layer_loss(gram, region.target)
     return total
 
 

@@ -6,13 +6,14 @@ feature maps here), so that the memory plan's choice of path is one constructor 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from .blockwise import Autocast
-from .losses import content_loss, style_loss, total_variation_loss
+from .losses import content_loss, guided_style_loss, style_loss, total_variation_loss
 from .optimize import Objective
+from .regions import LayerRegion
 from .vgg import VGG19Features
 
 
@@ -27,18 +28,27 @@ def whole_image_objective(
     tv_weight: float = 0.0,
     pooling: str = "avg",
     autocast: Autocast = contextlib.nullcontext,
+    style_regions: Mapping[str, Sequence[LayerRegion]] | None = None,
 ) -> Objective:
-    """f(x) → (total, weighted terms); the network runs under ``autocast``, the losses outside it (float32)."""
+    """f(x) → (total, weighted terms); the network runs under ``autocast``, the losses outside it (float32).
+
+    ``style_regions`` (spatial control: each style layer's regions, ``engine/regions.py``) replaces
+    ``style_targets`` when given."""
     style_targets, content_targets = dict(style_targets or {}), dict(content_targets or {})
-    weights = {name: w for name, w in (layer_weights or {}).items() if name in style_targets}
-    layers = set(content_targets) | set(style_targets)
+    regions = {name: list(parts) for name, parts in (style_regions or {}).items() if parts}
+    styled = regions or style_targets
+    weights = {name: w for name, w in (layer_weights or {}).items() if name in styled}
+    layers = set(content_targets) | set(styled)
 
     def objective(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with autocast():
             features = model(x, layers, pooling)
         zero = torch.zeros((), device=x.device)
         content = sum((content_loss(features[name], target) for name, target in content_targets.items()), zero)
-        style = style_loss(features, style_targets, weights) if style_targets else zero
+        if regions:
+            style = guided_style_loss(features, regions, weights)
+        else:
+            style = style_loss(features, style_targets, weights) if style_targets else zero
         tv = total_variation_loss(x) if tv_weight else zero
         terms = {"content": content_weight * content, "style": style_weight * style, "tv": tv_weight * tv}
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]

@@ -30,17 +30,18 @@ Masks = Sequence[torch.Tensor | None]
 
 @dataclass(frozen=True)
 class LayerRegion:
-    """One region at one layer: its weights on the layer's grid (1, 1, h, w), their mass Σ m², the region's
-    Gram target A_r (normalised by the style's own mask mass), and ``positions`` M_l of the whole image."""
+    """One region at one layer: its weights on the layer's grid (1, 1, h, w), their mass Σ m², and the region's
+    Gram target A_r. ``guide`` None is the whole image unguided (mass M_l): the unmasked run's one term."""
 
-    guide: torch.Tensor
+    guide: torch.Tensor | None
     mass: float
     target: torch.Tensor
+    positions: int  # M_l of the whole image at this layer
 
     @property
     def share(self) -> float:
-        """Σ m² / M_l: the region's weight in the style loss (1 for a region covering the whole image)."""
-        return self.mass / self.guide.numel()
+        """Σ m² / M_l: the region's weight in the style loss (exactly 1 for the unguided whole image)."""
+        return self.mass / self.positions
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def layer_regions(regions: Sequence[Region], grams: Sequence[Mapping[str, torch.
             target = parts[0]
             for part in parts[1:]:
                 target = target + part
-            out[layer].append(LayerRegion(guide=guide, mass=mass, target=target))
+            out[layer].append(LayerRegion(guide=guide, mass=mass, target=target, positions=guide.numel()))
     return out
 
 

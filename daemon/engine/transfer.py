@@ -22,7 +22,7 @@ from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedC
 from .device_tuning import on_tuned_device
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
-from .imaging import join_alpha, preserve_colors, resize, split_alpha
+from .imaging import join_alpha, match_colors, preserve_colors, resize, split_alpha
 from .job_plan import JobPlan, plan_job, shrink
 from .losses import LossTerms
 from .memory_plan import MemoryPlan
@@ -30,10 +30,10 @@ from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
 from .optimize import LBFGS_HISTORY, Carried, Objective, StopRequested, minimise
 from .params import StyleParams
-from .regions import checked_masks
+from .regions import LayerRegion, checked_masks, layer_regions, scale_regions
 from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
-from .targets import CacheStats, StyleCache, autocast_for, content_features, style_targets
+from .targets import CacheStats, StyleCache, autocast_for, content_features, style_grams, style_targets
 from .temporal import TemporalTarget, with_temporal
 from .time_left import TimeLeft, evaluation_work
 from .vgg import VGG19Features
@@ -109,9 +109,11 @@ def stylize(
     is the unmasked run bit for bit.
     """
     started = time.perf_counter()
-    checked_masks(style_masks, style_source_masks,
-                  content_size=_size_of(content) if content is not None else None,
-                  style_sizes=[_size_of(s) for s in styles])
+    masks, sources = checked_masks(style_masks, style_source_masks,
+                                   content_size=_size_of(content) if content is not None else None,
+                                   style_sizes=[_size_of(s) for s in styles])
+    if params.preserve_color == "histogram" and content is not None:
+        styles = _histogram_matched(styles, split_alpha(content.float())[0], masks, sources)
     device = model.device
     if params.max_memory and device.type == "cpu":  # the budget caps RSS: freed tensors must leave the process
         pin_mmap_threshold()
@@ -138,10 +140,18 @@ def stylize(
         content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
                       if plan.content_rgb is not None else None)
         targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
-        style = style_targets(model, styles, plan.blend, plan.style_layers, output=scale.size,
-                              style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
-                              precision=params.precision, autocast=autocast, cache=target_cache, stats=stats,
-                              block_size=memory.block_size if memory.path == "blocks" else max(scale.size))
+        style_options: _StyleOptions = dict(output=scale.size, style_scale=params.style_scale, smallest=plan.smallest,
+                                            pooling=params.pooling, precision=params.precision, autocast=autocast,
+                                            cache=target_cache, stats=stats, source_masks=sources,
+                                            block_size=memory.block_size if memory.path == "blocks"
+                                            else max(scale.size))
+        style: StyleTerms
+        if masks is None:
+            style = style_targets(model, styles, plan.blend, plan.style_layers, **style_options)
+        else:  # spatial control: each region against its own style's Gram (engine/regions.py)
+            grams = style_grams(model, styles, plan.style_layers, **style_options) if plan.style_layers else []
+            style = layer_regions(scale_regions(masks, plan.blend, scale.size), grams, plan.style_layers, device,
+                                  working_dtype) if grams else {}
         # the image is optimised in the network's precision (a float64 network: a float64 image and optimiser)
         given = x if x is not None or start_image is None else start_image[:3].float().unsqueeze(0)
         start = _start_image(given, scale, content_at, styles, params, generator).to(device, working_dtype)
@@ -150,7 +160,7 @@ def stylize(
 
         content_weight = params.content_weight * content_weight_factor(scale, plan.scales[-1])
 
-        def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: dict[str, torch.Tensor] = style,
+        def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: StyleTerms = style,
                   _content_weight: float = content_weight,
                   _held: tuple[TemporalTarget, ...] = held) -> Objective:
             return with_temporal(_objective(model, params, m, _targets, _style, autocast, _content_weight), _held,
@@ -227,10 +237,30 @@ class _ScaleTargets:
                                  self.autocast)
 
 
+class _StyleOptions(TypedDict):
+    """How a scale's style Gram targets are computed (``targets.style_targets`` and ``style_grams`` alike)."""
+
+    output: tuple[int, int]
+    style_scale: float
+    smallest: int
+    pooling: str
+    precision: str
+    autocast: Autocast
+    cache: StyleCache | None
+    stats: CacheStats
+    block_size: int | None
+    source_masks: Sequence[torch.Tensor | None] | None
+
+
+#: A scale's style terms: the (blended) Gram target per layer, or with region masks each layer's regions.
+StyleTerms = dict[str, torch.Tensor] | dict[str, list[LayerRegion]]
+
+
 class _Terms(TypedDict):
     """What the whole-image and the block-wise objectives share: the loss's terms and how features are made."""
 
     style_targets: Mapping[str, torch.Tensor]
+    style_regions: Mapping[str, Sequence[LayerRegion]]
     layer_weights: Mapping[str, float]
     content_weight: float
     style_weight: float
@@ -240,14 +270,16 @@ class _Terms(TypedDict):
 
 
 def _objective(model: VGG19Features, params: StyleParams, memory: MemoryPlan, targets: _ScaleTargets,
-               style: dict[str, torch.Tensor], autocast: Autocast, content_weight: float) -> Objective:
+               style: StyleTerms, autocast: Autocast, content_weight: float) -> Objective:
     """The objective ``memory`` chooses: on the whole image, or block by block with its block size.
 
     ``content_weight``: α at this scale (``schedule.content_weight_factor``)."""
     weights = {k: v for k, v in params.style_layer_weight_map.items() if k in style}
-    common: _Terms = dict(style_targets=style, layer_weights=weights, content_weight=content_weight,
-                          style_weight=params.style_weight, tv_weight=params.tv_weight, pooling=params.pooling,
-                          autocast=autocast)
+    plain: dict[str, torch.Tensor] = {k: v for k, v in style.items() if isinstance(v, torch.Tensor)}
+    regions: dict[str, list[LayerRegion]] = {k: v for k, v in style.items() if isinstance(v, list)}
+    common: _Terms = dict(style_targets=plain, style_regions=regions, layer_weights=weights,
+                          content_weight=content_weight, style_weight=params.style_weight,
+                          tv_weight=params.tv_weight, pooling=params.pooling, autocast=autocast)
     if memory.path == "whole":
         return whole_image_objective(model, content_targets=targets.stored(None), **common)
     if memory.block_size is None:
@@ -272,6 +304,20 @@ def _start_image(previous: torch.Tensor | None, scale: Scale, content: torch.Ten
         return resize(split_alpha(styles[0].float())[0], scale.size).unsqueeze(0)
     noise = torch.randn((1, 3, *scale.size), generator=generator)
     return NOISE_MEAN + NOISE_STD * noise
+
+
+def _histogram_matched(styles: Sequence[torch.Tensor], content_rgb: torch.Tensor,
+                       masks: Sequence[torch.Tensor | None] | None,
+                       sources: Sequence[torch.Tensor | None] | None) -> list[torch.Tensor]:
+    """Each style image's colours moved to the content's mean and covariance (``imaging.match_colors``): of the
+    style's region where it has one, from its source mask's part of the painting; its alpha kept."""
+    out = []
+    for i, style in enumerate(styles):
+        rgb, alpha = split_alpha(style.float())
+        region = masks[i] if masks is not None else None
+        source = sources[i] if sources is not None else None
+        out.append(join_alpha(match_colors(rgb, content_rgb, source, region), alpha))
+    return out
 
 
 def _size_of(image: torch.Tensor) -> tuple[int, int]:
