@@ -43,6 +43,7 @@ LEFT = (0, 0, WIDTH // 2, HEIGHT)  # the channel: the left half of the photo
 # Enough to move the colours at a small working size, little enough for CI (a few seconds a run).
 REGION_ARGS = {"iterations": 30, "size": 64, "init": "content", "strength": 90.0, "seed": 1}
 STYLE_A, STYLE_B = "/share/in/starry_night.jpg", "/share/in/the_scream.jpg"  # blue and yellow; orange and red
+HISTOGRAM_STYLE = STYLE_B  # the painting whose palette is furthest from the photo's (blue sky, pastel houses)
 
 
 def _mean(image) -> tuple[float, float, float]:
@@ -94,8 +95,8 @@ def regions_session(gimp_root, share, daemon):
         # the layer moved right, the channel on the image's left: black over the whole layer
         step(share, "blank-channel", {**two, "style2-region": "channel", "style2-mask": {"channel": "left half"}},
              channels=[{"name": "left half", "select": [0, 0, 50, HEIGHT]}], source_offsets=(100, 0)),
-        step(share, "histogram", {**quick, "style": STYLE_A, "preserve-colors": "histogram"}),
-        step(share, "colour-off", {**quick, "style": STYLE_A, "preserve-colors": "off"}),
+        step(share, "histogram", {**quick, "style": HISTOGRAM_STYLE, "preserve-colors": "histogram"}),
+        step(share, "colour-off", {**quick, "style": HISTOGRAM_STYLE, "preserve-colors": "off"}),
     ]
     return run_session(gimp_root, share, "regions", steps)
 
@@ -185,7 +186,7 @@ def colour_dialog(gimp_root, share, daemon):
         if not (gimp_root / tool).exists():
             pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
     out = "/share/out"
-    chosen = {**QUICK_ARGS, "endpoint": daemon.endpoint, **REGION_ARGS, "style": STYLE_A,
+    chosen = {**QUICK_ARGS, "endpoint": daemon.endpoint, **REGION_ARGS, "style": HISTOGRAM_STYLE,
               "full-resolution": False, "working-size": REGION_ARGS["size"]}
     steps = [
         step(share, "dialog-histogram", {}, interactive=True, remember={**chosen, "preserve-colors": "histogram"}),
