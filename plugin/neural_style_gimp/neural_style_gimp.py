@@ -327,15 +327,19 @@ def _endpoint_hint(dialog):
             pending.extend(widget.get_children())
 
 
-def _size_note_text(config, region, selection, rate):
-    """What will be computed, and (from the last run's speed) how long it will take: shown before OK."""
+def _size_note_text(config, source, selection, rate):
+    """What will be computed, and (from the last run's speed) how long it will take: shown before OK. A selection
+    chosen as a style's region limits nothing: the whole layer is computed."""
+    limited = selection and not regions.selection_is_a_region([config.get_property(name)
+                                                               for name in S.REGION_ARGUMENTS])
+    _, *region = _region(source, limited)
     size = S.size_from_dialog(config.get_property("full-resolution"), config.get_property("working-size"))
     width, height = S.sent_size(*region, size)
-    return (f"{S.size_note(*region, selection)}\n"
+    return (f"{S.size_note(*region, limited)}\n"
             f"{speed.estimate_text(config.get_property('iterations'), width * height, rate)}")
 
 
-def _build_dialog(procedure, config, region, selection):
+def _build_dialog(procedure, config, source, selection):
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -347,11 +351,11 @@ def _build_dialog(procedure, config, region, selection):
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
     rate = speed.load(speed.speed_path(Gimp.directory()))
-    note = dialog.get_label("size-note", _size_note_text(config, region, selection, rate), False, False)
+    note = dialog.get_label("size-note", _size_note_text(config, source, selection, rate), False, False)
     note.set_xalign(0.0)
-    for name in ("iterations", "full-resolution", "working-size"):  # the estimate follows the settings
+    for name in ("iterations", "full-resolution", "working-size", *S.REGION_ARGUMENTS):  # it follows the settings
         config.connect(f"notify::{name}",
-                       lambda *_args: note.set_text(_size_note_text(config, region, selection, rate)))
+                       lambda *_args: note.set_text(_size_note_text(config, source, selection, rate)))
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     buttons = {}
@@ -425,9 +429,8 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             status, error = _stylize(image, source, config, _checked_settings(config, image))
             return _values(procedure, status, error)
         _recall(config)
-        _, width, height = _region(source)
-        dialog, problem, buttons = _build_dialog(procedure, config, (width, height),
-                                                 not Gimp.Selection.is_empty(image))
+        _region(source)  # a selection beside the layer is refused before the dialog
+        dialog, problem, buttons = _build_dialog(procedure, config, source, not Gimp.Selection.is_empty(image))
         try:
             while True:
                 if not dialog.run():
