@@ -92,6 +92,10 @@ def regions_session(gimp_root, share, daemon):
              source_offsets=(7, 5), layer_mask=[7, 5, WIDTH // 2, HEIGHT]),
         step(share, "selection-region", {**two, "style2-region": "selection",
                                          "iterations": 4}, select=list(LEFT)),
+        # a selection limits the effect, a channel gives the region: the mask is cut to the selection's bounds
+        step(share, "selection-and-channel", {**two, "style2-region": "channel",
+                                              "style2-mask": {"channel": "left half"}, "iterations": 2},
+             channels=channel, select=[40, 30, 80, 60]),
         # the layer moved right, the channel on the image's left: black over the whole layer
         step(share, "blank-channel", {**two, "style2-region": "channel", "style2-mask": {"channel": "left half"}},
              channels=[{"name": "left half", "select": [0, 0, 50, HEIGHT]}], source_offsets=(100, 0)),
@@ -158,6 +162,18 @@ def test_gimp_the_current_selection_as_a_region_stylizes_the_whole_layer(regions
     new = assert_finished_layer(result)
     # the selection said where the second style goes: it limited nothing
     assert (new["width"], new["height"], new["offsets"]) == (WIDTH, HEIGHT, [0, 0]) and not new["has_mask"], new
+    assert_source_untouched(share, out)
+
+
+def test_gimp_a_channel_inside_a_selection_is_cut_to_the_selections_bounds(regions_session, share):
+    result, out = regions_session["selection-and-channel"]
+    new = assert_finished_layer(result)
+    assert (new["offsets"], new["width"], new["height"]) == ([40, 30], 80, 60) and new["has_mask"], new
+    log = (share / "out" / "regions.gimp.log").read_text(errors="replace")
+    sent = [line.split("region: ", 1)[1] for line in log.splitlines() if "style 2's region: " in line]
+    # two-regions, layer-mask-region, selection-region, then this one: the bounds x 40…120 at 64 × 48, the
+    # channel's edge at x 80, their middle
+    assert len(sent) == 4 and sent[3] == "64x48, covering 1.000 of the left half and 0.000 of the right", sent
     assert_source_untouched(share, out)
 
 
