@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "INITS": ".params",
     "POOLINGS": ".params",
     "PRECISIONS": ".params",
+    "PRESERVE_COLORS": ".params",
     "plan_inputs": ".params",
     "parameter_schema": ".params",
     "LossTerms": ".losses",
