@@ -87,13 +87,15 @@ def _number_list(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _add_region_options(parser: argparse.ArgumentParser) -> None:
-    """Where each style goes and what part of it is used (issue 17), one mask per style in their order."""
+def _add_region_options(parser: argparse.ArgumentParser, *, texture: bool = False) -> None:
+    """Where each style goes and what part of it is used (issue 17), one mask per style in their order;
+    a texture (no content) has no frame for regions, only the part of each style image."""
     group = parser.add_argument_group("regions (Gatys et al. 2017)")
-    group.add_argument("--style-mask", dest="style_masks", type=_mask_path, action="append", metavar="PATH",
-                       help="where a style goes: a greyscale image of the content's size (white: this style, grey: "
-                            "less of it), one per style in their order (repeatable); '-' or 'none': that style "
-                            "has no region of its own")
+    if not texture:
+        group.add_argument("--style-mask", dest="style_masks", type=_mask_path, action="append", metavar="PATH",
+                           help="where a style goes: a greyscale image of the content's size (white: this style, "
+                                "grey: less of it), one per style in their order (repeatable); '-' or 'none': that "
+                                "style has no region of its own")
     group.add_argument("--style-source-mask", dest="style_source_masks", type=_mask_path, action="append",
                        metavar="PATH", help="the part of a style image its style is taken from: a greyscale image "
                                             "of that style image's size, one per style in their order "
@@ -153,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="synthesise this image's texture (no content); repeatable")
     reconstruct.add_argument("-o", "--output", type=Path, required=True)
     _add_param_options(reconstruct, texture=True)
+    _add_region_options(reconstruct, texture=True)
     add_model_options(reconstruct)
 
     figures = commands.add_parser("figures", help="the paper's Fig. 1 rows and Fig. 3 grid as one labelled sheet")
@@ -313,7 +316,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
         _check_readable(args.content)
         params = params_from_args(args, **_defaults(args, style_weight=0.0, style_layers=()))
         return _run_local(args, [(lambda: load_image(args.content), args.output)], [], params)
-    _check_readable(*args.style)
+    _check_readable(*args.style, *_mask_paths(args))
     params = params_from_args(args, **_defaults(args, content_layers=()))
     return _run_local(args, [(lambda: None, args.output)], [load_image(path) for path in args.style], params)
 
@@ -426,9 +429,24 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 # ---------------------------------------------------------------------- entry point
+def bare_flags(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each bare flag of a choice that was a flag (``--preserve-color``) spelt with its value
+    (``--preserve-color=luminance``) unless a choice follows: argparse would take the next word, the
+    content photo of ``stylize --preserve-color photo.jpg style.jpg``, for the flag's value."""
+    from .engine.params import PARAM_SPECS
+
+    bare = {"--" + spec.name.replace("_", "-"): spec for spec in PARAM_SPECS.values() if spec.booleans is not None}
+    out = list(argv)
+    for i, word in enumerate(out):
+        spec = bare.get(word)
+        if spec is not None and spec.booleans is not None and (i + 1 == len(out) or out[i + 1] not in spec.choices):
+            out[i] = f"{word}={spec.booleans[True]}"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bare_flags(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     return _guarded(_COMMANDS[args.command], args)

@@ -12,7 +12,6 @@ PNG/JPEG converted to its luminance (alpha ignored; EXIF rotation applied, as fo
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from neural_style.daemon.engine.region_masks import MaskFrame
-from neural_style.protocol.image_data import GREY, ImageData
+from neural_style.protocol.image_data import GREY, PNG_SIGNATURE, ImageData
 
 from .local_errors import ImageError, ImageTooLarge
 
@@ -80,23 +79,17 @@ def mask_tensor(levels: np.ndarray) -> torch.Tensor:
 
 def load_mask(path: Path) -> ImageData:
     """A mask file as a request image (the CLI sends it, or reads it as the daemon would for ``--local``):
-    a PNG as it is (with its size, which admission compares with the
-    content's), anything else PIL reads sent as raw grey8."""
+    raw grey8, which the daemon judges whole before ``accepted``; a 16-bit grey PNG as it is, to keep its
+    precision (its size is checked before ``accepted``, its pixels when the job starts)."""
     data = Path(path).read_bytes()
-    encoded = ImageData.from_file_bytes(data)
-    if encoded is not None and encoded.encoding == "png":
-        import dataclasses
-
-        from neural_style.daemon.server.decode import probe  # the daemon's own header read (torch-free)
-
-        width, height = probe(encoded.data, encoded.encoding, sys.maxsize)  # the daemon applies its limit
-        return dataclasses.replace(encoded, width=width, height=height)
     try:
         with Image.open(io.BytesIO(data)) as opened:
             levels = _levels(ImageOps.exif_transpose(opened))
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageError(f"{path} is not an image PIL can read ({exc})") from None
+    height, width = levels.shape
+    if levels.dtype == np.uint16 and data.startswith(PNG_SIGNATURE):
+        return ImageData(data, width, height, encoding="png")
     if levels.dtype != np.uint8:
         levels = (levels.astype(np.uint32) * 255 // 65535).astype(np.uint8)  # raw masks are grey8
-    height, width = levels.shape
     return ImageData.raw(levels.tobytes(), width, height, GREY)

@@ -23,6 +23,7 @@ from neural_style.protocol.messages import Stylize, decode_request
 
 W, H = 40, 32  # the content's size in the daemon tests
 STYLE = 24
+STRONG = {"iterations": 10, "style_weight": 1e5, "seed": 7}  # enough for the styles to show on a 32-px result
 
 
 def grey(width: int, height: int, value: int | None = None, *, left: bool | None = None) -> bytes:
@@ -91,14 +92,19 @@ def test_masks_are_read_as_grey_levels_in_every_accepted_format() -> None:
 
 
 def test_a_mask_file_becomes_a_request_image(tmp_path) -> None:
-    """A PNG travels as it is, with its size; another format is sent as raw grey8."""
+    """Raw grey8 (judged whole before ``accepted``), whatever the file; a 16-bit grey PNG as it is."""
     levels = np.array([[0, 255, 7]], np.uint8)
     (tmp_path / "m.png").write_bytes(png_of(levels))
     Image.fromarray(levels).save(tmp_path / "m.tif")
-    png = load_mask(tmp_path / "m.png")
-    assert (png.encoding, png.width, png.height) == ("png", 3, 1)
-    tif = load_mask(tmp_path / "m.tif")
-    assert (tif.encoding, tif.channels, bytes(tif.data)) == ("raw", 1, levels.tobytes())
+    Image.fromarray(np.stack([levels] * 3, axis=-1)).save(tmp_path / "rgb.jpg", quality=100)
+    for name in ("m.png", "m.tif"):
+        mask = load_mask(tmp_path / name)
+        assert (mask.encoding, mask.channels, mask.width, bytes(mask.data)) == ("raw", 1, 3, levels.tobytes())
+    assert load_mask(tmp_path / "rgb.jpg").channels == 1
+    (tmp_path / "m16.png").write_bytes(png_of(levels.astype(np.uint16) * 257))
+    sixteen = load_mask(tmp_path / "m16.png")
+    assert (sixteen.encoding, sixteen.width, sixteen.height) == ("png", 3, 1)
+    assert mask_levels(sixteen, 100).tolist() == [[0, 65535, 1799]]
 
 
 # ----------------------------------------------------------------------------- a real daemon
@@ -158,6 +164,25 @@ def test_each_bad_mask_is_refused_before_accepted_with_its_code_and_field(daemon
         assert client.request({"type": "ping", "id": "p"})["type"] == "pong"  # still serving
 
 
+def test_an_all_black_png_mask_has_its_size_checked_before_accepted_and_its_pixels_when_it_starts(daemon) -> None:
+    """A PNG mask is not inflated in the socket loop (bench/mask_admission_bench.py): a wrong size is refused
+    at once, an all-black one ends its accepted job with the same code and field."""
+    def send(request_id: str, width: int) -> list:
+        client.send({"type": "stylize", "id": request_id, "content": raw_image(1, W, H),
+                     "styles": [raw_image(2, STYLE, STYLE)], "style_masks": [{"frame": 3, "encoding": "png"}],
+                     "params": {**FAST, "iterations": 2}},
+                    rgb_bytes(W, H), rgb_bytes(STYLE, STYLE), png_of(np.zeros((H, width), np.uint8)))
+        return client.stream(request_id, timeout=60, quiet=0)
+
+    with RawClient(daemon.endpoint) as client:
+        wrong = send("png-wrong", W + 1)
+        assert [h["type"] for h, _ in wrong] == ["error"] and wrong[0][0]["field"] == "style_masks[0]"
+        black = send("png-black", W)
+        assert black[0][0]["type"] == "accepted"
+        error = terminal_of(black)
+        assert (error["code"], error["field"]) == ("bad_request", "style_masks[0]") and "all black" in error["message"]
+
+
 def test_a_raw_mask_of_three_channels_is_refused(daemon) -> None:
     with RawClient(daemon.endpoint) as client:
         client.send({"type": "stylize", "id": "rgb-mask", "content": raw_image(1, W, H),
@@ -187,18 +212,18 @@ def test_a_masked_job_runs_end_to_end_as_the_engine_runs_it_in_process(daemon, m
 
     halves = [(W, H, grey(W, H, left=True)), (W, H, grey(W, H, left=False))]
     with RawClient(daemon.endpoint) as client:
-        masked_header, masked = _result(client, "masked", masks=halves, styles=2)
-        _, plain = _result(client, "plain", styles=2)
-        _, nils = _result(client, "nils", styles=2, masks=[None, None])
+        masked_header, masked = _result(client, "masked", masks=halves, styles=2, params=STRONG)
+        _, plain = _result(client, "plain", styles=2, params=STRONG)
+        _, nils = _result(client, "nils", styles=2, masks=[None, None], params=STRONG)
     assert masked.shape == plain.shape == (26, 32, 3)  # FAST's size 32: the masks were scaled with the content
-    assert np.abs(masked.astype(int) - plain).mean() > 1.0, "the masks changed nothing"
+    assert np.abs(masked.astype(int) - plain).mean() > 3.0, "the masks changed nothing"
     assert np.array_equal(nils, plain), "a list of nils is the unmasked request"
 
     content = image_files.tensor_from_bytes(rgb_bytes(W, H), W, H, 3)
     styles = [image_files.tensor_from_bytes(rgb_bytes(STYLE, STYLE, 3, seed=i + 1), STYLE, STYLE, 3) for i in (0, 1)]
     masks = [mask_tensor(mask_levels(ImageData.raw(data, w, h, 1), 10**6)) for w, h, data in halves]
-    local = stylize(model, content, styles, StyleParams(**{**FAST, "iterations": 4}), style_masks=masks)
-    local_bytes = np.frombuffer(image_files.tensor_to_bytes(local.image)[0], np.uint8).reshape(H, W, 3)
+    local = stylize(model, content, styles, StyleParams(**{**FAST, **STRONG}), style_masks=masks)
+    local_bytes = image_files.tensor_to_array(local.image)
     assert np.abs(local_bytes.astype(int) - masked).max() <= 2  # thread counts may round differently
     assert masked_header["loss"]["total"] == pytest.approx(local.loss.total, rel=1e-3)
 
@@ -209,15 +234,14 @@ def test_a_source_mask_changes_the_style_and_is_part_of_its_cache_key(daemon) ->
     top[: STYLE // 2] = 255
     bottom = 255 - top
     with RawClient(daemon.endpoint) as client:
-        _, whole = _result(client, "whole", params={"seed": 7})
-        first, upper = _result(client, "top", sources=[(STYLE, STYLE, top.tobytes())], params={"seed": 7})
-        again, upper_again = _result(client, "top-again", sources=[(STYLE, STYLE, top.tobytes())],
-                                     params={"seed": 7})
-        other, lower = _result(client, "bottom", sources=[(STYLE, STYLE, bottom.tobytes())], params={"seed": 7})
+        _, whole = _result(client, "whole", params=STRONG)
+        first, upper = _result(client, "top", sources=[(STYLE, STYLE, top.tobytes())], params=STRONG)
+        again, upper_again = _result(client, "top-again", sources=[(STYLE, STYLE, top.tobytes())], params=STRONG)
+        other, lower = _result(client, "bottom", sources=[(STYLE, STYLE, bottom.tobytes())], params=STRONG)
     assert first["style_cache_misses"] > 0 and again["style_cache_misses"] == 0
     assert other["style_cache_misses"] > 0, "another source mask must not reuse the cached targets"
     assert np.array_equal(upper, upper_again)
-    assert np.abs(upper.astype(int) - whole).mean() > 0.5 and np.abs(upper.astype(int) - lower).mean() > 0.5
+    assert np.abs(upper.astype(int) - whole).mean() > 3.0 and np.abs(upper.astype(int) - lower).mean() > 3.0
 
 
 @pytest.mark.parametrize("old, new", [(True, "luminance"), (False, "off")])
@@ -236,3 +260,39 @@ def test_histogram_colour_runs_through_the_daemon_and_an_unknown_mode_is_refused
         _send(client, "sepia", params={"preserve_color": "sepia"})
         error = terminal_of(client.stream("sepia", timeout=30, quiet=0))
     assert (error["code"], error["field"]) == ("bad_request", "params.preserve_color")
+
+
+def test_a_turned_jpeg_has_its_upright_size_so_that_its_mask_fits(daemon) -> None:
+    """A phone photo: a 40×32 JPEG whose EXIF says "turn it", decoded 32×40; a mask of that size fits."""
+    from neural_style.daemon.server.decode import probe
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = io.BytesIO()
+    Image.fromarray(np.frombuffer(rgb_bytes(W, H), np.uint8).reshape(H, W, 3)).save(photo, format="JPEG",
+                                                                                  exif=exif.tobytes())
+    assert probe(photo.getvalue(), "jpeg", 10**6) == (H, W)
+    with RawClient(daemon.endpoint) as client:
+        client.send({"type": "stylize", "id": "turned", "content": {"frame": 1, "encoding": "jpeg"},
+                     "styles": [raw_image(2, STYLE, STYLE)], "style_masks": [raw_image(3, H, W, 1)],
+                     "params": {**FAST, "iterations": 2}},
+                    photo.getvalue(), rgb_bytes(STYLE, STYLE), grey(H, W, 255))
+        assert terminal_of(client.stream("turned", timeout=60, quiet=0))["type"] == "result"
+
+
+def test_a_cluster_worker_gets_the_masks_as_bytes_of_its_own() -> None:
+    """``serve --ray`` pickles the request to its actor: received masks are memoryviews of ZeroMQ's frames."""
+    import pickle
+
+    from neural_style.daemon.cluster.actor import portable_request
+    from neural_style.daemon.engine import StyleParams
+    from neural_style.daemon.server.jobs import StylizeRequest
+
+    def view(data: bytes, channels: int) -> ImageData:
+        return ImageData.raw(memoryview(data), 2, 2, channels)
+
+    request = StylizeRequest(StyleParams(), view(bytes(12), 3), [view(bytes(12), 3)],
+                             style_masks=[None, view(bytes([255] * 4), 1)], style_source_masks=[view(bytes(4), 1)])
+    again = pickle.loads(pickle.dumps(portable_request(request)))
+    assert again.style_masks == [None, ImageData.raw(bytes([255] * 4), 2, 2, 1)]
+    assert again.style_source_masks == [ImageData.raw(bytes(4), 2, 2, 1)]

@@ -8,9 +8,10 @@ daemon's own limits (``limits.py``) are applied here.  The socket loop calls ``a
 and stays free of rules.
 
 Nothing here decodes a picture's pixels: PNG/JPEG headers are only probed (``decode.probe``) so that
-a decompression bomb is refused before the worker ever inflates it.  Region masks are the exception:
-an all-black one must be refused before ``accepted``, so their grey levels are read here (one channel,
-within ``max_pixels``, after their size was probed), checked by the engine's rule and dropped.
+a decompression bomb is refused before the worker ever inflates it.  Raw grey8 region masks are the exception:
+an all-black one is refused before ``accepted``, so their levels are read here (one byte per pixel,
+within ``max_pixels``), checked by the engine's rule and dropped; a PNG/JPEG mask only has its size
+probed, like a picture.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def _picture_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int
 
 
 def _mask_frames(masks: list[ImageData | None] | None, name: str, limits: Limits) -> list[MaskFrame | None] | None:
-    """What the engine's rule needs of each mask (its size and its peak), the levels read and dropped."""
+    """What the engine's rule needs of each mask: its size, and its peak where reading it is cheap (a raw
+    grey8 frame: milliseconds at 24 MP).  A PNG's or JPEG's pixels are not inflated in the socket loop (a
+    24 MP one takes about a second, bench/mask_admission_bench.py): only its header is read here, and its
+    peak is judged by ``stylize``'s own check when the job starts (the same error, after ``accepted``)."""
     if masks is None:
         return None
     frames: list[MaskFrame | None] = []
@@ -85,15 +89,16 @@ def _mask_frames(masks: list[ImageData | None] | None, name: str, limits: Limits
             frames.append(None)
             continue
         what = f"{name}[{i}]"
-        _image_size(mask, what, limits)  # the pixel bound and a bomb, from the header alone
-        frames.append(mask_frame(decode_mask_levels(mask, limits.max_pixels, what)))
+        width, height = _image_size(mask, what, limits)  # the pixel bound and a bomb, from the header alone
+        frames.append(mask_frame(decode_mask_levels(mask, limits.max_pixels, what)) if mask.encoding == "raw"
+                      else MaskFrame(height, width, peak=1.0))  # the peak not read yet: judged at the start
     return frames
 
 
 def _check_masks(message: Stylize, content: tuple[int, int] | None, styles: list[tuple[int, int]],
                  limits: Limits) -> None:
     """The regions (docs/PROTOCOL.md, "Regions"): the engine's rule (a mask too many, the wrong size, all
-    black, masks without a content) on frames read here; first the count, before any mask is read."""
+    black, masks without a content) on what ``_mask_frames`` read; first the count, before any mask is read."""
     def frames(masks: list[ImageData | None] | None, name: str) -> list[MaskFrame | None] | None:
         if masks is not None and len(masks) > len(styles):  # the rule's count, before any pixel is read
             return [None] * len(masks)

@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI impo
 __all__ = ["probe", "decode_request_image", "decode_mask_levels", "decode_masks", "decode_previous", "encode_result"]
 
 
+_ORIENTATION = 0x0112  # EXIF's orientation tag
+_TURNED = (5, 6, 7, 8)  # orientations whose rotation swaps width and height
+
+
 def _buffer(payload: Any) -> memoryview:
     return payload if isinstance(payload, memoryview) else memoryview(payload)
 
@@ -43,13 +47,17 @@ def probe(payload: Any, encoding: str, max_pixels: int) -> tuple[int, int]:
     """Width and height of a PNG/JPEG from its header alone, refusing more than ``max_pixels``.
 
     Pillow reads only the header here; no pixel is inflated, so a tiny file that claims
-    to be 100000×100000 costs nothing to refuse.
+    to be 100000×100000 costs nothing to refuse.  A JPEG's size is the decoded one, its EXIF
+    rotation applied (as ``image_files`` decodes it), so a region mask painted on the upright
+    photo fits it.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(_buffer(payload)), formats=[encoding.upper()]) as im:
                 width, height = im.size
+                if encoding == "jpeg" and im.getexif().get(_ORIENTATION) in _TURNED:  # read from the header
+                    width, height = height, width  # as decoded (EXIF rotation applied): a mask must fit that
     except Image.DecompressionBombError as exc:
         raise CodedError(ErrorCode.TOO_LARGE, f"refused as a decompression bomb: {exc}") from None
     except Exception as exc:  # Pillow raises many types for broken data
