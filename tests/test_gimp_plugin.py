@@ -459,7 +459,7 @@ def successes(gimp_root, share, daemon):
         step(share, "basic", quick, source_offsets=(7, 5)),
         step(share, "selection", quick, select=(40, 30, 80, 60)),
         step(share, "two-styles-alpha", {**quick, "style2": "/share/in/the_scream.jpg", "blend": 0.3,
-                                         "strength": 70.0, "preserve-colors": True, "seed": 3},
+                                         "strength": 70.0, "preserve-colors": "luminance", "seed": 3},
              image="content_alpha.png"),
         step(share, "content-init", {**quick, "init": "content", "size": max(CONTENT_SIZE), "iterations": 2}),
         # Full resolution, previews capped below the layer's size; and the same run at a working size of

@@ -110,6 +110,24 @@ def test_failures_are_worded_for_the_user(tmp_path, error, words, argument):
     assert str(err.value).startswith("Neural Style:")
 
 
+def test_regions_travel_with_the_request_and_a_refused_mask_names_its_region(tmp_path):
+    """Issue 17: the masks go in the request as given (one per style, nil for the whole layer); none at all when
+    every region is the whole layer; the daemon's refusal of a mask blames that style's region."""
+    result = Result("j", PIXEL, Loss(), 100, 5.0)
+    mask = ImageData.raw(bytes([255]), 1, 1, 1)
+    client = FakeClient([Accepted("j", 0), result])
+    st = settings(tmp_path, style2=str(tmp_path / "starry.png"), style2_region="channel")
+    job.run_job(connection(client), st, PIXEL, [PIXEL, PIXEL], RecordingView(), [None, mask])
+    assert client.requests[0]["style_masks"] == [None, mask]
+    plain = FakeClient([Accepted("j", 0), result])
+    job.run_job(connection(plain), settings(tmp_path), PIXEL, [PIXEL], RecordingView())
+    assert plain.requests[0]["style_masks"] is None, "no regions: the request is as before issue 17"
+    refused = FakeClient([DaemonError("bad_request", "style_masks[1] is all black", "j", "style_masks[1]")])
+    with pytest.raises(job.JobFailed) as err:
+        job.run_job(connection(refused), st, PIXEL, [PIXEL, PIXEL], RecordingView(), [None, mask])
+    assert err.value.argument == "style2-region" and "'Style 2's region' cannot be used" in str(err.value)
+
+
 def test_coarse_to_fine_shows_the_scale_and_the_daemons_estimate(tmp_path):
     result = Result("j", PIXEL, Loss(), 100, 5.0)
     client = FakeClient([Accepted("j", 0), progress(10, 100, 1.0, scale=1, scales=3),

@@ -68,12 +68,12 @@ def _settings(tmp_path, **kw):
 
 
 def test_params_use_the_protocol_names(tmp_path):
-    st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color=True, init="content", seed=7,
+    st = _settings(tmp_path, strength=75, iterations=300, size=256, preserve_color="luminance", init="content", seed=7,
                    preview_size=128)
     st.validate()
     assert st.params() == {
         "iterations": 300, "size": 256, "content_weight": 1.0, "style_weight": pytest.approx(10 ** 4.0),
-        "preserve_color": True, "init": "content", "seed": 7, "progress_every": 6, "preview": True,
+        "preserve_color": "luminance", "init": "content", "seed": 7, "progress_every": 6, "preview": True,
         "preview_size": 128,
     }
     full = _settings(tmp_path)
@@ -388,3 +388,101 @@ def test_the_dialogs_estimate_comes_from_the_last_runs_speed(tmp_path):
     assert "about 11 min" in speed.estimate_text(200, 1024 * 768, rate)
     (tmp_path / "plug-in-settings" / speed.FILE_NAME).write_text('{"format": 1, "seconds_per_iteration_megapixel": -1}')
     assert speed.load(path) is None  # nonsense is no measurement
+
+
+# --------------------------------------------------------------------------- issue 17: regions and colour modes
+def test_the_colour_mode_is_a_choice_of_the_engines_three_and_the_old_boolean_still_reads(tmp_path):
+    engine = pytest.importorskip("neural_style.daemon.engine.params")
+    assert S.PRESERVE_COLORS == engine.PRESERVE_COLORS == ("off", "luminance", "histogram")
+    assert S.PRESERVE_COLOR_DEFAULT == "off" and set(S.PRESERVE_COLOR_LABELS) == set(S.PRESERVE_COLORS)
+    assert _settings(tmp_path).params()["preserve_color"] == "off"  # the default: today's look
+    assert _settings(tmp_path, preserve_color="histogram").params()["preserve_color"] == "histogram"
+    # a script's (or GIMP's remembered) boolean keeps its meaning, as on the wire
+    assert (S.preserve_color_choice(True), S.preserve_color_choice(False)) == ("luminance", "off")
+    assert S.preserve_color_choice("histogram") == "histogram"
+    with pytest.raises(S.SettingsError, match="must be one of off, luminance, histogram") as bad:
+        _settings(tmp_path, preserve_color="sepia").validate()
+    assert bad.value.argument == "preserve-colors"
+
+
+def test_values_remembered_before_the_colour_modes_come_back_in_their_meaning(tmp_path):
+    path = remembered.attempt_path(str(tmp_path))
+    defaults = {"preserve-colors": "off", "iterations": 50}
+    for old, new in ((True, "luminance"), (False, "off")):
+        remembered.save_attempt(path, {"preserve-colors": old, "iterations": 9})
+        assert remembered.load_attempt(path, defaults, S.upgrade_remembered) == {"preserve-colors": new,
+                                                                                 "iterations": 9}
+    remembered.save_attempt(path, {"preserve-colors": "histogram"})
+    assert remembered.load_attempt(path, defaults, S.upgrade_remembered) == {"preserve-colors": "histogram"}
+    remembered.save_attempt(path, {"preserve-colors": True})
+    assert remembered.load_attempt(path, defaults) == {}, "without the upgrade a boolean does not fit a choice"
+
+
+def test_gimps_own_last_values_of_before_are_written_in_the_choice():
+    old = '# settings\n\n(iterations 2)\n(preserve-colors yes)\n(init "content")\n# end of settings\n'
+    assert S.upgrade_gimp_last_values(old) == old.replace("(preserve-colors yes)", '(preserve-colors "luminance")')
+    assert '(preserve-colors "off")' in S.upgrade_gimp_last_values(old.replace("yes", "no"))
+    new = old.replace("(preserve-colors yes)", '(preserve-colors "histogram")')
+    assert S.upgrade_gimp_last_values(new) == new
+    assert S.gimp_last_values_path("/p", "plug-in-neural-style").endswith(
+        "plug-in-settings/GimpProcedureConfigRun-plug-in-neural-style.last")
+
+
+def test_regions_default_to_the_whole_layer_and_send_no_masks(tmp_path):
+    from nsgimp import regions
+
+    st = _settings(tmp_path, style2=str(tmp_path / "starry_night.png"))
+    st.validate()
+    assert st.regions == ["layer", "layer"]
+    assert regions.resolve(st.regions, lambda i: pytest.fail("nothing is read")) is None  # today's request
+    assert not regions.selection_is_a_region(st.regions)
+    assert _settings(tmp_path, style2_region="channel").regions == ["layer"], "one style, one region"
+
+
+def test_a_style_without_a_region_sends_no_mask_beside_one_that_has():
+    from nsgimp import regions
+
+    painted = bytes([0, 64, 255, 255])
+    assert regions.resolve(["layer", "channel"], lambda i: painted) == [None, painted]  # the engine: it takes the rest
+    assert regions.resolve(["selection", "channel"], lambda i: bytes([i])) == [bytes([0]), bytes([1])]
+    assert regions.is_blank(bytes(4)) and not regions.is_blank(bytes([0, 0, 1, 0]))
+    assert regions.selection_is_a_region(["layer", "selection"])
+    assert regions.describe(bytes([255, 0, 255, 0]), 2) == "2x2, covering 1.000 of the left half and 0.000 of the right"
+
+
+def test_a_region_that_is_not_one_of_the_choices_is_named(tmp_path):
+    st = _settings(tmp_path, style2=str(tmp_path / "starry_night.png"), style2_region="everywhere")
+    with pytest.raises(S.SettingsError, match="must be one of layer, selection, channel") as bad:
+        st.validate()
+    assert bad.value.argument == "style2-region" and S.label("style2-region") in str(bad.value)
+
+
+def test_a_second_region_without_a_second_style_is_named(tmp_path):
+    with pytest.raises(S.SettingsError, match="there is no 'Second style image'") as bad:
+        _settings(tmp_path, style2_region="channel").validate()
+    assert bad.value.argument == "style2-region"
+
+
+@pytest.mark.parametrize("region, channel_offsets, sent, crop", [
+    ((0, 0, 160, 120), (0, 0), (160, 120), (0, 0, 160, 120, 1.0)),  # the whole layer at full resolution
+    ((40, 30, 80, 60), (0, 0), (80, 60), (40, 30, 80, 60, 1.0)),  # a selection's bounds: the image's pixels
+    ((47, 35, 160, 120), (7, 5), (160, 120), (40, 30, 160, 120, 1.0)),  # a layer mask moves with its layer
+    ((0, 0, 160, 120), (0, 0), (48, 36), (0, 0, 48, 36, 0.3)),  # a working size: the same mipmap scale
+    ((40, 30, 80, 60), (0, 0), (40, 30), (20, 15, 40, 30, 0.5)),
+])
+def test_a_mask_is_read_exactly_where_and_at_the_scale_the_content_is(region, channel_offsets, sent, crop):
+    from nsgimp import regions
+
+    got = regions.mask_crop(region, channel_offsets, sent)
+    assert (got.x, got.y, got.width, got.height) == crop[:4] and got.scale == pytest.approx(crop[4])
+    assert (got.width, got.height) == sent, "a mask frame has the content's size"
+
+
+def test_the_daemons_refusal_of_a_mask_names_the_styles_region():
+    text = advice.daemon_error_text("bad_request", "style_masks[1] is all black", ["a.jpg", "b.jpg"],
+                                    "style_masks[1]")
+    assert "'Style 2's region' cannot be used" in text and "all black" in text and advice.MASK_ADVICE in text
+    assert advice.blamed_argument("bad_request", "style_masks[0]", False) == "style-region"
+    assert advice.blamed_argument("bad_request", "style_masks[1]", True) == "style2-region"
+    assert advice.blamed_argument("bad_request", "params.preserve_color", False) == "preserve-colors"
+    assert advice.style_index("style_masks[1]") is None, "a mask is not the style image"

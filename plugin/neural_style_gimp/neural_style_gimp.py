@@ -40,17 +40,20 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
-from nsgimp import advice, placement, remembered, speed, stylefile  # noqa: E402
+from nsgimp import advice, placement, regions, remembered, speed, stylefile  # noqa: E402
 from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
 
 HELP_DOMAIN = "neural-style-gimp"
-DIALOG_ORDER = ("problem", "style", "style2", "blend", "strength", "iterations", "size-note", "full-resolution",
-                "working-size", "preserve-colors", "init", "seed", "advanced")
+DIALOG_ORDER = ("problem", "style", "style-region", "style-mask", "style2", "blend", "style2-region", "style2-mask",
+                "strength", "iterations", "size-note", "full-resolution", "working-size", "preserve-colors", "init",
+                "seed", "advanced")
 ADVANCED = ("preview-size", "endpoint", "autostart", "timeout")
 SETTING_NAMES = tuple(S.ARGUMENTS)
 DIALOG_ONLY = ("full-resolution", "working-size")  # aux arguments of the menu procedure: the dialog's 'size'
+REMEMBERED_NAMES = tuple(name for name in SETTING_NAMES if name not in S.MASK_ARGUMENTS)  # a channel is the image's
+CHOICES = ("init", "preserve-colors", *S.REGION_ARGUMENTS)  # shown as combo boxes (see _build_dialog)
 
 
 class UserError(Exception):
@@ -87,8 +90,23 @@ def _error_values(procedure, exc):
 
 
 # --------------------------------------------------------------------------- arguments
+def _upgrade_last_values(name):
+    """GIMP's own last values of an older plug-in, in today's types, before GIMP loads them for the run."""
+    path = S.gimp_last_values_path(Gimp.directory(), name)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        upgraded = S.upgrade_gimp_last_values(text)
+        if upgraded != text:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(upgraded)
+    except OSError:
+        pass  # none yet, or not ours to write: GIMP then starts from the defaults
+
+
 def _add_arguments(procedure, dialog):
     rw = GObject.ParamFlags.READWRITE
+    _upgrade_last_values(procedure.get_name())
     a = S.ARGUMENTS
     procedure.add_file_argument("style", *a["style"], Gimp.FileChooserAction.OPEN, True, None, rw)
     procedure.add_file_argument("style2", *a["style2"], Gimp.FileChooserAction.OPEN, True, None, rw)
@@ -101,17 +119,29 @@ def _add_arguments(procedure, dialog):
         procedure.add_boolean_aux_argument("full-resolution", *a["full-resolution"], S.FULL_RESOLUTION_DEFAULT, rw)
         procedure.add_int_aux_argument("working-size", *a["working-size"], S.SIZE_MIN, S.SIZE_MAX,
                                        S.WORKING_SIZE_DEFAULT, rw)
-    procedure.add_boolean_argument("preserve-colors", *a["preserve-colors"], False, rw)
-    init_choice = Gimp.Choice.new()
-    for i, name in enumerate(S.INITS):  # the engine's choices, in the dialog's words
-        init_choice.add(name, i, S.INIT_LABELS.get(name, name), "")
-    procedure.add_choice_argument("init", *a["init"], init_choice, S.INIT_DEFAULT, rw)
+    # A boolean before issue 17: remembered values of then come back in their meaning (S.upgrade_remembered).
+    procedure.add_choice_argument("preserve-colors", *a["preserve-colors"],
+                                  _choice(S.PRESERVE_COLORS, S.PRESERVE_COLOR_LABELS), S.PRESERVE_COLOR_DEFAULT, rw)
+    procedure.add_choice_argument("init", *a["init"], _choice(S.INITS, S.INIT_LABELS), S.INIT_DEFAULT, rw)
+    for region, mask in zip(S.REGION_ARGUMENTS, S.MASK_ARGUMENTS):  # where each style goes (nsgimp/regions.py)
+        procedure.add_choice_argument(region, *a[region], _choice(regions.REGIONS, regions.REGION_LABELS),
+                                      regions.REGION_DEFAULT, rw)
+        # A saved selection, or from a script a layer mask (the dialog's chooser lists channels only: 3.0.4, 3.2.6)
+        procedure.add_channel_argument(mask, *a[mask], True, rw)
     procedure.add_int_argument("seed", *a["seed"], 0, S.SEED_MAX, 0, rw)
     procedure.add_string_argument("endpoint", *a["endpoint"], "", rw)
     procedure.add_boolean_argument("autostart", *a["autostart"], True, rw)
     procedure.add_int_argument("preview-size", *a["preview-size"], 0, S.PREVIEW_SIZE_MAX, S.PREVIEW_SIZE_DEFAULT,
                                rw)
     procedure.add_int_argument("timeout", *a["timeout"], S.TIMEOUT_MIN, S.TIMEOUT_MAX, S.TIMEOUT_DEFAULT, rw)
+
+
+def _choice(names, labels):
+    """A Gimp.Choice of the engine's (or the plug-in's) names, in the dialog's words."""
+    choice = Gimp.Choice.new()
+    for i, name in enumerate(names):
+        choice.add(name, i, labels.get(name, name), "")
+    return choice
 
 
 def _file_path(gfile):
@@ -127,7 +157,9 @@ def _read_settings(config):
         iterations=int(config.get_property("iterations")),
         size=int(config.get_property("size")),
         preview_size=int(config.get_property("preview-size")),
-        preserve_color=bool(config.get_property("preserve-colors")),
+        preserve_color=str(config.get_property("preserve-colors")),
+        style_region=str(config.get_property("style-region")),
+        style2_region=str(config.get_property("style2-region")),
         init=str(config.get_property("init")),
         seed=int(config.get_property("seed")),
         endpoint=(config.get_property("endpoint") or "").strip(),
@@ -136,22 +168,40 @@ def _read_settings(config):
     )
 
 
-def _checked_settings(config):
-    """The settings, with every check that needs no daemon done (the style files included)."""
+def _checked_settings(config, image):
+    """The settings, with every check that needs no daemon done (the style files and the regions included)."""
     settings = _read_settings(config)
     try:
         settings.validate()
         for path, argument in ((settings.style, "style"), (settings.style2, "style2")):
             if path:
                 stylefile.check_style_file(path, argument)
+        _check_regions(settings, config, image)
     except S.SettingsError as exc:
         raise UserError(f"{advice.PREFIX}{exc}", exc.argument) from None
     return settings
 
 
+def _check_regions(settings, config, image):
+    """A region needs its selection or channel (of this image); a blank mask is found when it is read."""
+    for region, argument, mask in zip(settings.regions, S.REGION_ARGUMENTS, S.MASK_ARGUMENTS):
+        if region == "selection" and Gimp.Selection.is_empty(image):
+            raise S.SettingsError(f"'{S.label(argument)}' is the current selection, but nothing is selected. "
+                                  "Select where the painting goes, or choose another region.", argument)
+        if region == "channel":
+            channel = config.get_property(mask)
+            if channel is None or not channel.is_valid():
+                raise S.SettingsError(f"'{S.label(argument)}' is a channel: choose it in "
+                                      f"'{S.label(mask)}' (Select → Save to Channel makes one of a selection).",
+                                      mask)
+            if channel.get_image().get_id() != image.get_id():
+                raise S.SettingsError(f"'{S.label(mask)}' belongs to another image: choose one of this image's "
+                                      "channels.", mask)
+
+
 def _config_values(config):
     values = {}
-    for name in SETTING_NAMES:
+    for name in REMEMBERED_NAMES:
         value = config.get_property(name)
         values[name] = _file_path(value) if name in ("style", "style2") else value
     return values
@@ -162,8 +212,9 @@ def _remember(config):
 
 
 def _recall(config):
-    defaults = {name: (None if name in ("style", "style2") else config.get_property(name)) for name in SETTING_NAMES}
-    for name, value in remembered.load_attempt(remembered.attempt_path(Gimp.directory()), defaults).items():
+    defaults = {name: (None if name in ("style", "style2") else config.get_property(name)) for name in REMEMBERED_NAMES}
+    for name, value in remembered.load_attempt(remembered.attempt_path(Gimp.directory()), defaults,
+                                               S.upgrade_remembered).items():
         if name in ("style", "style2"):
             path = remembered.restore_file(value)
             value = Gio.File.new_for_path(path) if path else None
@@ -276,15 +327,19 @@ def _endpoint_hint(dialog):
             pending.extend(widget.get_children())
 
 
-def _size_note_text(config, region, selection, rate):
-    """What will be computed, and (from the last run's speed) how long it will take: shown before OK."""
+def _size_note_text(config, source, selection, rate):
+    """What will be computed, and (from the last run's speed) how long it will take: shown before OK. A selection
+    chosen as a style's region limits nothing: the whole layer is computed."""
+    limited = selection and not regions.selection_is_a_region([config.get_property(name)
+                                                               for name in S.REGION_ARGUMENTS])
+    _, *region = _region(source, limited)
     size = S.size_from_dialog(config.get_property("full-resolution"), config.get_property("working-size"))
     width, height = S.sent_size(*region, size)
-    return (f"{S.size_note(*region, selection)}\n"
+    return (f"{S.size_note(*region, limited)}\n"
             f"{speed.estimate_text(config.get_property('iterations'), width * height, rate)}")
 
 
-def _build_dialog(procedure, config, region, selection):
+def _build_dialog(procedure, config, source, selection):
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -296,11 +351,11 @@ def _build_dialog(procedure, config, region, selection):
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
     rate = speed.load(speed.speed_path(Gimp.directory()))
-    note = dialog.get_label("size-note", _size_note_text(config, region, selection, rate), False, False)
+    note = dialog.get_label("size-note", _size_note_text(config, source, selection, rate), False, False)
     note.set_xalign(0.0)
-    for name in ("iterations", "full-resolution", "working-size"):  # the estimate follows the settings
+    for name in ("iterations", "full-resolution", "working-size", *S.REGION_ARGUMENTS):  # it follows the settings
         config.connect(f"notify::{name}",
-                       lambda *_args: note.set_text(_size_note_text(config, region, selection, rate)))
+                       lambda *_args: note.set_text(_size_note_text(config, source, selection, rate)))
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     buttons = {}
@@ -315,7 +370,8 @@ def _build_dialog(procedure, config, region, selection):
             _add_remove_button(chooser, config, name, buttons)
     # GIMP 3.2 shows a choice of three or fewer as radio buttons, whose title takes no mnemonic ("no
     # mnemonic for property init"); the combo box GIMP 3.0 shows keeps it, on both.
-    dialog.get_widget("init", Gtk.ComboBox.__gtype__)
+    for name in CHOICES:
+        dialog.get_widget(name, Gtk.ComboBox.__gtype__)
     dialog.get_label("advanced-title", S.ADVANCED_TITLE, False, False)
     dialog.fill_box("advanced-box", list(ADVANCED))
     dialog.fill_expander("advanced", "advanced-title", False, "advanced-box")
@@ -326,12 +382,20 @@ def _build_dialog(procedure, config, region, selection):
     seed = dialog.get_widget("seed", GObject.TYPE_NONE)
     size = dialog.get_widget("working-size", GObject.TYPE_NONE)
 
+    second = [dialog.get_widget(name, GObject.TYPE_NONE) for name in ("style2-region", "style2-mask")]
+    channels = [dialog.get_widget(name, GObject.TYPE_NONE) for name in S.MASK_ARGUMENTS]
+
     def sync_sensitivity(*_args):
-        blend.set_sensitive(config.get_property("style2") is not None)
+        has_style2 = config.get_property("style2") is not None
+        blend.set_sensitive(has_style2)
+        for widget in second:
+            widget.set_sensitive(has_style2)
+        for widget, region in zip(channels, S.REGION_ARGUMENTS):  # the chooser matters for a channel region only
+            widget.set_sensitive(config.get_property(region) == "channel")
         seed.set_sensitive(config.get_property("init") == "noise")
         size.set_sensitive(not config.get_property("full-resolution"))
 
-    for name in ("style2", "init", "full-resolution"):
+    for name in ("style2", "init", "full-resolution", *S.REGION_ARGUMENTS):
         config.connect(f"notify::{name}", sync_sensitivity)
     sync_sensitivity()
     for name in SETTING_NAMES:  # a problem shown stays only until the user changes something
@@ -362,12 +426,11 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
     try:
         source = _source_layer(drawables)
         if run_mode != Gimp.RunMode.INTERACTIVE:
-            status, error = _stylize(image, source, config, _checked_settings(config))
+            status, error = _stylize(image, source, config, _checked_settings(config, image))
             return _values(procedure, status, error)
         _recall(config)
-        _, width, height = _region(source)
-        dialog, problem, buttons = _build_dialog(procedure, config, (width, height),
-                                                 not Gimp.Selection.is_empty(image))
+        _region(source)  # a selection beside the layer is refused before the dialog
+        dialog, problem, buttons = _build_dialog(procedure, config, source, not Gimp.Selection.is_empty(image))
         try:
             while True:
                 if not dialog.run():
@@ -377,7 +440,7 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
                                                                 config.get_property("working-size")))
                 _remember(config)  # kept whatever becomes of this run
                 try:
-                    settings = _checked_settings(config)
+                    settings = _checked_settings(config, image)
                 except UserError as exc:  # a choice to fix: say so in the open dialog
                     _show_problem(problem, str(exc))
                     continue
@@ -409,8 +472,11 @@ def _source_layer(drawables):
     return drawables[0]
 
 
-def _region(source):
-    """((x, y), width, height) of what is stylized: the layer, or the selection's bounds on it."""
+def _region(source, limit_to_selection=True):
+    """((x, y), width, height) of what is stylized: the layer, or the selection's bounds on it (unless the
+    selection is a style's region: then it says where that style goes, not what is stylized)."""
+    if not limit_to_selection:
+        return (0, 0), source.get_width(), source.get_height()
     ok, rx, ry, rw, rh = source.mask_intersect()
     if not ok or rw <= 0 or rh <= 0:
         raise UserError("Neural Style: the selection does not touch the active layer. Select part of it, or nothing.")
@@ -425,8 +491,8 @@ def _stylize(image, source, config, settings):
     with undo frozen, an edit would escape the history.  Closing the image (or deleting the preview layer)
     mid-run cancels the job quietly.
     """
-    has_selection = not Gimp.Selection.is_empty(image)
-    (rx, ry), rw, rh = _region(source)
+    has_selection = not Gimp.Selection.is_empty(image) and not regions.selection_is_a_region(settings.regions)
+    (rx, ry), rw, rh = _region(source, has_selection)
     _, ox, oy = source.get_offsets()
     was_dirty = image.is_dirty()
     selected = image.get_selected_layers()
@@ -608,13 +674,14 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         view = _GimpView(layer)
         try:
             content = _content_image(source, layer, settings.size)
+            masks = _style_masks(image, layer, config, settings, (content.width, content.height))
             styles = [_style_image(path, argument) for path, argument in
                       ((settings.style, "style"), (settings.style2, "style2")) if path]
             connection = job.connect(settings, client_config, view, sandbox=detect_sandbox(),
                                      region=(layer.get_width(), layer.get_height()))
             started = time.monotonic()
             try:
-                result = job.run_job(connection, settings, content, styles, view)
+                result = job.run_job(connection, settings, content, styles, view, masks)
             finally:
                 connection.client.close()
             speed.record(speed.speed_path(Gimp.directory()), time.monotonic() - started, settings.iterations,
@@ -655,6 +722,36 @@ def _content_image(source, layer, size):
     scale = cw / rw
     data = source.get_buffer().get(_rect(rx * scale, ry * scale, cw, ch), scale, fmt, Gegl.AbyssPolicy.CLAMP)
     return ImageData.raw(data, cw, ch, channels)
+
+
+def _style_masks(image, layer, config, settings, sent):
+    """Each style's region as a grey frame exactly on the content (read from the same rectangle of the image at
+    the same scale; nsgimp/regions.py), or None when every region is the whole layer."""
+    from neural_style.protocol import ImageData
+
+    _, lx, ly = layer.get_offsets()
+    area = (lx, ly, layer.get_width(), layer.get_height())  # the preview layer lies exactly on the region sent
+
+    def read(i):
+        region, mask = settings.regions[i], S.MASK_ARGUMENTS[i]
+        channel = image.get_selection() if region == "selection" else config.get_property(mask)
+        _, cx, cy = channel.get_offsets()
+        crop = regions.mask_crop(area, (cx, cy), sent)
+        data = bytes(channel.get_buffer().get(_rect(crop.x, crop.y, crop.width, crop.height), crop.scale,
+                                              regions.MASK_FORMAT, Gegl.AbyssPolicy.NONE))
+        if regions.is_blank(data):
+            argument = S.REGION_ARGUMENTS[i] if region == "selection" else mask
+            raise UserError(f"{advice.PREFIX}'{S.label(argument)}' is black over the part of the layer being "
+                            f"stylized: {advice.MASK_ADVICE}", argument)
+        return data
+
+    masks = regions.resolve(settings.regions, read)
+    if masks is None:
+        return None
+    for i, data in enumerate(masks):  # NEURAL_STYLE_DEBUG: the real-GIMP tests read what was sent
+        if data is not None:
+            _debug(f"style {i + 1}'s region: {regions.describe(data, sent[0])}")
+    return [None if data is None else ImageData.raw(data, sent[0], sent[1], regions.MASK_CHANNELS) for data in masks]
 
 
 def _style_image(path, argument):

@@ -124,6 +124,15 @@ def _run_step(step):
         source.set_name("renamed before the run")  # the step Ctrl+Z must find on top of the undo stack
     result["layers_before"] = [_describe(layer) for layer in image.get_layers()]
     _save_layer_png(source, os.path.join(out, "source_before.png"))
+    for saved in step.get("channels", []):  # Select → Save to Channel, as a user makes a region, then Select → None
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *saved["select"])
+        Gimp.Selection.save(image).set_name(saved["name"])
+        Gimp.Selection.none(image)
+    if step.get("layer_mask"):  # Layer → Mask → Add Layer Mask from a rectangle selected (image coordinates)
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *step["layer_mask"])
+        source.add_mask(source.create_mask(Gimp.AddMaskType.SELECTION))
+        source.set_edit_mask(False)
+        Gimp.Selection.none(image)
     if step.get("select"):
         x, y, w, h = step["select"]
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
@@ -149,6 +158,10 @@ def _run_step(step):
     for name, value in step.get("args", {}).items():
         if name in ("style", "style2"):
             value = Gio.File.new_for_path(value) if value else None
+        elif isinstance(value, dict) and "channel" in value:  # a channel of the image, by the name it was saved as
+            value = image.get_channel_by_name(value["channel"])
+        elif isinstance(value, dict) and "layer_mask" in value:  # the source layer's mask
+            value = source.get_mask()
         config.set_property(name, value)
     _log(out, "running the procedure")
     with open(os.path.join(out, "started"), "w") as fh:

@@ -5,7 +5,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Optional
 
-from .settings import ADVANCED_TITLE, label
+from .settings import ADVANCED_TITLE, REGION_ARGUMENTS, label
 
 PREFIX = "Neural Style: "
 
@@ -36,6 +36,9 @@ STYLE_ADVICE = {
     "too_large": "Choose a smaller copy of it.",
     "bad_request": "Save it as a PNG or JPEG file and choose that.",
 }
+#: What to do when the daemon refuses a style's region (its ``field`` is ``style_masks[i]``).
+MASK_ADVICE = ("Paint white where the painting should go in the channel (or select something), "
+               "or set the region back to the whole layer.")
 #: The dialog's setting to blame for the request's ``params`` field an error names.
 PARAM_ARGUMENTS = {
     "params.iterations": "iterations", "params.seed": "seed", "params.init": "init",
@@ -54,11 +57,12 @@ def command_text(command: Sequence[str], endpoint: str) -> str:
     return shlex.join(words)
 
 
-def style_index(field: Optional[str]) -> Optional[int]:
-    """``i`` for the error field ``styles[i]`` (the daemon's name for the i-th style image), else None."""
-    if field is None or not field.startswith("styles[") or not field.endswith("]"):
+def style_index(field: Optional[str], name: str = "styles") -> Optional[int]:
+    """``i`` for the error field ``styles[i]`` (the daemon's name for the i-th style image), else None;
+    ``name`` "style_masks" for the i-th style's region."""
+    if field is None or not field.startswith(f"{name}[") or not field.endswith("]"):
         return None
-    index = field[len("styles["):-1]
+    index = field[len(name) + 1:-1]
     return int(index) if index.isdigit() else None
 
 
@@ -67,6 +71,9 @@ def blamed_argument(code: str, field: Optional[str], full_resolution: bool) -> O
     index = style_index(field)
     if index is not None:
         return "style" if index == 0 else "style2"
+    index = style_index(field, "style_masks")
+    if index is not None and index < len(REGION_ARGUMENTS):
+        return REGION_ARGUMENTS[index]
     if field in PARAM_ARGUMENTS:
         return PARAM_ARGUMENTS[field]
     if field in SIZE_FIELDS or (code == "too_large" and field is None):  # None: the request's bytes, say
@@ -81,6 +88,9 @@ def daemon_error_text(code: str, message: str, style_paths: Sequence[str] = (), 
     if index is not None and index < len(style_paths):
         advice = STYLE_ADVICE.get(code, ADVICE.get(code, ""))
         return f"{PREFIX}the style image {style_paths[index]} cannot be used{detail}. {advice}".rstrip()
+    index = style_index(field, "style_masks")
+    if index is not None and index < len(REGION_ARGUMENTS):
+        return f"{PREFIX}the '{label(REGION_ARGUMENTS[index])}' cannot be used{detail}. {MASK_ADVICE}"
     advice = ADVICE.get(code, "The Neural Style daemon reported an error.")
     return f"{PREFIX}{advice}{detail}"
 

@@ -102,13 +102,17 @@ def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Op
 
 
 def run_job(connection: Connection, settings: Settings, content: Optional[ImageData], styles: Sequence[ImageData],
-            view: View) -> Result:
-    """Stream one job: progress text and previews into ``view``; the Result, or JobFailed."""
+            view: View, style_masks: Optional[Sequence[Optional[ImageData]]] = None) -> Result:
+    """Stream one job: progress text and previews into ``view``; the Result, or JobFailed.
+
+    ``style_masks``: each style's region as a grey frame of the content's size (None: the whole layer),
+    or None for no regions at all (the request then carries none, as before regions existed)."""
     global _abandon_current
     text = ProgressText(settings.iterations)
     view.show(*ProgressText.sending())
     events = connection.client.stylize(content, list(styles), settings.params(), settings.style_blend,
-                                       heartbeats=True)
+                                       heartbeats=True,
+                                       style_masks=list(style_masks) if style_masks is not None else None)
     _abandon_current = events.close  # closing the stream sends the daemon a cancel
     progressed = False
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 FILE_NAME = "plug-in-neural-style.last-attempt.json"
@@ -32,8 +32,10 @@ def save_attempt(path: str, values: Mapping[str, Any]) -> None:
         pass  # remembering is a convenience: never fail a run over it
 
 
-def load_attempt(path: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The remembered values whose names and types match ``defaults`` (anything else is ignored)."""
+def load_attempt(path: str, defaults: Mapping[str, Any],
+                 upgrade: Optional[Callable[[Mapping[str, Any]], Mapping[str, Any]]] = None) -> dict[str, Any]:
+    """The remembered values whose names and types match ``defaults`` (anything else is ignored), after
+    ``upgrade`` has turned an older plug-in's values into today's types."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -43,6 +45,8 @@ def load_attempt(path: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not isinstance(values, dict):
         return out
+    if upgrade is not None:
+        values = upgrade(values)
     for name, value in values.items():
         if name not in defaults:
             continue

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from .regions import REGION_DEFAULT, region_problem
 from .schema import Schema, read_schema
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent  # where install.py puts the schema and the configuration
@@ -70,6 +72,12 @@ INITS = SCHEMA.choices("init")
 INIT_DEFAULT = "content"  # a user watching the layer refine sees their photo transform; the CLI keeps the paper's noise
 # The dialog's words for the engine's init choices (a choice without words shows its name).
 INIT_LABELS = {"noise": "Random noise (as in the paper)", "content": "The photo", "style": "The painting"}
+# The colour modes (Gatys et al. 2017): the engine's choices, in the dialog's words.
+PRESERVE_COLORS = SCHEMA.choices("preserve_color")
+PRESERVE_COLOR_DEFAULT = str(SCHEMA.default("preserve_color"))  # "off": the painting's colours, as before
+PRESERVE_COLOR_LABELS = {"off": "No: the painting's colours",
+                         "luminance": "Luminance: the painting's strokes in the photo's colours",
+                         "histogram": "Histogram: the painting recoloured to the photo's palette first"}
 
 # Each argument's dialog label (with its mnemonic) and tooltip, in plain words. Messages
 # name settings by these labels (``label``), so what the user reads matches the dialog.
@@ -90,8 +98,27 @@ ARGUMENTS = {
     "working-size": ("Working si_ze (px)", "Without 'Full resolution': the longest side, in pixels, at which the "
                                            "style is computed; the result is then stretched over the layer. Larger "
                                            "shows finer brush strokes and is slower"),
-    "preserve-colors": ("_Keep the photo's colours", "Take only the painting's texture and keep the photo's "
-                                                     "own colours"),
+    "preserve-colors": ("Keep the photo's colo_urs", "No: the result takes the painting's colours. Luminance: "
+                                                     "only the painting's light and dark are transferred, the photo "
+                                                     "keeps its own colours. Histogram: the painting's colours are "
+                                                     "first moved to the photo's (mean and spread), so its strokes "
+                                                     "come in the photo's palette"),
+    # Where each style goes (nsgimp/regions.py): the whole layer, the selection, or a channel (a script: a layer mask).
+    "style-region": ("Style _1's region", "Where the first painting goes: the whole layer (with a region "
+                                          "for the second style: what that leaves), the current selection, or "
+                                          "the channel chosen below"),
+    "style-mask": ("Style 1's mas_king channel", "With the region 'A channel': the channel (Select → Save to "
+                                             "Channel; a layer mask: Layer → Mask → Mask to Selection first) "
+                                             "whose white marks where the first "
+                                             "painting goes; grey shares a pixel with the other style"),
+    "style2-region": ("Style _2's region", "Where the second painting goes: the whole layer (mixed with "
+                                           "the first by 'Style blend'; with a region for the first style: what "
+                                           "that leaves), the current selection, or the channel "
+                                           "chosen below"),
+    "style2-mask": ("Style 2's maskin_g channel", "With the region 'A channel': the channel (Select → Save to "
+                                               "Channel; a layer mask: Layer → Mask → Mask to Selection first) "
+                                               "whose white marks where the second "
+                                               "painting goes"),
     "init": ("Start fro_m", "What the picture starts as before it is refined: the photo (shows the photo "
                             "transforming), random noise (as in the paper), or the painting"),
     "seed": ("Random see_d", "Only for a noise start: the same seed and settings give the same result"),
@@ -106,6 +133,10 @@ ARGUMENTS = {
                                                   "giving up"),
 }
 
+
+# Each style's region argument and its channel argument, in the order of the styles.
+REGION_ARGUMENTS = ("style-region", "style2-region")
+MASK_ARGUMENTS = ("style-mask", "style2-mask")
 
 # The style file buttons' dialogs (GTK's own title is "Select a File"), and the second style's Remove button.
 CHOOSER_TITLES = {"style": "Choose the style image (a painting)",
@@ -159,7 +190,9 @@ class Settings:
     strength: float = STRENGTH_DEFAULT
     iterations: int = ITERATIONS_DEFAULT
     size: int = SIZE_DEFAULT  # 0: full resolution, else the working size
-    preserve_color: bool = False
+    preserve_color: str = PRESERVE_COLOR_DEFAULT  # one of PRESERVE_COLORS
+    style_region: str = REGION_DEFAULT  # where the first style goes: one of regions.REGIONS
+    style2_region: str = REGION_DEFAULT
     init: str = INIT_DEFAULT
     seed: int = 0
     endpoint: str = ""  # "" = the one install.py recorded
@@ -187,6 +220,16 @@ class Settings:
                                 f"pixels (got {self.preview_size}).", "preview-size")
         if self.init not in INITS:
             raise SettingsError(f"'{label('init')}' must be one of {', '.join(INITS)} (got {self.init!r}).", "init")
+        if self.preserve_color not in PRESERVE_COLORS:
+            raise SettingsError(f"'{label('preserve-colors')}' must be one of {', '.join(PRESERVE_COLORS)} "
+                                f"(got {self.preserve_color!r}).", "preserve-colors")
+        if not self.style2 and self.style2_region != REGION_DEFAULT:
+            raise SettingsError(f"'{label('style2-region')}' is set, but there is no '{label('style2')}': choose "
+                                f"one, or set '{label('style2-region')}' back to the whole layer.", "style2-region")
+        problem = region_problem(self.regions)
+        if problem is not None:
+            argument = REGION_ARGUMENTS[problem[0]]
+            raise SettingsError(f"'{label(argument)}' {problem[1]}.", argument)
         if self.endpoint and "://" not in self.endpoint:
             raise SettingsError(f"'{label('endpoint')}' {self.endpoint!r} is not a ZeroMQ address "
                                 "(tcp://HOST:PORT or ipc://PATH); leave it empty to use the one install.py "
@@ -195,6 +238,11 @@ class Settings:
     @property
     def style_paths(self) -> list[str]:
         return [p for p in (self.style, self.style2) if p]
+
+    @property
+    def regions(self) -> list[str]:
+        """Each used style's region, in the order of :attr:`style_paths`."""
+        return [self.style_region, self.style2_region][:len(self.style_paths)]
 
     @property
     def style_blend(self) -> Optional[list[float]]:
@@ -212,7 +260,7 @@ class Settings:
             "size": int(self.size),
             "content_weight": CONTENT_WEIGHT,
             "style_weight": style_weight_from_strength(self.strength),
-            "preserve_color": bool(self.preserve_color),
+            "preserve_color": self.preserve_color,
             "init": self.init,
             "seed": int(self.seed),
             "progress_every": int(progress_every),
@@ -223,6 +271,36 @@ class Settings:
     @property
     def full_resolution(self) -> bool:
         return self.size == FULL_RESOLUTION
+
+
+def preserve_color_choice(value: Any) -> str:
+    """The colour mode for a value of ``preserve-colors`` as any version stored it: the old boolean
+    (True: luminance, False: off, as on the wire) or a choice's name."""
+    if isinstance(value, bool):
+        return "luminance" if value else "off"
+    return str(value)
+
+
+def upgrade_remembered(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values remembered by an older plug-in, in today's types (the boolean 'preserve-colors' became a choice)."""
+    out = dict(values)
+    if isinstance(out.get("preserve-colors"), bool):
+        out["preserve-colors"] = preserve_color_choice(out["preserve-colors"])
+    return out
+
+
+def gimp_last_values_path(gimp_directory: str, procedure: str) -> str:
+    """Where GIMP 3.0 and 3.2 keep a procedure's last values (its own format, not the plug-in's)."""
+    return os.path.join(gimp_directory, "plug-in-settings", f"GimpProcedureConfigRun-{procedure}.last")
+
+
+def upgrade_gimp_last_values(text: str) -> str:
+    """GIMP's last-values file with the boolean 'preserve-colors' of before written as its choice: GIMP
+    refuses the whole file otherwise ("unexpected identifier 'yes', expected string constant - fatal
+    parse error", measured in 3.2.6) and the dialog falls back to the defaults."""
+    return re.sub(r"^\(preserve-colors (yes|no)\)$",
+                  lambda m: f'(preserve-colors "{preserve_color_choice(m.group(1) == "yes")}")', text,
+                  flags=re.MULTILINE)
 
 
 def size_from_dialog(full_resolution: bool, working_size: int) -> int:
