@@ -534,6 +534,9 @@ def _run_worker(image, source, preview, config):
     job_config.set_property("image", image)
     job_config.set_core_object_array("drawables", [preview])
     job_config.set_property("source", source)
+    display = Gimp.default_display()  # the window the menu entry was invoked from (None for a PDB caller)
+    if display is not None:
+        job_config.set_property("display", display)
     for name in SETTING_NAMES:
         if name not in DIALOG_ONLY:
             job_config.set_property(name, config.get_property(name))
@@ -554,21 +557,28 @@ def _run_worker(image, source, preview, config):
 
 # --------------------------------------------------------------------------- the job (owns the progress)
 class _LayerGone(Exception):
-    """The image was closed, or the preview layer deleted, during the run: the job is cancelled quietly."""
+    """The image's window was closed, or the preview layer deleted, during the run: the job is cancelled quietly."""
 
 
 class _GimpView:
     """nsgimp.job.View on GIMP's progress bar and the preview layer.
 
-    Every call first checks that the layer still exists: when it does not, ``_LayerGone`` leaves the
-    job's stream, which closes it (the daemon is told to cancel) instead of failing GIMP calls on an
-    invalid ID, one error message per preview."""
+    Every call first checks that the layer and the run's display (the image window the menu entry was
+    invoked from) still exist: when one does not, ``_LayerGone`` leaves the job's stream, which closes
+    it (the daemon is told to cancel) instead of painting into an image nobody sees.  The display is
+    the signal for a closed image: GIMP keeps the image itself alive (and ``is_valid()``) while the
+    procedure that was given it runs.  A window closed while it was GIMP's last one is only emptied,
+    keeping its ID, so that case goes unnoticed (plugin/README.md, "Closing the image")."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, display=None):
         self.layer = layer
+        self.display = display
 
     def _check(self):
         if not self.layer.is_valid():
+            raise _LayerGone()
+        if self.display is not None and not self.display.is_valid():
+            _debug(f"display {self.display.get_id()} closed during the run: cancelling the job")
             raise _LayerGone()
 
     def show(self, text, fraction):
@@ -605,7 +615,9 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         if client_config.problem:
             _debug(client_config.problem)
         Gimp.progress_init("Neural Style")
-        view = _GimpView(layer)
+        display = config.get_property("display")
+        _debug(f"the run's display: {display.get_id() if display is not None else None}")
+        view = _GimpView(layer, display)
         try:
             content = _content_image(source, layer, settings.size)
             styles = [_style_image(path, argument) for path, argument in
@@ -767,6 +779,8 @@ class NeuralStyle(Gimp.PlugIn):
                 name)
             procedure.add_layer_argument("source", "Source layer", "The layer whose pixels are stylized",
                                          False, GObject.ParamFlags.READWRITE)
+            procedure.add_display_argument("display", "Display", "The image window the run was started from: "
+                                           "the job is cancelled when it closes", True, GObject.ParamFlags.READWRITE)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style, None)
             procedure.set_image_types("RGB*")
