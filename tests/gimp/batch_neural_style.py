@@ -118,6 +118,17 @@ def _run_from_the_menu(step, image, result):
     return result
 
 
+def _ink_the_clipboard():
+    """A black 16×16 square in the clipboard: GIMP started with -d has no brushes but "Clipboard Image", which
+    paints nothing while the clipboard is empty (a stroke could then never change the photo)."""
+    tmp = Gimp.Image.new(16, 16, Gimp.ImageBaseType.RGB)
+    ink = Gimp.Layer.new(tmp, "ink", 16, 16, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    tmp.insert_layer(ink, None, 0)
+    ink.fill(Gimp.FillType.FOREGROUND)  # black unless a step changed it
+    Gimp.edit_copy([ink])
+    tmp.delete()
+
+
 def _control_stroke(step, source, result):
     """After the run (the layers unlocked again): the driver paints the same stroke, which must now change the
     photo, so that an unchanged photo after the stroke made during the run means refused, not missed."""
@@ -150,6 +161,8 @@ def _run_step(step):
     if step.get("wait_before"):  # the host changes something between two steps (puts a file in place)
         result["waited"] = _wait_for(step["wait_before"], 120)
     beside = _shown_beside(step) if step.get("other_image") else None
+    if step.get("control_stroke"):
+        _ink_the_clipboard()
     if step.get("opened_by_user"):  # the driver opens it with Ctrl+O: the image is the user's, as in real use
         image = _opened_by_user(step)
     else:
