@@ -453,7 +453,7 @@ def _stylize(image, source, config, settings):
         preview.set_lock_position(True)
         preview.update(0, 0, rw, rh)
         Gimp.displays_flush()
-        status, error = _run_worker(image, source, preview, config)
+        status, error = _run_worker(source, preview, config)
         if status == Gimp.PDBStatusType.SUCCESS and preview.is_valid():
             finished = Gimp.Layer.new_from_drawable(preview, image)
     finally:
@@ -526,17 +526,14 @@ def _unlock_layers(locks):
             layer.set_lock_position(position)
 
 
-def _run_worker(image, source, preview, config):
+def _run_worker(source, preview, config):
     """Call the job procedure; (status, UserError or None). Its error shows once: as ours, not as GIMP's too."""
     worker = Gimp.get_pdb().lookup_procedure(S.WORKER_NAME)
     job_config = worker.create_config()
-    job_config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    job_config.set_property("image", image)
-    job_config.set_core_object_array("drawables", [preview])
-    job_config.set_property("source", source)
-    display = Gimp.default_display()  # the window the menu entry was invoked from (None for a PDB caller)
-    if display is not None:
-        job_config.set_property("display", display)
+    # IDs, not the image and its layers: a call's image argument keeps the image alive in GIMP until the call returns,
+    # and closing its window must free it, so the job sees its layers' IDs go invalid and cancels
+    job_config.set_property("preview", preview.get_id())
+    job_config.set_property("source", source.get_id())
     for name in SETTING_NAMES:
         if name not in DIALOG_ONLY:
             job_config.set_property(name, config.get_property(name))
@@ -557,28 +554,23 @@ def _run_worker(image, source, preview, config):
 
 # --------------------------------------------------------------------------- the job (owns the progress)
 class _LayerGone(Exception):
-    """The image's window was closed, or the preview layer deleted, during the run: the job is cancelled quietly."""
+    """The image was closed, or the preview layer deleted, during the run: the job is cancelled quietly."""
 
 
 class _GimpView:
     """nsgimp.job.View on GIMP's progress bar and the preview layer.
 
-    Every call first checks that the layer and the run's display (the image window the menu entry was
-    invoked from) still exist: when one does not, ``_LayerGone`` leaves the job's stream, which closes
-    it (the daemon is told to cancel) instead of painting into an image nobody sees.  The display is
-    the signal for a closed image: GIMP keeps the image itself alive (and ``is_valid()``) while the
-    procedure that was given it runs.  A window closed while it was GIMP's last one is only emptied,
-    keeping its ID, so that case goes unnoticed (plugin/README.md, "Closing the image")."""
+    Every call first checks that the layer still exists: when it does not (the image was closed: GIMP
+    frees it, since this job got its layers by ID, see _run_worker), ``_LayerGone`` leaves the job's
+    stream, which closes it (the daemon is told to cancel) instead of failing GIMP calls on an
+    invalid ID, one error message per preview."""
 
-    def __init__(self, layer, display=None):
+    def __init__(self, layer):
         self.layer = layer
-        self.display = display
 
     def _check(self):
         if not self.layer.is_valid():
-            raise _LayerGone()
-        if self.display is not None and not self.display.is_valid():
-            _debug(f"display {self.display.get_id()} closed during the run: cancelling the job")
+            _debug(f"layer {self.layer.get_id()} gone during the run (the image closed?): cancelling the job")
             raise _LayerGone()
 
     def show(self, text, fraction):
@@ -595,7 +587,11 @@ class _GimpView:
                "result" if final else "preview")
 
 
-def neural_style_job(procedure, run_mode, image, drawables, config, data):
+def neural_style_job(procedure, config, data):
+    layer = Gimp.Layer.get_by_id(config.get_property("preview"))
+    source = Gimp.Layer.get_by_id(config.get_property("source"))
+    if layer is None or source is None:  # closed before the job began
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         missing, note = import_dependencies(PLUGIN_DIR)
         if missing:
@@ -607,7 +603,6 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         except ImportError as exc:
             raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
                             "Run install.py again.") from None
-        layer, source = drawables[0], config.get_property("source")
         # A failing GIMP call raises here instead of GIMP showing a message: the image may be closed mid-run.
         Gimp.get_plug_in().set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
         settings = _read_settings(config)
@@ -615,9 +610,7 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         if client_config.problem:
             _debug(client_config.problem)
         Gimp.progress_init("Neural Style")
-        display = config.get_property("display")
-        _debug(f"the run's display: {display.get_id() if display is not None else None}")
-        view = _GimpView(layer, display)
+        view = _GimpView(layer)
         try:
             content = _content_image(source, layer, settings.size)
             styles = [_style_image(path, argument) for path, argument in
@@ -643,7 +636,7 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                            GLib.Error(S.tag_argument(str(exc), exc.argument)))
     except Exception as exc:
-        if not drawables[0].is_valid():  # gone between the check and the call
+        if not layer.is_valid():  # gone between the check and the call
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return _error_values(procedure, exc)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -769,18 +762,19 @@ class NeuralStyle(Gimp.PlugIn):
     def do_create_procedure(self, name):
         Gegl.init(None)
         if name == S.WORKER_NAME:
-            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style_job, None)
-            procedure.set_image_types("RGB*")
+            procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style_job, None)
             procedure.set_documentation(
                 "Internal: one Neural Style job under GIMP's progress (called by plug-in-neural-style)",
-                "Streams the job to the daemon and paints every preview, then the result, into the given "
-                "drawable, reading the pixels from 'source'. Runs in its own process so that Cancel on the "
-                "progress bar, which kills this process, leaves the caller free to restore the image.",
+                "Streams the job to the daemon and paints every preview, then the result, into the layer "
+                "'preview', reading the pixels from the layer 'source' (both by ID). Runs in its own process so "
+                "that Cancel on the progress bar, which kills this process, leaves the caller free to restore the "
+                "image.",
                 name)
-            procedure.add_layer_argument("source", "Source layer", "The layer whose pixels are stylized",
-                                         False, GObject.ParamFlags.READWRITE)
-            procedure.add_display_argument("display", "Display", "The image window the run was started from: "
-                                           "the job is cancelled when it closes", True, GObject.ParamFlags.READWRITE)
+            # layer IDs (see _run_worker): the layer painted into, and the one whose pixels are stylized
+            procedure.add_int_argument("preview", "Preview layer ID", "The layer painted into", 0, GLib.MAXINT32,
+                                       0, GObject.ParamFlags.READWRITE)
+            procedure.add_int_argument("source", "Source layer ID", "The layer whose pixels are stylized", 0,
+                                       GLib.MAXINT32, 0, GObject.ParamFlags.READWRITE)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style, None)
             procedure.set_image_types("RGB*")
