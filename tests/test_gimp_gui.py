@@ -10,6 +10,7 @@ share folder, the session) is tests/test_gimp_plugin.py's.  In order:
    showing the old ones) and the dialog asks for a style;
 2. the second style's Remove button, then OK: the run uses one style;
 3. two tries on the same photo: the second result goes above the first, not under it;
+3b. "Neural Style…" on a result: the dialog offers the settings that made it, and OK re-runs them on its photo;
 4. a failed interactive run: the message does not start with "Neural Style:" (GIMP's own
    "Execution error for 'Neural Style':" comes before it);
 5. a brush stroke on the photo during a run: refused (the layers are locked for the run, since undo
@@ -98,6 +99,9 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
         step(share, "first-try", quick),
         step(share, "second-try", {**quick, "style": "/share/in/the_scream.jpg"},
              image="../out/first-try/image.xcf", source=1),
+        # "Neural Style…" on the second result: its own settings (the_scream, 4 iterations), not the remembered ones
+        step(share, "rerun", {}, image="../out/second-try/image.xcf", source=0, interactive=True,
+             remember={**chosen, "iterations": 9}),
         step(share, "no-prefix", {}, interactive=True, remember={**chosen, "endpoint": nobody}),
         step(share, "stroke", long_run, display=True, control_stroke="/share/out/control"),
         step(share, "no-weights", {**quick, "endpoint": bare.endpoint, "timeout": 60}),
@@ -109,6 +113,7 @@ def gui_defects(gimp_root, share, daemon, tmp_path_factory, torchvision_weights_
         {"window": "Neural Style", "keys": ["alt+r", "Down", "Return", "alt+o"], "stays_open_s": 2.5,
          "then_keys": ["Escape"], "report": "/share/out/reset.gui.json"},
         {"window": "Neural Style", "keys": ["alt+v", "alt+o"], "report": "/share/out/remove-style2.gui.json"},
+        {"window": "Neural Style", "keys": ["alt+o"], "report": "/share/out/rerun.gui.json"},
         {"window": "Neural Style", "keys": ["alt+o"], "report": "/share/out/no-prefix.gui.json"},
         {"wait_file": "/share/out/stroke-now", "window": "GIMP", "keys": ["p"], "drag": STROKE,
          "done_file": "/share/out/stroke-done", "window_closes": False, "report": "/share/out/stroke.gui.json",
@@ -223,6 +228,21 @@ def test_a_second_try_lands_above_the_first(gui_defects):
     names = [layer["name"] for layer in result["layers_after"]]
     assert names == ["Neural Style: the_scream", "Neural Style: starry_night", "Background"], names
     assert result["source_index_after"] == 2 and result["source_selected_after"], result
+
+
+def test_neural_style_on_a_result_offers_the_settings_that_made_it(gui_defects, share):
+    results, reports, _, _ = gui_defects
+    assert reports["rerun"]["found"], reports["rerun"]
+    result, _out = results["rerun"]
+    assert result["status"] == "success", result
+    names = [layer["name"] for layer in result["layers_after"]]
+    # the same settings again, on the photo it was made from, above the earlier tries
+    assert names == ["Neural Style: the_scream", "Neural Style: the_scream", "Neural Style: starry_night",
+                     "Background"], names
+    assert result["selected_after"] == ["Background"], result
+    confirmed = result["remembered_after"]  # what the dialog showed on OK: the result's, not the last attempt's
+    assert confirmed["style"] == "/share/in/the_scream.jpg" and confirmed["iterations"] == 4, confirmed
+    assert "offering the settings of 'Neural Style: the_scream', on 'Background'" in _log(share)
 
 
 def test_an_error_is_not_prefixed_twice(gui_defects):

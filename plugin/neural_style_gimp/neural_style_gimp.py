@@ -161,9 +161,16 @@ def _remember(config):
     remembered.save_attempt(remembered.attempt_path(Gimp.directory()), _config_values(config))
 
 
+def _setting_defaults(config):
+    return {name: (None if name in ("style", "style2") else config.get_property(name)) for name in SETTING_NAMES}
+
+
 def _recall(config):
-    defaults = {name: (None if name in ("style", "style2") else config.get_property(name)) for name in SETTING_NAMES}
-    for name, value in remembered.load_attempt(remembered.attempt_path(Gimp.directory()), defaults).items():
+    _set_values(config, remembered.load_attempt(remembered.attempt_path(Gimp.directory()), _setting_defaults(config)))
+
+
+def _set_values(config, values):
+    for name, value in values.items():
         if name in ("style", "style2"):
             path = remembered.restore_file(value)
             value = Gio.File.new_for_path(path) if path else None
@@ -365,6 +372,7 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             status, error = _stylize(image, source, config, _checked_settings(config))
             return _values(procedure, status, error)
         _recall(config)
+        source = _made_with(image, source, config)
         _, width, height = _region(source)
         dialog, problem, buttons = _build_dialog(procedure, config, (width, height),
                                                  not Gimp.Selection.is_empty(image))
@@ -393,6 +401,31 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             dialog.destroy()
     except Exception as exc:  # UserError, or never a traceback in the user's face
         return _error_values(procedure, exc)
+
+
+def _made_with(image, layer, config):
+    """On an earlier result: the settings that made it into the dialog, and the layer it was made from as the
+    source (so OK re-runs it, above the earlier tries); on any other layer, or when that one is gone: ``layer``."""
+    parasite = layer.get_parasite(placement.MADE_WITH_PARASITE)
+    if parasite is None:
+        return layer
+    values, tattoo = remembered.read_made_with(bytes(parasite.get_data()), _setting_defaults(config))
+    _set_values(config, values)
+    source = image.get_layer_by_tattoo(tattoo) if tattoo else None
+    if source is None or source.is_group() or source.get_id() == layer.get_id():
+        source = layer
+    _debug(f"offering the settings of '{layer.get_name()}', on '{source.get_name()}'")
+    return source
+
+
+def _made_with_values(config, settings):
+    """The settings of this run as the dialog shows them (a run from a script leaves the dialog's size view at its
+    defaults: set it from 'size')."""
+    values = _config_values(config)
+    values["full-resolution"] = settings.size == S.FULL_RESOLUTION
+    if settings.size != S.FULL_RESOLUTION:
+        values["working-size"] = settings.size
+    return values
 
 
 def _values(procedure, status, error):
@@ -477,6 +510,8 @@ def _stylize(image, source, config, settings):
             finished.set_name(name)
             finished.set_offsets(ox + rx, oy + ry)
             finished.attach_parasite(Gimp.Parasite.new(placement.RESULT_PARASITE, _PARASITE_FLAGS, b"1"))
+            made_with = remembered.made_with(_made_with_values(config, settings), source.get_tattoo())
+            finished.attach_parasite(Gimp.Parasite.new(placement.MADE_WITH_PARASITE, _PARASITE_FLAGS, made_with))
             if has_selection and finished.get_mask() is None:
                 finished.add_mask(finished.create_mask(Gimp.AddMaskType.SELECTION))
             if finished.get_mask() is not None:
