@@ -211,10 +211,17 @@ def _remember(config):
     remembered.save_attempt(remembered.attempt_path(Gimp.directory()), _config_values(config))
 
 
+def _setting_defaults(config):
+    return {name: (None if name in ("style", "style2") else config.get_property(name)) for name in REMEMBERED_NAMES}
+
+
 def _recall(config):
-    defaults = {name: (None if name in ("style", "style2") else config.get_property(name)) for name in REMEMBERED_NAMES}
-    for name, value in remembered.load_attempt(remembered.attempt_path(Gimp.directory()), defaults,
-                                               S.upgrade_remembered).items():
+    _set_values(config, remembered.load_attempt(remembered.attempt_path(Gimp.directory()), _setting_defaults(config),
+                                                S.upgrade_remembered))
+
+
+def _set_values(config, values):
+    for name, value in values.items():
         if name in ("style", "style2"):
             path = remembered.restore_file(value)
             value = Gio.File.new_for_path(path) if path else None
@@ -429,6 +436,7 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             status, error = _stylize(image, source, config, _checked_settings(config, image))
             return _values(procedure, status, error)
         _recall(config)
+        source = _made_with(image, source, config)
         _region(source)  # a selection beside the layer is refused before the dialog
         dialog, problem, buttons = _build_dialog(procedure, config, source, not Gimp.Selection.is_empty(image))
         try:
@@ -456,6 +464,31 @@ def neural_style(procedure, run_mode, image, drawables, config, data):
             dialog.destroy()
     except Exception as exc:  # UserError, or never a traceback in the user's face
         return _error_values(procedure, exc)
+
+
+def _made_with(image, layer, config):
+    """On an earlier result: the settings that made it into the dialog, and the layer it was made from as the
+    source (so OK re-runs it, above the earlier tries); on any other layer, or when that one is gone: ``layer``."""
+    parasite = layer.get_parasite(placement.MADE_WITH_PARASITE)
+    if parasite is None:
+        return layer
+    values, tattoo = remembered.read_made_with(bytes(parasite.get_data()), _setting_defaults(config))
+    _set_values(config, values)
+    source = image.get_layer_by_tattoo(tattoo) if tattoo else None
+    if source is None or source.is_group() or source.get_id() == layer.get_id():
+        source = layer
+    _debug(f"offering the settings of '{layer.get_name()}', on '{source.get_name()}'")
+    return source
+
+
+def _made_with_values(config, settings):
+    """The settings of this run as the dialog shows them (a run from a script leaves the dialog's size view at its
+    defaults: set it from 'size')."""
+    values = _config_values(config)
+    values["full-resolution"] = settings.size == S.FULL_RESOLUTION
+    if settings.size != S.FULL_RESOLUTION:
+        values["working-size"] = settings.size
+    return values
 
 
 def _values(procedure, status, error):
@@ -519,7 +552,7 @@ def _stylize(image, source, config, settings):
         preview.set_lock_position(True)
         preview.update(0, 0, rw, rh)
         Gimp.displays_flush()
-        status, error = _run_worker(image, source, preview, config)
+        status, error = _run_worker(source, preview, config)
         if status == Gimp.PDBStatusType.SUCCESS and preview.is_valid():
             finished = Gimp.Layer.new_from_drawable(preview, image)
     finally:
@@ -543,6 +576,8 @@ def _stylize(image, source, config, settings):
             finished.set_name(name)
             finished.set_offsets(ox + rx, oy + ry)
             finished.attach_parasite(Gimp.Parasite.new(placement.RESULT_PARASITE, _PARASITE_FLAGS, b"1"))
+            made_with = remembered.made_with(_made_with_values(config, settings), source.get_tattoo())
+            finished.attach_parasite(Gimp.Parasite.new(placement.MADE_WITH_PARASITE, _PARASITE_FLAGS, made_with))
             if has_selection and finished.get_mask() is None:
                 finished.add_mask(finished.create_mask(Gimp.AddMaskType.SELECTION))
             if finished.get_mask() is not None:
@@ -592,14 +627,14 @@ def _unlock_layers(locks):
             layer.set_lock_position(position)
 
 
-def _run_worker(image, source, preview, config):
+def _run_worker(source, preview, config):
     """Call the job procedure; (status, UserError or None). Its error shows once: as ours, not as GIMP's too."""
     worker = Gimp.get_pdb().lookup_procedure(S.WORKER_NAME)
     job_config = worker.create_config()
-    job_config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    job_config.set_property("image", image)
-    job_config.set_core_object_array("drawables", [preview])
-    job_config.set_property("source", source)
+    # IDs, not the image and its layers: a call's image argument keeps the image alive in GIMP until the call returns,
+    # and closing its window must free it, so the job sees its layers' IDs go invalid and cancels
+    job_config.set_property("preview", preview.get_id())
+    job_config.set_property("source", source.get_id())
     for name in SETTING_NAMES:
         if name not in DIALOG_ONLY:
             job_config.set_property(name, config.get_property(name))
@@ -626,8 +661,9 @@ class _LayerGone(Exception):
 class _GimpView:
     """nsgimp.job.View on GIMP's progress bar and the preview layer.
 
-    Every call first checks that the layer still exists: when it does not, ``_LayerGone`` leaves the
-    job's stream, which closes it (the daemon is told to cancel) instead of failing GIMP calls on an
+    Every call first checks that the layer still exists: when it does not (the image was closed: GIMP
+    frees it, since this job got its layers by ID, see _run_worker), ``_LayerGone`` leaves the job's
+    stream, which closes it (the daemon is told to cancel) instead of failing GIMP calls on an
     invalid ID, one error message per preview."""
 
     def __init__(self, layer):
@@ -635,6 +671,7 @@ class _GimpView:
 
     def _check(self):
         if not self.layer.is_valid():
+            _debug(f"layer {self.layer.get_id()} gone during the run (the image closed?): cancelling the job")
             raise _LayerGone()
 
     def show(self, text, fraction):
@@ -651,7 +688,12 @@ class _GimpView:
                "result" if final else "preview")
 
 
-def neural_style_job(procedure, run_mode, image, drawables, config, data):
+def neural_style_job(procedure, config, data):
+    layer = Gimp.Layer.get_by_id(config.get_property("preview"))
+    source = Gimp.Layer.get_by_id(config.get_property("source"))
+    if layer is None or source is None:  # closed before the job began
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    image = layer.get_image()  # the regions' channels must be this image's (a proxy by ID: it keeps nothing alive)
     try:
         missing, note = import_dependencies(PLUGIN_DIR)
         if missing:
@@ -663,7 +705,6 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         except ImportError as exc:
             raise UserError(f"Neural Style: the protocol package next to the plug-in is missing or broken ({exc}). "
                             "Run install.py again.") from None
-        layer, source = drawables[0], config.get_property("source")
         # A failing GIMP call raises here instead of GIMP showing a message: the image may be closed mid-run.
         Gimp.get_plug_in().set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
         settings = _read_settings(config)
@@ -698,7 +739,7 @@ def neural_style_job(procedure, run_mode, image, drawables, config, data):
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                            GLib.Error(S.tag_argument(str(exc), exc.argument)))
     except Exception as exc:
-        if not drawables[0].is_valid():  # gone between the check and the call
+        if not layer.is_valid():  # gone between the check and the call
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return _error_values(procedure, exc)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -854,16 +895,19 @@ class NeuralStyle(Gimp.PlugIn):
     def do_create_procedure(self, name):
         Gegl.init(None)
         if name == S.WORKER_NAME:
-            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style_job, None)
-            procedure.set_image_types("RGB*")
+            procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style_job, None)
             procedure.set_documentation(
                 "Internal: one Neural Style job under GIMP's progress (called by plug-in-neural-style)",
-                "Streams the job to the daemon and paints every preview, then the result, into the given "
-                "drawable, reading the pixels from 'source'. Runs in its own process so that Cancel on the "
-                "progress bar, which kills this process, leaves the caller free to restore the image.",
+                "Streams the job to the daemon and paints every preview, then the result, into the layer "
+                "'preview', reading the pixels from the layer 'source' (both by ID). Runs in its own process so "
+                "that Cancel on the progress bar, which kills this process, leaves the caller free to restore the "
+                "image.",
                 name)
-            procedure.add_layer_argument("source", "Source layer", "The layer whose pixels are stylized",
-                                         False, GObject.ParamFlags.READWRITE)
+            # layer IDs (see _run_worker): the layer painted into, and the one whose pixels are stylized
+            procedure.add_int_argument("preview", "Preview layer ID", "The layer painted into", 0, GLib.MAXINT32,
+                                       0, GObject.ParamFlags.READWRITE)
+            procedure.add_int_argument("source", "Source layer ID", "The layer whose pixels are stylized", 0,
+                                       GLib.MAXINT32, 0, GObject.ParamFlags.READWRITE)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style, None)
             procedure.set_image_types("RGB*")

@@ -91,6 +91,54 @@ def _opened_by_user(step):
     raise RuntimeError("the GUI driver did not open the image")
 
 
+def _shown_beside(step):
+    """Another image in a window of its own ("other_image"), so that closing the step's image deletes its window
+    (GIMP keeps its last image window, emptied, instead)."""
+    other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(step["other_image"]))
+    display = Gimp.Display.new(other)
+    Gimp.displays_flush()
+    time.sleep(1.0)
+    return display
+
+
+def _run_from_the_menu(step, image, result):
+    """"via_menu": the driver runs the procedure as a user does (its menu entry, from the image's window, so that
+    GIMP hands it that display); this script cannot join that call, so it waits for the image to go away
+    (closed by the driver: GIMP deletes it once the procedure returns)."""
+    with open(step["via_menu"], "w") as fh:
+        fh.write("1\n")
+    started = time.monotonic()
+    deadline = started + step.get("via_menu_s", 240)
+    while image.is_valid() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    result["elapsed"] = time.monotonic() - started
+    result["status"] = "via-menu"
+    result["image_closed"] = not image.is_valid()
+    _log(step["out_dir"], f"the menu's run ended: image closed {result['image_closed']}")
+    return result
+
+
+def _ink_the_clipboard():
+    """A black 16×16 square in the clipboard: GIMP started with -d has no brushes but "Clipboard Image", which
+    paints nothing while the clipboard is empty (a stroke could then never change the photo)."""
+    tmp = Gimp.Image.new(16, 16, Gimp.ImageBaseType.RGB)
+    ink = Gimp.Layer.new(tmp, "ink", 16, 16, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    tmp.insert_layer(ink, None, 0)
+    ink.fill(Gimp.FillType.FOREGROUND)  # black unless a step changed it
+    Gimp.edit_copy([ink])
+    tmp.delete()
+
+
+def _control_stroke(step, source, result):
+    """After the run (the layers unlocked again): the driver paints the same stroke, which must now change the
+    photo, so that an unchanged photo after the stroke made during the run means refused, not missed."""
+    with open(step["control_stroke"] + "-now", "w") as fh:
+        fh.write("1\n")
+    result["control_stroked"] = _wait_for(step["control_stroke"] + "-done", 60)
+    time.sleep(1.0)
+    _save_layer_png(source, os.path.join(step["out_dir"], "source_control.png"))
+
+
 def _remembered():
     """The plug-in's own module for the values it remembers (from its installed folder)."""
     import sys
@@ -112,6 +160,9 @@ def _run_step(step):
         remembered.save_attempt(path, step["remember"])
     if step.get("wait_before"):  # the host changes something between two steps (puts a file in place)
         result["waited"] = _wait_for(step["wait_before"], 120)
+    beside = _shown_beside(step) if step.get("other_image") else None
+    if step.get("control_stroke"):
+        _ink_the_clipboard()
     if step.get("opened_by_user"):  # the driver opens it with Ctrl+O: the image is the user's, as in real use
         image = _opened_by_user(step)
     else:
@@ -150,6 +201,13 @@ def _run_step(step):
     result["menu_label"] = procedure.get_menu_label()
     result["menu_paths"] = list(procedure.get_menu_paths())
     result["arguments"] = [spec.name for spec in procedure.get_arguments()]
+    if step.get("via_menu"):
+        with open(os.path.join(out, "started"), "w") as fh:
+            fh.write("1\n")
+        _run_from_the_menu(step, image, result)
+        if beside is not None:
+            beside.delete()
+        return result
     config = procedure.create_config()
     interactive = bool(step.get("interactive"))
     config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive else Gimp.RunMode.NONINTERACTIVE)
@@ -190,6 +248,8 @@ def _run_step(step):
     result["selected_after"] = [layer.get_name() for layer in image.get_selected_layers()]
     result["source_selected_after"] = [layer.get_id() for layer in image.get_selected_layers()] == [source.get_id()]
     _save_layer_png(source, os.path.join(out, "source_after.png"))
+    if step.get("control_stroke"):
+        _control_stroke(step, source, result)
     new_layers = [layer for layer in layers if layer.get_id() != source.get_id()]
     if new_layers:
         _save_layer_png(new_layers[0], os.path.join(out, "new_layer.png"))
@@ -209,6 +269,8 @@ def _run_step(step):
         display.delete()
     else:
         image.delete()
+    if beside is not None:
+        beside.delete()
     return result
 
 

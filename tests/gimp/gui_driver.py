@@ -12,6 +12,8 @@ as JSON, so the host test can check it.  Actions:
 ``"drag": [[dx, dy], …]`` after the keys: a stroke with the left button through those points,
 offsets from the window's centre (the canvas, with GIMP's docks on both sides).
 
+``"screenshot": PATH`` saves the whole screen as PNG after the keys, text and stroke (evidence for a report).
+
 ``stays_open_s`` watches the window for that long after the keys: "still_open" at the end,
 "closed_meanwhile" if it was hidden at any moment (the dialog hides while a job runs).
 
@@ -87,6 +89,19 @@ def what_appeared(before, after, rows, gap=3, threshold=40):
     return ((left + right) // 2, height - rows + ys[len(ys) // 2]), patches
 
 
+def screenshot(path):
+    """The whole screen as PNG (Gdk: the root has no ImageMagick)."""
+    import gi
+
+    gi.require_version("Gdk", "3.0")
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gdk, Gtk
+
+    Gtk.init_check(None)
+    root = Gdk.get_default_root_window()
+    Gdk.pixbuf_get_from_window(root, 0, 0, root.get_width(), root.get_height()).savev(path, "png", [], [])
+
+
 def press(window, keys):
     xdotool("windowfocus", "--sync", window)  # GTK gives focus to windows it maps: take it back
     xdotool("mousemove", "--window", window, "40", "40")
@@ -153,6 +168,9 @@ def run(action):
         if action.get("drag"):  # a stroke through the window's middle: [[dx, dy], ...] from the centre
             drag(window, action["drag"])
         report["focus_after"] = xdotool("getwindowfocus")
+        if action.get("screenshot"):
+            time.sleep(0.5)
+            screenshot(action["screenshot"])
         if "stays_open_s" in action:  # watch it: does it stay, or close and come back?
             deadline, seen_closed = time.monotonic() + action["stays_open_s"], False
             while time.monotonic() < deadline:

@@ -15,6 +15,8 @@ from .settings import LAYER_NAME_PREFIX
 
 # A layer the plug-in made carries this parasite (saved in the XCF), so a renamed result still counts.
 RESULT_PARASITE = "neural-style-result"
+# ... and this one what made it (nsgimp/remembered.py's made_with): "Neural Style…" on it offers those settings again.
+MADE_WITH_PARASITE = "neural-style-made-with"
 
 
 def is_result(name: str, has_parasite: bool) -> bool:

@@ -4,6 +4,8 @@ GIMP keeps a procedure's "last values" only after a *successful* interactive run
 a failure or a cancel the dialog would come back with older values.  The plug-in writes
 what the user confirmed to its own small JSON file (beside GIMP's files, in the profile's
 ``plug-in-settings`` folder) on every OK, and puts it back into the dialog next time.
+A result layer keeps the values that made it too (``made_with``, a parasite), offered again when
+"Neural Style…" runs on that layer.
 """
 from __future__ import annotations
 
@@ -42,6 +44,37 @@ def load_attempt(path: str, defaults: Mapping[str, Any],
         values = data["values"] if isinstance(data, dict) and data.get("format") == FORMAT else {}
     except (OSError, ValueError, KeyError):
         return {}
+    return _matching(values, defaults)
+
+
+# What made a result layer, kept on it as a parasite (saved in the XCF): "Neural Style…" on that layer
+# offers the same settings again, on the layer it was made from.  The daemon's address and the other
+# connection settings are the user's, not the result's: they are not kept.
+NOT_MADE_WITH = ("endpoint", "autostart", "timeout")
+
+
+def made_with(values: Mapping[str, Any], source_tattoo: int) -> bytes:
+    """The parasite's bytes: the settings (JSON types) and the source layer's tattoo (kept in the XCF)."""
+    kept = {name: value for name, value in values.items() if name not in NOT_MADE_WITH}
+    return json.dumps({"format": FORMAT, "values": kept, "source": int(source_tattoo)}).encode("utf-8")
+
+
+def read_made_with(data: bytes, defaults: Mapping[str, Any]) -> tuple[dict[str, Any], Optional[int]]:
+    """(the settings that match ``defaults``, the source layer's tattoo or None); ({}, None) for anything else."""
+    try:
+        record = json.loads(bytes(data).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, TypeError):
+        return {}, None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        return {}, None
+    source = record.get("source")
+    tattoo = source if isinstance(source, int) and not isinstance(source, bool) and source > 0 else None
+    values = {name: value for name, value in _matching(record.get("values"), defaults).items()
+              if name not in NOT_MADE_WITH}
+    return values, tattoo
+
+
+def _matching(values: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not isinstance(values, dict):
         return out
