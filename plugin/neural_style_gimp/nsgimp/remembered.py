@@ -44,7 +44,7 @@ def load_attempt(path: str, defaults: Mapping[str, Any],
         values = data["values"] if isinstance(data, dict) and data.get("format") == FORMAT else {}
     except (OSError, ValueError, KeyError):
         return {}
-    return _matching(values, defaults)
+    return _matching(values, defaults, upgrade)
 
 
 # What made a result layer, kept on it as a parasite (saved in the XCF): "Neural Style…" on that layer
@@ -69,12 +69,13 @@ def read_made_with(data: bytes, defaults: Mapping[str, Any]) -> tuple[dict[str, 
         return {}, None
     source = record.get("source")
     tattoo = source if isinstance(source, int) and not isinstance(source, bool) and source > 0 else None
-    values = {name: value for name, value in _matching(record.get("values"), defaults).items()
+    values = {name: value for name, value in _matching(record.get("values"), defaults, None).items()
               if name not in NOT_MADE_WITH}
     return values, tattoo
 
 
-def _matching(values: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+def _matching(values: Any, defaults: Mapping[str, Any],
+              upgrade: Optional[Callable[[Mapping[str, Any]], Mapping[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not isinstance(values, dict):
         return out
