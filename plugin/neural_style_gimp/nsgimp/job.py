@@ -22,6 +22,7 @@ from neural_style.protocol import (
     Heartbeat,
     ImageData,
     NoDaemon,
+    Previous,
     Progress,
     Result,
     connect_or_start,
@@ -102,13 +103,14 @@ def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Op
 
 
 def run_job(connection: Connection, settings: Settings, content: Optional[ImageData], styles: Sequence[ImageData],
-            view: View) -> Result:
-    """Stream one job: progress text and previews into ``view``; the Result, or JobFailed."""
+            view: View, *, previous: Optional[Previous] = None, text: Optional[ProgressText] = None) -> Result:
+    """Stream one job: progress text and previews into ``view``; the Result, or JobFailed. An animation's frame
+    carries the frame before it (``previous``) and words its progress as frame i of n (``text``: nsgimp/frames.py)."""
     global _abandon_current
-    text = ProgressText(settings.iterations)
+    text = text if text is not None else ProgressText(settings.iterations)
     view.show(*ProgressText.sending())
     events = connection.client.stylize(content, list(styles), settings.params(), settings.style_blend,
-                                       heartbeats=True)
+                                       heartbeats=True, previous=previous)
     _abandon_current = events.close  # closing the stream sends the daemon a cancel
     progressed = False
     try:
