@@ -13,7 +13,7 @@ from test_plugin_job import PIXEL, RecordingView, connection, progress, settings
 from neural_style.protocol import ImageData, Loss, Previous, Result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin" / "neural_style_gimp"))
-from nsgimp import frames, job  # noqa: E402
+from nsgimp import frames, job
 
 
 def test_names_carry_the_delay_and_the_disposal_as_gimps_gif_export_reads_them():

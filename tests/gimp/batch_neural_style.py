@@ -169,7 +169,9 @@ def _run_step(step):
     if step.get("baseline_done"):  # the GUI driver captures the window as it is before the run
         _wait_for(step["baseline_done"], 60)
     started = time.monotonic()
+    result["images_before"] = len(Gimp.get_images())
     values = procedure.run(config)
+    result["images_after"] = len(Gimp.get_images())  # with a new image returned: one more
     result["elapsed"] = time.monotonic() - started
     status = values.index(0)
     result["status"] = status.value_nick if hasattr(status, "value_nick") else str(status)
