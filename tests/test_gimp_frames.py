@@ -44,8 +44,8 @@ DELAYS = [100, 200, 120, 300, 80, 150]  # ms, in frame order (GIF stores centise
 NOISE = 12  # the noise's standard deviation, in 8-bit levels
 FRAMES_ARGS = {**QUICK_ARGS, "size": 0, "init": "content", "iterations": 6}
 # With the temporal term the frames differ at most this fraction of what independent frames differ by
-# (measured: see test_frames_of_a_still_scene_differ_less_than_independently_stylized_ones).
-CONSISTENCY_RATIO = 0.6
+# (measured on GIMP 3.2.6: 0.18; content 12.6, independent 12.9, sequence 2.3 levels frame to frame).
+CONSISTENCY_RATIO = 0.5
 
 
 def _still_scene_frames():
@@ -109,9 +109,9 @@ def test_a_six_frame_gif_becomes_six_stylized_frames_with_their_delays(frames_se
     assert [frames.parse_frame_name(n) for n in names[::-1]] == [frames.FrameTags(d, "replace") for d in DELAYS]
     for layer in new["layers"]:
         assert (layer["width"], layer["height"], layer["offsets"]) == (*FRAME_SIZE, [0, 0]), layer
-    # each frame is stylized: not its content frame any more
+    # each frame is stylized: not its content frame any more (6 iterations with random weights change little)
     for index, path in enumerate(_frame_pngs(out, new["layers"])):
-        assert mean_abs_diff(pixels(path), pixels(share / "in" / f"still_{index}.png")) > 2.0, index
+        assert mean_abs_diff(pixels(path), pixels(share / "in" / f"still_{index}.png")) > 1.0, index
     # the animation itself is as it was: its layers, no change to save
     assert [layer["name"] for layer in result["layers_after"]] == source_names
     assert result["dirty_before"] is False and result["dirty_after"] is False and result["undo_enabled_after"]
@@ -139,6 +139,8 @@ def test_frames_of_a_still_scene_differ_less_than_independently_stylized_ones(fr
     def flicker(images):  # the mean frame-to-frame change: the scene is still, so all of it is flicker
         return sum(mean_abs_diff(a, b) for a, b in itertools.pairwise(images)) / (len(images) - 1)
 
+    # the first frame has no frame before it: the sequence's is the frame stylized alone (measured: identical)
+    assert mean_abs_diff(sequence[0], alone[0]) < 0.5
     temporal, independent, noise = flicker(sequence), flicker(alone), flicker(contents)
     print(f"\nframe-to-frame change (8-bit levels): content {noise:.2f}, independent {independent:.2f}, "
           f"sequence {temporal:.2f} ({temporal / independent:.2f} of independent)", file=sys.stderr)

@@ -732,7 +732,7 @@ def neural_style_frames_job(procedure, run_mode, image, drawables, config, data)
     clock = frames.SequenceClock(len(order))
     chain = frames.FrameChain()
     Gimp.progress_init("Neural Style")
-    composer = _FrameComposer(animation)
+    composer = _FrameComposer(animation)  # this process's buffers: nothing of it outlives a Cancel
     try:
         styles = [_style_image(path, argument) for path, argument in
                   ((settings.style, "style"), (settings.style2, "style2")) if path]
@@ -755,7 +755,6 @@ def neural_style_frames_job(procedure, run_mode, image, drawables, config, data)
                 clock.finish_frame()
         finally:
             connection.client.close()
-            composer.close()
     except _LayerGone:  # the new image was closed: nothing to finish
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     except (job.JobFailed, UserError) as exc:
@@ -769,30 +768,52 @@ def neural_style_frames_job(procedure, run_mode, image, drawables, config, data)
 
 
 class _FrameComposer:
-    """The frame a viewer sees, in a scratch image of the animation's size: a layer alone, or drawn over the frame
-    before it (``(combine)``), as GIMP's Playback shows it; layers of any mode (indexed, grey) come out RGB."""
+    """The frame a viewer sees, as GIMP's Playback shows it: a layer alone, or drawn over the frame before it
+    (``(combine)``), on the animation's canvas; layers of any mode (indexed, grey) come out RGB.  GEGL buffers of
+    this process only: Cancel kills it, and nothing of it is left in GIMP.  A layer's pixels at its offsets and
+    opacity (its mode and mask are not applied: GIF and WebP frames have neither)."""
+
+    FORMAT = "R'G'B'A u8"
 
     def __init__(self, animation):
-        self.scratch = Gimp.Image.new(animation.get_width(), animation.get_height(), Gimp.ImageBaseType.RGB)
-        self.scratch.undo_disable()
-        self.shown = None  # the current frame, one canvas-sized layer
+        self.width, self.height = animation.get_width(), animation.get_height()
+        self.shown = None  # the current frame, a canvas-sized Gegl.Buffer
 
     def frame(self, layer, alone, size):
         """Draw ``layer`` (None: none more) over the current frame or alone, then read it at ``size`` (0: full)."""
         if layer is not None:
-            if alone and self.shown is not None:
-                self.scratch.remove_layer(self.shown)
-                self.shown = None
-            copy = Gimp.Layer.new_from_drawable(layer, self.scratch)
-            self.scratch.insert_layer(copy, None, 0)
-            copy.set_visible(True)
-            merged = self.scratch.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
-            merged.resize_to_image_size()
-            self.shown = merged
-        return _content_image(self.shown, self.shown, size)
+            self.shown = self._drawn(layer, None if alone else self.shown)
+        from neural_style.protocol import ImageData
 
-    def close(self):
-        self.scratch.delete()
+        cw, ch = S.sent_size(self.width, self.height, size)
+        data = self.shown.get(_rect(0, 0, cw, ch), cw / self.width, self.FORMAT, Gegl.AbyssPolicy.CLAMP)
+        return ImageData.raw(data, cw, ch, 4)
+
+    def _drawn(self, layer, below):
+        canvas = Gegl.Buffer.new(self.FORMAT, 0, 0, self.width, self.height)
+        graph = Gegl.Node()
+        top = graph.create_child("gegl:buffer-source")
+        top.set_property("buffer", layer.get_buffer())
+        _, x, y = layer.get_offsets()
+        move = graph.create_child("gegl:translate")
+        move.set_property("x", float(x))
+        move.set_property("y", float(y))
+        fade = graph.create_child("gegl:opacity")
+        fade.set_property("value", layer.get_opacity() / 100.0)
+        over = graph.create_child("gegl:over")  # aux over input
+        bottom = graph.create_child("gegl:buffer-source")
+        bottom.set_property("buffer", below if below is not None else Gegl.Buffer.new(self.FORMAT, 0, 0, self.width,
+                                                                                     self.height))
+        sink = graph.create_child("gegl:write-buffer")
+        sink.set_property("buffer", canvas)
+        top.link(move)
+        move.link(fade)
+        fade.connect_to("output", over, "aux")
+        bottom.link(over)
+        over.link(sink)
+        sink.process()
+        canvas.flush()
+        return canvas
 
 
 def _worker_procedure(plug_in, name, run, blurb, help_text, source_help):
