@@ -104,6 +104,7 @@ def test_a_six_frame_gif_becomes_six_stylized_frames_with_their_delays(frames_se
     new = result["new_image"]
     assert result["images_after"] == result["images_before"] + 1
     assert new["size"] == list(FRAME_SIZE) and new["undo_enabled"]
+    assert new["file"] == "still-neural-style.xcf"  # what Save and Export As offer
     names = [layer["name"] for layer in new["layers"]]
     assert names == [frames.result_name(n) for n in source_names]  # same stack, same delays, each a whole frame
     assert [frames.parse_frame_name(n) for n in names[::-1]] == [frames.FrameTags(d, "replace") for d in DELAYS]

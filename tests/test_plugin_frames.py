@@ -42,6 +42,13 @@ def test_a_result_is_a_whole_frame_its_name_keeps_the_delay_and_says_replace():
     assert frames.parse_frame_name(frames.result_name("x (70ms) (COMBINE)")) == frames.FrameTags(70, "replace")
 
 
+def test_the_new_image_is_named_after_the_animation():
+    assert frames.result_file_name("walk.gif") == "walk-neural-style.xcf"
+    assert frames.result_file_name("my.walk.webp") == "my.walk-neural-style.xcf"
+    assert frames.result_file_name(".hidden") == ".hidden-neural-style.xcf"
+    assert frames.result_file_name("frames") == "frames-neural-style.xcf"
+
+
 def _image(value: int) -> ImageData:
     return ImageData.raw(bytes([value]) * 3, 1, 1, 3)
 

@@ -695,6 +695,9 @@ def _stylize_frames(image, config, settings, show):
                                Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
         result.insert_layer(frame, None, position)
     result.set_selected_layers([result.get_layers()[-1]])  # the first frame
+    origin = image.get_file() or image.get_imported_file()
+    if origin is not None and origin.get_basename():  # Save and Export As offer walk-neural-style.…
+        result.set_file(origin.get_parent().get_child(frames.result_file_name(origin.get_basename())))
     display = Gimp.Display.new(result) if show else None  # the user sees each frame as it is stylized
     Gimp.displays_flush()
     status, error = _run_worker(result, image.get_layers()[-1], result.get_layers()[-1], config,

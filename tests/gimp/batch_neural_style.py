@@ -54,6 +54,7 @@ def _new_image(image, out, result):
     result["error"] = None
     result["new_image"] = {"size": [image.get_width(), image.get_height()], "dirty": image.is_dirty(),
                            "undo_enabled": image.undo_is_enabled(),
+                           "file": image.get_file().get_basename() if image.get_file() is not None else None,
                            "layers": [_describe(layer) for layer in image.get_layers()]}
     for position, layer in enumerate(image.get_layers()):
         _save_layer_png(layer, os.path.join(out, f"new_image_{position}.png"))

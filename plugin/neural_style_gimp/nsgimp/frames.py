@@ -24,7 +24,7 @@ PROCEDURE_NAME = "plug-in-neural-style-frames"
 WORKER_NAME = "plug-in-neural-style-frames-job"  # the frames under GIMP's progress (see neural_style_gimp.py)
 MENU_PATH = "<Image>/Filters/Animation"
 MENU_LABEL = "Neural Style (frames)…"
-RESULT_SUFFIX = " (Neural Style)"  # the new image's name: the source's, with this
+RESULT_SUFFIX = "-neural-style"  # the new image's file name: the animation's, with this
 
 COMBINE, REPLACE = "combine", "replace"
 _DELAY = re.compile(r"\(\s*(\d+)\s*ms\s*\)", re.IGNORECASE)
@@ -63,6 +63,13 @@ def result_name(name: str) -> str:
     if _DISPOSAL.search(name):
         return _DISPOSAL.sub(f"({REPLACE})", name, count=1)
     return f"{name} ({REPLACE})"
+
+
+def result_file_name(animation_file_name: str) -> str:
+    """The new image's file name (what Save and Export As offer) from the animation's, ``walk.gif`` →
+    ``walk-neural-style.xcf``, beside it."""
+    stem = animation_file_name.rsplit(".", 1)[0] if "." in animation_file_name.lstrip(".") else animation_file_name
+    return f"{stem}{RESULT_SUFFIX}.xcf"
 
 
 @dataclass
