@@ -23,6 +23,7 @@ from test_gimp_plugin import (
     _job_process,
     finish_session,
     gimp_log,
+    gimp_version,
     mean_abs_diff,
     pixels,
     run_session,
@@ -187,3 +188,32 @@ def test_cancel_kills_the_frames_job_the_daemon_stops_and_the_animation_is_as_be
     assert [layer["name"] for layer in result["layers_after"]] == [layer["name"] for layer in result["layers_before"]]
     assert result["dirty_after"] is False and result["undo_enabled_after"]
     assert pixels(out / "source_after.png").tobytes() == pixels(out / "source_before.png").tobytes()
+
+
+@pytest.fixture(scope="module")
+def frames_gui(gimp_root, share, daemon, animation):
+    """GIMP's GUI on Xvfb (tests/gimp/gui_driver.py as the user): the frames dialog opens with the values the user
+    confirmed last time, OK runs it, the new image is shown."""
+    for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", f"usr/bin/gimp-{gimp_version(gimp_root)}"):
+        if not (gimp_root / tool).exists():
+            pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
+    chosen = {**FRAMES_ARGS, "endpoint": daemon.endpoint, "style": "/share/in/starry_night.jpg",
+              "full-resolution": True, "iterations": 3}
+    steps = [step(share, "frames-dialog-ok", {}, image="still.gif", procedure=frames.PROCEDURE_NAME,
+                  interactive=True, remember={k: v for k, v in chosen.items() if k != "size"})]
+    gui = [{"window": "Neural Style", "keys": ["alt+o"], "report": "/share/out/frames-dialog-ok.gui.json"}]
+    return run_session(gimp_root, share, "frames-gui", steps, gui=gui)
+
+
+def test_the_frames_dialog_ok_makes_and_shows_the_new_image(frames_gui, share):
+    import json
+
+    report = json.loads((share / "out" / "frames-dialog-ok.gui.json").read_text())
+    assert report["found"] and "Neural Style" in report["title"], report
+    result, _out = frames_gui["frames-dialog-ok"]
+    assert result["status"] == "success", result
+    assert len(result["new_image"]["layers"]) == len(DELAYS)
+    assert result["remembered_after"]["iterations"] == 3
+    log = (share / "out" / "frames-gui.gimp.log").read_text(errors="replace")
+    assert "no mnemonic for property" not in log and "CRITICAL" not in log.replace("Gtk-CRITICAL", ""), \
+        gimp_log(share, "frames-gui")

@@ -49,8 +49,9 @@ def _describe(layer):
             "edit_mask": bool(mask is not None and layer.get_edit_mask())}
 
 
-def _new_image(image, out, result):
-    """A returned image: its layers (top first), a PNG of each (new_image_N.png, N its position) and an XCF."""
+def _new_image(image, out, result, shown):
+    """A returned image: its layers (top first), a PNG of each (new_image_N.png, N its position) and an XCF; deleted
+    unless ``shown`` (an interactive run shows it, and only GIMP's quit closes its display)."""
     result["error"] = None
     result["new_image"] = {"size": [image.get_width(), image.get_height()], "dirty": image.is_dirty(),
                            "undo_enabled": image.undo_is_enabled(),
@@ -60,7 +61,8 @@ def _new_image(image, out, result):
         _save_layer_png(layer, os.path.join(out, f"new_image_{position}.png"))
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(out, "new_image.xcf")),
                    None)
-    image.delete()
+    if not shown:
+        image.delete()
 
 
 def _wait_for(path, timeout):
@@ -181,7 +183,7 @@ def _run_step(step):
     except Exception as exc:  # GIMP versions differ in how the message travels
         result["error"] = f"<unreadable: {exc}>"
     if isinstance(result["error"], Gimp.Image):  # a procedure that returns a new image (the frames)
-        _new_image(result.pop("error"), out, result)
+        _new_image(result.pop("error"), out, result, interactive)
     _log(out, f"procedure returned {result['status']}: {result['error']}")
     result["image_closed"] = not image.is_valid()  # the driver closed it during the run
     if result["image_closed"]:
