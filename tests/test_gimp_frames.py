@@ -94,7 +94,7 @@ def _frame_pngs(out: Path, layers: list) -> list[Path]:
     return [out / f"new_image_{position}.png" for position in frames.frame_order(len(layers))]
 
 
-def test_a_six_frame_gif_becomes_six_stylized_frames_with_their_delays(frames_session, share):
+def test_a_six_frame_gif_becomes_six_stylized_frames_with_their_delays(frames_session, share, gimp_root):
     result, out = frames_session["frames"]
     assert result["status"] == "success", result
     assert result["menu_label"] == frames.MENU_LABEL and "<Image>/Filters/Animation" in result["menu_paths"]
@@ -105,7 +105,9 @@ def test_a_six_frame_gif_becomes_six_stylized_frames_with_their_delays(frames_se
     new = result["new_image"]
     assert result["images_after"] == result["images_before"] + 1
     assert new["size"] == list(FRAME_SIZE) and new["undo_enabled"]
-    assert new["file"] == "still-neural-style.xcf"  # what Save and Export As offer
+    # what Save and Export As offer; GIMP 3.0.4's file_load leaves an image a plug-in loads without any file
+    # (get_file, get_imported_file: None, measured), so there the new image has none either
+    assert new["file"] == ("still-neural-style.xcf" if gimp_version(gimp_root) != "3.0" else None), new["file"]
     names = [layer["name"] for layer in new["layers"]]
     assert names == [frames.result_name(n) for n in source_names]  # same stack, same delays, each a whole frame
     assert [frames.parse_frame_name(n) for n in names[::-1]] == [frames.FrameTags(d, "replace") for d in DELAYS]
@@ -144,8 +146,10 @@ def test_frames_of_a_still_scene_differ_less_than_independently_stylized_ones(fr
     # the first frame has no frame before it: the sequence's is the frame stylized alone (measured: identical)
     assert mean_abs_diff(sequence[0], alone[0]) < 0.5
     temporal, independent, noise = flicker(sequence), flicker(alone), flicker(contents)
+    alone_s = sum(frames_session[f"independent-{i}"][0]["elapsed"] for i in range(len(DELAYS)))
     print(f"\nframe-to-frame change (8-bit levels): content {noise:.2f}, independent {independent:.2f}, "
-          f"sequence {temporal:.2f} ({temporal / independent:.2f} of independent)", file=sys.stderr)
+          f"sequence {temporal:.2f} ({temporal / independent:.2f} of independent); GIMP's calls took "
+          f"{result['elapsed']:.1f} s for the sequence, {alone_s:.1f} s for the frames one by one", file=sys.stderr)
     assert independent > 0.5 * noise, "independent frames should keep (at least some of) the noise's flicker"
     assert temporal < CONSISTENCY_RATIO * independent, (temporal, independent, noise)
 
@@ -214,6 +218,7 @@ def test_the_frames_dialog_ok_makes_and_shows_the_new_image(frames_gui, share):
     assert result["status"] == "success", result
     assert len(result["new_image"]["layers"]) == len(DELAYS)
     assert result["remembered_after"]["iterations"] == 3
-    log = (share / "out" / "frames-gui.gimp.log").read_text(errors="replace")
-    assert "no mnemonic for property" not in log and "CRITICAL" not in log.replace("Gtk-CRITICAL", ""), \
-        gimp_log(share, "frames-gui")
+    # while the dialog and the run were on (GIMP 3.0.4 logs a GLib-GObject-CRITICAL of its own as it quits with
+    # the new image still shown, after the batch has finished)
+    log = (share / "out" / "frames-gui.gimp.log").read_text(errors="replace").split("batch command executed")[0]
+    assert "no mnemonic for property" not in log and "CRITICAL" not in log, gimp_log(share, "frames-gui")
