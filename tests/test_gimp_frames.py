@@ -9,10 +9,8 @@ held near it by the temporal term, they must differ much less.  Tiny frames, a f
 """
 from __future__ import annotations
 
-import os
-import signal
+import itertools
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,10 +18,9 @@ import test_gimp_plugin as harness
 from test_gimp_plugin import (
     IMAGES,
     QUICK_ARGS,
-    _job_process,
-    finish_session,
     gimp_log,
     gimp_version,
+    kill_job_mid_run,
     mean_abs_diff,
     pixels,
     run_session,
@@ -31,8 +28,6 @@ from test_gimp_plugin import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin" / "neural_style_gimp"))
-import itertools
-
 from nsgimp import frames
 
 # The harness's fixtures, for this module: the root, a daemon with random weights, the share folder.
@@ -168,24 +163,7 @@ def test_cancel_kills_the_frames_job_the_daemon_stops_and_the_animation_is_as_be
     animation is untouched, and the daemon drops the frame's job within seconds."""
     args = {**FRAMES_ARGS, "endpoint": daemon.endpoint, "iterations": 2000}
     steps = [step(share, "frames-cancel", args, image="still.gif", procedure=frames.PROCEDURE_NAME)]
-    proc = run_session(gimp_root, share, "frames-cancel", steps, background=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not daemon.running_job(min_iteration=12):
-            assert proc.poll() is None, gimp_log(share, "frames-cancel")
-            time.sleep(0.2)
-        assert daemon.running_job(min_iteration=12), gimp_log(share, "frames-cancel")
-        pid = _job_process(proc.pid)
-        assert pid is not None, "cannot find the frames job's process"
-        os.kill(pid, signal.SIGKILL)  # what GIMP does 10 ms after Cancel
-        killed_at = time.monotonic()
-        while daemon.running_job() and time.monotonic() - killed_at < 30:
-            time.sleep(0.1)
-        noticed = time.monotonic() - killed_at
-        result, out = finish_session(proc, share, "frames-cancel", steps)["frames-cancel"]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    noticed, (result, out) = kill_job_mid_run(gimp_root, share, daemon, "frames-cancel", steps)  # as Cancel does
     assert noticed < 5, f"the daemon kept the frame's job for {noticed:.1f} s after the plug-in was gone"
     assert result["status"] in ("execution-error", "cancel"), result
     assert result["images_after"] == result["images_before"], "the unfinished new image was left behind"
