@@ -687,20 +687,17 @@ def _job_process(gimp_pid: int) -> int | None:
     return max(found) if len(found) >= 2 else None
 
 
-def test_gimp_job_process_killed_daemon_notices_image_restored(gimp_root, share, daemon):
-    """The job process dies without a word (a crash, the OOM killer): the daemon's dead-client detection
-    stops the job, and the menu procedure still puts the image back."""
-    from neural_style.protocol import Client
-
-    steps = [step(share, "job-killed", {**QUICK_ARGS, "endpoint": daemon.endpoint, "iterations": 2000, "size": 64})]
-    proc = run_session(gimp_root, share, "job-killed", steps, background=True)
+def kill_job_mid_run(root: Path, share: Path, daemon: Daemon, name: str, steps: list) -> tuple[float, tuple]:
+    """Run the one step of session ``name``, SIGKILL the job process once the daemon is past iteration 12 (a
+    preview painted: progress_every is 10 for 2000 iterations), as GIMP's Cancel does; (seconds until the
+    daemon's job ended, (result, out folder))."""
+    proc = run_session(root, share, name, steps, background=True)
     try:
         deadline = time.monotonic() + 120
-        # progress_every is 10 for 2000 iterations: past iteration 12 a preview has been painted
         while time.monotonic() < deadline and not daemon.running_job(min_iteration=12):
-            assert proc.poll() is None, gimp_log(share, "job-killed")
+            assert proc.poll() is None, gimp_log(share, name)
             time.sleep(0.2)
-        assert daemon.running_job(min_iteration=12), gimp_log(share, "job-killed")
+        assert daemon.running_job(min_iteration=12), gimp_log(share, name)
         pid = _job_process(proc.pid)
         assert pid is not None, "cannot find the job's process"
         os.kill(pid, signal.SIGKILL)
@@ -708,10 +705,19 @@ def test_gimp_job_process_killed_daemon_notices_image_restored(gimp_root, share,
         while daemon.running_job() and time.monotonic() - killed_at < 30:
             time.sleep(0.1)
         noticed = time.monotonic() - killed_at
-        result, out = finish_session(proc, share, "job-killed", steps)["job-killed"]
+        return noticed, finish_session(proc, share, name, steps)[steps[0]["name"]]
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_gimp_job_process_killed_daemon_notices_image_restored(gimp_root, share, daemon):
+    """The job process dies without a word (a crash, the OOM killer): the daemon's dead-client detection
+    stops the job, and the menu procedure still puts the image back."""
+    from neural_style.protocol import Client
+
+    steps = [step(share, "job-killed", {**QUICK_ARGS, "endpoint": daemon.endpoint, "iterations": 2000, "size": 64})]
+    noticed, (result, out) = kill_job_mid_run(gimp_root, share, daemon, "job-killed", steps)
     assert not daemon.running_job(), "the daemon kept working for a plug-in that was gone"
     assert noticed < 5, f"the daemon noticed the vanished plug-in only after {noticed:.1f} s"
     assert result["status"] == "execution-error", result

@@ -40,7 +40,7 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
-from nsgimp import advice, placement, regions, remembered, speed, stylefile  # noqa: E402
+from nsgimp import advice, frames, placement, regions, remembered, speed, stylefile  # noqa: E402
 from nsgimp import settings as S  # noqa: E402
 from nsgimp.progress import ProgressText  # noqa: E402
 from nsgimp.sandbox import detect_sandbox  # noqa: E402
@@ -627,9 +627,9 @@ def _unlock_layers(locks):
             layer.set_lock_position(position)
 
 
-def _run_worker(source, preview, config):
+def _run_worker(source, preview, config, worker_name=S.WORKER_NAME):
     """Call the job procedure; (status, UserError or None). Its error shows once: as ours, not as GIMP's too."""
-    worker = Gimp.get_pdb().lookup_procedure(S.WORKER_NAME)
+    worker = Gimp.get_pdb().lookup_procedure(worker_name)
     job_config = worker.create_config()
     # IDs, not the image and its layers: a call's image argument keeps the image alive in GIMP until the call returns,
     # and closing its window must free it, so the job sees its layers' IDs go invalid and cancels
@@ -743,6 +743,251 @@ def neural_style_job(procedure, config, data):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return _error_values(procedure, exc)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+# --------------------------------------------------------------------------- an animation (Filters → Animation)
+def neural_style_frames(procedure, run_mode, image, drawables, config, data):
+    """Every layer of the image a frame (nsgimp/frames.py): the main dialog's settings, then a new image of the
+    stylized frames, made by the frames job; the source image is only read, so Cancel leaves it as it was."""
+    try:
+        if not image.get_layers():
+            raise UserError("Neural Style (frames) needs an image with layers: each layer is a frame.")
+        settings = None if run_mode == Gimp.RunMode.INTERACTIVE else _checked_frame_settings(config, image)
+        dialog = problem = None
+        if settings is None:
+            _recall(config)
+            for name in S.REGION_ARGUMENTS:  # a region remembered from the main dialog means nothing here
+                config.set_property(name, regions.REGION_DEFAULT)
+            dialog, problem, _buttons = _build_dialog(procedure, config, image.get_layers()[-1], False)
+        try:
+            while dialog is None or dialog.run():
+                if dialog is not None:
+                    config.set_property("size", S.size_from_dialog(config.get_property("full-resolution"),
+                                                                    config.get_property("working-size")))
+                    _remember(config)
+                    try:
+                        settings = _checked_frame_settings(config, image)
+                    except UserError as exc:
+                        _show_problem(problem, str(exc))
+                        continue
+                    dialog.hide()
+                    _let_gtk_draw()
+                status, error, frames_image = _stylize_frames(image, config, settings, dialog is not None)
+                if dialog is not None and error is not None and error.argument:
+                    _show_problem(problem, str(error))  # a setting to change: the dialog again, values kept
+                    dialog.show()
+                    continue
+                if error is not None:
+                    return _error_values(procedure, error)
+                values = procedure.new_return_values(status, GLib.Error())
+                if frames_image is not None:  # (status, new-image): a script gets the new image
+                    values.remove(1)
+                    values.insert(1, GObject.Value(Gimp.Image, frames_image))
+                return values
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        finally:
+            if dialog is not None:
+                dialog.destroy()
+    except Exception as exc:  # UserError, or never a traceback in the user's face
+        return _error_values(procedure, exc)
+
+
+def _checked_frame_settings(config, image):
+    """The main dialog's checks, and whole frames only: the frames job sends no regions (issue 17's masks are
+    per layer, an animation's frames are composed from several)."""
+    settings = _checked_settings(config, image)
+    for name in S.REGION_ARGUMENTS:
+        if config.get_property(name) != regions.REGION_DEFAULT:
+            raise UserError(f"{advice.PREFIX}Neural Style (frames) stylizes whole frames: set "
+                            f"'{S.label(name)}' to the whole layer.", name)
+    return settings
+
+
+def _stylize_frames(image, config, settings, show):
+    """(status, UserError or None, the new image or None): a new image with one layer per source layer, in the
+    same stack (the bottom one still the first frame), named for GIF/WebP export (``frames.result_name``);
+    the frames job paints each.  Unless the status is SUCCESS the new image is deleted."""
+    width, height = image.get_width(), image.get_height()
+    result = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+    result.undo_disable()  # the frames are the new image's first state, not steps to undo
+    for position, layer in enumerate(image.get_layers()):
+        frame = Gimp.Layer.new(result, frames.result_name(layer.get_name()), width, height,
+                               Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        result.insert_layer(frame, None, position)
+    result.set_selected_layers([result.get_layers()[-1]])  # the first frame
+    origin = image.get_file() or image.get_imported_file()
+    if origin is not None and origin.get_basename():  # Save and Export As offer walk-neural-style.…
+        result.set_file(origin.get_parent().get_child(frames.result_file_name(origin.get_basename())))
+    display = Gimp.Display.new(result) if show else None  # the user sees each frame as it is stylized
+    Gimp.displays_flush()
+    status, error = _run_worker(image.get_layers()[-1], result.get_layers()[-1], config, frames.WORKER_NAME)
+    if status == Gimp.PDBStatusType.SUCCESS and result.is_valid():
+        result.undo_enable()
+        Gimp.displays_flush()
+        return status, None, result
+    if display is not None and display.is_valid():
+        display.delete()  # its last display: the image goes with it
+    elif result.is_valid():
+        result.delete()
+    return status, error, None
+
+
+def neural_style_frames_job(procedure, config, data):
+    """The frames under GIMP's progress (Cancel kills this process only): ``preview`` is a layer of the new image,
+    ``source`` a layer of the animation (IDs, see ``_worker_procedure``).  One connection, frame after frame,
+    each carrying the frame before it; closing the new image's window cancels."""
+    preview = Gimp.Layer.get_by_id(config.get_property("preview"))
+    source = Gimp.Layer.get_by_id(config.get_property("source"))
+    if preview is None or source is None:  # closed before the job began
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    image = preview.get_image()
+    try:
+        missing, _note = import_dependencies(PLUGIN_DIR)
+        from nsgimp import job
+
+        from neural_style.protocol import read_client_config
+    except ImportError:
+        missing = True
+    if missing:  # the single layer's job says what is missing, in its words
+        return neural_style_job(procedure, config, data)
+    animation = source.get_image()
+    Gimp.get_plug_in().set_pdb_error_handler(Gimp.PDBErrorHandler.PLUGIN)
+    settings = _read_settings(config)
+    targets = image.get_layers()
+    order = frames.frame_order(len(targets))
+    names = [animation.get_layers()[i].get_name() for i in order]
+    clock = frames.SequenceClock(len(order))
+    chain = frames.FrameChain()
+    Gimp.progress_init("Neural Style")
+    composer = _FrameComposer(animation)  # this process's buffers: nothing of it outlives a Cancel
+    try:
+        styles = [_style_image(path, argument) for path, argument in
+                  ((settings.style, "style"), (settings.style2, "style2")) if path]
+        connection = job.connect(settings, read_client_config(PLUGIN_DIR), _GimpView(targets[order[0]]),
+                                 sandbox=detect_sandbox(), region=(image.get_width(), image.get_height()))
+        try:
+            for index, position in enumerate(order):
+                clock.start_frame()
+                view = _GimpView(targets[position])
+                view.paint(composer.frame(animation.get_layers()[position], frames.draws_alone(names, index), 0),
+                           False)  # the frame as it will be stylized, until the first preview
+                content = composer.frame(None, True, settings.size)
+                previous = chain.previous()
+                _debug(f"frame {index + 1} of {len(order)} ({names[index]!r}): {content.width}x{content.height}, "
+                       f"{'with' if previous is not None else 'without'} the previous frame")
+                result = job.run_job(connection, settings, content, styles, view, previous=previous,
+                                     text=frames.FrameProgressText(settings.iterations, clock=clock))
+                view.paint(result.image, True)
+                chain.advance(content, result.image)
+                clock.finish_frame()
+        finally:
+            connection.client.close()
+    except _LayerGone:  # the new image was closed: nothing to finish
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    except (job.JobFailed, UserError) as exc:
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error(S.tag_argument(str(exc), exc.argument)))
+    except Exception as exc:
+        return _error_values(procedure, exc)
+    finally:
+        Gimp.progress_end()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+class _FrameComposer:
+    """The frame a viewer sees, as GIMP's Playback shows it: a layer alone, or drawn over the frame before it
+    (``(combine)``), on the animation's canvas; layers of any mode (indexed, grey) come out RGB.  GEGL buffers of
+    this process only: Cancel kills it, and nothing of it is left in GIMP.  A layer's pixels at its offsets and
+    opacity (its mode and mask are not applied: GIF and WebP frames have neither)."""
+
+    FORMAT = "R'G'B'A u8"
+
+    def __init__(self, animation):
+        self.width, self.height = animation.get_width(), animation.get_height()
+        self.shown = None  # the current frame, a canvas-sized Gegl.Buffer
+
+    def frame(self, layer, alone, size):
+        """Draw ``layer`` (None: none more) over the current frame or alone, then read it at ``size`` (0: full)."""
+        if layer is not None:
+            self.shown = self._drawn(layer, None if alone else self.shown)
+        from neural_style.protocol import ImageData
+
+        cw, ch = S.sent_size(self.width, self.height, size)
+        data = self.shown.get(_rect(0, 0, cw, ch), cw / self.width, self.FORMAT, Gegl.AbyssPolicy.CLAMP)
+        return ImageData.raw(data, cw, ch, 4)
+
+    def _drawn(self, layer, below):
+        canvas = Gegl.Buffer.new(self.FORMAT, 0, 0, self.width, self.height)
+        graph = Gegl.Node()
+        top = graph.create_child("gegl:buffer-source")
+        top.set_property("buffer", layer.get_buffer())
+        _, x, y = layer.get_offsets()
+        move = graph.create_child("gegl:translate")
+        move.set_property("x", float(x))
+        move.set_property("y", float(y))
+        fade = graph.create_child("gegl:opacity")
+        fade.set_property("value", layer.get_opacity() / 100.0)
+        over = graph.create_child("gegl:over")  # aux over input
+        bottom = graph.create_child("gegl:buffer-source")
+        bottom.set_property("buffer", below if below is not None else Gegl.Buffer.new(self.FORMAT, 0, 0, self.width,
+                                                                                     self.height))
+        sink = graph.create_child("gegl:write-buffer")
+        sink.set_property("buffer", canvas)
+        top.link(move)
+        move.link(fade)
+        fade.connect_to("output", over, "aux")
+        bottom.link(over)
+        over.link(sink)
+        sink.process()
+        canvas.flush()
+        return canvas
+
+
+def _worker_procedure(plug_in, name, run, blurb, help_text, source_help):
+    """An internal procedure that owns GIMP's progress (Cancel kills its process only). A plain procedure given
+    layer IDs, not an image procedure: a call's image argument keeps the image alive in GIMP until the call
+    returns, and closing its window must free it, so the job sees its layers' IDs go invalid and cancels."""
+    procedure = Gimp.Procedure.new(plug_in, name, Gimp.PDBProcType.PLUGIN, run, None)
+    procedure.set_documentation(blurb, help_text, name)
+    procedure.add_int_argument("preview", "Preview layer ID", "The layer painted into", 0, GLib.MAXINT32,
+                               0, GObject.ParamFlags.READWRITE)
+    procedure.add_int_argument("source", "Source layer ID", source_help, 0, GLib.MAXINT32, 0,
+                               GObject.ParamFlags.READWRITE)
+    return procedure
+
+
+def _menu_procedure(plug_in, name, run, image_types, sensitivity, label, path, blurb, help_text):
+    """A procedure the user finds in a menu (its dialog's arguments are added by the caller)."""
+    procedure = Gimp.ImageProcedure.new(plug_in, name, Gimp.PDBProcType.PLUGIN, run, None)
+    procedure.set_image_types(image_types)
+    procedure.set_sensitivity_mask(sensitivity)
+    procedure.set_menu_label(label)
+    procedure.add_menu_path(path)
+    procedure.set_documentation(blurb, help_text, name)
+    return procedure
+
+
+def _frames_procedure(plug_in, name):
+    """Filters → Animation → Neural Style (frames)…, or its job (internal, owning the progress)."""
+    if name == frames.WORKER_NAME:
+        return _worker_procedure(
+            plug_in, name, neural_style_frames_job,
+            "Internal: the frames of plug-in-neural-style-frames under GIMP's progress",
+            "Stylizes every layer of the image of 'source' as a frame, bottom first, each request carrying the "
+            "frame before it, and paints each into the layer at the same place in the given image.",
+            "A layer of the animation")
+    mask = Gimp.ProcedureSensitivityMask  # any image with layers, whichever is selected
+    procedure = _menu_procedure(
+        plug_in, name, neural_style_frames, "*",  # a GIF opens as an indexed image: frames are read as RGB
+        mask.DRAWABLE | mask.DRAWABLES | mask.NO_DRAWABLES, frames.MENU_LABEL, frames.MENU_PATH,
+        "Paint every frame of an animation in the style of another image, consistently from frame to frame",
+        "Each layer is a frame (the bottom one first, as GIMP's Playback and GIF export read them). Each frame "
+        "after the first is stylized from the one before it, moved by optical flow (Ruder et al.), so the "
+        "result does not flicker. The result is a new image with the frames' names and delays, ready for "
+        "File > Export As GIF or WebP; the animation itself is not changed.")
+    procedure.add_image_return_value("new-image", "New image", "The stylized frames", False,
+                                     GObject.ParamFlags.READWRITE)
+    return procedure
 
 
 # --------------------------------------------------------------------------- pixels
@@ -883,7 +1128,7 @@ class NeuralStyle(Gimp.PlugIn):
     def do_query_procedures(self):
         help_dir = Gio.File.new_for_path(os.path.join(PLUGIN_DIR, "help"))
         self.set_help_domain(HELP_DOMAIN, help_dir)
-        return [S.PROCEDURE_NAME, S.WORKER_NAME]
+        return [S.PROCEDURE_NAME, S.WORKER_NAME, frames.PROCEDURE_NAME, frames.WORKER_NAME]
 
     def do_quit(self):
         """GIMP's quit message, 10 ms before it kills a cancelled job: tell the daemon to stop now."""
@@ -894,35 +1139,27 @@ class NeuralStyle(Gimp.PlugIn):
 
     def do_create_procedure(self, name):
         Gegl.init(None)
-        if name == S.WORKER_NAME:
-            procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style_job, None)
-            procedure.set_documentation(
+        if name in (frames.PROCEDURE_NAME, frames.WORKER_NAME):
+            procedure = _frames_procedure(self, name)
+        elif name == S.WORKER_NAME:
+            procedure = _worker_procedure(
+                self, name, neural_style_job,
                 "Internal: one Neural Style job under GIMP's progress (called by plug-in-neural-style)",
                 "Streams the job to the daemon and paints every preview, then the result, into the layer "
                 "'preview', reading the pixels from the layer 'source' (both by ID). Runs in its own process so "
                 "that Cancel on the progress bar, which kills this process, leaves the caller free to restore the "
                 "image.",
-                name)
-            # layer IDs (see _run_worker): the layer painted into, and the one whose pixels are stylized
-            procedure.add_int_argument("preview", "Preview layer ID", "The layer painted into", 0, GLib.MAXINT32,
-                                       0, GObject.ParamFlags.READWRITE)
-            procedure.add_int_argument("source", "Source layer ID", "The layer whose pixels are stylized", 0,
-                                       GLib.MAXINT32, 0, GObject.ParamFlags.READWRITE)
+                "The layer whose pixels are stylized")
         else:
-            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, neural_style, None)
-            procedure.set_image_types("RGB*")
-            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-            procedure.set_menu_label(S.MENU_LABEL)
-            procedure.add_menu_path(S.MENU_PATH)
-            procedure.set_documentation(
+            procedure = _menu_procedure(
+                self, name, neural_style, "RGB*", Gimp.ProcedureSensitivityMask.DRAWABLE, S.MENU_LABEL, S.MENU_PATH,
                 "Paint the layer in the style of another image (Gatys et al.)",
                 "Sends the active layer and one or two style images to the Neural Style daemon and paints "
                 "the result, refining as it goes, into a new layer above the source. A selection limits "
                 "the effect (it becomes the new layer's mask). One undo removes it all; Cancel on the "
-                "progress bar leaves the image as it was.",
-                name)
+                "progress bar leaves the image as it was.")
         procedure.set_attribution("Neural Style for GIMP contributors", "MIT", "2026")
-        _add_arguments(procedure, dialog=name == S.PROCEDURE_NAME)
+        _add_arguments(procedure, dialog=name in (S.PROCEDURE_NAME, frames.PROCEDURE_NAME))
         return procedure
 
 

@@ -49,6 +49,22 @@ def _describe(layer):
             "edit_mask": bool(mask is not None and layer.get_edit_mask())}
 
 
+def _new_image(image, out, result, shown):
+    """A returned image: its layers (top first), a PNG of each (new_image_N.png, N its position) and an XCF; deleted
+    unless ``shown`` (an interactive run shows it, and only GIMP's quit closes its display)."""
+    result["error"] = None
+    result["new_image"] = {"size": [image.get_width(), image.get_height()], "dirty": image.is_dirty(),
+                           "undo_enabled": image.undo_is_enabled(),
+                           "file": image.get_file().get_basename() if image.get_file() is not None else None,
+                           "layers": [_describe(layer) for layer in image.get_layers()]}
+    for position, layer in enumerate(image.get_layers()):
+        _save_layer_png(layer, os.path.join(out, f"new_image_{position}.png"))
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(out, "new_image.xcf")),
+                   None)
+    if not shown:
+        image.delete()
+
+
 def _wait_for(path, timeout):
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
@@ -227,7 +243,9 @@ def _run_step(step):
     if step.get("baseline_done"):  # the GUI driver captures the window as it is before the run
         _wait_for(step["baseline_done"], 60)
     started = time.monotonic()
+    result["images_before"] = len(Gimp.get_images())
     values = procedure.run(config)
+    result["images_after"] = len(Gimp.get_images())  # with a new image returned: one more
     result["elapsed"] = time.monotonic() - started
     status = values.index(0)
     result["status"] = status.value_nick if hasattr(status, "value_nick") else str(status)
@@ -235,6 +253,8 @@ def _run_step(step):
         result["error"] = values.index(1) if values.length() > 1 else None
     except Exception as exc:  # GIMP versions differ in how the message travels
         result["error"] = f"<unreadable: {exc}>"
+    if isinstance(result["error"], Gimp.Image):  # a procedure that returns a new image (the frames)
+        _new_image(result.pop("error"), out, result, interactive)
     _log(out, f"procedure returned {result['status']}: {result['error']}")
     result["image_closed"] = not image.is_valid()  # the driver closed it during the run
     if result["image_closed"]:

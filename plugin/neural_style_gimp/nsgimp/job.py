@@ -22,6 +22,7 @@ from neural_style.protocol import (
     Heartbeat,
     ImageData,
     NoDaemon,
+    Previous,
     Progress,
     Result,
     connect_or_start,
@@ -102,16 +103,19 @@ def connect(settings: Settings, config: ClientConfig, view: View, *, sandbox: Op
 
 
 def run_job(connection: Connection, settings: Settings, content: Optional[ImageData], styles: Sequence[ImageData],
-            view: View, style_masks: Optional[Sequence[Optional[ImageData]]] = None) -> Result:
+            view: View, style_masks: Optional[Sequence[Optional[ImageData]]] = None, *,
+            previous: Optional[Previous] = None, text: Optional[ProgressText] = None) -> Result:
     """Stream one job: progress text and previews into ``view``; the Result, or JobFailed.
 
     ``style_masks``: each style's region as a grey frame of the content's size (None: the whole layer),
-    or None for no regions at all (the request then carries none, as before regions existed)."""
+    or None for no regions at all (the request then carries none, as before regions existed). An animation's
+    frame carries the frame before it (``previous``) and words its progress as frame i of n (``text``:
+    nsgimp/frames.py)."""
     global _abandon_current
-    text = ProgressText(settings.iterations)
+    text = text if text is not None else ProgressText(settings.iterations)
     view.show(*ProgressText.sending())
     events = connection.client.stylize(content, list(styles), settings.params(), settings.style_blend,
-                                       heartbeats=True,
+                                       heartbeats=True, previous=previous,
                                        style_masks=list(style_masks) if style_masks is not None else None)
     _abandon_current = events.close  # closing the stream sends the daemon a cancel
     progressed = False
