@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +84,7 @@ def test_pong_names_the_pool(cluster: Daemon) -> None:
         pong = client.request({"type": "ping", "id": "p"})
     assert pong["weights_loaded"] is True
     assert pong["device"].startswith("ray: 2 worker(s)"), pong
+    assert pong["workers"] == 2  # a client with many jobs keeps two in flight
 
 
 def test_two_clients_jobs_run_at_once_on_different_workers(cluster: Daemon) -> None:
@@ -177,6 +180,73 @@ def test_a_job_whose_retry_is_killed_too_ends_in_worker_lost(cluster: Daemon) ->
         for i in range(2):
             client.stylize(f"n{i}", SHORT)
         assert [terminal_of(client.stream(f"n{i}", timeout=120, quiet=0))["type"] for i in range(2)] == ["result"] * 2
+
+
+CLI_FAST = ("--weights", "random", "--size", "32", "--iterations", "150", "--progress-every", "10",
+            "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1")
+
+
+def _cli_while_watching(cluster: Daemon, *args: str) -> tuple[subprocess.CompletedProcess, int, str]:
+    """Run ``neural-style ARGS`` against the cluster; (its outcome, the most jobs seen running at once,
+    the daemon's log lines written meanwhile)."""
+    before = len(cluster.log())
+    command = [sys.executable, "-m", "neural_style.daemon.cli", *args, "--endpoint", cluster.endpoint,
+               "--no-autostart", *CLI_FAST]
+    most = 0
+    with RawClient(cluster.endpoint) as watcher, subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, OMP_NUM_THREADS="1")) as process:
+        deadline = time.monotonic() + 240
+        while process.poll() is None and time.monotonic() < deadline:
+            most = max(most, len(_running(watcher)))
+            time.sleep(0.1)
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(command, process.returncode, out, err), most, cluster.log()[before:]
+
+
+def _photos(folder: Path, count: int, seed: int) -> None:
+    import numpy as np
+
+    from neural_style.daemon.sequence.frames import write_frame
+
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        write_frame(folder, f"photo{i}", (rng.random((32, 32, 3)) * 255).astype(np.uint8))
+
+
+def test_a_folder_of_photos_is_spread_over_both_workers(cluster: Daemon, tmp_path) -> None:
+    """``neural-style stylize DIR -o OUT`` through the cluster's one endpoint: two jobs in flight at once,
+    one on each worker, every photo written."""
+    _photos(tmp_path / "photos", 4, seed=5)
+    _photos(tmp_path, 1, seed=6)
+    run, most, log = _cli_while_watching(cluster, "stylize", str(tmp_path / "photos"), str(tmp_path / "photo0.png"),
+                                         "-o", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"photo{i}.png" for i in range(4)]
+    assert "4 photos, 2 at a time" in run.stderr
+    assert most == 2, (most, log)
+    assert len(re.findall(r"result: .* on worker-1", log)) >= 1 and len(re.findall(r"result: .* on worker-2", log)) >= 1
+
+
+def test_a_video_goes_in_chunks_one_per_worker(cluster: Daemon, tmp_path) -> None:
+    """``neural-style video`` through the cluster: 6 frames in two chunks run at once, the second starting
+    one frame early (7 jobs, that lead frame not written); run again after losing a frame, only it is redone."""
+    _photos(tmp_path / "frames", 6, seed=7)
+    _photos(tmp_path, 1, seed=8)
+    args = ("video", str(tmp_path / "frames"), str(tmp_path / "photo0.png"), "-o", str(tmp_path / "out"),
+            "--overlap", "1")
+    run, most, log = _cli_while_watching(cluster, *args)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"photo{i}.png" for i in range(6)]
+    assert "6 frames in 2 chunks (0-2, 3-5), each starting 1 frame(s) early" in run.stderr
+    assert most == 2, (most, log)
+    assert len(re.findall(r"result: .* on worker-\d", log)) == 7, log
+    (tmp_path / "out" / "photo4.png").unlink()
+    again, _most, log = _cli_while_watching(cluster, *args)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "out" / "photo4.png").is_file() and len(re.findall(r"result: .* on worker-\d", log)) == 1, log
 
 
 def test_sigterm_leaves_no_ray_process_behind(cluster: Daemon) -> None:
