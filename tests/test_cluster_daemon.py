@@ -66,9 +66,16 @@ def _worker_pids(daemon: Daemon) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Daemon]:
     tmp = tmp_path_factory.mktemp("cluster")
+    from server_fixtures import wait_for_ping
+
     daemon = start_daemon(tmp, "--ray", "local", "--workers", "2", "--worker-threads", "1",
-                          endpoint=f"ipc://{tmp}/cluster.sock", env={"OMP_NUM_THREADS": "1"}, timeout=180)
-    wait_until(lambda: len(_worker_pids(daemon)) == 2, 120, "both workers ready")
+                          endpoint=f"ipc://{tmp}/cluster.sock", env={"OMP_NUM_THREADS": "1"}, wait=False)
+    try:  # a cluster that does not come up is stopped all the same: no Ray process outlives the tests
+        wait_for_ping(daemon, 180)
+        wait_until(lambda: len(_worker_pids(daemon)) == 2, 120, "both workers ready")
+    except BaseException:
+        daemon.stop(60)
+        raise
     yield daemon
     if daemon.alive():
         daemon.stop(60)
@@ -180,6 +187,23 @@ def test_a_job_whose_retry_is_killed_too_ends_in_worker_lost(cluster: Daemon) ->
         for i in range(2):
             client.stylize(f"n{i}", SHORT)
         assert [terminal_of(client.stream(f"n{i}", timeout=120, quiet=0))["type"] for i in range(2)] == ["result"] * 2
+
+
+def test_a_style_goes_back_to_the_worker_that_has_its_targets(cluster: Daemon) -> None:
+    """Style-affine routing: jobs with a style one worker already ran go to that worker while it is free
+    (the other worker, first in line for the queue, hands them over), however many are sent."""
+    def worker_of(job: str) -> str:
+        found = re.findall(rf"id='{job}' client=\w+ result: .* on (worker-\d)", cluster.log())
+        assert len(found) == 1, cluster.log()[-3000:]
+        return found[0]
+
+    with RawClient(cluster.endpoint) as client:
+        for i in range(5):
+            client.stylize(f"affine{i}", SHORT, seed=40)  # a style (seed 41) no other test sends
+            assert terminal_of(client.stream(f"affine{i}", timeout=120, quiet=0))["type"] == "result"
+            time.sleep(0.5)  # both slots back at the queue: the next job could go to either
+    workers = [worker_of(f"affine{i}") for i in range(5)]
+    assert workers == [workers[0]] * 5, workers
 
 
 CLI_FAST = ("--weights", "random", "--size", "32", "--iterations", "150", "--progress-every", "10",
