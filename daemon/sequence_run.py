@@ -132,10 +132,9 @@ def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStyli
     stylizers = [stylize_frame] if callable(stylize_frame) else list(stylize_frame)
     folder = frames_folder(output)
     names: dict[int, str] = {}
-    shared = _SharedProgress(progress)
     if len(stylizers) == 1:
-        kept, done = _run_chunk(source, folder, Chunk(0, sys.maxsize, 0), stylizers[0], shared, temporal, names,
-                                None)
+        kept, done = _run_chunk(source, folder, Chunk(0, sys.maxsize, 0), stylizers[0], _SharedProgress(progress),
+                                temporal, names, None)
     else:
         from .concurrent_jobs import run_concurrently
 
@@ -143,6 +142,7 @@ def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStyli
         chunks = plan_chunks(count, len(stylizers), overlap if temporal else 0)
         log.info("%d frames in %d chunks (%s), each starting %d frame(s) early", count, len(chunks),
                  ", ".join(f"{c.begin}-{c.end - 1}" for c in chunks), min(overlap, chunks[-1].begin))
+        shared = _SharedProgress(progress, len(chunks))
         counts = run_concurrently([_chunk_task(source, folder, chunk, stylizer, shared, temporal, names)
                                    for chunk, stylizer in zip(chunks, stylizers)])
         kept, done = sum(k for k, _ in counts), sum(d for _, d in counts)
@@ -196,7 +196,9 @@ def _run_chunk(source: SequenceSource, folder: Path, chunk: Chunk, stylize_frame
         written = folder / f"{frame.name}.png"
         if written.is_file():  # resume: kept as it is, and the next frame starts from it
             previous = PreviousFrame(frame.image, read_image(written))
-            kept += 0 if lead else 1
+            if not lead:
+                kept += 1
+                progress.kept()
             continue
         if kept and not done and not resumed:
             log.info("resuming: %d frame(s) already in %s kept", kept, folder)
@@ -212,15 +214,21 @@ def _run_chunk(source: SequenceSource, folder: Path, chunk: Chunk, stylize_frame
 
 
 class _SharedProgress:
-    """The run's one ``FrameProgress``, fed by every chunk's thread in turn (it draws the latest report)."""
+    """The run's one ``FrameProgress``, fed by every chunk's thread in turn (it draws the latest report).
 
-    def __init__(self, progress: FrameProgress) -> None:
+    With chunks, "frame i of n" counts the frames finished or kept (the chunks' own indices jump about)
+    and the time left divides the frames still to do by the chunks running at once."""
+
+    def __init__(self, progress: FrameProgress, chunks: int = 1) -> None:
         self._progress = progress
         self._lock = threading.Lock()
+        self._chunks = chunks
+        self._finished = 0
+        progress.parallel = chunks
 
     def start(self, index: int, name: str) -> None:
         with self._lock:
-            self._progress.start(index, name)
+            self._progress.start(index if self._chunks == 1 else self._finished, name)
 
     def report(self, report: Any) -> None:
         with self._lock:
@@ -228,7 +236,13 @@ class _SharedProgress:
 
     def finish(self) -> None:
         with self._lock:
+            self._finished += 1
             self._progress.finish()
+
+    def kept(self) -> None:
+        """A frame already written (resume) counts as finished, not as one this run stylized."""
+        with self._lock:
+            self._finished += 1
 
 
 def _encode(folder: Path, names: Sequence[str], output: Path, rate: Fraction, audio_from: Path | None) -> None:

@@ -26,7 +26,7 @@ class Chunk:
 
 
 #: Frames a chunk starts early (``--overlap``): chosen from bench/chunk_overlap_bench.py (docs/PERFORMANCE.md).
-DEFAULT_OVERLAP = 2
+DEFAULT_OVERLAP = 4
 
 
 def plan_chunks(count: int, workers: int, overlap: int = DEFAULT_OVERLAP) -> list[Chunk]:
