@@ -210,10 +210,17 @@ CLI_FAST = ("--weights", "random", "--size", "32", "--iterations", "150", "--pro
             "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1")
 
 
-def _cli_while_watching(cluster: Daemon, *args: str) -> tuple[subprocess.CompletedProcess, int, str]:
+def _cli_while_watching(cluster: Daemon, *args: str) -> tuple[subprocess.CompletedProcess, int, str, str]:
     """Run ``neural-style ARGS`` against the cluster; (its outcome, the most jobs seen running at once,
-    the daemon's log lines written meanwhile)."""
+    the daemon's log lines written meanwhile, what ``neural-style status`` printed while two ran)."""
+    import argparse
+    import contextlib
+    import io
+
+    from neural_style.daemon import remote
+
     before = len(cluster.log())
+    status = io.StringIO()
     command = [sys.executable, "-m", "neural_style.daemon.cli", *args, "--endpoint", cluster.endpoint,
                "--no-autostart", *CLI_FAST]
     most = 0
@@ -222,12 +229,17 @@ def _cli_while_watching(cluster: Daemon, *args: str) -> tuple[subprocess.Complet
             env=dict(os.environ, OMP_NUM_THREADS="1")) as process:
         deadline = time.monotonic() + 240
         while process.poll() is None and time.monotonic() < deadline:
-            most = max(most, len(_running(watcher)))
+            running = len(_running(watcher))
+            if running == 2 and not status.getvalue():
+                with contextlib.redirect_stdout(status):  # what `neural-style status` runs, in-process
+                    remote.status(argparse.Namespace(endpoint=cluster.endpoint))
+            most = max(most, running)
             time.sleep(0.1)
         if process.poll() is None:
             process.kill()
         out, err = process.communicate(timeout=30)
-    return subprocess.CompletedProcess(command, process.returncode, out, err), most, cluster.log()[before:]
+    return (subprocess.CompletedProcess(command, process.returncode, out, err), most, cluster.log()[before:],
+            status.getvalue())
 
 
 def _photos(folder: Path, count: int, seed: int) -> None:
@@ -245,12 +257,15 @@ def test_a_folder_of_photos_is_spread_over_both_workers(cluster: Daemon, tmp_pat
     one on each worker, every photo written."""
     _photos(tmp_path / "photos", 4, seed=5)
     _photos(tmp_path, 1, seed=6)
-    run, most, log = _cli_while_watching(cluster, "stylize", str(tmp_path / "photos"), str(tmp_path / "photo0.png"),
-                                         "-o", str(tmp_path / "out"))
+    run, most, log, status = _cli_while_watching(cluster, "stylize", str(tmp_path / "photos"),
+                                                 str(tmp_path / "photo0.png"), "-o", str(tmp_path / "out"))
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"photo{i}.png" for i in range(4)]
     assert "4 photos, 2 at a time" in run.stderr
     assert most == 2, (most, log)
+    assert "workers: 2 (jobs at once)" in status, status
+    assert sorted(re.findall(r"running: \(another client\) on (worker-\d) iteration", status)) == [
+        "worker-1", "worker-2"], status  # also_running too, each job with its worker
     assert len(re.findall(r"result: .* on worker-1", log)) >= 1 and len(re.findall(r"result: .* on worker-2", log)) >= 1
 
 
@@ -261,14 +276,14 @@ def test_a_video_goes_in_chunks_one_per_worker(cluster: Daemon, tmp_path) -> Non
     _photos(tmp_path, 1, seed=8)
     args = ("video", str(tmp_path / "frames"), str(tmp_path / "photo0.png"), "-o", str(tmp_path / "out"),
             "--overlap", "1")
-    run, most, log = _cli_while_watching(cluster, *args)
+    run, most, log, _status = _cli_while_watching(cluster, *args)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"photo{i}.png" for i in range(6)]
     assert "6 frames in 2 chunks (0-2, 3-5), each starting 1 frame(s) early" in run.stderr
     assert most == 2, (most, log)
     assert len(re.findall(r"result: .* on worker-\d", log)) == 7, log
     (tmp_path / "out" / "photo4.png").unlink()
-    again, _most, log = _cli_while_watching(cluster, *args)
+    again, _most, log, _status = _cli_while_watching(cluster, *args)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "out" / "photo4.png").is_file() and len(re.findall(r"result: .* on worker-\d", log)) == 1, log
 
