@@ -1,4 +1,4 @@
-"""A video cut into chunks (one per cluster worker): the warping error at the chunk boundaries against inside a chunk, by overlap.
+"""A video cut into chunks (one per cluster worker): the warping error at the boundaries against inside, by overlap.
 
     python bench/chunk_overlap_bench.py [--size 64] [--frames 16] [--chunks 4] [--overlaps 0,1,2,4] [--iterations 30]
 
