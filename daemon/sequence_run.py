@@ -11,6 +11,7 @@ kept, and the next frame starts from it: the state of a run is its files. Each P
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import sys
@@ -140,8 +141,9 @@ def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStyli
 
         count = source.count or sum(1 for _ in source.frames())  # a container that does not say: counted
         chunks = plan_chunks(count, len(stylizers), overlap if temporal else 0)
+        chunks[-1] = dataclasses.replace(chunks[-1], end=sys.maxsize)  # to the end, whatever a container said
         log.info("%d frames in %d chunks (%s), each starting %d frame(s) early", count, len(chunks),
-                 ", ".join(f"{c.begin}-{c.end - 1}" for c in chunks), min(overlap, chunks[-1].begin))
+                 ", ".join(f"{c.begin}-{min(c.end, count) - 1}" for c in chunks), chunks[-1].lead)
         shared = _SharedProgress(progress, len(chunks))
         counts = run_concurrently([_chunk_task(source, folder, chunk, stylizer, shared, temporal, names)
                                    for chunk, stylizer in zip(chunks, stylizers)])
