@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_video_parser(commands: argparse._SubParsersAction) -> None:
     """``video``: stylize's options (from the same declarations) and the temporal ones."""
     from .engine.params import PARAM_SPECS
+    from .sequence.chunks import DEFAULT_OVERLAP
     from .sequence.flow import FLOW_METHODS
 
     video = commands.add_parser(
@@ -201,6 +202,9 @@ def _add_video_parser(commands: argparse._SubParsersAction) -> None:
     group.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
                        help="frame rate of a video OUTPUT, e.g. 24 or 30000/1001 (default: the input video's; "
                             "25 for a folder of frames)")
+    group.add_argument("--overlap", type=_frame_count, default=DEFAULT_OVERLAP, metavar="FRAMES",
+                       help="on a daemon that runs several jobs at once (serve --ray) the frames go in chunks, one "
+                            f"per worker, each starting FRAMES early (default: {DEFAULT_OVERLAP})")
     add_model_options(video)
 
 
@@ -282,7 +286,7 @@ def _run_video(args: argparse.Namespace) -> int:
         progress = FrameProgress(source.count, params.iterations)
         try:
             run_sequence(source, args.output, stylize_frame, progress, temporal=params.temporal_weight > 0,
-                         rate=args.fps)
+                         rate=args.fps, overlap=args.overlap)
         finally:
             progress.close()
         return EXIT_OK
@@ -295,6 +299,13 @@ def _run_video(args: argparse.Namespace) -> int:
 
     model = load_model(args.weights, args.weights_format, args.device)
     return run(LocalFrames(model, [load_image(path) for path in args.styles], params, args.style_blend, args.flow))
+
+
+def _frame_count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of frames (0 or more)")
+    return value
 
 
 def _check_video_output(path: Path) -> None:

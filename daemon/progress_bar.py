@@ -72,6 +72,7 @@ class FrameProgress:
         self.name = ""
         self.done_times: list[float] = []
         self.frame_started = time.perf_counter()
+        self.parallel = 1  # frames stylized at once (a video's chunks on a cluster): the rest takes 1/parallel
         self._drawn = False
 
     def start(self, index: int, name: str) -> None:
@@ -92,7 +93,7 @@ class FrameProgress:
         in_frame = time.perf_counter() - self.frame_started
         if not self.frames:
             return None
-        remaining = max(0, self.frames - self.index - 1)  # after the current one
+        remaining = max(0, self.frames - self.index - 1) / max(1, self.parallel)  # after the current one
         if self.done_times:
             mean = sum(self.done_times) / len(self.done_times)
             return max(0.0, mean - in_frame) + remaining * mean

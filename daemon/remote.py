@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from neural_style.daemon.concurrent_jobs import Stopped
 from neural_style.daemon.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_DAEMON_ERROR,
@@ -33,6 +35,7 @@ from neural_style.protocol import (
     Heartbeat,
     ImageData,
     NoDaemon,
+    Pong,
     Progress,
     Result,
     connect_or_start,
@@ -45,6 +48,10 @@ if TYPE_CHECKING:
 
 __all__ = ["status", "stylize_with_daemon", "stylize_all_with_daemon", "daemon_command", "request_params",
            "image_for_request", "daemon_failure", "DaemonFrames", "video_with_daemon"]
+
+
+#: Seconds each request/reply exchange with the daemon may take (and the wait for a job's ``accepted``).
+CLIENT_TIMEOUT = 30.0
 
 
 def _say(message: str, stream: TextIO | None = None) -> None:
@@ -88,20 +95,26 @@ def image_for_request(path: Path) -> ImageData:
     return ImageData.raw(raw, width, height, channels)
 
 
-def _connect(args: argparse.Namespace, endpoint: str) -> tuple[Client, str | None]:
-    """A client of the daemon at ``endpoint`` (started first unless --no-autostart) and the weights it reports.
+def _connect(args: argparse.Namespace, endpoint: str) -> tuple[Client, Pong]:
+    """A client of the daemon at ``endpoint`` (started first unless --no-autostart) and its first ``pong``
+    (the weights it reports, how many jobs it runs at once).
 
     Raises DaemonUnavailable (NoDaemon when nothing answers and nothing may be started).
     """
     try:
         client, handle = connect_or_start(endpoint, daemon_command(args, endpoint),
-                                          autostart=not getattr(args, "no_autostart", False), timeout=30.0)
+                                          autostart=not getattr(args, "no_autostart", False), timeout=CLIENT_TIMEOUT)
     except NoDaemon:
         raise NoDaemon(f"no daemon answered at {endpoint} (start one with `neural-style serve`, "
                        f"or drop --no-autostart, or use --local)") from None
     if handle.started:
         _say(f"started a daemon at {endpoint} (pid {handle.pid}, log {handle.log_path})")
-    return client, handle.pong.weights
+    return client, handle.pong
+
+
+def _more_clients(endpoint: str, count: int) -> list[Client]:
+    """``count`` more clients of the daemon the first one reached: one per thread that keeps a job in flight."""
+    return [Client(endpoint, timeout=CLIENT_TIMEOUT) for _ in range(count)]
 
 
 def status(args: argparse.Namespace) -> int:
@@ -127,11 +140,15 @@ def status(args: argparse.Namespace) -> int:
     print(f"weights: {weights}", file=out)
     if pong.limits:  # what a request may ask (docs/PROTOCOL.md, section 9)
         print("limits:  " + ", ".join(f"{name} {value}" for name, value in pong.limits.items()), file=out)
-    if state.running is None:
+    if pong.workers is not None:
+        print(f"workers: {pong.workers} (jobs at once)", file=out)
+    running = [job for job in (state.running, *(state.also_running or ())) if job is not None]
+    if not running:
         print("running: nothing", file=out)
-    else:
-        job = state.running
-        print(f"running: {job.id} iteration {job.iteration}/{job.iterations}, {job.elapsed:.1f}s", file=out)
+    for job in running:  # a cluster's other running jobs (also_running), each on its worker
+        where = f" on {job.worker}" if job.worker else ""
+        print(f"running: {job.id or '(another client)'}{where} iteration {job.iteration}/{job.iterations}, "
+              f"{job.elapsed:.1f}s", file=out)
     print(f"queued:  {len(state.queued)}", file=out)
     for job in state.queued:
         print(f"  {job.position}. {job.id} ({job.iterations} iterations)", file=out)
@@ -173,28 +190,81 @@ def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path 
     except Exception as exc:  # unreadable file, not an image
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
+
+    def one_photo(client: Client, content: Path | None, output: Path, stop: threading.Event | None) -> int:
+        try:
+            content_image = image_for_request(content) if content is not None else None
+        except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
+            _say(f"error: {exc}")
+            return EXIT_BAD_INPUT
+        result = _stream_job(client, endpoint, content_image, style_images, wire_params, blend, params, masks,
+                             stop)
+        if result is None or result.image is None:  # pragma: no cover - the client raises instead
+            _say(f"error: the daemon at {endpoint} ended the job without a result")
+            return EXIT_DAEMON_ERROR
+        return _write_result(result, output, weights, params, blend)
+
     try:
-        client, weights = _connect(args, endpoint)
+        client, pong = _connect(args, endpoint)
+        weights = pong.weights
         with client:
+            slots = min(pong.slots, len(jobs))
+            if slots > 1:
+                return _photos_concurrently(client, endpoint, jobs, slots, one_photo)
             for content, output in jobs:
-                try:
-                    content_image = image_for_request(content) if content is not None else None
-                except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
-                    _say(f"error: {exc}")
-                    return EXIT_BAD_INPUT
-                result = _stream_job(client, endpoint, content_image, style_images, wire_params, blend, params,
-                                     masks)
-                if result is None or result.image is None:  # pragma: no cover - the client raises instead
-                    _say(f"error: the daemon at {endpoint} ended the job without a result")
-                    return EXIT_DAEMON_ERROR
-                code = _write_result(result, output, weights, params, blend)
+                code = one_photo(client, content, output, None)
                 if code != EXIT_OK:
                     return code
     except KeyboardInterrupt:  # the client's stream cancels the job when it is abandoned
         _say("interrupted (the job was cancelled)")
         return EXIT_INTERRUPTED
+    except _PhotoFailed as exc:  # its message is already said
+        return exc.code
     except (DaemonError, DaemonUnavailable, ValueError) as exc:
         return daemon_failure(exc, endpoint)
+    return EXIT_OK
+
+
+class _PhotoFailed(Exception):
+    """One photo of a concurrent run ended with this exit code (its message already said): the run stops."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _photos_concurrently(client: Client, endpoint: str, jobs: Sequence[tuple[Path | None, Path]], slots: int,
+                         one_photo: Callable[[Client, Path | None, Path, threading.Event | None], int]) -> int:
+    """Independent photos over a daemon that runs ``slots`` jobs at once (a cluster front): as many jobs in
+    flight, each on a thread with its own client, every result written as it arrives; the first failure
+    cancels the others' jobs."""
+    from collections import deque
+
+    from .concurrent_jobs import run_concurrently
+
+    pending = deque(jobs)
+    _say(f"{len(jobs)} photos, {slots} at a time (the daemon at {endpoint} runs {slots} jobs at once)")
+
+    def worker(own: Client) -> Callable[[threading.Event], int]:
+        def run(stop: threading.Event) -> int:
+            with own:
+                while not stop.is_set():
+                    try:
+                        content, output = pending.popleft()
+                    except IndexError:
+                        return EXIT_OK
+                    code = one_photo(own, content, output, stop)
+                    if code != EXIT_OK:
+                        raise _PhotoFailed(code)
+            return EXIT_OK
+        return run
+
+    clients = [client, *_more_clients(endpoint, slots - 1)]
+    try:
+        run_concurrently([worker(own) for own in clients])
+    finally:
+        for own in clients[1:]:
+            own.close()
     return EXIT_OK
 
 
@@ -207,14 +277,24 @@ def _request_masks(paths: Sequence[Path | None] | None) -> list[ImageData | None
 
 def _stream_job(client: Client, endpoint: str, content: ImageData | None, styles: list[ImageData],
                 wire_params: dict[str, Any], blend: list[float] | None, params: StyleParams,
-                masks: Sequence[list[ImageData | None] | None] = (None, None)) -> Result | None:
-    """One job's events into a progress bar (started when the job starts running); its Result."""
+                masks: Sequence[list[ImageData | None] | None] = (None, None),
+                stop: threading.Event | None = None) -> Result | None:
+    """One job's events into a progress bar (started when the job starts running); its Result.
+
+    With ``stop`` (one of several jobs in flight): no bar (several would garble one terminal line), and the
+    job is cancelled at its next event (a heartbeat at least every 0.5 s) once ``stop`` is set."""
     bar: ProgressBar | None = None
     result: Result | None = None
+    stream = client.stylize(content, styles, wire_params, blend, heartbeats=True, style_masks=masks[0],
+                            style_source_masks=masks[1])
     try:
-        for event in client.stylize(content, styles, wire_params, blend, heartbeats=True, style_masks=masks[0],
-                                    style_source_masks=masks[1]):
-            if isinstance(event, Accepted):
+        for event in stream:
+            if isinstance(event, Result):
+                result = event
+            elif stop is not None:
+                if stop.is_set():
+                    raise Stopped("another photo failed, or Ctrl+C")
+            elif isinstance(event, Accepted):
                 if event.position > 0:
                     _say(f"queued behind {event.position} job(s) at {endpoint}")
                 else:  # starts now: start the bar's clock now, so its rate is right
@@ -226,9 +306,8 @@ def _stream_job(client: Client, endpoint: str, content: ImageData | None, styles
                 if bar is None:
                     bar = ProgressBar(event.iterations)
                 bar.report(event)
-            elif isinstance(event, Result):
-                result = event
     finally:
+        stream.close()  # abandoned (Ctrl+C, stop): the job is cancelled now, not when the traceback is freed
         if bar is not None:
             bar.close()
     return result
@@ -253,7 +332,7 @@ class DaemonFrames:
         self.client, self.styles, self.params, self.flow = client, list(styles), params, flow
         self.blend = list(style_blend) if style_blend is not None else None
 
-    def __call__(self, content: Any, previous: Any, on_progress: Any) -> Any:
+    def __call__(self, content: Any, previous: Any, on_progress: Any, *, stop: threading.Event | None = None) -> Any:
         import numpy as np
 
         from neural_style.protocol.messages import Previous
@@ -264,13 +343,16 @@ class DaemonFrames:
 
         before = Previous(raw(previous.content), raw(previous.stylized), self.flow) if previous is not None else None
         result: Result | None = None
-        stream = self.client.stylize(raw(content), self.styles, self.params, self.blend, previous=before)
+        stream = self.client.stylize(raw(content), self.styles, self.params, self.blend, previous=before,
+                                     heartbeats=stop is not None)
         try:
             for event in stream:
                 if isinstance(event, Progress):
                     on_progress(event)
                 elif isinstance(event, Result):
                     result = event
+                if result is None and stop is not None and stop.is_set():
+                    raise Stopped("the run is stopping")  # the stream's close below cancels the frame's job
         finally:  # Ctrl+C: closing the stream cancels the frame's job now, not when the traceback is freed
             stream.close()
         image = result.image if result is not None else None
@@ -280,25 +362,32 @@ class DaemonFrames:
 
 
 def video_with_daemon(args: argparse.Namespace, styles: list[Path], params: StyleParams,
-                      style_blend: Sequence[float] | None, flow: str, run: Callable[[DaemonFrames], int]) -> int:
-    """``neural-style video`` through the daemon: one connection (autostarted like stylize's) for every frame;
-    ``run`` is the sequence's loop given the frame stylizer. Returns the exit code."""
+                      style_blend: Sequence[float] | None, flow: str,
+                      run: Callable[[list[DaemonFrames]], int]) -> int:
+    """``neural-style video`` through the daemon: one connection (autostarted like stylize's) for every frame,
+    or one per job the daemon runs at once (a cluster front: the frames then go in chunks, one per worker);
+    ``run`` is the sequence's loop given the frame stylizers. Returns the exit code."""
     endpoint = resolve_endpoint(getattr(args, "endpoint", None))
     try:
         style_images = [image_for_request(p) for p in styles]
     except Exception as exc:  # unreadable file, not an image
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
+    clients: list[Client] = []
     try:
-        client, _weights = _connect(args, endpoint)
-        with client:
-            return run(DaemonFrames(client, style_images, request_params(params), style_blend, flow))
+        client, pong = _connect(args, endpoint)
+        clients = [client, *_more_clients(endpoint, pong.slots - 1)]
+        wire_params = request_params(params)
+        return run([DaemonFrames(own, style_images, wire_params, style_blend, flow) for own in clients])
     except (DaemonError, DaemonUnavailable) as exc:
         return daemon_failure(exc, endpoint)
     except ValueError as exc:
         if isinstance(exc, ImageError):  # the sequence's own (SequenceError): the command's user error
             raise
         return daemon_failure(exc, endpoint)  # an endpoint ZeroMQ cannot parse
+    finally:
+        for own in clients:
+            own.close()
 
 
 def _write_result(result: Result, output: Path, weights: str | None, params: StyleParams,

@@ -11,8 +11,11 @@ kept, and the next frame starts from it: the state of a run is its files. Each P
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,6 +26,7 @@ import numpy as np
 
 from .local_errors import ImageError
 from .progress_bar import FrameProgress
+from .sequence.chunks import DEFAULT_OVERLAP, Chunk, plan_chunks
 from .sequence.frames import (
     Frame,
     Rgb8,
@@ -55,8 +59,11 @@ class PreviousFrame:
 
 
 class FrameStylizer(Protocol):
-    def __call__(self, content: Rgb8, previous: PreviousFrame | None,
-                 on_progress: Callable[[Any], None]) -> Rgb8: ...
+    """Frame t from its content and frame t−1 (None: the first, or independent frames). ``stop``, when given
+    and set (another chunk failed, Ctrl+C), makes it abandon the frame at its next event (``Stopped``)."""
+
+    def __call__(self, content: Rgb8, previous: PreviousFrame | None, on_progress: Callable[[Any], None], *,
+                 stop: threading.Event | None = None) -> Rgb8: ...
 
 
 @dataclass(frozen=True)
@@ -112,21 +119,77 @@ def frames_folder(output: Path) -> Path:
     return output.parent / f".{output.name}.frames" if is_video(output) else output
 
 
-def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStylizer, progress: FrameProgress, *,
-                 temporal: bool = True, rate: Fraction | None = None) -> int:
+def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStylizer | Sequence[FrameStylizer],
+                 progress: FrameProgress, *, temporal: bool = True, rate: Fraction | None = None,
+                 overlap: int = DEFAULT_OVERLAP) -> int:
     """Stylize every frame of ``source`` into ``output``; returns how many frames this run stylized.
 
-    ``temporal`` False: each frame independently (``--temporal-weight 0``). A video OUTPUT is encoded
-    from the frames once all are there, at ``rate`` (default the input video's, else 25 fps), the input's
-    audio copied where the container allows.
+    ``temporal`` False: each frame independently (``--temporal-weight 0``). Several stylizers (a daemon that
+    runs several jobs at once): the frames are cut into one chunk per stylizer (``plan_chunks``), run at the
+    same time, each starting ``overlap`` frames early. A video OUTPUT is encoded from the frames once all are
+    there, at ``rate`` (default the input video's, else 25 fps), the input's audio copied where the container
+    allows.
     """
+    stylizers = [stylize_frame] if callable(stylize_frame) else list(stylize_frame)
     folder = frames_folder(output)
+    names: dict[int, str] = {}
+    if len(stylizers) == 1:
+        kept, done = _run_chunk(source, folder, Chunk(0, sys.maxsize, 0), stylizers[0], _SharedProgress(progress),
+                                temporal, names, None)
+    else:
+        from .concurrent_jobs import run_concurrently
+
+        count = source.count or sum(1 for _ in source.frames())  # a container that does not say: counted
+        chunks = plan_chunks(count, len(stylizers), overlap if temporal else 0)
+        chunks[-1] = dataclasses.replace(chunks[-1], end=sys.maxsize)  # to the end, whatever a container said
+        log.info("%d frames in %d chunks (%s), each starting %d frame(s) early", count, len(chunks),
+                 ", ".join(f"{c.begin}-{min(c.end, count) - 1}" for c in chunks), chunks[-1].lead)
+        shared = _SharedProgress(progress, len(chunks))
+        counts = run_concurrently([_chunk_task(source, folder, chunk, stylizer, shared, temporal, names)
+                                   for chunk, stylizer in zip(chunks, stylizers)])
+        kept, done = sum(k for k, _ in counts), sum(d for _, d in counts)
+    progress.close()
+    if not names:
+        raise SequenceError(f"{source.path} holds no frames")
+    order = [names[i] for i in sorted(names)]
+    if is_video(output):
+        _encode(folder, order, output, rate or source.rate or DEFAULT_RATE,
+                source.path if is_video(source.path) else None)
+        shutil.rmtree(folder)
+    log.info("wrote %s: %d frame(s) stylized, %d kept from an earlier run", output, done, kept)
+    return done
+
+
+def _chunk_task(source: SequenceSource, folder: Path, chunk: Chunk, stylizer: FrameStylizer,
+                progress: _SharedProgress, temporal: bool,
+                names: dict[int, str]) -> Callable[[threading.Event], tuple[int, int]]:
+    return lambda stop: _run_chunk(source, folder, chunk, stylizer, progress, temporal, names, stop)
+
+
+def _run_chunk(source: SequenceSource, folder: Path, chunk: Chunk, stylize_frame: FrameStylizer,
+               progress: _SharedProgress, temporal: bool, names: dict[int, str],
+               stop: threading.Event | None) -> tuple[int, int]:
+    """One chunk's frames in order, each from the one before; (frames kept, frames stylized).
+
+    A frame whose PNG is already there is kept and the next starts from it (resume), a lead frame's too
+    (the chunk before wrote it in an earlier run); a lead frame not there is stylized and not written.
+    """
     previous: PreviousFrame | None = None
     size: tuple[int, int] | None = None
     kept = done = 0
-    names: list[str] = []
+    resumed = False
     for index, frame in enumerate(source.frames()):
-        names.append(frame.name)
+        if index < chunk.begin - chunk.lead:
+            continue
+        if index >= chunk.end:
+            break
+        if stop is not None and stop.is_set():
+            from .concurrent_jobs import Stopped
+
+            raise Stopped("the run is stopping")
+        lead = index < chunk.begin
+        if not lead:
+            names[index] = frame.name
         if size is None:
             size = frame.image.shape[:2]
         elif frame.image.shape[:2] != size:
@@ -135,25 +198,53 @@ def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStyli
         written = folder / f"{frame.name}.png"
         if written.is_file():  # resume: kept as it is, and the next frame starts from it
             previous = PreviousFrame(frame.image, read_image(written))
-            kept += 1
+            if not lead:
+                kept += 1
+                progress.kept()
             continue
-        if kept and not done:
+        if kept and not done and not resumed:
             log.info("resuming: %d frame(s) already in %s kept", kept, folder)
+            resumed = True
         progress.start(index, frame.name)
-        stylized = stylize_frame(frame.image, previous if temporal else None, progress.report)
-        write_frame(folder, frame.name, stylized)
-        progress.finish()
+        stylized = stylize_frame(frame.image, previous if temporal else None, progress.report, stop=stop)
+        if not lead:
+            write_frame(folder, frame.name, stylized)
+            progress.finish()
+            done += 1
         previous = PreviousFrame(frame.image, stylized)
-        done += 1
-    progress.close()
-    if not names:
-        raise SequenceError(f"{source.path} holds no frames")
-    if is_video(output):
-        _encode(folder, names, output, rate or source.rate or DEFAULT_RATE,
-                source.path if is_video(source.path) else None)
-        shutil.rmtree(folder)
-    log.info("wrote %s: %d frame(s) stylized, %d kept from an earlier run", output, done, kept)
-    return done
+    return kept, done
+
+
+class _SharedProgress:
+    """The run's one ``FrameProgress``, fed by every chunk's thread in turn (it draws the latest report).
+
+    With chunks, "frame i of n" counts the frames finished or kept (the chunks' own indices jump about)
+    and the time left divides the frames still to do by the chunks running at once."""
+
+    def __init__(self, progress: FrameProgress, chunks: int = 1) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._chunks = chunks
+        self._finished = 0
+        progress.parallel = chunks
+
+    def start(self, index: int, name: str) -> None:
+        with self._lock:
+            self._progress.start(index if self._chunks == 1 else self._finished, name)
+
+    def report(self, report: Any) -> None:
+        with self._lock:
+            self._progress.report(report)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished += 1
+            self._progress.finish()
+
+    def kept(self) -> None:
+        """A frame already written (resume) counts as finished, not as one this run stylized."""
+        with self._lock:
+            self._finished += 1
 
 
 def _encode(folder: Path, names: Sequence[str], output: Path, rate: Fraction, audio_from: Path | None) -> None:
@@ -181,7 +272,8 @@ class LocalFrames:
             log.log(logging.DEBUG if self.planned else logging.INFO, "plan: %s", line)
         self.planned = True
 
-    def __call__(self, content: Rgb8, previous: PreviousFrame | None, on_progress: Callable[[Any], None]) -> Rgb8:
+    def __call__(self, content: Rgb8, previous: PreviousFrame | None, on_progress: Callable[[Any], None], *,
+                 stop: threading.Event | None = None) -> Rgb8:
         import torch
 
         from .engine import stylize
@@ -191,11 +283,18 @@ class LocalFrames:
         def tensor(image: Rgb8) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
 
+        def report(progress: Any) -> None:
+            if stop is not None and stop.is_set():
+                from .concurrent_jobs import Stopped
+
+                raise Stopped("the run is stopping")
+            on_progress(progress)
+
         current = tensor(content)
         start, targets = (temporal_inputs(current, tensor(previous.content), tensor(previous.stylized), self.params,
                                           self.flow) if previous is not None else (None, ()))
         result = stylize(self.model, current, self.styles, self.params, style_blend=self.blend,
-                         on_progress=on_progress, target_cache=self.cache, start_image=start, temporal=targets,
+                         on_progress=report, target_cache=self.cache, start_image=start, temporal=targets,
                          on_plan=self._plan)
         return np.asarray(tensor_to_array(result.image)[..., :3])
 

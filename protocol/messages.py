@@ -148,6 +148,12 @@ class Pong(Message):
     weights: Optional[str] = None  # what was loaded, e.g. "vgg19 (caffe)"; nil when nothing
     queue_length: int = 0  # unfinished jobs, the running one included
     limits: dict[str, int] = wire(default_factory=dict)
+    workers: Optional[int] = wire(None, omit_nil=True, minimum=1)  # jobs it runs at once (serve --ray); nil: one
+
+    @property
+    def slots(self) -> int:
+        """How many jobs this daemon runs at once: what a client with many independent jobs keeps in flight."""
+        return self.workers or 1
 
 
 @dataclass

@@ -67,3 +67,28 @@ def test_several_contents_locally_and_refusals(photos, tmp_path, capsys) -> None
         assert main(["stylize", *args, "--no-autostart", *FAST]) == 2, args
         assert words in capsys.readouterr().err
     assert not (tmp_path / "e").exists()  # refused before anything was made
+
+
+def test_concurrent_tasks_stop_together_on_the_first_failure() -> None:
+    """``concurrent_jobs.run_concurrently``, what spreads photos and chunks over a cluster's workers: results
+    in order; one task's error stops the others (they see ``stop``) and is raised once all have ended."""
+    import threading
+    import time
+
+    from neural_style.daemon.concurrent_jobs import Stopped, run_concurrently
+
+    assert run_concurrently([lambda stop, i=i: i * 2 for i in range(3)]) == [0, 2, 4]
+    ended: list[str] = []
+
+    def waits(stop: threading.Event) -> None:
+        assert stop.wait(30), "never told to stop"
+        ended.append("waiter")
+        raise Stopped("stopped")
+
+    def fails(stop: threading.Event) -> None:
+        time.sleep(0.2)
+        raise ValueError("frame 3 is broken")
+
+    with pytest.raises(ValueError, match="frame 3 is broken"):
+        run_concurrently([waits, fails, waits])
+    assert ended == ["waiter", "waiter"]  # both had ended before the error reached the caller

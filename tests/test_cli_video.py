@@ -116,7 +116,7 @@ def test_resume_starts_the_next_frame_from_the_last_one_written(inputs, tmp_path
     write_frame(out, "shot2", marker + 1)
     seen: list[tuple[int, int | None]] = []
 
-    def stylize_frame(content, previous, on_progress):
+    def stylize_frame(content, previous, on_progress, *, stop=None):
         seen.append((int(content[0, 0, 0]), None if previous is None else int(previous.stylized[0, 0, 0])))
         return np.full_like(content, 100 + len(seen))
 
@@ -128,6 +128,60 @@ def test_resume_starts_the_next_frame_from_the_last_one_written(inputs, tmp_path
     assert [previous for _content, previous in seen] == [8, 101]  # frame 3 from shot2 as written, 4 from 3
     assert seen[0][0] == int(read_image(frames / "shot3.png")[0, 0, 0])
     assert "frame 3/4 shot3" in stream.getvalue()
+
+
+def test_chunks_one_per_worker_each_starting_early() -> None:
+    from neural_style.daemon.sequence.chunks import Chunk, plan_chunks
+
+    assert plan_chunks(10, 2, 2) == [Chunk(0, 5, 0), Chunk(5, 10, 2)]
+    assert plan_chunks(7, 3, 4) == [Chunk(0, 2, 0), Chunk(2, 4, 2), Chunk(4, 7, 4)]  # a lead never before frame 0
+    assert plan_chunks(2, 4, 1) == [Chunk(0, 1, 0), Chunk(1, 2, 1)]  # never more chunks than frames
+    assert plan_chunks(5, 1, 3) == [Chunk(0, 5, 0)]
+
+
+def test_chunks_run_at_once_lead_frames_are_not_written_and_resume_per_chunk(inputs, tmp_path) -> None:
+    """The chunked loop's own logic (two recording stylizers on their threads, as two workers' clients):
+    each chunk writes only its frames, the second stylizes its lead frame first without writing it, and a
+    re-run keeps what is there, a lead frame on disk (written by the first chunk) taken as it is."""
+    import io
+    import threading
+
+    from neural_style.daemon.progress_bar import FrameProgress
+    from neural_style.daemon.sequence_run import open_source, run_sequence
+
+    frames, _video, _style = inputs
+    contents = [read_image(frames / f"shot{i}.png") for i in range(1, 5)]
+    seen: dict[str, list[tuple[int, int | None]]] = {"a": [], "b": []}
+    both_started = threading.Barrier(2, timeout=30)  # fails unless the two chunks run at the same time
+
+    def stylizer(name: str, value: int):
+        def stylize_frame(content, previous, on_progress, *, stop=None):
+            if not seen[name]:
+                both_started.wait()
+            index = next(i for i, frame in enumerate(contents) if np.array_equal(frame, content))
+            seen[name].append((index, None if previous is None else
+                               int(previous.stylized[0, 0, 0])))
+            return np.full_like(content, value + len(seen[name]))
+        return stylize_frame
+
+    out = tmp_path / "out"
+    done = run_sequence(open_source(frames), out, [stylizer("a", 10), stylizer("b", 20)],
+                        FrameProgress(4, 3, stream=io.StringIO()), overlap=1)
+    assert done == 4
+    assert seen["a"] == [(0, None), (1, 11)]
+    assert seen["b"] == [(1, None), (2, 21), (3, 22)]  # frame 1 stylized as a lead, then 2 and 3 from it
+    assert [int(read_image(out / f"shot{i}.png")[0, 0, 0]) for i in range(1, 5)] == [11, 12, 22, 23]
+
+    (out / "shot3.png").unlink()
+    (out / "shot4.png").unlink()
+    seen["a"].clear()
+    seen["b"].clear()
+    both_started = threading.Barrier(1)
+    done = run_sequence(open_source(frames), out, [stylizer("a", 30), stylizer("b", 40)],
+                        FrameProgress(4, 3, stream=io.StringIO()), overlap=1)
+    assert done == 2 and seen["a"] == []
+    assert seen["b"] == [(2, 12), (3, 41)]  # the lead frame shot2 taken from disk, not stylized again
+    assert [int(read_image(out / f"shot{i}.png")[0, 0, 0]) for i in range(1, 5)] == [11, 12, 41, 42]
 
 
 def test_refusals_are_one_line_and_exit_2(inputs, tmp_path, capsys) -> None:

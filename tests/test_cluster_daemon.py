@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,9 +66,16 @@ def _worker_pids(daemon: Daemon) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Daemon]:
     tmp = tmp_path_factory.mktemp("cluster")
+    from server_fixtures import wait_for_ping
+
     daemon = start_daemon(tmp, "--ray", "local", "--workers", "2", "--worker-threads", "1",
-                          endpoint=f"ipc://{tmp}/cluster.sock", env={"OMP_NUM_THREADS": "1"}, timeout=180)
-    wait_until(lambda: len(_worker_pids(daemon)) == 2, 120, "both workers ready")
+                          endpoint=f"ipc://{tmp}/cluster.sock", env={"OMP_NUM_THREADS": "1"}, wait=False)
+    try:  # a cluster that does not come up is stopped all the same: no Ray process outlives the tests
+        wait_for_ping(daemon, 180)
+        wait_until(lambda: len(_worker_pids(daemon)) == 2, 120, "both workers ready")
+    except BaseException:
+        daemon.stop(60)
+        raise
     yield daemon
     if daemon.alive():
         daemon.stop(60)
@@ -82,6 +91,7 @@ def test_pong_names_the_pool(cluster: Daemon) -> None:
         pong = client.request({"type": "ping", "id": "p"})
     assert pong["weights_loaded"] is True
     assert pong["device"].startswith("ray: 2 worker(s)"), pong
+    assert pong["workers"] == 2  # a client with many jobs keeps two in flight
 
 
 def test_two_clients_jobs_run_at_once_on_different_workers(cluster: Daemon) -> None:
@@ -177,6 +187,105 @@ def test_a_job_whose_retry_is_killed_too_ends_in_worker_lost(cluster: Daemon) ->
         for i in range(2):
             client.stylize(f"n{i}", SHORT)
         assert [terminal_of(client.stream(f"n{i}", timeout=120, quiet=0))["type"] for i in range(2)] == ["result"] * 2
+
+
+def test_a_style_goes_back_to_the_worker_that_has_its_targets(cluster: Daemon) -> None:
+    """Style-affine routing: jobs with a style one worker already ran go to that worker while it is free
+    (the other worker, first in line for the queue, hands them over), however many are sent."""
+    def worker_of(job: str) -> str:
+        found = re.findall(rf"id='{job}' client=\w+ result: .* on (worker-\d)", cluster.log())
+        assert len(found) == 1, cluster.log()[-3000:]
+        return found[0]
+
+    with RawClient(cluster.endpoint) as client:
+        for i in range(5):
+            client.stylize(f"affine{i}", SHORT, seed=40)  # a style (seed 41) no other test sends
+            assert terminal_of(client.stream(f"affine{i}", timeout=120, quiet=0))["type"] == "result"
+            time.sleep(0.5)  # both slots back at the queue: the next job could go to either
+    workers = [worker_of(f"affine{i}") for i in range(5)]
+    assert workers == [workers[0]] * 5, workers
+
+
+CLI_FAST = ("--weights", "random", "--size", "32", "--iterations", "150", "--progress-every", "10",
+            "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1")
+
+
+def _cli_while_watching(cluster: Daemon, *args: str) -> tuple[subprocess.CompletedProcess, int, str, str]:
+    """Run ``neural-style ARGS`` against the cluster; (its outcome, the most jobs seen running at once,
+    the daemon's log lines written meanwhile, what ``neural-style status`` printed while two ran)."""
+    import argparse
+    import contextlib
+    import io
+
+    from neural_style.daemon import remote
+
+    before = len(cluster.log())
+    status = io.StringIO()
+    command = [sys.executable, "-m", "neural_style.daemon.cli", *args, "--endpoint", cluster.endpoint,
+               "--no-autostart", *CLI_FAST]
+    most = 0
+    with RawClient(cluster.endpoint) as watcher, subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, OMP_NUM_THREADS="1")) as process:
+        deadline = time.monotonic() + 240
+        while process.poll() is None and time.monotonic() < deadline:
+            running = len(_running(watcher))
+            if running == 2 and not status.getvalue():
+                with contextlib.redirect_stdout(status):  # what `neural-style status` runs, in-process
+                    remote.status(argparse.Namespace(endpoint=cluster.endpoint))
+            most = max(most, running)
+            time.sleep(0.1)
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate(timeout=30)
+    return (subprocess.CompletedProcess(command, process.returncode, out, err), most, cluster.log()[before:],
+            status.getvalue())
+
+
+def _photos(folder: Path, count: int, seed: int) -> None:
+    import numpy as np
+
+    from neural_style.daemon.sequence.frames import write_frame
+
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        write_frame(folder, f"photo{i}", (rng.random((32, 32, 3)) * 255).astype(np.uint8))
+
+
+def test_a_folder_of_photos_is_spread_over_both_workers(cluster: Daemon, tmp_path) -> None:
+    """``neural-style stylize DIR -o OUT`` through the cluster's one endpoint: two jobs in flight at once,
+    one on each worker, every photo written."""
+    _photos(tmp_path / "photos", 4, seed=5)
+    _photos(tmp_path, 1, seed=6)
+    run, most, log, status = _cli_while_watching(cluster, "stylize", str(tmp_path / "photos"),
+                                                 str(tmp_path / "photo0.png"), "-o", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"photo{i}.png" for i in range(4)]
+    assert "4 photos, 2 at a time" in run.stderr
+    assert most == 2, (most, log)
+    assert "workers: 2 (jobs at once)" in status, status
+    assert sorted(re.findall(r"running: \(another client\) on (worker-\d) iteration", status)) == [
+        "worker-1", "worker-2"], status  # also_running too, each job with its worker
+    assert len(re.findall(r"result: .* on worker-1", log)) >= 1 and len(re.findall(r"result: .* on worker-2", log)) >= 1
+
+
+def test_a_video_goes_in_chunks_one_per_worker(cluster: Daemon, tmp_path) -> None:
+    """``neural-style video`` through the cluster: 6 frames in two chunks run at once, the second starting
+    one frame early (7 jobs, that lead frame not written); run again after losing a frame, only it is redone."""
+    _photos(tmp_path / "frames", 6, seed=7)
+    _photos(tmp_path, 1, seed=8)
+    args = ("video", str(tmp_path / "frames"), str(tmp_path / "photo0.png"), "-o", str(tmp_path / "out"),
+            "--overlap", "1")
+    run, most, log, _status = _cli_while_watching(cluster, *args)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"photo{i}.png" for i in range(6)]
+    assert "6 frames in 2 chunks (0-2, 3-5), each starting 1 frame(s) early" in run.stderr
+    assert most == 2, (most, log)
+    assert len(re.findall(r"result: .* on worker-\d", log)) == 7, log
+    (tmp_path / "out" / "photo4.png").unlink()
+    again, _most, log, _status = _cli_while_watching(cluster, *args)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "out" / "photo4.png").is_file() and len(re.findall(r"result: .* on worker-\d", log)) == 1, log
 
 
 def test_sigterm_leaves_no_ray_process_behind(cluster: Daemon) -> None:

@@ -112,3 +112,34 @@ def test_the_plain_daemon_never_imports_ray() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Worker", "1", "False"]
+
+
+def test_style_affinity_hands_a_job_to_the_idle_worker_that_has_its_style() -> None:
+    from neural_style.daemon.cluster.affinity import StyleAffinity, style_key
+    from neural_style.daemon.engine.params import StyleParams
+    from neural_style.daemon.server.jobs import StylizeRequest
+    from neural_style.protocol import ImageData
+
+    def request(style: bytes, **params) -> StylizeRequest:
+        return StylizeRequest(StyleParams(**params), None, [ImageData.raw(style, 2, 2, 3)])
+
+    a, b = style_key(request(bytes(12))), style_key(request(bytes(range(12))))
+    assert a != b and a == style_key(request(memoryview(bytes(12))))  # received styles are memoryviews
+    assert a != style_key(request(bytes(12), size=64))  # another size: other targets
+    routes = StyleAffinity(3, remember=2)
+    routes.ran(1, a)
+    assert routes.claim(0, a) is None  # slot 1 has it but is not idle
+    routes.waiting(1)
+    routes.waiting(2)
+    assert routes.claim(1, a) is None  # the slot that has it runs it itself
+    assert routes.claim(0, b) is None  # nobody has b
+    assert routes.claim(0, a) == 1  # handed to slot 1, now busy ...
+    assert routes.busy(1) is False  # ... so its own take goes back to the queue
+    assert routes.claim(2, a) is None
+    routes.ran(1, b)
+    routes.ran(1, style_key(request(bytes([1] * 12))))  # remembers 2: a is forgotten, like an evicted entry
+    routes.waiting(1)
+    assert routes.claim(0, a) is None and routes.claim(0, b) == 1
+    routes.waiting(1)
+    routes.forget(1)  # replaced: its cache is gone
+    assert routes.claim(0, b) is None and routes.busy(1) is False

@@ -13,6 +13,7 @@ jobs with ``cluster_unavailable`` while it keeps answering ``ping``, and retries
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from neural_style.protocol.errors import ErrorCode
 from neural_style.protocol.messages import Error, Progress
 
 from .actor import StyleWorker, WorkerInfo, WorkerSpec, is_terminal, portable_request
+from .affinity import StyleAffinity, style_key
 from .connect import ClusterSettings, ClusterUnavailable, connect, disconnect
 
 __all__ = ["ClusterDispatcher"]
@@ -43,8 +45,6 @@ class ClusterDispatcher(threading.Thread):
     def __init__(self, ctx: zmq.Context, wake_endpoint: str, jobs: JobQueue, settings: ClusterSettings,
                  spec: WorkerSpec) -> None:
         super().__init__(name="neural-style-cluster", daemon=True)
-        import queue
-
         self.events: queue.SimpleQueue[WorkerEvent] = queue.SimpleQueue()
         self.slots = settings.workers
         self._ctx = ctx
@@ -62,6 +62,8 @@ class ClusterDispatcher(threading.Thread):
         self._remote: Any = None
         self._weights: Any = None
         self._unavailable: str | None = None
+        self._affinity = StyleAffinity(self.slots, spec.cache_entries)
+        self._handoff: list[queue.SimpleQueue[Job]] = [queue.SimpleQueue() for _ in range(self.slots)]
 
     # ------------------------------------------------------------------ control (any thread)
     def stop(self) -> None:
@@ -88,6 +90,8 @@ class ClusterDispatcher(threading.Thread):
                     self._shutdown.wait(0.2)
                 for slot in slots:  # each forwards the cancel of its job and waits (bounded) for its end
                     slot.join(self._settings.cancel_timeout + 2.0)
+                for index in range(self.slots):  # a job handed over as its slot stopped
+                    self._end_handed_off(index)
                 self._leave()
         finally:
             self._wake.close()
@@ -194,13 +198,50 @@ class ClusterDispatcher(threading.Thread):
                 if actor is None:
                     self._shutdown.wait(RETRY_INTERVAL)
                     continue
-            job = self._jobs.take(timeout=0.2)
+            job = self._next_job(index)
             if job is None:
                 continue
+            self._affinity.ran(index, style_key(job.request))
             if self._run(actor, job, self._ready[index]):
                 continue
             self._drop_worker(index, actor)  # lost (or stuck past its cancel): a fresh one takes its place
             actor = None
+        self._end_handed_off(index)
+
+    def _next_job(self, index: int) -> Job | None:
+        """This slot's next job: one another slot handed it (its worker has the job's style targets), else
+        the queue's next, unless an idle worker that has that job's style takes it (style-affine routing)."""
+        handed = self._handoff[index]
+        try:
+            return handed.get_nowait()
+        except queue.Empty:
+            pass
+        self._affinity.waiting(index)
+        job = self._jobs.take(timeout=0.2)
+        if not self._affinity.busy(index):  # another slot claimed this worker for a job meanwhile
+            if job is not None:
+                self._jobs.requeue(job)  # back at the head: the next free slot takes it
+            try:
+                return handed.get(timeout=self._settings.poll_timeout)  # the claimer puts it right after
+            except queue.Empty:  # pragma: no cover - the claim and the put are one step apart
+                return None
+        if job is None:
+            return None
+        other = self._affinity.claim(index, style_key(job.request))
+        if other is None:
+            return job
+        log.info("%s goes to worker-%d, which has its style targets", job.label(), other + 1)
+        self._handoff[other].put(job)
+        return None
+
+    def _end_handed_off(self, index: int) -> None:
+        """Jobs handed to this slot that it will not run (shut down): each still ends in one message."""
+        while True:
+            try:
+                job = self._handoff[index].get_nowait()
+            except queue.Empty:
+                return
+            self._end(job, ErrorCode.CANCELLED, job.cancel_reason or SHUTDOWN_MESSAGE)
 
     def _new_worker(self, index: int) -> Any:
         name = f"worker-{index + 1}"
@@ -221,6 +262,7 @@ class ClusterDispatcher(threading.Thread):
         return actor
 
     def _drop_worker(self, index: int, actor: Any) -> None:
+        self._affinity.forget(index)
         with self._state_lock:
             self._ready.pop(index, None)
         self._actors.pop(index, None)

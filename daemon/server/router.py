@@ -167,7 +167,8 @@ class Router:
     def _pong(self, request_id: str) -> Pong:
         return Pong(request_id, daemon_version=self.daemon_version, protocol=PROTOCOL_VERSION, device=self.model.device,
                     weights_loaded=self.model.loaded, weights=self.model.description,
-                    queue_length=len(self.unfinished), limits=self.limits.describe())
+                    queue_length=len(self.unfinished), limits=self.limits.describe(),
+                    workers=self.slots if self.slots > 1 else None)
 
     def _job_info(self, job: Job, position: int, client: bytes) -> JobInfo:
         """A job as ``status`` shows it to ``client``: another connection's job keeps its progress (a
