@@ -205,9 +205,9 @@ class _Peer:
             for i, frame in enumerate(frames):
                 body = frame.buffer if isinstance(frame, zmq.Frame) else frame
                 frame_flags = flags | (MORE if i < last else 0)
-                if self.curve is not None:  # the flags go inside the box: MORE, and bit 1 for a command
+                if self.curve is not None:  # the flags go inside the box: MORE, and bit 1 for a command;
                     body = self.curve.seal((0x02 if frame_flags & COMMAND else 0) | frame_flags & MORE, body)
-                    frame_flags = COMMAND
+                    frame_flags = 0  # the box travels as a one-frame message, as libzmq sends and expects it
                 header = frame_header(frame_flags, len(body))
                 if len(body) < SMALL:
                     small += header
@@ -289,8 +289,8 @@ class _Peer:
             flags, size = await self._frame()
             frame: Any
             if self.curve is not None:
-                if not flags & COMMAND or flags & MORE:
-                    raise ZmtpError("under CURVE every frame is a MESSAGE command")
+                if flags & MORE:  # MORE is inside the box; libzmq sends MESSAGE as a one-frame message
+                    raise ZmtpError("under CURVE every frame is a MESSAGE")
                 if size > ceiling + MESSAGE_OVERHEAD:
                     raise ZmtpError(f"a frame of {size} bytes is over the ceiling of {ceiling}")
                 inner, frame = self.curve.open_message(await self.reader.body(size))
