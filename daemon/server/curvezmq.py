@@ -26,7 +26,7 @@ from nacl.exceptions import CryptoError
 
 from .zmtp import ZmtpError, metadata, parse_command, parse_metadata, socket_type_allowed
 
-__all__ = ["CurveKeys", "CurveSession"]
+__all__ = ["CurveServerKeys", "CurveSession"]
 
 KEY = 32
 MAC = 16
@@ -36,7 +36,7 @@ MESSAGE_OVERHEAD = 1 + 7 + 8 + MAC + 1  # name length, "MESSAGE", short nonce, M
 
 
 @dataclass(frozen=True)
-class CurveKeys:
+class CurveServerKeys:
     """The server's long-term key pair and the client keys it admits (``security.load_curve_keys``)."""
 
     public: bytes
@@ -48,7 +48,7 @@ class CurveKeys:
 class CurveSession:
     """One connection's CURVE state; ``hello``, ``initiate``, then ``open_message`` / ``seal``."""
 
-    keys: CurveKeys
+    keys: CurveServerKeys
     client_transient: bytes = b""
     client_key: bytes = b""  # C, once INITIATE proved it
     _transient_secret: bytes = b""

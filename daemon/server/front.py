@@ -38,7 +38,7 @@ import zmq.asyncio
 
 from neural_style.protocol.messages import Error
 
-from .curvezmq import MESSAGE_OVERHEAD, CurveKeys, CurveSession
+from .curvezmq import MESSAGE_OVERHEAD, CurveServerKeys, CurveSession
 from .reader import Incoming, MessageBounds
 from .zmtp import (
     COMMAND,
@@ -79,7 +79,7 @@ class FrontSettings:
     max_frame_bytes: int
     max_connections: int
     handshake_timeout: float
-    curve: CurveKeys | None = None
+    curve: CurveServerKeys | None = None
 
 
 def tcp_address(endpoint: str) -> tuple[socket.AddressFamily, tuple[Any, ...]]:

@@ -30,7 +30,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from .curvezmq import CurveKeys
+from .curvezmq import CurveServerKeys
 
 __all__ = [
     "SecurityError",
@@ -174,7 +174,7 @@ def enable_curve(ctx: zmq.Context, sock: zmq.Socket, curve_dir: Path) -> CurveSe
     return CurveServer(auth, public, clients)
 
 
-def load_curve_keys(curve_dir: Path) -> CurveKeys:
+def load_curve_keys(curve_dir: Path) -> CurveServerKeys:
     """The keys of the daemon's own CURVE server (``front.py``): the same folder, read once at start
     as the authenticator reads it, the keys decoded from Z85 to their 32 bytes."""
     public, secret, clients_dir, _ = _server_keys(curve_dir)
@@ -182,7 +182,7 @@ def load_curve_keys(curve_dir: Path) -> CurveKeys:
         allowed = frozenset(z85.decode(key) for key in zmq.auth.load_certificates(clients_dir))
     except (OSError, ValueError) as exc:
         raise SecurityError(f"cannot read the allowed client keys in {clients_dir}: {exc}") from None
-    return CurveKeys(z85.decode(public), z85.decode(secret), allowed)
+    return CurveServerKeys(z85.decode(public), z85.decode(secret), allowed)
 
 
 def generate_keys(curve_dir: Path, client_name: str = "client") -> tuple[Path, Path]:
