@@ -135,9 +135,13 @@ class _Reader:
         return out
 
     async def body(self, n: int) -> bytes | bytearray:
-        """``n`` bytes: copied out of the buffer when small, else into a buffer of exactly ``n``."""
+        """``n`` bytes: copied out of the buffer when small, else read into a buffer of exactly ``n``."""
         if n < SMALL:
             return await self.exactly(n)
+        return await self.owned(n)
+
+    async def owned(self, n: int) -> bytearray:
+        """``n`` bytes in a buffer of their own, which may be written to (a CURVE box opens in place)."""
         out = bytearray(n)
         have = min(n, len(self.buf) - self.pos)
         out[:have] = self.buf[self.pos:self.pos + have]
@@ -242,6 +246,8 @@ class _Peer:
             log.info("front: %s broke the protocol (%s); closed", self.label, exc)
         except (EOFError, ConnectionError, OSError):
             pass  # the peer went away
+        except Exception:  # a bug must not take the front down for everyone
+            log.exception("front: unexpected failure serving %s; closed", self.label)
         finally:
             for task in tasks:
                 task.cancel()
@@ -293,7 +299,7 @@ class _Peer:
                     raise ZmtpError("under CURVE every frame is a MESSAGE")
                 if size > ceiling + MESSAGE_OVERHEAD:
                     raise ZmtpError(f"a frame of {size} bytes is over the ceiling of {ceiling}")
-                inner, frame = self.curve.open_message(await self.reader.body(size))
+                inner, frame = self.curve.open_message(await self.reader.owned(size))
                 if inner & 0x02:
                     await self._on_command(bytes(frame))
                     continue
@@ -418,7 +424,12 @@ class FrontDoor:
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            sock, address = await loop.sock_accept(self.listener)
+            try:
+                sock, address = await loop.sock_accept(self.listener)
+            except OSError as exc:  # out of file descriptors, say: the front keeps listening
+                log.warning("front: cannot accept a connection: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
             if len(self.peers) >= self.settings.max_connections:
                 log.warning("front: %d connections already (--max-connections); closed one from %s",
                             len(self.peers), address[0])
