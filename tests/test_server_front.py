@@ -16,11 +16,10 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
-from server_fixtures import FAST, RawClient, free_port, png_bytes, start_daemon
+from server_fixtures import FAST, RawClient, png_bytes, start_curve_daemon, start_daemon
 from zmtp_peer import ZmtpPeer
 
 from neural_style.daemon.server.main import ServerConfig
-from neural_style.daemon.server.security import generate_keys
 from neural_style.protocol import Client, ImageData, Progress, Result
 from neural_style.protocol.client import CurveKeys
 
@@ -37,15 +36,7 @@ def daemon(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def curve_daemon(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("front-curve")
-    keys = tmp / "keys"
-    generate_keys(keys, "gimp")
-    port = free_port()
-    d = start_daemon(tmp, "--curve-dir", str(keys), *LIMIT_ARGS, endpoint=f"tcp://0.0.0.0:{port}", wait=False)
-    d.endpoint = f"tcp://127.0.0.1:{port}"
-    server_public, _ = zmq.auth.load_certificate(keys / "server.key")
-    public, secret = zmq.auth.load_certificate(keys / "client_secrets" / "gimp.key_secret")
-    d.curve = (server_public, public, secret)
+    d = start_curve_daemon(tmp_path_factory.mktemp("front-curve"), *LIMIT_ARGS)
     yield d
     assert d.stop() == 0
 
@@ -125,7 +116,7 @@ def test_a_curve_client_with_a_key_from_the_folder_runs_a_full_job_and_a_strange
 
 def test_a_curve_peer_sending_a_huge_multipart_message_is_bounded_and_told_too_large(curve_daemon):
     """Under CURVE the MORE flag is inside the box: only the front, which opens it, can count. A libzmq
-    client's 48 MiB in 48 frames against a 1 MiB limit: the daemon holds a bounded part of it."""
+    client's 48 MiB in 48 frames, over both bounds (1 MiB, 6 frames): the daemon holds a bounded part."""
     with RawClient(curve_daemon.endpoint, curve=curve_daemon.curve) as bad, PeakRss(curve_daemon.process.pid) as rss:
         bad.send_frames([msgpack.packb({"v": 1, "type": "ping", "id": "huge"}), *[bytes(MiB)] * 48])
         reply = bad.recv_for("huge", timeout=60)
@@ -137,8 +128,8 @@ def test_a_curve_peer_sending_a_huge_multipart_message_is_bounded_and_told_too_l
 
 # ------------------------------------------------------------------ the hostile multipart peer
 def test_a_multipart_message_over_the_bound_is_dropped_as_it_arrives_and_answered_at_its_end(daemon):
-    """96 MiB in 192 frames of 512 KiB (each under the per-frame ceiling) against a 1 MiB limit: libzmq
-    held all of it; the front keeps the header, drops the rest as it comes, answers ``too_large`` with
+    """96 MiB in 192 frames of 512 KiB (each under the per-frame ceiling), over both bounds (1 MiB, 6
+    frames): libzmq held all of it; the front keeps the header, drops the rest as it comes, answers ``too_large`` with
     the id at the end, and the connection is served after."""
     peer = ZmtpPeer(daemon.endpoint)
     try:
@@ -168,27 +159,55 @@ def test_a_frame_over_the_ceiling_cuts_the_peer_and_others_are_served(daemon):
 
 
 # ------------------------------------------------------------------ heartbeats, handshakes, connections
-def test_a_ping_gets_its_pong_and_a_peer_silent_past_its_ttl_is_closed(daemon):
-    peer = ZmtpPeer(daemon.endpoint)
+def _closed_when_silent(peer: ZmtpPeer, what: str) -> None:
+    """The front closes ``peer`` within 5 s of silence, and not before the 1 s it was given."""
     try:
-        peer.command(b"\x04PING" + (10).to_bytes(2, "big") + b"ctx-1")  # TTL 1.0 s
-        flags, body = peer.read_frame()
-        assert flags & 4 and body == b"\x04PONG" + b"ctx-1"
         started = time.monotonic()
-        assert peer.closed(5), "a peer silent past its TTL was kept"
-        assert time.monotonic() - started >= 0.9
+        assert peer.closed(5), f"{what} was kept"
+        assert time.monotonic() - started >= 0.9, f"{what} was closed too soon"
     finally:
         peer.close()
+
+
+def test_a_ping_gets_its_pong_and_a_peer_silent_past_its_ttl_is_closed(daemon):
+    peer = ZmtpPeer(daemon.endpoint)
+    peer.command(b"\x04PING" + (10).to_bytes(2, "big") + b"ctx-1")  # TTL 1.0 s
+    flags, body = peer.read_frame()
+    assert flags & 4 and body == b"\x04PONG" + b"ctx-1"
+    _closed_when_silent(peer, "a peer silent past its TTL")
 
 
 def test_a_peer_that_never_finishes_its_handshake_is_closed_after_the_timeout(daemon):
+    _closed_when_silent(ZmtpPeer(daemon.endpoint, handshake=False), "a connection silent past --handshake-timeout")
+
+
+@pytest.mark.parametrize("wire", [
+    b"GET / HTTP/1.1\r\n" + bytes(48),  # not a ZMTP greeting
+    b"\xff" + bytes(8) + b"\x7f\x02\x00" + b"NULL".ljust(20, b"\x00") + bytes(32),  # ZMTP 2
+    b"\xff" + bytes(8) + b"\x7f\x03\x01" + b"PLAIN".ljust(20, b"\x00") + bytes(32),  # a mechanism it lacks
+    b"\xff" + bytes(8) + b"\x7f\x03\x01" + b"NULL".ljust(20, b"\x00") + bytes(32) + b"\x04\x06\x05HELLO",  # not READY
+    b"\xff" + bytes(8) + b"\x7f\x03\x01" + b"NULL".ljust(20, b"\x00") + bytes(32)
+    + b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB",  # a socket type a ROUTER does not talk to
+], ids=["http", "zmtp2", "plain", "hello", "pub"])
+def test_a_peer_breaking_the_handshake_is_closed_and_others_are_served(daemon, wire):
     peer = ZmtpPeer(daemon.endpoint, handshake=False)
     try:
-        started = time.monotonic()
-        assert peer.closed(6), "a silent connection was kept past --handshake-timeout"
-        assert time.monotonic() - started >= 0.9
+        peer.sock.sendall(wire)
+        assert peer.closed(5), "a peer breaking the handshake was kept"
     finally:
         peer.close()
+    with RawClient(daemon.endpoint) as client:
+        assert client.request({"type": "ping", "id": "ok"})["type"] == "pong"
+
+
+def test_reserved_flags_and_unknown_commands_after_the_handshake_close_the_connection(daemon):
+    for wire in (b"\x08\x01x", b"\x04\x05\x04JUNK"):
+        peer = ZmtpPeer(daemon.endpoint)
+        try:
+            peer.sock.sendall(wire)
+            assert peer.closed(5), f"{wire!r} was let through"
+        finally:
+            peer.close()
 
 
 def test_connections_past_the_maximum_are_closed_at_once_and_the_others_kept(daemon):
@@ -208,6 +227,11 @@ def test_connections_past_the_maximum_are_closed_at_once_and_the_others_kept(dae
 
 
 # ------------------------------------------------------------------ where the front applies
+def test_the_daemons_front_refuses_an_ipc_endpoint():
+    with pytest.raises(ValueError, match="tcp"):
+        ServerConfig(bind="ipc:///tmp/x.sock", front="zmtp")
+
+
 @pytest.mark.parametrize("bind, front, own", [
     ("tcp://127.0.0.1:5570", "auto", True), ("ipc:///tmp/x.sock", "auto", False),
     ("tcp://127.0.0.1:5570", "libzmq", False), ("tcp://127.0.0.1:5570", "zmtp", True),

@@ -72,6 +72,12 @@ class ServerConfig:
     cluster: ClusterSettings | None = None  # serve --ray: jobs run on a pool of Ray workers
     front: str = FRONT_AUTO  # who speaks ZMTP on the endpoint (FRONTS): the daemon's own front or libzmq
 
+    def __post_init__(self) -> None:
+        if self.front not in FRONTS:
+            raise ValueError(f"--front must be one of {', '.join(FRONTS)}")
+        if self.front == FRONT_ZMTP and not self.bind.startswith("tcp://"):
+            raise ValueError("--front zmtp serves tcp:// endpoints only (ipc keeps libzmq's listener)")
+
     @property
     def own_front(self) -> bool:
         """The daemon's own ZMTP front (``front.py``) listens: asked for, or ``auto`` on a tcp endpoint."""
@@ -325,8 +331,6 @@ def _listen(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, CurveSe
     if not config.own_front:
         return (*bind_router(ctx, config.bind, RouterSettings(config.limits.max_message_bytes, config.send_hwm),
                              config.security.curve_dir), None)
-    if not config.bind.startswith("tcp://"):
-        raise ValueError("--front zmtp serves tcp:// endpoints only (ipc keeps libzmq's listener)")
     limits = config.limits
     keys = load_curve_keys(config.security.curve_dir) if config.security.curve_dir is not None else None
     backend = f"inproc://neural-style-front-{id(ctx):x}"
