@@ -18,6 +18,7 @@ is the protocol around it, step by step as RFC 26 and libzmq's ``curve_server.cp
 
 from __future__ import annotations
 
+import hmac
 import os
 from dataclasses import dataclass, field
 
@@ -73,7 +74,7 @@ class CurveSession:
                                                 self.client_transient, self.keys.secret)
         except CryptoError:
             raise ZmtpError("HELLO's signature box does not open") from None
-        if zeros != bytes(64):
+        if not hmac.compare_digest(zeros, bytes(64)):
             raise ZmtpError("HELLO's signature box is not 64 zero bytes")
         transient_public, self._transient_secret = sodium.crypto_box_keypair()
         cookie_nonce = os.urandom(16)
@@ -94,7 +95,7 @@ class CurveSession:
             plain = sodium.crypto_secretbox_open_easy(cookie[16:], b"COOKIE--" + cookie[:16], self._cookie_key)
         except CryptoError:
             raise ZmtpError("INITIATE's cookie does not open") from None
-        if plain != self.client_transient + self._transient_secret:
+        if not hmac.compare_digest(plain, self.client_transient + self._transient_secret):
             raise ZmtpError("INITIATE's cookie is not this connection's")
         self._check_nonce(nonce)
         self._shared = sodium.crypto_box_beforenm(self.client_transient, self._transient_secret)
@@ -108,7 +109,7 @@ class CurveSession:
                                                   self._transient_secret)
         except CryptoError:
             raise ZmtpError("INITIATE's vouch does not open") from None
-        if vouched != self.client_transient + self.keys.public:
+        if not hmac.compare_digest(vouched, self.client_transient + self.keys.public):
             raise ZmtpError("INITIATE's vouch is not for this connection")
         props = parse_metadata(inner[KEY + 96:])
         socket_type_allowed(props)
