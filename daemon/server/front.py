@@ -176,6 +176,7 @@ class _Peer:
         self.reader = _Reader(self.loop, sock, self)
         self.last_rx = self.last_reply = self.loop.time()
         self.ttl = 0.0  # the peer's ZMTP heartbeat TTL, once a PING asked for one
+        self.handing_over = False  # a message is on its way to the daemon: the peer is not read meanwhile
         self.curve: CurveSession | None = None
         self.write_lock = asyncio.Lock()
         self.task: asyncio.Task[None] | None = None
@@ -325,7 +326,12 @@ class _Peer:
             current.add(frame, bounds)
             del frame
             if not more:
-                await self._deliver(current, dealer)
+                self.handing_over = True  # the peer's silence meanwhile is ours (the daemon's queue is full)
+                try:
+                    await self._deliver(current, dealer)
+                finally:
+                    self.handing_over = False
+                    self.last_rx = self.loop.time()
                 current = None
             turn += 1
             if turn == FRAMES_PER_TURN:
@@ -448,6 +454,6 @@ class FrontDoor:
             await asyncio.sleep(0.1)
             now = loop.time()
             for peer in list(self.peers):
-                if peer.ttl and now - peer.last_rx > peer.ttl and peer.task is not None:
+                if peer.ttl and not peer.handing_over and now - peer.last_rx > peer.ttl and peer.task is not None:
                     log.info("front: %s was silent for over its heartbeat TTL of %g s; closed", peer.label, peer.ttl)
                     peer.task.cancel()
