@@ -49,6 +49,7 @@ from daemon_bench import free_port, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
+CREDENTIALS: list[str] = []  # the CURVE scenarios' allowed client (curve_keys): the good one and the bad one
 
 
 def baseline_tree(ref: str, where: Path) -> Path:
@@ -73,6 +74,7 @@ class Daemon:
                  env: dict[str, str] | None = None) -> None:
         self.label = label
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.curve = CREDENTIALS if "--curve-dir" in extra else None
         env = dict(os.environ, **(env if env is not None else {"OMP_NUM_THREADS": "1"}))
         if python_path is not None:
             env["PYTHONPATH"] = str(python_path)
@@ -80,7 +82,7 @@ class Daemon:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "neural_style.daemon.server", "--bind", self.endpoint, "--weights", "random",
              "--device", "cpu", *extra], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
-        with Raw(self.endpoint) as client:
+        with Raw(self.endpoint, curve=self.curve) as client:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 client.send({"type": "ping", "id": "up"})
@@ -108,10 +110,13 @@ class Daemon:
 class Raw:
     """A bare DEALER: the project's client would be too polite to misbehave."""
 
-    def __init__(self, endpoint: str, rcvhwm: int | None = None) -> None:
+    def __init__(self, endpoint: str, rcvhwm: int | None = None, curve: list[str] | None = None) -> None:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:  # server public, client public, client secret (Z85)
+            self.sock.curve_serverkey, self.sock.curve_publickey, self.sock.curve_secretkey = (
+                key.encode() for key in curve)
         self.sock.setsockopt(zmq.HEARTBEAT_IVL, 500)  # PINGs keep a non-reader's connection (section 7)
         if rcvhwm is not None:
             self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -142,7 +147,7 @@ def measure(daemon: Daemon, attack: Callable[[Daemon], str]) -> dict:
     before = peak[0]
 
     def ping() -> None:
-        with Raw(daemon.endpoint) as good:
+        with Raw(daemon.endpoint, curve=daemon.curve) as good:
             n = 0
             while not stop.is_set():
                 n += 1
@@ -207,7 +212,10 @@ def attackers(count: int, script: str, *args: str) -> str:
 
 FRAMES = """
 import sys, msgpack, zmq, time
-sock = zmq.Context().socket(zmq.DEALER); sock.setsockopt(zmq.LINGER, 0); sock.connect(sys.argv[1])
+sock = zmq.Context().socket(zmq.DEALER); sock.setsockopt(zmq.LINGER, 0)
+if len(sys.argv) > 5:  # CURVE: server public, client public, client secret (Z85)
+    sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = (a.encode() for a in sys.argv[5:8])
+sock.connect(sys.argv[1])
 count, size = int(sys.argv[2]), int(sys.argv[3])
 frame = b"x" * size
 sock.send_multipart([msgpack.packb({"v": 1, "type": "ping", "id": "bad"})] + [frame] * count, copy=size == 0)
@@ -228,7 +236,21 @@ print(f"{n} pings sent, none read")
 """
 
 
-def scenarios() -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
+def curve_keys(tmp: Path) -> tuple[Path, list[str]]:
+    """A key folder (``security init``) and the attacker's arguments: server public, client public, secret."""
+    from neural_style.daemon.server.security import generate_keys
+
+    keys = tmp / "keys"
+    generate_keys(keys, "bad")
+    server_public, _ = zmq.auth.load_certificate(keys / "server.key")
+    public, secret = zmq.auth.load_certificate(keys / "client_secrets" / "bad.key_secret")
+    CREDENTIALS[:] = [server_public.decode(), public.decode(), secret.decode()]
+    return keys, CREDENTIALS
+
+
+def scenarios(curve: tuple[Path, list[str]]) -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
+    keys, credentials = curve
+    with_curve = ["--max-message-mb", "1", "--curve-dir", str(keys)]
     return {
         "1M empty frames": ([], lambda d: attacker(FRAMES, d.endpoint, "1000000", "0", "60")),
         "80 x 1.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
@@ -240,6 +262,10 @@ def scenarios() -> dict[str, tuple[list[str], Callable[[Daemon], str]]]:
         "80 x 2.5 MiB frames, limit 1 MiB": (["--max-message-mb", "1"],
                                              lambda d: attacker(FRAMES, d.endpoint, "80", str(5 * MiB // 2), "20")),
         "6 s of pings, never read": ([], lambda d: attacker(NO_READER, d.endpoint, "6")),
+        "CURVE: 1,600 x 64,000 B frames, limit 1 MiB": (
+            with_curve, lambda d: attacker(FRAMES, d.endpoint, "1600", "64000", "30", *credentials)),
+        "CURVE: 4 peers at once, each 1,600 x 64,000 B frames, limit 1 MiB": (
+            with_curve, lambda d: attackers(4, FRAMES, d.endpoint, "1600", "64000", "30", *credentials)),
     }
 
 
@@ -361,29 +387,129 @@ def libzmq_main(repeat: int) -> None:
               f"{'a relay sees where the message ends' if any(f & 1 for f in flags) else 'MORE is not visible'}")
 
 
+ECHO = """
+import sys, zmq
+from zmq.utils import z85
+from neural_style.daemon.server.curvezmq import CurveServerKeys
+from neural_style.daemon.server.front import FrontDoor, FrontSettings
+from neural_style.daemon.server.reader import MessageBounds
+endpoint, front, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
+ctx = zmq.Context()
+router = ctx.socket(zmq.ROUTER)
+router.setsockopt(zmq.SNDHWM, 16)
+if front == "libzmq":
+    if keys:  # no ZAP handler: libzmq admits any client key (the comparison is the cost, not the policy)
+        router.curve_server, router.curve_publickey, router.curve_secretkey = True, keys[0].encode(), keys[1].encode()
+    router.bind(endpoint)
+else:
+    router.bind("inproc://echo")
+    curve = CurveServerKeys(*(z85.decode(k) for k in keys[:2]), frozenset({z85.decode(keys[2])})) if keys else None
+    FrontDoor(ctx, FrontSettings(endpoint, "inproc://echo", MessageBounds(12, 256 << 20), 257 << 20, 64, 10.0,
+                                 curve)).start()
+print("up", flush=True)
+replies = {}
+while True:  # a reply of the size asked for, sent zero-copy as the daemon sends a preview or a result
+    ident, size = router.recv_multipart()
+    payload = replies.setdefault(size, b"\x01" * int(size))
+    router.send_multipart([ident, b"header", payload], copy=False)
+"""
+
+RELAY_SIZES = (("ping-sized (100 B)", 100), ("a 512 px RGB preview (768 KiB)", 512 * 512 * 3),
+               ("a 1024 px RGB preview (3 MiB)", 1024 * 1024 * 3),
+               ("a 24 MP RGBA result (96 MB)", 6000 * 4000 * 4))
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far (robust where wall times are not: a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def relay_round_trips(front: str, curve: bool, repeat: int) -> list[tuple[float, float]]:
+    """For each RELAY_SIZES size through ``front``: the median seconds from a request to its whole reply,
+    and the server process's CPU seconds per round trip."""
+    server_public, server_secret = zmq.curve_keypair()
+    client_public, client_secret = zmq.curve_keypair()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    keys = [k.decode() for k in (server_public, server_secret, client_public)] if curve else []
+    server = subprocess.Popen([sys.executable, "-c", ECHO, endpoint, front, *keys], stdout=subprocess.PIPE, text=True)
+    ctx = zmq.Context()
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "up"
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        if curve:
+            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = (server_public, client_public,
+                                                                                client_secret)
+        sock.connect(endpoint)
+        out = []
+        for _, size in RELAY_SIZES:
+            times = []
+            cpu = 0.0
+            for i in range(repeat + 1):
+                if i == 1:
+                    cpu = cpu_seconds(server.pid)
+                started = time.perf_counter()
+                sock.send(str(size).encode())
+                frames = sock.recv_multipart(copy=False)
+                assert len(frames[1]) == size
+                if i:  # the first one warms up (the echo's reply buffer is made then)
+                    times.append(time.perf_counter() - started)
+            out.append((statistics.median(times), (cpu_seconds(server.pid) - cpu) / repeat))
+        sock.close(0)
+        return out
+    finally:
+        server.kill()
+        server.wait()
+        ctx.term()
+
+
+def relay_main(repeat: int) -> None:
+    print(f"\nthe relay's cost: a request and its reply through libzmq's listener or the daemon's front "
+          f"(median of {max(repeat, 5)} round trips; client and server are processes of their own)")
+    print("each cell: median wall time of a round trip / the server process's CPU time per round trip")
+    print("| reply | NULL libzmq | NULL front | CURVE libzmq | CURVE front |\n| --- | --- | --- | --- | --- |")
+    columns = [relay_round_trips(front, curve, max(repeat, 5)) for curve in (False, True)
+               for front in ("libzmq", "zmtp")]
+    for row, (what, _) in enumerate(RELAY_SIZES):
+        print(f"| {what} | " + " | ".join(f"{col[row][0] * 1000:.1f} ms / {col[row][1] * 1000:.1f} ms"
+                                         for col in columns) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-ref", help="a git revision to compare with, e.g. main")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--libzmq", action="store_true", help="measure libzmq alone (no daemon) instead")
+    parser.add_argument("--fronts", action="store_true",
+                        help="compare --front libzmq with --front zmtp (this checkout) instead of a baseline")
+    parser.add_argument("--relay", action="store_true",
+                        help="measure the front's relay against libzmq direct (round trips of preview- and "
+                             "result-sized replies, NULL and CURVE) instead")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
     if args.libzmq:
         libzmq_main(args.repeat)
         return 0
+    if args.relay:
+        relay_main(args.repeat)
+        return 0
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        variants: list[tuple[str, Path | None]] = [("this", None)]
-        if args.baseline_ref:
-            variants.insert(0, (args.baseline_ref, baseline_tree(args.baseline_ref, tmp)))
-        for name, (extra, attack) in scenarios().items():
+        variants: list[tuple[str, Path | None, list[str]]] = [("this", None, [])]
+        if args.fronts:  # the same checkout, libzmq's listener against the daemon's own front
+            variants = [("libzmq", None, ["--front", "libzmq"]), ("zmtp", None, ["--front", "zmtp"])]
+        elif args.baseline_ref:
+            variants.insert(0, (args.baseline_ref, baseline_tree(args.baseline_ref, tmp), []))
+        for name, (extra, attack) in scenarios(curve_keys(tmp)).items():
             if args.only and args.only not in name:
                 continue
-            runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
+            runs: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
             for _ in range(args.repeat):
-                for label, path in variants:  # alternate: the machine's load hits both alike
-                    daemon = Daemon(label, path, extra, tmp)
+                for label, path, front in variants:  # alternate: the machine's load hits both alike
+                    daemon = Daemon(label, path, [*extra, *front], tmp)
                     try:
                         runs[label].append(measure(daemon, attack))
                     finally:

@@ -25,6 +25,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import zmq
+import zmq.auth
 
 from neural_style.protocol.connection import serve_command
 
@@ -75,6 +76,7 @@ class Daemon:
     endpoint: str
     log_path: Path
     args: list[str] = field(default_factory=list)
+    curve: tuple[bytes, bytes, bytes] | None = None  # start_curve_daemon: a client's credentials
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -114,6 +116,23 @@ def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: s
     daemon = Daemon(process, endpoint, log_path, command)
     if wait:
         wait_for_ping(daemon, timeout)
+    return daemon
+
+
+def start_curve_daemon(tmp: Path, *extra: str) -> Daemon:
+    """A daemon bound beyond loopback (``tcp://0.0.0.0``) with a fresh key folder (one allowed client,
+    ``gimp``), not waited for; ``endpoint`` is its loopback address, ``curve`` the client's credentials
+    for ``RawClient`` (server public, client public, client secret)."""
+    from neural_style.daemon.server.security import generate_keys
+
+    keys = tmp / "keys"
+    generate_keys(keys, "gimp")
+    port = free_port()
+    daemon = start_daemon(tmp, "--curve-dir", str(keys), *extra, endpoint=f"tcp://0.0.0.0:{port}", wait=False)
+    daemon.endpoint = f"tcp://127.0.0.1:{port}"
+    server_public, _ = zmq.auth.load_certificate(keys / "server.key")
+    public, secret = zmq.auth.load_certificate(keys / "client_secrets" / "gimp.key_secret")
+    daemon.curve = (server_public, public, secret)
     return daemon
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import msgpack
 import pytest
 from server_fixtures import FAST, RawClient, own_daemon, raw_image, rgb_bytes, terminal_of, wait_until
+from zmtp_peer import ZmtpPeer
 
 from neural_style.protocol import Client, ImageData, Progress, Result
 from neural_style.protocol.errors import ERROR_CODES
@@ -141,55 +142,6 @@ def test_messages_over_the_byte_or_frame_bound_are_refused_and_a_huge_frame_drop
 
 
 # ------------------------------------------------------------------ issue 16: a message held open
-class ZmtpPeer:
-    """A DEALER spoken by hand (ZMTP 3.0, NULL mechanism) over the daemon's ipc socket: unlike libzmq,
-    which sends a multipart message only once all of it is queued, it can stop in the middle of one."""
-
-    def __init__(self, endpoint: str) -> None:
-        import socket
-
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(endpoint.removeprefix("ipc://"))
-        self.sock.sendall(b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes(32))
-        self._exactly(64)  # the daemon's greeting
-        self.command(b"\x05READY\x0bSocket-Type" + len(b"DEALER").to_bytes(4, "big") + b"DEALER")
-        flags, body = self.read_frame()
-        assert flags & 4 and body.startswith(b"\x05READY"), body
-
-    def command(self, body: bytes) -> None:
-        self.sock.sendall(bytes([4, len(body)]) + body)
-
-    def frame(self, body: bytes, more: bool) -> None:
-        self.sock.sendall(bytes([(1 if more else 0) | 2]) + len(body).to_bytes(8, "big") + body)
-
-    def _exactly(self, n: int) -> bytes:
-        got = b""
-        while len(got) < n:
-            chunk = self.sock.recv(n - len(got))
-            assert chunk, "the daemon closed the connection"
-            got += chunk
-        return got
-
-    def read_frame(self) -> tuple[int, bytes]:
-        flags = self._exactly(1)[0]
-        size = int.from_bytes(self._exactly(8 if flags & 2 else 1), "big")
-        return flags, self._exactly(size)
-
-    def read_message(self) -> list[bytes]:
-        frames, more = [], True
-        while more:
-            flags, body = self.read_frame()
-            if flags & 4:  # a command (the daemon sends no PINGs, but a later libzmq might)
-                continue
-            frames.append(body)
-            more = bool(flags & 1)
-        return frames
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_a_message_held_open_is_answered_at_its_end_and_costs_nobody_else_their_service(daemon):
     """A hand-written peer sends the first frames of a message over the byte bound and stops there for
     3 s: libzmq holds them unseen (PROTOCOL.md section 9: nothing bounds the message arriving), the

@@ -19,13 +19,12 @@ from server_fixtures import (
     RawClient,
     daemon_command,
     free_port,
+    start_curve_daemon,
     start_daemon,
     terminal_of,
     wait_for_ping,
     wait_until,
 )
-
-from neural_style.daemon.server.security import generate_keys
 
 
 def test_sigterm_cancels_running_and_queued_jobs_and_exits_cleanly(tmp_path):
@@ -131,16 +130,7 @@ def test_insecure_allows_a_non_loopback_bind(caplog):
 
 @pytest.fixture(scope="module")
 def curve_daemon(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("curve")
-    keys = tmp / "keys"
-    generate_keys(keys, "gimp")
-    port = free_port()
-    # a non-loopback bind is allowed once CURVE keys are given
-    daemon = start_daemon(tmp, "--curve-dir", str(keys), endpoint=f"tcp://0.0.0.0:{port}", wait=False)
-    daemon.endpoint = f"tcp://127.0.0.1:{port}"
-    server_public, _ = zmq.auth.load_certificate(keys / "server.key")
-    client_public, client_secret = zmq.auth.load_certificate(keys / "client_secrets" / "gimp.key_secret")
-    daemon.curve = (server_public, client_public, client_secret)
+    daemon = start_curve_daemon(tmp_path_factory.mktemp("curve"))  # a non-loopback bind, allowed with CURVE keys
     yield daemon
     assert daemon.stop() == 0
 

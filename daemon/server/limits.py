@@ -78,6 +78,10 @@ class Limits:
                             minimum=0, memory=True, param="max_memory", metavar="SIZE")
     max_preview_size: int = limit(2048, "longest side of the progress previews sent; a request's preview_size is "
                                         "capped to it; 0: no cap", minimum=0, param="preview_size", metavar="PX")
+    max_connections: int = limit(64, "connections the network front (--front zmtp) accepts at once; with "
+                                     "--max-message-mb it bounds what peers can make the daemon hold")
+    handshake_timeout: int = limit(10, "seconds a connection to the network front has to finish its ZMTP "
+                                       "(and CURVE) handshake before it is closed", metavar="SECONDS")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -10,6 +10,7 @@ closing terminal), and then ends every job with ``cancelled`` before it exits.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -27,12 +28,14 @@ from neural_style.daemon.options import non_negative_int, positive_int
 from neural_style.protocol import PROTOCOL_VERSION, default_endpoint
 from neural_style.protocol.connection import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
-from .bind import EndpointBusy, RouterSettings, bind_router
+from .bind import EndpointBusy, IpcLock, RouterSettings, bind_router, max_frame_bytes
+from .front import FrontDoor, FrontSettings
 from .jobs import JobQueue
 from .limits import Limits, MiB, add_limit_options, limits_from_options
 from .outbox import DEFAULT_OUTBOX_CAP
+from .reader import MessageBounds
 from .router import Router
-from .security import SecurityError, SecuritySettings, check_bind_allowed
+from .security import CurveServer, SecurityError, SecuritySettings, check_bind_allowed, load_curve_keys
 from .style_cache import StyleTargetCache
 from .threads import THREAD_CHOICES, ThreadPolicy
 from .worker import JobRunner, ModelSettings, Worker
@@ -49,6 +52,10 @@ SERVE_HELP = (f"run the warm daemon (ZeroMQ) until {', '.join(s.name for s in ST
 SERVE_DESCRIPTION = SERVE_HELP[0].upper() + SERVE_HELP[1:] + "."
 
 
+FRONT_AUTO, FRONT_ZMTP, FRONT_LIBZMQ = "auto", "zmtp", "libzmq"
+FRONTS = (FRONT_AUTO, FRONT_ZMTP, FRONT_LIBZMQ)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything ``serve`` needs, independent of argparse (tests build it directly)."""
@@ -63,6 +70,18 @@ class ServerConfig:
     send_hwm: int = RouterSettings.send_hwm
     outbox_cap: int = DEFAULT_OUTBOX_CAP
     cluster: ClusterSettings | None = None  # serve --ray: jobs run on a pool of Ray workers
+    front: str = FRONT_AUTO  # who speaks ZMTP on the endpoint (FRONTS): the daemon's own front or libzmq
+
+    def __post_init__(self) -> None:
+        if self.front not in FRONTS:
+            raise ValueError(f"--front must be one of {', '.join(FRONTS)}")
+        if self.front == FRONT_ZMTP and not self.bind.startswith("tcp://"):
+            raise ValueError("--front zmtp serves tcp:// endpoints only (ipc keeps libzmq's listener)")
+
+    @property
+    def own_front(self) -> bool:
+        """The daemon's own ZMTP front (``front.py``) listens: asked for, or ``auto`` on a tcp endpoint."""
+        return self.front == FRONT_ZMTP or (self.front == FRONT_AUTO and self.bind.startswith("tcp://"))
 
 
 def daemon_version() -> str:
@@ -103,6 +122,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                             "`python -m neural_style.daemon.server.security init DIR`)")
     group.add_argument("--insecure", action="store_true",
                        help="allow binding a non-loopback address WITHOUT encryption or authentication")
+    group.add_argument("--front", choices=FRONTS, default=FRONT_AUTO,
+                       help="who speaks ZeroMQ's wire protocol on --bind: 'zmtp', the daemon's own front, which "
+                            "counts a message's frames and bytes as they arrive and so bounds what a peer can make "
+                            "it hold (tcp only); 'libzmq', libzmq's listener, which holds a multipart message whole "
+                            "before the daemon sees it (docs/PROTOCOL.md section 9); 'auto' (default): zmtp on tcp, "
+                            "libzmq on ipc")
     add_limit_options(group)
     group.add_argument("--style-cache-entries", type=non_negative_int, default=64,
                        help="style targets (Gram matrices) kept between jobs; 0 turns the cache off (default 64)")
@@ -149,6 +174,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         security=SecuritySettings(curve_dir=args.curve_dir, insecure=bool(args.insecure)),
         cache_entries=args.style_cache_entries,
         cache_bytes=args.style_cache_mb * MiB,
+        front=getattr(args, "front", None) or FRONT_AUTO,
         cluster=(ClusterSettings(args.ray, workers=args.workers, worker_threads=args.worker_threads,
                                  connect_timeout=args.ray_timeout)
                  if getattr(args, "ray", None) else None),
@@ -230,9 +256,7 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         return EXIT_BAD_INPUT
     ctx = zmq.Context()
     try:
-        sock, curve, lock = bind_router(ctx, config.bind, RouterSettings(config.limits.max_message_bytes,
-                                                                         config.send_hwm),
-                                        config.security.curve_dir)
+        sock, curve, lock, front = _listen(ctx, config)
     except SecurityError as exc:
         log.error("%s", exc)
         ctx.term()
@@ -241,8 +265,9 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         log.error("cannot listen on %s: another daemon is running there (%s)", config.bind, exc)
         ctx.term()
         return EXIT_INTERNAL
-    except (zmq.ZMQError, OSError) as exc:
-        hint = " (is another daemon running there?)" if getattr(exc, "errno", None) == zmq.EADDRINUSE else ""
+    except (zmq.ZMQError, OSError, ValueError) as exc:
+        hint = " (is another daemon running there?)" if getattr(exc, "errno", None) in (zmq.EADDRINUSE,
+                                                                                         errno.EADDRINUSE) else ""
         log.error("cannot listen on %s: %s%s", config.bind, exc, hint)
         ctx.term()
         return EXIT_INTERNAL
@@ -257,12 +282,15 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
     router = Router(sock, wake, jobs, worker, config.limits, daemon_version(),
                     config.model.device if config.cluster is None else "ray",
                     config.outbox_cap)
-    log.info("neural-style daemon %s listening on %s%s (protocol %d); loading %s weights on %s",
-             daemon_version(), config.bind, " with CURVE" if curve is not None else "", PROTOCOL_VERSION,
+    log.info("neural-style daemon %s listening on %s%s%s (protocol %d); loading %s weights on %s",
+             daemon_version(), config.bind, " with CURVE" if curve is not None or (front and front.settings.curve)
+             else "", " (the daemon's own ZMTP front)" if front is not None else "", PROTOCOL_VERSION,
              config.model.weights or "default",
              config.model.device if config.cluster is None
              else f"{config.cluster.workers} Ray worker(s) at {config.cluster.address}")
     worker.start()
+    if front is not None:
+        front.start()
     code = EXIT_OK
     try:
         router.serve(stop)
@@ -276,6 +304,8 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
         # interrupted). Wait for it: a thread left inside torch when the interpreter exits aborts it.
         # (a cluster's dispatcher also kills its workers and leaves the cluster, a local one stopping)
         worker.join(timeout=config.shutdown_grace + 10.0 + (config.cluster.cancel_timeout if config.cluster else 0))
+        if front is not None:
+            front.stop()  # after the router's shutdown: the peers' last replies (cancelled) go out first
         sock.close(linger=1000)
         wake.close()
         if curve is not None:
@@ -292,6 +322,28 @@ def run_server(config: ServerConfig, stop: threading.Event, *, exit_if_stuck: bo
                 logging.shutdown()
                 os._exit(code)
     return code
+
+
+def _listen(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, CurveServer | None, IpcLock,
+                                                            FrontDoor | None]:
+    """The bound ROUTER, and with the daemon's own front (``front.py``) the front's listener before it:
+    then the ROUTER binds an inproc endpoint only, one message deep per peer, and CURVE is the front's."""
+    if not config.own_front:
+        return (*bind_router(ctx, config.bind, RouterSettings(config.limits.max_message_bytes, config.send_hwm),
+                             config.security.curve_dir), None)
+    limits = config.limits
+    keys = load_curve_keys(config.security.curve_dir) if config.security.curve_dir is not None else None
+    backend = f"inproc://neural-style-front-{id(ctx):x}"
+    front = FrontDoor(ctx, FrontSettings(
+        config.bind, backend, MessageBounds(limits.max_request_frames, limits.max_message_bytes),
+        max_frame_bytes(limits.max_message_bytes), limits.max_connections, float(limits.handshake_timeout), keys))
+    try:
+        sock, curve, lock = bind_router(ctx, backend, RouterSettings(limits.max_message_bytes, config.send_hwm,
+                                                                     receive_hwm=1), None)
+    except BaseException:
+        front.listener.close()
+        raise
+    return sock, curve, lock, front
 
 
 def _job_runner(config: ServerConfig, ctx: zmq.Context, wake_endpoint: str) -> JobRunner:

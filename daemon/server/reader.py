@@ -51,7 +51,7 @@ class Incoming:
     def request_id(self) -> str | None:
         return peek_id(self.header) if self.header is not None else None
 
-    def _add(self, frame: Any, bounds: MessageBounds) -> None:
+    def add(self, frame: Any, bounds: MessageBounds) -> None:
         self.frame_count += 1
         self.size += len(frame)
         if self.frame_count == 1:
@@ -64,7 +64,7 @@ class Incoming:
             return
         self.frames.append(frame)
 
-    def _finish(self, bounds: MessageBounds) -> None:
+    def finish(self, bounds: MessageBounds) -> None:
         if self.refused_code is None:
             return
         if self.frame_count > bounds.max_frames:
@@ -109,7 +109,7 @@ class RequestReader:
                 if not routing.more:
                     continue
                 current = self._current = Incoming(routing.bytes)
-            bounds, add = self.bounds, current._add
+            bounds, add = self.bounds, current.add
             more = True
             while frame_budget > 0:
                 frame = recv(zmq.NOBLOCK, copy=False)
@@ -121,7 +121,7 @@ class RequestReader:
                     break
             if more:
                 break  # budget spent in the middle of a message: the caller resumes it later
-            current._finish(bounds)
+            current.finish(bounds)
             self._current = None
             done.append(current)
         return done

@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
+
+from .curvezmq import CurveServerKeys
 
 __all__ = [
     "SecurityError",
@@ -36,6 +39,7 @@ __all__ = [
     "is_local_endpoint",
     "check_bind_allowed",
     "enable_curve",
+    "load_curve_keys",
     "generate_keys",
 ]
 
@@ -132,8 +136,9 @@ class CurveServer:
         self._auth.stop()
 
 
-def enable_curve(ctx: zmq.Context, sock: zmq.Socket, curve_dir: Path) -> CurveServer:
-    """Make ``sock`` (not yet bound) a CURVE server; start the authenticator on ``ctx``."""
+def _server_keys(curve_dir: Path) -> tuple[bytes, bytes, Path, int]:
+    """The server's key pair (Z85), the allowed-clients folder and how many keys it holds; SecurityError
+    for a folder that cannot serve CURVE (the message says how to make one)."""
     curve_dir = Path(curve_dir)
     secret_file = curve_dir / SERVER_SECRET_FILE
     clients_dir = curve_dir / CLIENTS_DIR
@@ -152,15 +157,32 @@ def enable_curve(ctx: zmq.Context, sock: zmq.Socket, curve_dir: Path) -> CurveSe
     clients = len(list(clients_dir.glob("*.key")))
     if clients == 0:
         log.warning("CURVE: %s holds no client keys yet; nobody can connect", clients_dir)
+    log.info("CURVE on: server key %s, %d allowed client key(s) in %s",
+             public.decode("ascii"), clients, clients_dir)
+    return public, secret, clients_dir, clients
+
+
+def enable_curve(ctx: zmq.Context, sock: zmq.Socket, curve_dir: Path) -> CurveServer:
+    """Make ``sock`` (not yet bound) a CURVE server; start the authenticator on ``ctx``."""
+    public, secret, clients_dir, clients = _server_keys(curve_dir)
     auth = ThreadAuthenticator(ctx, log=logging.getLogger("neural_style.daemon.server.zap"))
     auth.start()
     auth.configure_curve(domain="*", location=str(clients_dir))
     sock.curve_secretkey = secret
     sock.curve_publickey = public
     sock.curve_server = True
-    log.info("CURVE on: server key %s, %d allowed client key(s) in %s",
-             public.decode("ascii"), clients, clients_dir)
     return CurveServer(auth, public, clients)
+
+
+def load_curve_keys(curve_dir: Path) -> CurveServerKeys:
+    """The keys of the daemon's own CURVE server (``front.py``): the same folder, read once at start
+    as the authenticator reads it, the keys decoded from Z85 to their 32 bytes."""
+    public, secret, clients_dir, _ = _server_keys(curve_dir)
+    try:
+        allowed = frozenset(z85.decode(key) for key in zmq.auth.load_certificates(clients_dir))
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"cannot read the allowed client keys in {clients_dir}: {exc}") from None
+    return CurveServerKeys(z85.decode(public), z85.decode(secret), allowed)
 
 
 def generate_keys(curve_dir: Path, client_name: str = "client") -> tuple[Path, Path]:
