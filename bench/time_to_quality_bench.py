@@ -41,6 +41,20 @@ VARIANTS = {
     "box + carried γ (engine)": ((0.0, 1.0), "gamma"),
     "box + carried γ and pairs": ((0.0, 1.0), "pairs"),
 }
+#: --variants' short names for VARIANTS' keys, in order.
+SHORT = dict(zip(("today", "box", "engine", "pairs"), VARIANTS))
+
+
+def chosen(args) -> dict:
+    """The VARIANTS that --variants names (all by default)."""
+    return {SHORT[n]: VARIANTS[SHORT[n]] for n in args.variants.split(",")}
+
+
+def peak_rss() -> str:
+    """This process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
+    import resource
+
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
 
 
 @contextmanager
@@ -115,17 +129,21 @@ def delivered(args) -> int:
 
 def start(args, what: str) -> Runner:
     """The runner (model, images, warm-up) and the run's header line."""
+    if args.clock == "cpu":
+        Runner.clock = staticmethod(time.process_time)
     runner = Runner(args)
-    print(f"machine: {machine(args)}; output {runner.output[1]}×{runner.output[0]}, β {args.style_weight:g}, {what}")
+    print(f"machine: {machine(args)}; output {runner.output[1]}×{runner.output[0]}, β {args.style_weight:g}, {what}; "
+          f"seconds are the process's {'CPU time (user + sys)' if args.clock == 'cpu' else 'wall time'}")
     return runner
 
 
-def single_scale_target(runner: Runner, args) -> tuple[float, float]:
-    """Today's engine for N iterations at full size: its delivered loss (the target) and its seconds."""
-    baseline = run(runner, [Scale(*runner.output, args.iterations)], TODAY)
+def single_scale_target(runner: Runner, args, variant=TODAY, name: str = "today") -> tuple[float, float]:
+    """``variant`` (today's engine) for N iterations at full size: its delivered loss (the target), its seconds."""
+    baseline = run(runner, [Scale(*runner.output, args.iterations)], variant)
     target, single = delivered_loss(runner, baseline.image), baseline.trace.seconds[-1]
-    print(f"single scale (today): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
-          f"delivered {target:.6g} (the target)", flush=True)
+    print(f"single scale ({name}): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
+          f"delivered {target:.6g} (the target); first full-size losses "
+          f"{', '.join(f'{v:.5g}' for v in baseline.trace.losses[:3])}; peak RSS {peak_rss()}", flush=True)
     return target, single
 
 
@@ -133,11 +151,13 @@ def carry(args) -> int:
     runner = start(args, f"coarse side {args.coarse}, step ×{args.step:g}, single scale {args.iterations} iterations")
     out = runner.output
     target, single = single_scale_target(runner, args)
+    if args.engine_target:  # the stricter target: the new engine's own single-scale result
+        engine_target, engine_single = single_scale_target(runner, args, VARIANTS[SHORT["engine"]], "engine")
     rows = []
     for t in [int(b) for b in args.budgets.split(",")]:
         scales = steps_schedule(out, args.coarse, args.step, t, args.front_loading)
         plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
-        for name, variant in VARIANTS.items():
+        for name, variant in chosen(args).items():
             began = time.perf_counter()
             result = run(runner, scales, variant, target=None)
             trace = result.trace
@@ -146,7 +166,13 @@ def carry(args) -> int:
             rows.append((t, plan, name, trace.losses[:3], reached, final, time.perf_counter() - began))
             share = f"{reached / single:.3f}" if reached is not None else "not reached"
             print(f"  T={t} {plan}, {name}: first full-size losses {', '.join(f'{v:.5g}' for v in trace.losses[:3])};"
-                  f" target at {share}; delivered {final:.6g}", flush=True)
+                  f" target at {share}; delivered {final:.6g}; whole run {trace.total_seconds:.1f} s; "
+                  f"peak RSS {peak_rss()}", flush=True)
+            if args.engine_target:
+                strict = trace.time_to(engine_target)
+                print(f"    the engine's single-scale target {engine_target:.6g} ({engine_single:.1f} s): "
+                      f"{f'at {strict:.1f} s = {strict / engine_single:.3f}' if strict is not None else 'not reached'}"
+                      f"; full-size losses {', '.join(f'{v:.5g}' for v in trace.losses)}", flush=True)
     print("\n| T | sizes (iterations) | engine | full-size loss after 1, 2, 3 | time to the target / single-scale "
           "time | delivered loss at the end |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -224,6 +250,11 @@ def main() -> int:
     parser.add_argument("--weights", default="random")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
+    parser.add_argument("--variants", default=",".join(SHORT), help="carry: which engines (today,box,engine,pairs)")
+    parser.add_argument("--engine-target", action="store_true",
+                        help="carry: also the new engine's single-scale run as a (stricter) target")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="seconds: the process's CPU time (user + sys; steadier on a shared machine) or wall")
     args = parser.parse_args()
     return {"delivered": delivered, "carry": carry, "steps": steps, "schedule": schedule}[args.mode](args)
 
