@@ -36,6 +36,7 @@ import torch
 
 from neural_style.daemon.engine import Cancelled, StyleParams, job_plan, memory_plan, schedule, stylize
 from neural_style.daemon.engine.memory_plan import OptimizerState
+from neural_style.daemon.engine.optimize import ENGINE, OptimiserSettings
 from neural_style.daemon.engine.schedule import FRONT_LOADING, Scale, scale_sizes, split_iterations
 from neural_style.daemon.engine.sizes import fit_longest_side, scale_to_longest_side
 from neural_style.daemon.image_files import load_image
@@ -79,7 +80,8 @@ class Runner:
 
     def run(self, name: str, scales: list[Scale], *, target: float | None = None,
             state: OptimizerState | None = None, optimizer: str = "lbfgs", learning_rate: float = 0.02,
-            weight_factor: Callable[[Scale, Scale], float] | None = None) -> Trace:
+            weight_factor: Callable[[Scale, Scale], float] | None = None,
+            optimiser: OptimiserSettings = ENGINE) -> Trace:
         """One run of ``scales`` (the last one at full size); stops once its full-size loss reaches ``target``.
 
         ``weight_factor`` replaces the engine's ``schedule.content_weight_factor`` for this run."""
@@ -107,7 +109,7 @@ class Runner:
             stylize(self.model, self.content, [self.style],
                     self.params.replace(iterations=sum(s.iterations for s in scales), optimizer=optimizer,
                                         learning_rate=learning_rate),
-                    on_progress=on_progress, should_stop=should_stop)
+                    on_progress=on_progress, should_stop=should_stop, optimiser=optimiser)
         except Cancelled:
             pass
         finally:

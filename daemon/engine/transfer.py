@@ -17,7 +17,6 @@ from typing import TypedDict
 
 import torch
 
-from . import optimize
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .device_tuning import on_tuned_device
 from .engine_errors import Cancelled, NonFiniteLoss
@@ -28,7 +27,7 @@ from .losses import LossTerms
 from .memory_plan import MemoryPlan
 from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
-from .optimize import LBFGS_HISTORY, Carried, Objective, StopRequested, minimise
+from .optimize import ENGINE, LBFGS_HISTORY, Carried, Objective, OptimiserSettings, StopRequested, minimise
 from .params import StyleParams
 from .schedule import Scale, content_weight_factor
 from .sizes import fit_longest_side
@@ -88,6 +87,7 @@ def stylize(
     on_plan: Callable[[JobPlan], None] | None = None,
     start_image: torch.Tensor | None = None,
     temporal: Sequence[TemporalTarget] = (),
+    optimiser: OptimiserSettings = ENGINE,
 ) -> StyleResult:
     """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``.
 
@@ -99,6 +99,9 @@ def stylize(
     A sequence's frame t: ``start_image`` (3, H, W) replaces ``params.init`` (the warped previous
     result), and ``temporal`` adds Ruder et al.'s term with ``params.temporal_weight`` at every scale
     (``engine/temporal.py``), the targets resized to each scale's size.
+
+    ``optimiser``: the box, the trust region and what a scale hands the next (``optimize.ENGINE``; the
+    parity checks pass ``optimize.PAPER``, the benches their variants).
     """
     started = time.perf_counter()
     device = model.device
@@ -168,9 +171,8 @@ def stylize(
         try:
             outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
                                on_evaluation=report, should_stop=should_stop,
-                               history_size=memory.optimizer.history or LBFGS_HISTORY, box=optimize.BOX,
-                               carried=learnt if optimize.CARRY != "none" else None,
-                               keep_pairs=optimize.CARRY == "pairs")
+                               history_size=memory.optimizer.history or LBFGS_HISTORY, settings=optimiser,
+                               carried=learnt)
         except StopRequested as stop:
             raise Cancelled(iteration_offset + stop.evaluations) from None
         used.append(objective.plan)
