@@ -107,7 +107,8 @@ def stylize(
     device = model.device
     if params.max_memory and device.type == "cpu":  # the budget caps RSS: freed tensors must leave the process
         pin_mmap_threshold()
-    plan = plan_job(content, styles, params, style_blend, device)
+    plan = plan_job(content, styles, params, style_blend, device,
+                    temporal_frames=len(temporal) if params.temporal_weight else 0)
     if on_plan is not None:
         on_plan(plan)
     else:
