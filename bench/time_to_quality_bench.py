@@ -42,9 +42,10 @@ VARIANTS = {
     "box only": OptimiserSettings(carry="none"),
     "box + carried γ (engine)": ENGINE,
     "box + carried γ and pairs": OptimiserSettings(carry="pairs"),
+    "box + carried γ, first step ≤ the last scale's last": OptimiserSettings(cap_by_last_step=True),
 }
 #: --variants' short names for VARIANTS' keys, in order.
-SHORT = dict(zip(("today", "box", "engine", "pairs"), VARIANTS))
+SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep"), VARIANTS))
 
 
 def chosen(args) -> dict:
@@ -242,7 +243,8 @@ def main() -> int:
     parser.add_argument("--weights", default="random")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
-    parser.add_argument("--variants", default=",".join(SHORT), help="carry: which engines (today,box,engine,pairs)")
+    parser.add_argument("--variants", default=",".join(SHORT),
+                        help="carry: which engines (today,box,engine,pairs,laststep)")
     parser.add_argument("--no-single", action="store_true",
                         help="carry: no single-scale run (another process's gives the target): the traces only")
     parser.add_argument("--engine-target", action="store_true",

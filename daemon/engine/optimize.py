@@ -37,12 +37,15 @@ class OptimiserSettings:
 
     ``box``: every evaluated image stays within it, so the delivered image is the optimiser's, not a
     clamped copy of it (None: torch's L-BFGS step for step). ``carry``: what a scale hands the next.
-    ``max_step`` and ``first_step``: ``lbfgs.py``'s trust region and fresh first step, shares of the box."""
+    ``max_step`` and ``first_step``: ``lbfgs.py``'s trust region and fresh first step, shares of the box.
+    ``cap_by_last_step``: a scale's carried first step is no longer than the last scale's last one (a
+    candidate, measured against the fixed cap in docs/PERFORMANCE.md)."""
 
     box: tuple[float, float] | None = (0.0, 1.0)
     carry: Carry = "gamma"
     max_step: float = _lbfgs.MAX_STEP
     first_step: float = _lbfgs.FIRST_STEP
+    cap_by_last_step: bool = False
 
     def __post_init__(self) -> None:
         if self.carry not in CARRIES:
@@ -148,7 +151,8 @@ def minimise(
         keep_pairs = settings.carry == "pairs"
         start_from = carried.prolongated(size, keep_pairs) if isinstance(carried, Learnt) else None
         learnt = lbfgs(x, closure, evaluations, history_size, box=box, learnt=start_from, keep_pairs=keep_pairs,
-                       max_step=settings.max_step, first_step=settings.first_step)
+                       max_step=settings.max_step, first_step=settings.first_step,
+                       cap_by_last_step=settings.cap_by_last_step)
     elif optimizer == "adam":
         learnt = _adam(x, closure, evaluations, learning_rate, box,
                        carried.prolongated(size) if isinstance(carried, AdamMoments) else None)
