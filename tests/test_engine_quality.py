@@ -175,3 +175,16 @@ def test_optimiser_settings_are_passed_not_module_state(model, content, style, m
     assert trial_calls[1]["max_step"] == 0.3 and trial_calls[1]["first_step"] == 0.1 and trial_calls[1]["keep_pairs"]
     with pytest.raises(ValueError, match="carry"):
         optimize.OptimiserSettings(carry="moments")  # type: ignore[arg-type]
+
+
+def test_a_carried_first_step_can_be_capped_by_the_last_scales_last_step():
+    """cap_by_last_step: the first carried step moves no component further than the last scale's last step did."""
+    target, scale = torch.full((1, 3, 8, 8), 0.9), torch.full((1, 3, 8, 8), 4.0)
+    learnt = Learnt(gamma=0.25 / 4, pixels=16, last_step=0.01)  # a Newton step would move every pixel by 0.4
+    for settings, moved in ((optimize.ENGINE, 0.4), (optimize.OptimiserSettings(cap_by_last_step=True), 0.01)):
+        seen: list[torch.Tensor] = []
+        outcome = minimise(quadratic(target, scale), torch.full_like(target, 0.5), 2, "lbfgs", carried=learnt,
+                           settings=settings, on_evaluation=lambda n, x, t, _seen=seen: _seen.append(x.clone()))
+        assert float((seen[1] - seen[0]).abs().max()) == pytest.approx(min(moved, FIRST_STEP), rel=1e-5)
+        assert isinstance(outcome.learnt, Learnt)
+    assert outcome.learnt.last_step == pytest.approx(0.01, rel=1e-5)  # recorded for the next scale
