@@ -36,8 +36,9 @@ import torch
 
 from neural_style.daemon.engine import Cancelled, StyleParams, job_plan, memory_plan, schedule, stylize
 from neural_style.daemon.engine.memory_plan import OptimizerState
+from neural_style.daemon.engine.optimize import ENGINE, OptimiserSettings
 from neural_style.daemon.engine.schedule import FRONT_LOADING, Scale, scale_sizes, split_iterations
-from neural_style.daemon.engine.sizes import fit_longest_side
+from neural_style.daemon.engine.sizes import fit_longest_side, scale_to_longest_side
 from neural_style.daemon.image_files import load_image
 from neural_style.daemon.weights import load_model
 
@@ -59,10 +60,18 @@ class Trace:
 
 
 class Runner:
+    #: The clock of a trace's seconds: wall time here; time_to_quality_bench takes the process's CPU time
+    #: (user + sys of all its threads), which a shared machine's load disturbs far less.
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
+
     def __init__(self, args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         self.model = load_model(args.weights, device=args.device)
         self.content, self.style = load_image(SHARED / "tubingen.jpg"), load_image(SHARED / "starry_night.jpg")
+        if args.size > max(self.content.shape[-2:]):  # Tübingen is 1024×768: larger outputs upsample it
+            height, width = scale_to_longest_side(*self.content.shape[-2:], args.size)
+            self.content = torch.nn.functional.interpolate(self.content.unsqueeze(0), size=(height, width),
+                                                           mode="bicubic", antialias=True).squeeze(0).clamp(0, 1)
         self.params = StyleParams(size=args.size, iterations=args.iterations, progress_every=1, scales=1,
                                   style_weight=args.style_weight)
         height, width = fit_longest_side(*self.content.shape[-2:], args.size)
@@ -71,17 +80,18 @@ class Runner:
 
     def run(self, name: str, scales: list[Scale], *, target: float | None = None,
             state: OptimizerState | None = None, optimizer: str = "lbfgs", learning_rate: float = 0.02,
-            weight_factor: Callable[[Scale, Scale], float] | None = None) -> Trace:
+            weight_factor: Callable[[Scale, Scale], float] | None = None,
+            optimiser: OptimiserSettings = ENGINE) -> Trace:
         """One run of ``scales`` (the last one at full size); stops once its full-size loss reaches ``target``.
 
         ``weight_factor`` replaces the engine's ``schedule.content_weight_factor`` for this run."""
         trace = Trace(name)
         final = len(scales)
-        began = time.perf_counter()
+        began = self.clock()
 
         def on_progress(progress) -> None:
             if progress.scale == final:
-                trace.seconds.append(time.perf_counter() - began)
+                trace.seconds.append(self.clock() - began)
                 trace.losses.append(progress.loss.total)
                 trace.last_terms = {"content": progress.loss.content, "style": progress.loss.style}
                 trace.first_terms = trace.first_terms or trace.last_terms
@@ -99,12 +109,12 @@ class Runner:
             stylize(self.model, self.content, [self.style],
                     self.params.replace(iterations=sum(s.iterations for s in scales), optimizer=optimizer,
                                         learning_rate=learning_rate),
-                    on_progress=on_progress, should_stop=should_stop)
+                    on_progress=on_progress, should_stop=should_stop, optimiser=optimiser)
         except Cancelled:
             pass
         finally:
             job_plan.schedule, job_plan.plan_memory, schedule.content_weight_factor = originals
-        trace.total_seconds = time.perf_counter() - began
+        trace.total_seconds = self.clock() - began
         return trace
 
 

@@ -1,8 +1,9 @@
 """Time to quality (issue 19): the engine with its box and carried optimiser state against today's restart.
 
 Every mode runs the engine's variants side by side in one process, alternating, so that a shared
-machine's load falls on all alike; "today" is the engine with ``optimize.BOX = None`` (the image
-clamped only at the end) and ``optimize.CARRY = "none"`` (torch's L-BFGS restart at every scale).
+machine's load falls on all alike, each passed to ``stylize`` as an ``optimize.OptimiserSettings``;
+"today" is ``optimize.PAPER``, the engine before issue 19 (the image clamped only at the end,
+torch's L-BFGS restart at every scale). Seconds are the process's CPU time (user + sys) unless --clock wall.
 
     python bench/time_to_quality_bench.py delivered [--size 128 --iterations 40 --style-weight 1e6]
         the optimiser's last loss against the delivered image's (clamped, 8-bit), one scale
@@ -10,9 +11,10 @@ clamped only at the end) and ``optimize.CARRY = "none"`` (torch's L-BFGS restart
         coarse to fine with each carry: the loss after each of the first full-size iterations, and the
         time to single-scale N iterations' delivered loss, as a share of the single-scale time
     python bench/time_to_quality_bench.py steps [--size 128 --iterations 40 --style-weight 1e6]
-        one scale, the box on: lbfgs.MAX_STEP (the trust region) and lbfgs.FIRST_STEP against each other
-    python bench/time_to_quality_bench.py schedule [--size 512 --iterations 20 --budgets 30]
-        the automatic schedule's constants (coarsest side, ×2 / ×√2, front-loading) with the new engine
+        one scale, the box on: the trust region (max_step) and the fresh first step against each other
+    python bench/time_to_quality_bench.py schedule [--size 512 --iterations 20 --budgets 30 --histories 100]
+        the automatic schedule's constants (coarsest side, ×2 / ×√2, front-loading, L-BFGS history) with
+        the new engine
 
 Balanced weights as issue 19 asks (α = 1, β = 4·10⁶ unless --style-weight), noise start, seeded random
 VGG19 unless --weights; Tübingen and Starry Night from ../shared/images.
@@ -23,34 +25,39 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from coarse_to_fine_bench import Runner, Trace, machine, steps_schedule
 
-from neural_style.daemon.engine import lbfgs, optimize, stylize, transfer
+from neural_style.daemon.engine import stylize, transfer
+from neural_style.daemon.engine.memory_plan import OptimizerState
+from neural_style.daemon.engine.optimize import ENGINE, PAPER, OptimiserSettings
 from neural_style.daemon.engine.schedule import Scale
 
-#: The engine's variants: (BOX, CARRY).
-TODAY = (None, "none")
+#: The engine's variants.
+TODAY = PAPER
 VARIANTS = {
     "today (clamped at the end, restart per scale)": TODAY,
-    "box only": ((0.0, 1.0), "none"),
-    "box + carried γ (engine)": ((0.0, 1.0), "gamma"),
-    "box + carried γ and pairs": ((0.0, 1.0), "pairs"),
+    "box only": OptimiserSettings(carry="none"),
+    "box + carried γ (engine)": ENGINE,
+    "box + carried γ and pairs": OptimiserSettings(carry="pairs"),
+    "box + carried γ, first step ≤ the last scale's last": OptimiserSettings(cap_by_last_step=True),
 }
+#: --variants' short names for VARIANTS' keys, in order.
+SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep"), VARIANTS))
 
 
-@contextmanager
-def engine(variant: tuple[tuple[float, float] | None, str]) -> Iterator[None]:
-    saved = optimize.BOX, optimize.CARRY
-    optimize.BOX, optimize.CARRY = variant
-    try:
-        yield
-    finally:
-        optimize.BOX, optimize.CARRY = saved
+def chosen(args) -> dict:
+    """The VARIANTS that --variants names (all by default)."""
+    return {SHORT[n]: VARIANTS[SHORT[n]] for n in args.variants.split(",")}
+
+
+def peak_rss() -> str:
+    """This process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
+    import resource
+
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
 
 
 def delivered_loss(runner: Runner, image: torch.Tensor) -> float:
@@ -61,10 +68,9 @@ def delivered_loss(runner: Runner, image: torch.Tensor) -> float:
     original = transfer._start_image
     transfer._start_image = lambda *a, **k: delivered.unsqueeze(0)
     try:
-        with engine(TODAY):
-            stylize(runner.model, runner.content, [runner.style],
-                    runner.params.replace(iterations=1, size=max(height, width), scales=1),
-                    on_progress=lambda e: losses.append(e.loss.total))
+        stylize(runner.model, runner.content, [runner.style],
+                runner.params.replace(iterations=1, size=max(height, width), scales=1),
+                on_progress=lambda e: losses.append(e.loss.total), optimiser=TODAY)
     finally:
         transfer._start_image = original
     return losses[-1]
@@ -77,7 +83,8 @@ class Run:
     optimised: torch.Tensor  # the optimiser's last image, before the engine's final clamp
 
 
-def run(runner: Runner, scales: list[Scale], variant, target: float | None = None) -> Run:
+def run(runner: Runner, scales: list[Scale], variant: OptimiserSettings, target: float | None = None,
+        state: OptimizerState | None = None) -> Run:
     """``runner.run`` with ``variant`` in place, keeping the result image too (None when it stopped early)."""
     image: list[torch.Tensor] = []
     original = transfer._finish
@@ -89,8 +96,7 @@ def run(runner: Runner, scales: list[Scale], variant, target: float | None = Non
 
     transfer._finish = keep
     try:
-        with engine(variant):
-            trace = runner.run("", scales, target=target)
+        trace = runner.run("", scales, target=target, optimiser=variant, state=state)
     finally:
         transfer._finish = original
     return Run(trace, *(image or [torch.empty(0)] * 2))
@@ -103,7 +109,7 @@ def delivered(args) -> int:
           " share of values outside [0, 1] at the end |")
     print("| --- | --- | --- | --- | --- |")
     for name, variant in VARIANTS.items():
-        if variant[1] == "pairs":
+        if variant.carry == "pairs":
             continue  # one scale: nothing to carry
         result = run(runner, [Scale(*out, args.iterations)], variant)
         last = result.trace.losses[-1]
@@ -115,29 +121,37 @@ def delivered(args) -> int:
 
 def start(args, what: str) -> Runner:
     """The runner (model, images, warm-up) and the run's header line."""
+    if args.clock == "cpu":
+        Runner.clock = staticmethod(time.process_time)
     runner = Runner(args)
-    print(f"machine: {machine(args)}; output {runner.output[1]}×{runner.output[0]}, β {args.style_weight:g}, {what}")
+    print(f"machine: {machine(args)}; output {runner.output[1]}×{runner.output[0]}, β {args.style_weight:g}, {what}; "
+          f"seconds are the process's {'CPU time (user + sys)' if args.clock == 'cpu' else 'wall time'}")
     return runner
 
 
-def single_scale_target(runner: Runner, args) -> tuple[float, float]:
-    """Today's engine for N iterations at full size: its delivered loss (the target) and its seconds."""
-    baseline = run(runner, [Scale(*runner.output, args.iterations)], TODAY)
+def single_scale_target(runner: Runner, args, variant=TODAY, name: str = "today") -> tuple[float, float]:
+    """``variant`` (today's engine) for N iterations at full size: its delivered loss (the target), its seconds."""
+    baseline = run(runner, [Scale(*runner.output, args.iterations)], variant)
     target, single = delivered_loss(runner, baseline.image), baseline.trace.seconds[-1]
-    print(f"single scale (today): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
-          f"delivered {target:.6g} (the target)", flush=True)
+    print(f"single scale ({name}): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
+          f"delivered {target:.6g} (the target); first full-size losses "
+          f"{', '.join(f'{v:.5g}' for v in baseline.trace.losses[:3])}; peak RSS {peak_rss()}", flush=True)
     return target, single
 
 
 def carry(args) -> int:
     runner = start(args, f"coarse side {args.coarse}, step ×{args.step:g}, single scale {args.iterations} iterations")
     out = runner.output
-    target, single = single_scale_target(runner, args)
+    # --no-single: the single-scale runs are another process's (run in parallel on a shared machine); the
+    # full traces printed below give the time to any target afterwards
+    target, single = single_scale_target(runner, args) if not args.no_single else (-math.inf, math.nan)
+    if args.engine_target:  # the stricter target: the new engine's own single-scale result
+        engine_target, engine_single = single_scale_target(runner, args, VARIANTS[SHORT["engine"]], "engine")
     rows = []
     for t in [int(b) for b in args.budgets.split(",")]:
         scales = steps_schedule(out, args.coarse, args.step, t, args.front_loading)
         plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
-        for name, variant in VARIANTS.items():
+        for name, variant in chosen(args).items():
             began = time.perf_counter()
             result = run(runner, scales, variant, target=None)
             trace = result.trace
@@ -146,7 +160,15 @@ def carry(args) -> int:
             rows.append((t, plan, name, trace.losses[:3], reached, final, time.perf_counter() - began))
             share = f"{reached / single:.3f}" if reached is not None else "not reached"
             print(f"  T={t} {plan}, {name}: first full-size losses {', '.join(f'{v:.5g}' for v in trace.losses[:3])};"
-                  f" target at {share}; delivered {final:.6g}", flush=True)
+                  f" target at {share}; delivered {final:.6g}; whole run {trace.total_seconds:.1f} s; "
+                  f"peak RSS {peak_rss()}", flush=True)
+            print("    full-size trace (seconds: loss): "
+                  + ", ".join(f"{sec:.1f}: {loss:.6g}" for sec, loss in zip(trace.seconds, trace.losses)), flush=True)
+            if args.engine_target:
+                strict = trace.time_to(engine_target)
+                print(f"    the engine's single-scale target {engine_target:.6g} ({engine_single:.1f} s): "
+                      f"{f'at {strict:.1f} s = {strict / engine_single:.3f}' if strict is not None else 'not reached'}"
+                      f"; full-size losses {', '.join(f'{v:.5g}' for v in trace.losses)}", flush=True)
     print("\n| T | sizes (iterations) | engine | full-size loss after 1, 2, 3 | time to the target / single-scale "
           "time | delivered loss at the end |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -160,24 +182,18 @@ def steps(args) -> int:
     """The trust region and the first step's length, one scale, against today's engine."""
     runner = start(args, f"one scale, {args.iterations} iterations")
     out = runner.output
-    configs = [("today", TODAY, None, None)]
-    configs += [(f"box, MAX_STEP {cap}, FIRST_STEP {first}", ((0.0, 1.0), "gamma"), cap, first)
+    configs = [("today", TODAY)]
+    configs += [(f"box, max_step {cap}, first_step {first}", OptimiserSettings(max_step=cap, first_step=first))
                 for cap in (float(c) for c in args.max_steps.split(",")) for first in
                 (float(f) for f in args.first_steps.split(","))]
-    saved = lbfgs.MAX_STEP, lbfgs.FIRST_STEP
     marks = sorted({1, 2, 5, args.iterations // 2, args.iterations})
     print("\n| engine | " + " | ".join(f"loss after {m}" for m in marks) + " | delivered loss |")
     print("| --- | " + " | ".join("---" for _ in marks) + " | --- |")
-    try:
-        for name, variant, cap, first in configs:
-            if cap is not None and first is not None:
-                lbfgs.MAX_STEP, lbfgs.FIRST_STEP = cap, first
-            result = run(runner, [Scale(*out, args.iterations)], variant)
-            losses = result.trace.losses
-            print(f"| {name} | " + " | ".join(f"{losses[m - 1]:.4g}" for m in marks) +
-                  f" | {delivered_loss(runner, result.image):.5g} |", flush=True)
-    finally:
-        lbfgs.MAX_STEP, lbfgs.FIRST_STEP = saved
+    for name, variant in configs:
+        result = run(runner, [Scale(*out, args.iterations)], variant)
+        losses = result.trace.losses
+        print(f"| {name} | " + " | ".join(f"{losses[m - 1]:.4g}" for m in marks) +
+              f" | {delivered_loss(runner, result.image):.5g} |", flush=True)
     return 0
 
 
@@ -186,23 +202,25 @@ def schedule(args) -> int:
     runner = start(args, f"single scale {args.iterations} iterations")
     out = runner.output
     target, single = single_scale_target(runner, args)
-    engine_now = (optimize.BOX, optimize.CARRY)
     configs = []
     for coarse in [int(c) for c in args.coarse_sides.split(",")]:
         for step in [float(eval(s, {"sqrt": math.sqrt})) for s in args.steps.split(",")]:  # a bench flag: 2, sqrt(2)
             for front in [float(f) for f in args.front_loadings.split(",")]:
-                for t in [int(b) for b in args.budgets.split(",")]:
-                    configs.append((coarse, step, front, t, steps_schedule(out, coarse, step, t, front)))
-    print("\n| coarsest side | step | front-loading | T | sizes (iterations) | time to the target / single | "
-          "delivered loss at the end |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for coarse, step, front, t, scales in configs:
-        result = run(runner, scales, engine_now, target=None)
+                for history in [int(h) for h in args.histories.split(",")]:
+                    for t in [int(b) for b in args.budgets.split(",")]:
+                        configs.append((coarse, step, front, history, t, steps_schedule(out, coarse, step, t, front)))
+    print("\n| coarsest side | step | front-loading | L-BFGS history | T | sizes (iterations) | full-size loss after "
+          "1, 2, 3 | time to the target / single | delivered loss at the end |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for coarse, step, front, history, t, scales in configs:
+        result = run(runner, scales, ENGINE, target=None, state=OptimizerState("lbfgs", history))
         reached = result.trace.time_to(target)
         final = delivered_loss(runner, result.image)
         share = f"{reached / single:.3f}" if reached is not None else "not reached"
         plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
-        print(f"| {coarse} | ×{step:.3g} | {front:g} | {t} | {plan} | {share} | {final:.5g} |", flush=True)
+        first = ", ".join(f"{v:.5g}" for v in result.trace.losses[:3])
+        print(f"| {coarse} | ×{step:.3g} | {front:g} | {history} | {t} | {plan} | {first} | {share} | {final:.5g} |",
+              flush=True)
     return 0
 
 
@@ -218,12 +236,21 @@ def main() -> int:
     parser.add_argument("--coarse-sides", default="256,512", help="schedule: coarsest sides to try")
     parser.add_argument("--steps", default="2,sqrt(2)", help="schedule: steps to try")
     parser.add_argument("--front-loadings", default="0.5,1", help="schedule: exponents to try")
+    parser.add_argument("--histories", default="100", help="schedule: L-BFGS histories to try")
     parser.add_argument("--iterations", type=int, default=20, help="N: single-scale iterations (delivered: all)")
     parser.add_argument("--budgets", default="30", help="total iterations T of the coarse-to-fine runs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights", default="random")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
+    parser.add_argument("--variants", default=",".join(SHORT),
+                        help="carry: which engines (today,box,engine,pairs,laststep)")
+    parser.add_argument("--no-single", action="store_true",
+                        help="carry: no single-scale run (another process's gives the target): the traces only")
+    parser.add_argument("--engine-target", action="store_true",
+                        help="carry: also the new engine's single-scale run as a (stricter) target")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="seconds: the process's CPU time (user + sys; steadier on a shared machine) or wall")
     args = parser.parse_args()
     return {"delivered": delivered, "carry": carry, "steps": steps, "schedule": schedule}[args.mode](args)
 

@@ -10,10 +10,12 @@ import torch
 from neural_style.daemon.engine import memory_budget as budget_module
 from neural_style.daemon.engine.memory_budget import Budget, available_ram, memory_budget, parse_meminfo
 from neural_style.daemon.engine.memory_cost import (
+    VECTOR_BYTES_PER_PIXEL,
     EvaluationCost,
     activation_floats,
     recompute_share,
     stored_target_bytes_per_pixel,
+    temporal_vectors,
 )
 from neural_style.daemon.engine.memory_plan import (
     MAX_CROP_OVERHEAD,
@@ -37,7 +39,7 @@ def sizing(height, width, **kwargs):
     options = {"pooling": "avg", "precision": "fp32", **kwargs}
     layers = (*DEFAULT_STYLE_LAYERS, *DEFAULT_CONTENT_LAYERS)
     return _Sizing(height, width, layers, DEFAULT_CONTENT_LAYERS, options["pooling"], options["precision"],
-                   EvaluationCost())
+                   EvaluationCost(), options.get("temporal_frames", 0))
 
 
 # ---------------------------------------------------------------------- decisions
@@ -208,3 +210,36 @@ def test_cuda_budget_counts_the_allocators_unused_cache(monkeypatch):
     assert memory_budget("cuda") == Budget(12 * GiB, "free CUDA memory")
     assert memory_budget("cuda", max_memory=5 * GiB).bytes == 4 * GiB
     assert memory_budget("cuda", max_memory=50 * GiB).bytes == 12 * GiB
+
+
+# ---------------------------------------------------------------------- sequences (issue 15)
+def test_a_sequence_frames_temporal_buffers_are_planned_for():
+    """Each earlier frame a temporal term holds the frame to adds its target image and certainty (given and at
+    the working size) and the term's saved tensors, image-sized only: a budget that fits the frame alone
+    does not fit it held to two earlier frames, and the plan says so by going block-wise."""
+    alone = OptimizerState("lbfgs", 100)
+    extra = sizing(1080, 1920, temporal_frames=2).fixed_bytes(alone, "stored") - sizing(1080, 1920).fixed_bytes(
+        alone, "stored")
+    assert extra == pytest.approx(temporal_vectors(2) * VECTOR_BYTES_PER_PIXEL * 1080 * 1920, abs=2)
+    assert temporal_vectors(1) == pytest.approx(8 / 3 + 2) and temporal_vectors(0) == 0
+    whole = plan(1080, 1920, 64)
+    tight = (whole.predicted_peak + extra / 2) / GiB  # room for the frame alone, not for two targets' buffers
+    assert plan(1080, 1920, tight).path == "whole"
+    held = plan(1080, 1920, tight, temporal_frames=2)
+    assert held.path == "blocks" or held.optimizer != whole.optimizer
+    assert held.predicted_peak <= tight * GiB
+
+
+def test_stylize_plans_for_the_temporal_targets_it_is_given(model, content, style, monkeypatch):
+    """The frame count reaches the planner (and the out-of-memory retry's plan) only with a temporal weight."""
+    from neural_style.daemon.engine import StyleParams, job_plan, stylize, transfer
+    from neural_style.daemon.engine.temporal import TemporalTarget
+
+    seen: list[int] = []
+    real = job_plan.plan_job
+    monkeypatch.setattr(transfer, "plan_job", lambda *a, **k: (seen.append(k["temporal_frames"]), real(*a, **k))[1])
+    params = StyleParams(iterations=2, size=32)
+    target = TemporalTarget(torch.rand(3, 40, 48), torch.ones(40, 48))  # at the content's size
+    stylize(model, content, [style], params.replace(temporal_weight=10.0), temporal=[target, target])
+    stylize(model, content, [style], params.replace(temporal_weight=0.0), temporal=[target])
+    assert seen == [2, 0]

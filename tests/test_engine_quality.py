@@ -24,13 +24,14 @@ def quadratic(target: torch.Tensor, scale: torch.Tensor):
 
 
 def test_without_a_box_the_steps_are_torchs_lbfgs():
-    """BOX None is the paper's optimiser: torch.optim.LBFGS without line search, step for step."""
+    """PAPER (no box) is the paper's optimiser: torch.optim.LBFGS without line search, step for step."""
     generator = torch.Generator().manual_seed(0)
     target, scale = torch.rand((1, 3, 8, 8), generator=generator), 0.5 + torch.rand((1, 3, 8, 8), generator=generator)
     start = torch.rand((1, 3, 8, 8), generator=generator)
     objective = quadratic(target, scale)
     ours: list[torch.Tensor] = []
-    minimise(objective, start, 6, "lbfgs", on_evaluation=lambda n, x, t: ours.append(x.clone()), box=None)
+    minimise(objective, start, 6, "lbfgs", on_evaluation=lambda n, x, t: ours.append(x.clone()),
+             settings=optimize.PAPER)
 
     x = start.clone().requires_grad_(True)
     theirs: list[torch.Tensor] = []
@@ -56,7 +57,8 @@ def test_every_evaluated_image_stays_in_the_box(optimizer):
     target[..., :4] = -2.0  # half the minimum above the box, half below
     seen: list[torch.Tensor] = []
     outcome = minimise(quadratic(target, torch.ones_like(target)), torch.full_like(target, 0.5), 12, optimizer,
-                       learning_rate=0.5, on_evaluation=lambda n, x, t: seen.append(x.clone()), box=(0.0, 1.0))
+                       learning_rate=0.5, on_evaluation=lambda n, x, t: seen.append(x.clone()),
+                       settings=optimize.ENGINE)
     assert len(seen) == 12
     assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in seen)
     assert torch.equal(outcome.image, seen[-1])  # the image returned is the one evaluated last
@@ -71,7 +73,7 @@ def test_the_first_step_in_the_box_is_not_torchs_default():
     start = torch.full_like(target, 0.5)
     seen: list[torch.Tensor] = []
     minimise(quadratic(target, torch.ones_like(target)), start, 2, "lbfgs",
-             on_evaluation=lambda n, x, t: seen.append(x.clone()), box=(0.0, 1.0))
+             on_evaluation=lambda n, x, t: seen.append(x.clone()), settings=optimize.ENGINE)
     moved = float((seen[1] - seen[0]).abs().max())
     gradient = start - target
     torchs = min(1.0, 1.0 / float(gradient.abs().sum())) * float(gradient.abs().max())
@@ -84,7 +86,7 @@ def test_no_step_leaves_the_trust_region():
     target[0, 0, 0, 0] = 1e4  # a minimum far outside the box in one component
     seen: list[torch.Tensor] = []
     minimise(quadratic(target, torch.ones_like(target)), torch.full_like(target, 0.5), 6, "lbfgs",
-             on_evaluation=lambda n, x, t: seen.append(x.clone()), box=(0.0, 1.0))
+             on_evaluation=lambda n, x, t: seen.append(x.clone()), settings=optimize.ENGINE)
     assert all(float((b - a).abs().max()) <= MAX_STEP + 1e-6 for a, b in itertools.pairwise(seen))
     assert float(seen[-1][0, 0, 0, 0]) == 1.0
 
@@ -95,7 +97,7 @@ def test_a_carried_step_is_quasi_newton_from_the_first_evaluation():
     start = torch.full_like(target, 0.5)
     learnt = Learnt(gamma=0.25 / 4, pixels=16)  # γ = 1/curvature, learnt at a quarter of the pixels
     seen: list[torch.Tensor] = []
-    outcome = minimise(quadratic(target, scale), start, 2, "lbfgs", carried=learnt, box=(0.0, 1.0),
+    outcome = minimise(quadratic(target, scale), start, 2, "lbfgs", carried=learnt, settings=optimize.ENGINE,
                        on_evaluation=lambda n, x, t: seen.append(x.clone()))
     assert torch.allclose(seen[1], target, atol=1e-6)  # one Newton step: the minimum
     assert isinstance(outcome.learnt, Learnt) and outcome.learnt.pixels == 64
@@ -156,3 +158,33 @@ def test_the_reported_loss_is_the_delivered_images(model, content, style, monkey
     monkeypatch.setattr(transfer, "_start_image", lambda *a, **k: result.image.unsqueeze(0))
     stylize(model, content, [style], params.replace(iterations=1), on_progress=lambda e: again.append(e.loss.total))
     assert result.loss.total == pytest.approx(again[0], rel=1e-5)
+
+
+def test_optimiser_settings_are_passed_not_module_state(model, content, style, monkeypatch):
+    """stylize runs with the settings its caller passes (the engine's by default), and refuses an unknown carry."""
+    seen: list[dict] = []
+    real = lbfgs.lbfgs
+    monkeypatch.setattr(optimize, "lbfgs", lambda *a, **k: (seen.append(k), real(*a, **k))[1])
+    stylize(model, content, [style], FAST.replace(scales=2, iterations=6))
+    stylize(model, content, [style], FAST.replace(scales=2, iterations=6), optimiser=optimize.PAPER)
+    trial = optimize.OptimiserSettings(max_step=0.3, first_step=0.1, carry="pairs")
+    stylize(model, content, [style], FAST.replace(scales=2, iterations=6), optimiser=trial)
+    engine, paper, trial_calls = seen[0:2], seen[2:4], seen[4:6]
+    assert [c["box"] for c in engine] == [(0.0, 1.0)] * 2 and engine[1]["learnt"] is not None
+    assert [c["box"] for c in paper] == [None] * 2 and paper[1]["learnt"] is None  # torch's restart
+    assert trial_calls[1]["max_step"] == 0.3 and trial_calls[1]["first_step"] == 0.1 and trial_calls[1]["keep_pairs"]
+    with pytest.raises(ValueError, match="carry"):
+        optimize.OptimiserSettings(carry="moments")  # type: ignore[arg-type]
+
+
+def test_a_carried_first_step_can_be_capped_by_the_last_scales_last_step():
+    """cap_by_last_step: the first carried step moves no component further than the last scale's last step did."""
+    target, scale = torch.full((1, 3, 8, 8), 0.9), torch.full((1, 3, 8, 8), 4.0)
+    learnt = Learnt(gamma=0.25 / 4, pixels=16, last_step=0.01)  # a Newton step would move every pixel by 0.4
+    for settings, moved in ((optimize.ENGINE, 0.4), (optimize.OptimiserSettings(cap_by_last_step=True), 0.01)):
+        seen: list[torch.Tensor] = []
+        outcome = minimise(quadratic(target, scale), torch.full_like(target, 0.5), 2, "lbfgs", carried=learnt,
+                           settings=settings, on_evaluation=lambda n, x, t, _seen=seen: _seen.append(x.clone()))
+        assert float((seen[1] - seen[0]).abs().max()) == pytest.approx(min(moved, FIRST_STEP), rel=1e-5)
+        assert isinstance(outcome.learnt, Learnt)
+    assert outcome.learnt.last_step == pytest.approx(0.01, rel=1e-5)  # recorded for the next scale

@@ -45,6 +45,7 @@ class JobPlan:
     blend: tuple[float, ...]  # sums to 1
     scales: list[Scale]
     memory: list[MemoryPlan]  # one per scale
+    temporal_frames: int = 0  # the earlier frames a sequence frame is held to: their buffers are planned for
 
     @property
     def smallest(self) -> int:
@@ -59,8 +60,11 @@ class JobPlan:
 
 
 def plan_job(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: StyleParams,
-             style_blend: Sequence[float] | None, device: torch.device, budget: Budget | None = None) -> JobPlan:
-    """Check the inputs (``plan_inputs``) and plan the run; ``MemoryBudgetTooSmall`` if a scale cannot fit."""
+             style_blend: Sequence[float] | None, device: torch.device, budget: Budget | None = None,
+             temporal_frames: int = 0) -> JobPlan:
+    """Check the inputs (``plan_inputs``) and plan the run; ``MemoryBudgetTooSmall`` if a scale cannot fit.
+
+    ``temporal_frames``: a sequence frame's earlier frames with a temporal term (their buffers count)."""
     for style in styles:
         if style.dim() != 3 or style.shape[0] not in (3, 4):
             raise ParamError("style images must be (3|4, H, W) tensors")
@@ -73,22 +77,23 @@ def plan_job(content: torch.Tensor | None, styles: Sequence[torch.Tensor], param
     smallest = smallest_side(inputs.content_layers + inputs.style_layers)
     scales = schedule(height, width, scales=params.scales, iterations=params.iterations, smallest=smallest)
     budget = budget or memory_budget(device, params.max_memory_bytes)
-    memory = [plan_memory(s.height, s.width, budget=budget, **memory_options(params, inputs.style_layers,
-                                                                                inputs.content_layers, device))
-              for s in scales]
-    return JobPlan(content_rgb, alpha, inputs.content_layers, inputs.style_layers, inputs.blend, scales, memory)
+    options = memory_options(params, inputs.style_layers, inputs.content_layers, device, temporal_frames)
+    memory = [plan_memory(s.height, s.width, budget=budget, **options) for s in scales]
+    return JobPlan(content_rgb, alpha, inputs.content_layers, inputs.style_layers, inputs.blend, scales, memory,
+                   temporal_frames)
 
 
 def memory_options(params: StyleParams, style_layers: tuple[str, ...], content_layers: tuple[str, ...],
-                   device: torch.device) -> dict[str, Any]:
+                   device: torch.device, temporal_frames: int = 0) -> dict[str, Any]:
     """What ``plan_memory`` needs to know of the run, besides the size and the budget."""
     return dict(style_layers=style_layers, content_layers=content_layers, optimizer=params.optimizer,
-                history=LBFGS_HISTORY, pooling=params.pooling, precision=params.precision, device_type=device.type)
+                history=LBFGS_HISTORY, pooling=params.pooling, precision=params.precision, device_type=device.type,
+                temporal_frames=temporal_frames)
 
 
 def shrink(plan: JobPlan, params: StyleParams, device: torch.device, memory: MemoryPlan) -> MemoryPlan | None:
     """``memory_plan.smaller_blocks`` for this run's layers and settings (the retry after running out of memory)."""
-    options = memory_options(params, plan.style_layers, plan.content_layers, device)
+    options = memory_options(params, plan.style_layers, plan.content_layers, device, plan.temporal_frames)
     return smaller_blocks(memory, style_layers=options["style_layers"], content_layers=options["content_layers"],
                           pooling=options["pooling"], precision=options["precision"],
-                          device_type=options["device_type"])
+                          device_type=options["device_type"], temporal_frames=plan.temporal_frames)

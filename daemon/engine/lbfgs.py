@@ -23,6 +23,7 @@ import torch
 
 from .imaging import resize
 
+#: The defaults of ``lbfgs``'s ``max_step`` and ``first_step`` (``optimize.OptimiserSettings`` passes them).
 #: With a box, no component moves by more than this share of its width in one step: a trust region that
 #: stops the overshoots of L-BFGS without line search (a step of 10¹² in loss, measured) from throwing the
 #: image out of the box. docs/PERFORMANCE.md, "Time to quality".
@@ -47,19 +48,23 @@ class Learnt:
     gamma: float
     pixels: int
     pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (s, y), shape (1, C, H, W)
+    last_step: float = 0.0  # the longest component of the last step taken (image units: kept by resizing)
 
     def prolongated(self, size: tuple[int, int], keep_pairs: bool) -> Learnt:
         ratio = size[0] * size[1] / self.pixels
         pairs = [(resize(s, size), resize(y, size) / ratio) for s, y in self.pairs] if keep_pairs else []
-        return Learnt(self.gamma * ratio, size[0] * size[1], pairs)
+        return Learnt(self.gamma * ratio, size[0] * size[1], pairs, self.last_step)
 
 
 def lbfgs(x: torch.Tensor, closure: Closure, evaluations: int, history: int, *,
           box: tuple[float, float] | None = None, learnt: Learnt | None = None,
-          keep_pairs: bool = False) -> Learnt | None:
+          keep_pairs: bool = False, max_step: float = MAX_STEP, first_step: float = FIRST_STEP,
+          cap_by_last_step: bool = False) -> Learnt | None:
     """Minimise in place over ``x`` (a contiguous leaf) with ``evaluations`` calls of ``closure``.
 
-    ``box`` None is torch's L-BFGS step for step (no projection, no trust region, its first step).
+    ``box`` None is torch's L-BFGS step for step (no projection, no trust region, its first step); with a
+    box, ``max_step`` and ``first_step`` are the trust region and the fresh first step, shares of its width;
+    ``cap_by_last_step``: a learnt first step is also no longer than the last scale's last step.
     Returns what was learnt (γ and, with ``keep_pairs``, the pairs) for the next scale; None when no
     curvature pair was accepted. The image after the call is the one the last evaluation saw.
     """
@@ -79,26 +84,32 @@ def lbfgs(x: torch.Tensor, closure: Closure, evaluations: int, history: int, *,
                 diffs.append(y.reshape(-1).to(flat))
                 rho.append(1.0 / ys)
     first = True
+    last_step = 0.0
     for _ in range(1, evaluations):
         if gamma is None:  # steepest descent
             direction = grad.neg()
-            t = _first_step(direction, grad, box)
+            t = _first_step(direction, grad, box, first_step)
         else:
             direction = _two_loop(grad, steps, diffs, rho, gamma)
             t = 1.0
             if first and box is not None:  # a learnt first step, but no longer than a fresh one
                 longest = float(direction.abs().max())
-                if longest > FIRST_STEP * (box[1] - box[0]):
-                    t = FIRST_STEP * (box[1] - box[0]) / longest
+                cap = first_step * (box[1] - box[0])
+                if cap_by_last_step and learnt is not None and learnt.last_step > 0:
+                    cap = min(cap, learnt.last_step)
+                if longest > cap:
+                    t = cap / longest
         first = False
         if box is not None:  # the trust region
             longest = float(direction.abs().max()) * t
-            if longest > MAX_STEP * (box[1] - box[0]):
-                t *= MAX_STEP * (box[1] - box[0]) / longest
+            if longest > max_step * (box[1] - box[0]):
+                t *= max_step * (box[1] - box[0]) / longest
         step = direction.mul_(t)
         flat.add_(step)
         if box is not None:
             _project(flat, step, box)
+        if cap_by_last_step:
+            last_step = float(step.abs().max())
         closure()
         new_grad = _grad(x)
         y = new_grad.sub(grad)
@@ -116,7 +127,7 @@ def lbfgs(x: torch.Tensor, closure: Closure, evaluations: int, history: int, *,
         return None
     pixels = shape[-2] * shape[-1]
     pairs = [(s.view(shape), y.view(shape)) for s, y in zip(steps, diffs)] if keep_pairs else []
-    return Learnt(gamma, pixels, pairs)
+    return Learnt(gamma, pixels, pairs, last_step)
 
 
 def _grad(x: torch.Tensor) -> torch.Tensor:
@@ -139,12 +150,13 @@ def _two_loop(grad: torch.Tensor, steps: list[torch.Tensor], diffs: list[torch.T
     return r
 
 
-def _first_step(direction: torch.Tensor, grad: torch.Tensor, box: tuple[float, float] | None) -> float:
-    """torch's min(1, 1/|g|₁) without a box (the paper's trajectory); with one, ``FIRST_STEP`` of its width."""
+def _first_step(direction: torch.Tensor, grad: torch.Tensor, box: tuple[float, float] | None,
+                share: float) -> float:
+    """torch's min(1, 1/|g|₁) without a box (the paper's trajectory); with one, ``share`` of its width."""
     if box is None:
         return min(1.0, 1.0 / float(grad.abs().sum()))
     longest = float(direction.abs().max())
-    return FIRST_STEP * (box[1] - box[0]) / longest if longest > 0 else 0.0
+    return share * (box[1] - box[0]) / longest if longest > 0 else 0.0
 
 
 def _project(flat: torch.Tensor, step: torch.Tensor, box: tuple[float, float]) -> None:

@@ -9,7 +9,8 @@ Torch-free arithmetic on VGG19's layer table, in bytes:
   the current layer, plus the gradient going out and the one coming in. κ and ``fixed`` are
   measured (``bench/blockwise_bench.py --calibrate``; docs/PERFORMANCE.md has the figures).
 - **image-sized buffers**: the image, its gradient, the content image, start and result copies;
-  the optimiser's state (L-BFGS keeps 2 × history vectors, Adam 2); stored content targets.
+  the optimiser's state (L-BFGS keeps 2 × history vectors, Adam 2); stored content targets; a
+  sequence frame's temporal targets (``temporal_vectors``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,19 @@ LBFGS_WORKING_VECTORS = 6
 ADAM_VECTORS = 4
 #: The whole-image path's TV term builds its differences over the whole image.
 WHOLE_IMAGE_TV_VECTORS = 4
+#: A sequence frame's temporal term, per earlier frame it is held to (issue 15, ``temporal.py``): the warped
+#: result (3 floats a pixel) and its certainty (1), each as the caller gives it and again at the working size
+#: and dtype (``TemporalTarget.at``), so 2 × 4 floats a pixel.
+TEMPORAL_TARGET_VECTORS = 2 * 4 / 3
+#: ... and what the term's autograd keeps from its forward to the backward pass: the difference and its square.
+TEMPORAL_SAVED_VECTORS = 2
+
+
+def temporal_vectors(frames: int) -> float:
+    """Image-sized vectors a sequence frame's temporal term adds for ``frames`` earlier frames. The earlier
+    frames themselves are these buffers only (no network pass); the start image (the warped previous
+    result) replaces the noise start and is one of ``IMAGE_VECTORS``."""
+    return frames * (TEMPORAL_TARGET_VECTORS + TEMPORAL_SAVED_VECTORS)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from .memory_cost import (
     element_bytes,
     recompute_share,
     stored_target_bytes_per_pixel,
+    temporal_vectors,
 )
 
 #: Blocks whose crop exceeds the interior by more than this factor waste too much work on margins
@@ -121,18 +122,20 @@ def plan_memory(
     host_budget: int = 0,
     host_history_supported: bool = False,
     cost: EvaluationCost | None = None,
+    temporal_frames: int = 0,
 ) -> MemoryPlan:
     """The plan for optimising a ``height`` × ``width`` image within ``budget`` (see the module docstring).
 
     ``history`` is the L-BFGS history the optimiser is configured with; ``host_budget`` the host RAM free for a GPU
     run's
-    L-BFGS history, used only when ``host_history_supported``.
+    L-BFGS history, used only when ``host_history_supported``. ``temporal_frames``: the earlier frames a
+    sequence frame's temporal term holds it to (their buffers, ``memory_cost.temporal_vectors``).
     """
     layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
     if not layers:
         raise ValueError("a plan needs at least one style or content layer")
     cost = cost or EvaluationCost.for_device(device_type)
-    sizing = _Sizing(height, width, layers, tuple(content_layers), pooling, precision, cost)
+    sizing = _Sizing(height, width, layers, tuple(content_layers), pooling, precision, cost, temporal_frames)
     steps = economy_ladder(optimizer, history, tuple(style_layers), tuple(content_layers), device_type, host_budget,
                            host_history_supported, height * width)
     fallback: MemoryPlan | None = None
@@ -156,13 +159,13 @@ def plan_memory(
 
 def smaller_blocks(plan: MemoryPlan, *, style_layers: Collection[str], content_layers: Collection[str] = (),
                    pooling: str = "avg", precision: str = "fp32", device_type: str = "cpu",
-                   cost: EvaluationCost | None = None) -> MemoryPlan | None:
+                   cost: EvaluationCost | None = None, temporal_frames: int = 0) -> MemoryPlan | None:
     """The plan to retry with after an evaluation ran out of memory: blocks of half the side (from the
     whole image: half its longest side), the same optimiser and content targets; None when the blocks
     are already the smallest the layers allow. Its predicted peak is the model's, whatever the budget."""
     layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
     sizing = _Sizing(plan.height, plan.width, layers, tuple(content_layers), pooling, precision,
-                     cost or EvaluationCost.for_device(device_type))
+                     cost or EvaluationCost.for_device(device_type), temporal_frames)
     current = plan.block_size if plan.path == "blocks" and plan.block_size else max(plan.height, plan.width)
     if current <= sizing.grid:
         return None
@@ -204,6 +207,7 @@ class _Sizing:
     pooling: str
     precision: str
     cost: EvaluationCost
+    temporal_frames: int = 0
 
     @property
     def pixels(self) -> int:
@@ -217,8 +221,10 @@ class _Sizing:
         return activation_floats(self.layers, self.pooling, self.content_layers, element_bytes(self.precision) == 2)
 
     def fixed_bytes(self, state: OptimizerState, targets: str) -> int:
-        """Image-sized buffers: the images, the optimiser's state on the device, stored content targets."""
-        per_pixel: float = (IMAGE_VECTORS + state.device_vectors()) * VECTOR_BYTES_PER_PIXEL
+        """Image-sized buffers: the images, the optimiser's state on the device, stored content targets, the
+        temporal term's targets."""
+        per_pixel: float = ((IMAGE_VECTORS + state.device_vectors() + temporal_vectors(self.temporal_frames))
+                            * VECTOR_BYTES_PER_PIXEL)
         if targets == "stored":
             per_pixel += stored_target_bytes_per_pixel(self.content_layers)
         return int(per_pixel * self.pixels)

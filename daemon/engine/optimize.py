@@ -2,16 +2,19 @@
 
 An *iteration* is one evaluation (one forward and one backward pass), whatever the optimiser does
 inside, so ``iterations=N`` costs the same for L-BFGS and Adam and progress counts are comparable.
-Both keep the image in the box [0, 1] (``BOX``) and start a scale from what the last one learnt
-(``CARRY``): docs/PERFORMANCE.md, "Time to quality", has the measurements behind both defaults.
+Both keep the image in the box [0, 1] and start a scale from what the last one learnt, as an
+``OptimiserSettings`` the caller passes says: docs/PERFORMANCE.md, "Time to quality", has the
+measurements behind its defaults.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from . import lbfgs as _lbfgs
 from .imaging import resize
 from .lbfgs import Learnt, lbfgs
 
@@ -21,12 +24,39 @@ Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]
 #: The memory planner shortens it, or chooses Adam, where 2 × 100 image-sized vectors do not fit.
 LBFGS_HISTORY = 100
 
-#: The box every evaluated image stays in: the delivered image is the optimiser's, not a clamped copy of it.
-BOX: tuple[float, float] | None = (0.0, 1.0)
 #: What a scale hands the next: "none" (torch's restart), "gamma" (L-BFGS's step scale; Adam's moments)
 #: or "pairs" (also L-BFGS's curvature pairs, prolongated).
-CARRY = "gamma"
-CARRIES = ("none", "gamma", "pairs")
+Carry = Literal["none", "gamma", "pairs"]
+CARRIES: tuple[Carry, ...] = ("none", "gamma", "pairs")
+
+
+@dataclass(frozen=True)
+class OptimiserSettings:
+    """How the optimiser runs, beyond the job's parameters: a value the caller passes (the engine's defaults,
+    the paper's optimiser for parity checks, a bench's variants), never module state a caller mutates.
+
+    ``box``: every evaluated image stays within it, so the delivered image is the optimiser's, not a
+    clamped copy of it (None: torch's L-BFGS step for step). ``carry``: what a scale hands the next.
+    ``max_step`` and ``first_step``: ``lbfgs.py``'s trust region and fresh first step, shares of the box.
+    ``cap_by_last_step``: a scale's carried first step is no longer than the last scale's last one (a
+    candidate, measured against the fixed cap in docs/PERFORMANCE.md)."""
+
+    box: tuple[float, float] | None = (0.0, 1.0)
+    carry: Carry = "gamma"
+    max_step: float = _lbfgs.MAX_STEP
+    first_step: float = _lbfgs.FIRST_STEP
+    cap_by_last_step: bool = False
+
+    def __post_init__(self) -> None:
+        if self.carry not in CARRIES:
+            raise ValueError(f"carry must be one of {CARRIES}, not {self.carry!r}")
+
+
+#: The engine's optimiser: the measured winners.
+ENGINE = OptimiserSettings()
+#: The paper's (and the engine's before issue 19): no box, the image clamped only when delivered, and
+#: torch's L-BFGS restarted at every scale.
+PAPER = OptimiserSettings(box=None, carry="none")
 
 #: Called after every evaluation with (evaluations done in this call, x, terms).
 OnEvaluation = Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None]
@@ -78,21 +108,24 @@ def minimise(
     should_stop: Callable[[], bool] | None = None,
     history_size: int = LBFGS_HISTORY,
     *,
-    box: tuple[float, float] | None = None,
+    settings: OptimiserSettings = PAPER,
     carried: Carried | None = None,
-    keep_pairs: bool = False,
 ) -> OptimizeOutcome:
     """Minimise ``objective`` from ``start`` in exactly ``evaluations`` evaluations.
 
     L-BFGS runs without line search and never stops early (as jcjohnson/neural-style does; ``lbfgs.py``).
     Raises StopRequested when ``should_stop`` answers True between evaluations. ``history_size`` is
-    L-BFGS's (the memory plan's). ``box``: every evaluated image stays within it (projected steps).
-    ``carried``: the previous scale's ``OptimizeOutcome.learnt``, prolongated here to this size; one
-    of the other optimiser is ignored. The returned image is always the one evaluated last, so the
+    L-BFGS's (the memory plan's). ``settings``: the box, the trust region, what is carried (the
+    paper's optimiser by default; ``stylize`` passes the engine's). ``carried``: the previous scale's
+    ``OptimizeOutcome.learnt``, prolongated here to this size; ignored with ``settings.carry`` "none"
+    or when it is the other optimiser's. The returned image is always the one evaluated last, so the
     loss reported last is its loss.
     """
     # Contiguous whatever the caller's layout (an HWC buffer permuted to CHW is not): steps work on a flat view.
     x = start.detach().clone(memory_format=torch.contiguous_format)
+    box = settings.box
+    if settings.carry == "none":
+        carried = None
     if box is not None:
         x.clamp_(*box)
     x.requires_grad_(True)
@@ -115,8 +148,11 @@ def minimise(
 
     learnt: Carried | None
     if optimizer == "lbfgs":
+        keep_pairs = settings.carry == "pairs"
         start_from = carried.prolongated(size, keep_pairs) if isinstance(carried, Learnt) else None
-        learnt = lbfgs(x, closure, evaluations, history_size, box=box, learnt=start_from, keep_pairs=keep_pairs)
+        learnt = lbfgs(x, closure, evaluations, history_size, box=box, learnt=start_from, keep_pairs=keep_pairs,
+                       max_step=settings.max_step, first_step=settings.first_step,
+                       cap_by_last_step=settings.cap_by_last_step)
     elif optimizer == "adam":
         learnt = _adam(x, closure, evaluations, learning_rate, box,
                        carried.prolongated(size) if isinstance(carried, AdamMoments) else None)

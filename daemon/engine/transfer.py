@@ -17,7 +17,6 @@ from typing import TypedDict
 
 import torch
 
-from . import optimize
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .device_tuning import on_tuned_device
 from .engine_errors import Cancelled, NonFiniteLoss
@@ -28,7 +27,7 @@ from .losses import LossTerms
 from .memory_plan import MemoryPlan
 from .objective import whole_image_objective
 from .oom_retry import RetryingObjective
-from .optimize import LBFGS_HISTORY, Carried, Objective, StopRequested, minimise
+from .optimize import ENGINE, LBFGS_HISTORY, Carried, Objective, OptimiserSettings, StopRequested, minimise
 from .params import StyleParams
 from .regions import LayerRegion, checked_masks, layer_regions, scale_regions
 from .schedule import Scale, content_weight_factor
@@ -91,6 +90,7 @@ def stylize(
     on_plan: Callable[[JobPlan], None] | None = None,
     start_image: torch.Tensor | None = None,
     temporal: Sequence[TemporalTarget] = (),
+    optimiser: OptimiserSettings = ENGINE,
 ) -> StyleResult:
     """Optimise an image whose VGG19 content features match ``content`` and whose Gram matrices match ``styles``.
 
@@ -107,6 +107,9 @@ def stylize(
     content's input size or None, is style i's region; ``style_source_masks[i]``, in style i's own frame,
     the part of style image i its style is taken from. Semantics in ``engine/region_masks.py``; no masks
     is the unmasked run bit for bit.
+
+    ``optimiser``: the box, the trust region and what a scale hands the next (``optimize.ENGINE``; the
+    parity checks pass ``optimize.PAPER``, the benches their variants).
     """
     started = time.perf_counter()
     masks, sources = checked_masks(style_masks, style_source_masks,
@@ -117,7 +120,8 @@ def stylize(
     device = model.device
     if params.max_memory and device.type == "cpu":  # the budget caps RSS: freed tensors must leave the process
         pin_mmap_threshold()
-    plan = plan_job(content, styles, params, style_blend, device)
+    plan = plan_job(content, styles, params, style_blend, device,
+                    temporal_frames=len(temporal) if params.temporal_weight else 0)
     if on_plan is not None:
         on_plan(plan)
     else:
@@ -189,9 +193,8 @@ def stylize(
         try:
             outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
                                on_evaluation=report, should_stop=should_stop,
-                               history_size=memory.optimizer.history or LBFGS_HISTORY, box=optimize.BOX,
-                               carried=learnt if optimize.CARRY != "none" else None,
-                               keep_pairs=optimize.CARRY == "pairs")
+                               history_size=memory.optimizer.history or LBFGS_HISTORY, settings=optimiser,
+                               carried=learnt)
         except StopRequested as stop:
             raise Cancelled(iteration_offset + stop.evaluations) from None
         used.append(objective.plan)
