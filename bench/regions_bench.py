@@ -6,7 +6,7 @@ the photo's colours, and what do regions cost per evaluation.
         without masks (the two styles blended over the whole image, the baseline). For each result, each
         half's guided style loss (the paper's, Σ_l w_l E_l(G_half, A_style), G_half the result's Gram guided
         by the half) against each style: with masks, each half must be closer to its own style.
-    python bench/regions_bench.py colour [--size 96] [--iterations 40]
+    python bench/regions_bench.py colour [--size 96] [--iterations 40] [--modes off,luminance,histogram]
         Tübingen in Starry Night's style with preserve_color off, luminance and histogram: the distance of
         the result's RGB mean and covariance to the content's, and the style loss (against the style image
         the run used: for histogram, the matched one; and against the original painting).
@@ -108,7 +108,7 @@ def colour(args: argparse.Namespace) -> None:
     print(f"# colour: {width}×{height}, {args.iterations} iterations, β={BETA:g}, random weights")
     print("| preserve_color | ‖μ − μ_content‖ | ‖C − C_content‖_F | style loss (its style) | style loss (painting) |")
     print("| --- | --- | --- | --- | --- |")
-    for mode in ("off", "luminance", "histogram"):
+    for mode in args.modes.split(","):
         params = StyleParams(iterations=args.iterations, size=0, style_weight=BETA, scales=1, preserve_color=mode)
         image = stylize(model, content, [style], params).image
         mean, cov = colour_statistics(image)
@@ -174,6 +174,7 @@ def main() -> None:
         p.add_argument("--size", type=int, default=size)
         p.add_argument("--iterations", type=int, default=40)
         p.add_argument("--evaluations", type=int, default=4)
+        p.add_argument("--modes", default="off,luminance,histogram", help="colour: the preserve_color modes to run")
     args = parser.parse_args()
     torch.manual_seed(0)
     {"regions": regions, "colour": colour, "cost": cost}[args.mode](args)

@@ -104,6 +104,16 @@ def test_regions_share_overlaps_and_the_rest_goes_to_the_unmasked_styles():
     assert len(scale_regions([None, torch.ones(1, 8, 8)], (0.5, 0.5), (8, 8))) == 1  # nothing left for the rest
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_guided_grams_own_backward_is_its_gradient(layout):
+    features = torch.rand(1, 5, 4, 6, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+    guide = torch.rand(1, 1, 4, 6, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: guided_gram_sum(f, guide), (features,))
+    weighted = features.detach()[0] * guide[0, 0]
+    torch.testing.assert_close(guided_gram_sum(features, guide).detach(),
+                               torch.einsum("chw,dhw->cd", weighted, weighted))
+
+
 def test_guides_lie_on_each_layers_grid():
     weights = _soft_mask(45, 70, seed=3)[None]
     guides = layer_guides(weights, PAPER_STYLE)

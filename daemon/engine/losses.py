@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -59,10 +59,27 @@ def gram_sum(features: torch.Tensor) -> torch.Tensor:
 
 def guided_gram_sum(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     """(F∘m)(F∘m)ᵀ = Σ_p m_p² F_p F_pᵀ for a guide ``m`` (1, 1, h, w) on the features' grid (Gatys et al. 2017):
-    still a sum over positions, so blocks add up to the whole image as ``gram_sum``'s do."""
+    still a sum over positions, so blocks add up to the whole image as ``gram_sum``'s do.
+
+    Its backward keeps only the features (already kept by the network's own backward) and m², not a
+    feature-sized F∘m per region: regions cost their guides' memory, not a copy of every style layer's."""
     positions = _positions(features)
-    weighted = positions * guide.reshape(-1, 1).to(positions.dtype)
-    return weighted.t() @ weighted
+    result: torch.Tensor = _GuidedGram.apply(positions, guide.reshape(-1, 1).to(positions.dtype).pow(2))
+    return result
+
+
+class _GuidedGram(torch.autograd.Function):
+    """Pᵀ diag(w) P for positions P (M, N) and weights w (M, 1); dP = w ∘ P (dG + dGᵀ)."""
+
+    @staticmethod
+    def forward(ctx: Any, positions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(positions, weights)
+        return (positions * weights).t() @ positions
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor, None]:
+        positions, weights = ctx.saved_tensors
+        return (positions @ (upstream + upstream.t())) * weights, None
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
