@@ -63,19 +63,26 @@ def _worker_pids(daemon: Daemon) -> dict[str, int]:
     return {name: int(pid) for name, pid in re.findall(r"(worker-\d+) ready: pid (\d+)", daemon.log())}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Daemon]:
-    tmp = tmp_path_factory.mktemp("cluster")
+def start_cluster(tmp: Path, endpoint: str) -> Daemon:
+    """``serve --ray local --workers 2`` (1 thread each) on ``endpoint``, once both workers are ready
+    (tests/test_cluster_gimp.py starts its own on tcp, for GIMP in its root)."""
     from server_fixtures import wait_for_ping
 
     daemon = start_daemon(tmp, "--ray", "local", "--workers", "2", "--worker-threads", "1",
-                          endpoint=f"ipc://{tmp}/cluster.sock", env={"OMP_NUM_THREADS": "1"}, wait=False)
+                          endpoint=endpoint, env={"OMP_NUM_THREADS": "1"}, wait=False)
     try:  # a cluster that does not come up is stopped all the same: no Ray process outlives the tests
         wait_for_ping(daemon, 180)
         wait_until(lambda: len(_worker_pids(daemon)) == 2, 120, "both workers ready")
     except BaseException:
         daemon.stop(60)
         raise
+    return daemon
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Daemon]:
+    tmp = tmp_path_factory.mktemp("cluster")
+    daemon = start_cluster(tmp, f"ipc://{tmp}/cluster.sock")
     yield daemon
     if daemon.alive():
         daemon.stop(60)
@@ -84,6 +91,18 @@ def cluster(tmp_path_factory) -> Iterator[Daemon]:
 def _running(client: RawClient) -> list[dict]:
     reply = client.request({"type": "status", "id": f"s{time.monotonic_ns()}"})
     return ([reply["running"]] if reply["running"] else []) + list(reply.get("also_running") or [])
+
+
+def two_running_on_both_workers(client: RawClient) -> list[dict]:
+    """``status``'s two running jobs, as ``client`` sees them, once both report progress: one on each worker."""
+    def both_progressing() -> bool:
+        running = _running(client)
+        return len(running) == 2 and all(job["iteration"] > 0 for job in running)
+
+    wait_until(both_progressing, 60, "both jobs running and reporting progress")
+    running = _running(client)
+    assert {job["worker"] for job in running} == {"worker-1", "worker-2"}, running
+    return running
 
 
 def test_pong_names_the_pool(cluster: Daemon) -> None:
@@ -101,13 +120,7 @@ def test_two_clients_jobs_run_at_once_on_different_workers(cluster: Daemon) -> N
         assert a.recv_for("a", 30)[0]["type"] == "accepted"
         assert b.recv_for("b", 30)[0]["type"] == "accepted"
 
-        def both_progressing() -> bool:
-            running = _running(a)
-            return len(running) == 2 and all(job["iteration"] > 0 for job in running)
-
-        wait_until(both_progressing, 60, "both jobs running and reporting progress")
-        running = _running(a)
-        assert {job["worker"] for job in running} == {"worker-1", "worker-2"}, running
+        running = two_running_on_both_workers(a)
         assert sorted(job["id"] for job in running) == ["", "a"]  # b's id is not a's to see
         for client, job in ((a, "a"), (b, "b")):
             client.send({"type": "cancel", "id": f"c-{job}", "target": job})
