@@ -110,3 +110,5 @@ def test_gimp_and_a_second_client_share_the_cluster_and_a_killed_worker_costs_gi
     results = re.findall(r"id='([^']*)' client=\w+ result: .* on (worker-\d)", log)
     assert sum(1 for job, _ in results if job == "other") == 1, results
     assert [job for job, _ in results].count(lost[0]) == 1, results
+    gimp_lines = (share / "out" / "cluster.gimp.log").read_text(errors="replace")
+    assert "painting the preview" in gimp_lines, gimp_log(share, "cluster")  # progress streamed from a worker to GIMP
