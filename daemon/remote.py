@@ -324,7 +324,8 @@ def daemon_failure(exc: Exception, endpoint: str) -> int:
 
 class DaemonFrames:
     """A sequence's frames stylized through one connection to the daemon (``neural-style video``): each
-    request carries its previous frame (``Previous``), so the daemon keeps nothing between frames, and the
+    request carries its previous frame (``Previous``) and its long-term frames (``Earlier``), so the daemon
+    keeps nothing between frames, and the
     style's Gram targets come from the daemon's cache after the first frame."""
 
     def __init__(self, client: Client, styles: Sequence[ImageData], params: dict[str, Any],
@@ -332,19 +333,21 @@ class DaemonFrames:
         self.client, self.styles, self.params, self.flow = client, list(styles), params, flow
         self.blend = list(style_blend) if style_blend is not None else None
 
-    def __call__(self, content: Any, previous: Any, on_progress: Any, *, stop: threading.Event | None = None) -> Any:
+    def __call__(self, content: Any, previous: Any, on_progress: Any, *, stop: threading.Event | None = None,
+                 earlier: Sequence[Any] = ()) -> Any:
         import numpy as np
 
-        from neural_style.protocol.messages import Previous
+        from neural_style.protocol.messages import Earlier, Previous
 
         def raw(array: Any) -> ImageData:
             height, width, channels = array.shape
             return ImageData.raw(np.ascontiguousarray(array).tobytes(), width, height, channels)
 
         before = Previous(raw(previous.content), raw(previous.stylized), self.flow) if previous is not None else None
+        far = [Earlier(raw(frame.content), raw(frame.stylized), frame.offset) for frame in earlier]
         result: Result | None = None
         stream = self.client.stylize(raw(content), self.styles, self.params, self.blend, previous=before,
-                                     heartbeats=stop is not None)
+                                     heartbeats=stop is not None, earlier=far or None)
         try:
             for event in stream:
                 if isinstance(event, Progress):
