@@ -186,3 +186,21 @@ def test_the_cli_long_term_option_through_the_daemon_and_locally(tmp_path_factor
     bad = cli("video", str(folder), str(style), "-o", str(tmp_path / "b"), "--long-term", "1,10", "--local",
               *CLI_FAST)
     assert bad.returncode == 2 and "2 or more" in bad.stderr
+
+
+def test_a_square_that_turns_back_has_its_true_flow() -> None:
+    """``turn``: after it the square goes back the way it came; the true flow follows it, so that warping frame
+    t−1 by it gives frame t on every pixel marked visible (the measure of bench/temporal_bench.py --turn)."""
+    from neural_style.daemon.sequence.flow import warp
+
+    rng = np.random.default_rng(2)
+    photo = rng.random((60, 80, 3), dtype=np.float32)
+    seq = pan_with_occluder(photo, rng.random((12, 12, 3), dtype=np.float32), 6, 40, 56, pan=(2, 1),
+                            speed=(-3, 1), side=12, turn=3)
+    xs = [box[0] for box in seq.occluder_boxes]
+    assert xs[1] - xs[0] == -3 and xs[4] - xs[3] == 3 and xs[5] == xs[1]  # there and back
+    for t in range(1, 6):
+        backward, visible = seq.backward[t], seq.visible[t]
+        assert backward is not None and visible is not None
+        moved = warp(seq.frames[t - 1], backward)
+        np.testing.assert_allclose(moved[visible], seq.frames[t][visible], atol=1e-5)
