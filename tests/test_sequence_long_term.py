@@ -9,23 +9,13 @@ import pytest
 from server_fixtures import FAST, RawClient, raw_image, shared_daemon
 from test_cli_video import FAST as CLI_FAST
 from test_cli_video import _pngs, cli, inputs  # noqa: F401  (inputs: the fixture of tiny frames)
+from test_sequence_protocol import HEIGHT, WIDTH, _raw, _u8
 
 from neural_style.daemon.sequence.frame_start import frame_start
 from neural_style.daemon.sequence.frames import read_image, write_frame
 from neural_style.daemon.sequence.synthetic import pan_with_occluder
-from neural_style.protocol import Client, ImageData, Result
+from neural_style.protocol import Client, Result
 from neural_style.protocol.messages import Earlier, Previous, Stylize, decode_request
-
-WIDTH, HEIGHT = 48, 32
-
-
-def _u8(image: np.ndarray) -> np.ndarray:
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def _raw(array: np.ndarray) -> ImageData:
-    height, width, channels = array.shape
-    return ImageData.raw(np.ascontiguousarray(array).tobytes(), width, height, channels)
 
 
 @pytest.fixture(scope="module")
