@@ -379,7 +379,13 @@ def video_with_daemon(args: argparse.Namespace, styles: list[Path], params: Styl
     clients: list[Client] = []
     try:
         client, pong = _connect(args, endpoint)
-        clients = [client, *_more_clients(endpoint, pong.slots - 1)]
+        clients = [client]
+        most, asked = (pong.limits or {}).get("max_earlier"), len(getattr(args, "long_term", ()))
+        if most is not None and asked > most:  # refused before the first frame, not at frame most + 2
+            _say(f"error: --long-term gives {asked} earlier frames; this daemon accepts at most {most} "
+                 "(serve --max-earlier)")
+            return EXIT_BAD_INPUT
+        clients += _more_clients(endpoint, pong.slots - 1)
         wire_params = request_params(params)
         return run([DaemonFrames(own, style_images, wire_params, style_blend, flow) for own in clients])
     except (DaemonError, DaemonUnavailable) as exc:

@@ -167,6 +167,9 @@ def test_the_cli_long_term_option_through_the_daemon_and_locally(tmp_path_factor
     through = cli("video", str(folder), str(style), "-o", str(tmp_path / "d"), "--long-term", "2,3",
                   "--endpoint", daemon.endpoint, "--no-autostart", *CLI_FAST)
     assert through.returncode == 0, through.stderr
+    too_many = cli("video", str(folder), str(style), "-o", str(tmp_path / "m"), "--long-term", "2,3,4,5,6",
+                   "--endpoint", daemon.endpoint, "--no-autostart", *CLI_FAST)
+    assert too_many.returncode == 2 and "at most 4" in too_many.stderr and not (tmp_path / "m").exists()
     local = cli("video", str(folder), str(style), "-o", str(tmp_path / "l"), "--long-term", "2", "--local",
                 *CLI_FAST)
     assert local.returncode == 0, local.stderr
