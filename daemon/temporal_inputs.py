@@ -40,7 +40,8 @@ def temporal_inputs(content: torch.Tensor, previous_content: torch.Tensor, previ
     """
     size = output_size(params, (int(content.shape[-2]), int(content.shape[-1])))
     prepared = frame_start(_array(content), _array(previous_content), _array(previous_stylized), size, flow,
-                           [(_array(before), _array(stylized)) for before, stylized in earlier])
+                           [(_array(before), _array(stylized)) for before, stylized in earlier]
+                           if params.temporal_weight else ())  # weight 0: no targets, so no long-term flows
     start = _tensor(prepared.start)
     if not params.temporal_weight:
         return start, ()

@@ -197,3 +197,22 @@ def test_a_square_that_turns_back_has_its_true_flow() -> None:
         assert backward is not None and visible is not None
         moved = warp(seq.frames[t - 1], backward)
         np.testing.assert_allclose(moved[visible], seq.frames[t][visible], atol=1e-5)
+
+
+def test_temporal_inputs_give_one_target_per_frame_and_none_at_weight_0() -> None:
+    """The adapter both paths use: frame t−1's target first, then each earlier frame's with its weight."""
+    import torch
+
+    from neural_style.daemon.engine.params import StyleParams
+    from neural_style.daemon.temporal_inputs import temporal_inputs
+
+    rng = np.random.default_rng(4)
+    photo = torch.from_numpy(np.repeat(np.repeat(rng.random((3, 8, 12), dtype=np.float32), 4, 1), 4, 2))
+    cut = torch.rand(photo.shape, generator=torch.Generator().manual_seed(0))
+    params = StyleParams(size=48, temporal_weight=1e4)
+    start, targets = temporal_inputs(photo, cut, photo, params, "dis", [(photo, photo * 0.5), (cut, cut)])
+    assert tuple(start.shape) == (3, 32, 48) and len(targets) == 3
+    weights = torch.stack([t.certainty[0] for t in targets])
+    assert float(weights.sum(0).max()) <= 1.0 + 1e-5 and float(targets[1].certainty.mean()) > 0.2
+    _start, none = temporal_inputs(photo, cut, photo, params.replace(temporal_weight=0.0), "dis", [(photo, photo)])
+    assert none == ()
