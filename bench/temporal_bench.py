@@ -6,7 +6,9 @@
         machine's load falls on all alike: each frame independently from the same seeded noise (what a
         user's loop does today, the baseline), initialised from the warped previous result only, and
         with the temporal loss as well (one run per --weights value; --long-term 1,2,4 adds a run with
-        those earlier frames). The flow is DIS on the content frames, as a sequence would run; the
+        those earlier frames; --turn T sends the square back after frame T, so that it uncovers what
+        earlier frames saw, the long-term case, measured as the "reappearing" error). The flow is DIS on
+        the content frames, as a sequence would run; the
         measure uses the TRUE flow and occlusion mask: the warping error, the mean over frames t ≥ 1 of
         Σ c (S_t − ω(S_{t−1}))² / Σ c (c the true visibility; squared RGB distance in [0, 1] units),
         beside each way's paper loss (content + style of the result) and frames per hour.
@@ -35,9 +37,9 @@ import torch
 from PIL import Image
 
 from neural_style.daemon.engine import EngineProgress, StyleParams, random_vgg19, stylize
-from neural_style.daemon.engine.temporal import TemporalTarget
 from neural_style.daemon.sequence import flow
 from neural_style.daemon.sequence.synthetic import SyntheticSequence, pan_with_occluder
+from neural_style.daemon.temporal_inputs import temporal_inputs
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 DEFAULT_ITERATIONS = StyleParams().iterations
@@ -72,29 +74,51 @@ class Way:
 
 def stylize_frame(way: Way, t: int, seq: SyntheticSequence, model, style: torch.Tensor, params: StyleParams,
                   cache: dict) -> None:
+    """Frame t the way ``way`` says, its start and targets from the shipped path (``temporal_inputs``:
+    what the daemon's worker and ``video --local`` run), the long-term frames those it has."""
     content = seq.frames[t]
+    frame_params = params.replace(temporal_weight=way.weight)
     started = time.perf_counter()
-    start_image, targets = None, []
+    start_image, targets = None, ()
     if way.warm_start and t > 0:
-        warped_by: list[np.ndarray] = []
-        masks: list[np.ndarray] = []
-        for back in way.long_term:
-            if t - back < 0:
-                continue
-            pair = flow.frame_pair_flow(seq.frames[t - back], content, "dis")
-            warped_by.append(flow.warp(way.results[t - back], pair.backward))
-            masks.append(pair.certainty)
-        held = flow.closest_first(masks)
-        start_image = _tensor(flow.fill_disoccluded(warped_by[0], content, masks[0]))
-        if way.weight:
-            targets = [TemporalTarget(_tensor(w), torch.from_numpy(c)) for w, c in zip(warped_by, held)]
+        earlier = [(_tensor(seq.frames[t - back]), _tensor(way.results[t - back]))
+                   for back in way.long_term[1:] if t - back >= 0]
+        start_image, targets = temporal_inputs(_tensor(content), _tensor(seq.frames[t - 1]),
+                                               _tensor(way.results[t - 1]), frame_params, "dis", earlier)
     flow_done = time.perf_counter()
-    result = stylize(model, _tensor(content), [style], params.replace(temporal_weight=way.weight),
+    result = stylize(model, _tensor(content), [style], frame_params,
                      target_cache=cache, start_image=start_image, temporal=targets)
     way.seconds.append(time.perf_counter() - started)
     way.flow_seconds.append(flow_done - started)
     way.results.append(_array(result.image))
     way.paper_loss.append(result.loss.content + result.loss.style + result.loss.tv)
+
+
+def _inside(box: tuple[int, int, int, int], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    bx, by, side_x, side_y = box
+    return (x >= bx) & (x < bx + side_x) & (y >= by) & (y < by + side_y)
+
+
+def reappearing_error(results: Sequence[np.ndarray], seq: SyntheticSequence, pan: tuple[int, int]) -> float:
+    """What only a long-term frame can hold: on the background frame t−1's square covered (true motion),
+    the mean squared distance of S_t to the closest earlier result that saw the point, over t ≥ 2; NaN when
+    the sequence uncovers nothing an earlier frame saw."""
+    height, width = results[0].shape[:2]
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    dx, dy = pan
+    total, count = 0.0, 0
+    for t in range(2, len(results)):
+        pending = ~_inside(seq.occluder_boxes[t], x, y) & _inside(seq.occluder_boxes[t - 1], x + dx, y + dy)
+        for back in range(2, t + 1):
+            qx, qy = x + back * dx, y + back * dy
+            seen = pending & (qx >= 0) & (qx < width) & (qy >= 0) & (qy < height)
+            seen[seen] = ~_inside(seq.occluder_boxes[t - back], qx[seen], qy[seen])
+            if seen.any():
+                difference = results[t][seen] - results[t - back][qy[seen], qx[seen]]
+                total += float((difference ** 2).sum())
+                count += int(seen.sum())
+            pending &= ~seen
+    return total / count if count else float("nan")
 
 
 def warping_error(results: Sequence[np.ndarray], seq: SyntheticSequence) -> float:
@@ -112,8 +136,9 @@ def warping_error(results: Sequence[np.ndarray], seq: SyntheticSequence) -> floa
 def consistency(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     height, width = round(args.size * 3 / 4), args.size
+    pan = (2, 1)
     seq = pan_with_occluder(_photo("tubingen.jpg")[200:, 150:], _photo("starry_night.jpg"), args.frames, height,
-                            width, pan=(2, 1), speed=(-4, 2))
+                            width, pan=pan, speed=(-4, 2), turn=args.turn)
     style = _tensor(_photo("starry_night.jpg"))
     model = random_vgg19(0)
     params = StyleParams(iterations=args.iterations, size=args.size, style_weight=args.style_weight,
@@ -135,15 +160,17 @@ def consistency(args: argparse.Namespace) -> None:
     print(f"\n{args.frames} frames of {width}×{height}, {args.iterations} iterations each, α 1, "
           f"β {args.style_weight:g}, L-BFGS; {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, random weights")
-    print(f"{'way':44} {'warping error':>14} {'× baseline':>10} {'paper loss ×':>12} {'frames/hour':>12} "
-          f"{'flow share':>10}")
+    base_reappearing = reappearing_error(baseline.results, seq, pan)
+    print(f"{'way':44} {'warping error':>14} {'× baseline':>10} {'reappearing':>12} {'× baseline':>10} "
+          f"{'paper loss ×':>12} {'frames/hour':>12} {'flow share':>10}")
     for way in ways:
         error = warping_error(way.results, seq)
+        reappearing = reappearing_error(way.results, seq, pan)
         loss = statistics.fmean(way.paper_loss[1:]) / base_loss
         per_frame = statistics.fmean(way.seconds[1:])
         share = statistics.fmean(way.flow_seconds[1:]) / per_frame
-        print(f"{way.name:44} {error:14.5f} {error / base_error:10.3f} {loss:12.3f} {3600 / per_frame:12.1f} "
-              f"{share:10.2%}")
+        print(f"{way.name:44} {error:14.5f} {error / base_error:10.3f} {reappearing:12.5f} "
+              f"{reappearing / base_reappearing:10.3f} {loss:12.3f} {3600 / per_frame:12.1f} {share:10.2%}")
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         for way in ways:
@@ -215,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                      default=[StyleParams().temporal_weight], help="temporal weights, one run each")
     run.add_argument("--long-term", type=lambda s: [int(v) for v in s.split(",")], default=None,
                      help="earlier frames for a long-term run, e.g. 1,2,4")
+    run.add_argument("--turn", type=int, default=None,
+                     help="the square goes back after this frame, uncovering what earlier frames saw")
     run.add_argument("--save", type=Path, default=None, help="a folder for each way's frames side by side")
     price = sub.add_parser("cost")
     price.add_argument("--sizes", type=lambda s: s.split(","), default=["512", "1080p"])

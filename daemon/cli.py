@@ -199,6 +199,10 @@ def _add_video_parser(commands: argparse._SubParsersAction) -> None:
     _add_option(group, PARAM_SPECS["temporal_weight"])
     group.add_argument("--flow", choices=FLOW_METHODS, default=FLOW_METHODS[0],
                        help=f"optical flow between content frames (default: {FLOW_METHODS[0]})")
+    group.add_argument("--long-term", type=_offsets, default=(), metavar="OFFSETS",
+                       help="long-term consistency: also hold each frame to the frames these many back, e.g. "
+                            "10,20,40 (each pixel by the closest frame where it is visible; default: off, only "
+                            "the frame before)")
     group.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
                        help="frame rate of a video OUTPUT, e.g. 24 or 30000/1001 (default: the input video's; "
                             "25 for a folder of frames)")
@@ -286,7 +290,7 @@ def _run_video(args: argparse.Namespace) -> int:
         progress = FrameProgress(source.count, params.iterations)
         try:
             run_sequence(source, args.output, stylize_frame, progress, temporal=params.temporal_weight > 0,
-                         rate=args.fps, overlap=args.overlap)
+                         rate=args.fps, overlap=args.overlap, long_term=args.long_term)
         finally:
             progress.close()
         return EXIT_OK
@@ -299,6 +303,17 @@ def _run_video(args: argparse.Namespace) -> int:
 
     model = load_model(args.weights, args.weights_format, args.device)
     return run(LocalFrames(model, [load_image(path) for path in args.styles], params, args.style_blend, args.flow))
+
+
+def _offsets(text: str) -> tuple[int, ...]:
+    """``--long-term``'s "10,20,40": frame offsets of 2 or more (1 is always the previous frame), sorted."""
+    try:
+        offsets = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of frame offsets") from None
+    if not offsets or offsets[0] < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: long-term offsets are 2 or more (1 is the previous frame)")
+    return tuple(offsets)
 
 
 def _frame_count(text: str) -> int:

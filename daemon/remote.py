@@ -324,7 +324,8 @@ def daemon_failure(exc: Exception, endpoint: str) -> int:
 
 class DaemonFrames:
     """A sequence's frames stylized through one connection to the daemon (``neural-style video``): each
-    request carries its previous frame (``Previous``), so the daemon keeps nothing between frames, and the
+    request carries its previous frame (``Previous``) and its long-term frames (``Earlier``), so the daemon
+    keeps nothing between frames, and the
     style's Gram targets come from the daemon's cache after the first frame."""
 
     def __init__(self, client: Client, styles: Sequence[ImageData], params: dict[str, Any],
@@ -332,19 +333,21 @@ class DaemonFrames:
         self.client, self.styles, self.params, self.flow = client, list(styles), params, flow
         self.blend = list(style_blend) if style_blend is not None else None
 
-    def __call__(self, content: Any, previous: Any, on_progress: Any, *, stop: threading.Event | None = None) -> Any:
+    def __call__(self, content: Any, previous: Any, on_progress: Any, *, stop: threading.Event | None = None,
+                 earlier: Sequence[Any] = ()) -> Any:
         import numpy as np
 
-        from neural_style.protocol.messages import Previous
+        from neural_style.protocol.messages import Earlier, Previous
 
         def raw(array: Any) -> ImageData:
             height, width, channels = array.shape
             return ImageData.raw(np.ascontiguousarray(array).tobytes(), width, height, channels)
 
         before = Previous(raw(previous.content), raw(previous.stylized), self.flow) if previous is not None else None
+        far = [Earlier(raw(frame.content), raw(frame.stylized), frame.offset) for frame in earlier]
         result: Result | None = None
         stream = self.client.stylize(raw(content), self.styles, self.params, self.blend, previous=before,
-                                     heartbeats=stop is not None)
+                                     heartbeats=stop is not None, earlier=far or None)
         try:
             for event in stream:
                 if isinstance(event, Progress):
@@ -376,7 +379,13 @@ def video_with_daemon(args: argparse.Namespace, styles: list[Path], params: Styl
     clients: list[Client] = []
     try:
         client, pong = _connect(args, endpoint)
-        clients = [client, *_more_clients(endpoint, pong.slots - 1)]
+        clients = [client]
+        most, asked = (pong.limits or {}).get("max_earlier"), len(getattr(args, "long_term", ()))
+        if most is not None and asked > most:  # refused before the first frame, not at frame most + 2
+            _say(f"error: --long-term gives {asked} earlier frames; this daemon accepts at most {most} "
+                 "(serve --max-earlier)")
+            return EXIT_BAD_INPUT
+        clients += _more_clients(endpoint, pong.slots - 1)
         wire_params = request_params(params)
         return run([DaemonFrames(own, style_images, wire_params, style_blend, flow) for own in clients])
     except (DaemonError, DaemonUnavailable) as exc:

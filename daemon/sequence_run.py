@@ -16,6 +16,7 @@ import logging
 import shutil
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,12 +59,22 @@ class PreviousFrame:
     stylized: Rgb8
 
 
+@dataclass(frozen=True)
+class EarlierFrame:
+    """A frame ``offset`` (≥ 2) back from frame t, for the long-term terms (``--long-term``)."""
+
+    content: Rgb8
+    stylized: Rgb8
+    offset: int
+
+
 class FrameStylizer(Protocol):
     """Frame t from its content and frame t−1 (None: the first, or independent frames). ``stop``, when given
-    and set (another chunk failed, Ctrl+C), makes it abandon the frame at its next event (``Stopped``)."""
+    and set (another chunk failed, Ctrl+C), makes it abandon the frame at its next event (``Stopped``).
+    ``earlier``: the long-term frames, offsets increasing (passed only by a run with ``long_term``)."""
 
     def __call__(self, content: Rgb8, previous: PreviousFrame | None, on_progress: Callable[[Any], None], *,
-                 stop: threading.Event | None = None) -> Rgb8: ...
+                 stop: threading.Event | None = None, earlier: Sequence[EarlierFrame] = ()) -> Rgb8: ...
 
 
 @dataclass(frozen=True)
@@ -121,21 +132,22 @@ def frames_folder(output: Path) -> Path:
 
 def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStylizer | Sequence[FrameStylizer],
                  progress: FrameProgress, *, temporal: bool = True, rate: Fraction | None = None,
-                 overlap: int = DEFAULT_OVERLAP) -> int:
+                 overlap: int = DEFAULT_OVERLAP, long_term: Sequence[int] = ()) -> int:
     """Stylize every frame of ``source`` into ``output``; returns how many frames this run stylized.
 
     ``temporal`` False: each frame independently (``--temporal-weight 0``). Several stylizers (a daemon that
     runs several jobs at once): the frames are cut into one chunk per stylizer (``plan_chunks``), run at the
     same time, each starting ``overlap`` frames early. A video OUTPUT is encoded from the frames once all are
     there, at ``rate`` (default the input video's, else 25 fps), the input's audio copied where the container
-    allows.
+    allows. ``long_term``: offsets (≥ 2, increasing) of the earlier frames each frame is also held to, where
+    its chunk has them (read back from the written frames on a resume, as frame t−1 is).
     """
     stylizers = [stylize_frame] if callable(stylize_frame) else list(stylize_frame)
     folder = frames_folder(output)
     names: dict[int, str] = {}
     if len(stylizers) == 1:
         kept, done = _run_chunk(source, folder, Chunk(0, sys.maxsize, 0), stylizers[0], _SharedProgress(progress),
-                                temporal, names, None)
+                                temporal, names, None, long_term)
     else:
         from .concurrent_jobs import run_concurrently
 
@@ -145,7 +157,7 @@ def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStyli
         log.info("%d frames in %d chunks (%s), each starting %d frame(s) early", count, len(chunks),
                  ", ".join(f"{c.begin}-{min(c.end, count) - 1}" for c in chunks), chunks[-1].lead)
         shared = _SharedProgress(progress, len(chunks))
-        counts = run_concurrently([_chunk_task(source, folder, chunk, stylizer, shared, temporal, names)
+        counts = run_concurrently([_chunk_task(source, folder, chunk, stylizer, shared, temporal, names, long_term)
                                    for chunk, stylizer in zip(chunks, stylizers)])
         kept, done = sum(k for k, _ in counts), sum(d for _, d in counts)
     progress.close()
@@ -161,20 +173,26 @@ def run_sequence(source: SequenceSource, output: Path, stylize_frame: FrameStyli
 
 
 def _chunk_task(source: SequenceSource, folder: Path, chunk: Chunk, stylizer: FrameStylizer,
-                progress: _SharedProgress, temporal: bool,
-                names: dict[int, str]) -> Callable[[threading.Event], tuple[int, int]]:
-    return lambda stop: _run_chunk(source, folder, chunk, stylizer, progress, temporal, names, stop)
+                progress: _SharedProgress, temporal: bool, names: dict[int, str],
+                long_term: Sequence[int]) -> Callable[[threading.Event], tuple[int, int]]:
+    return lambda stop: _run_chunk(source, folder, chunk, stylizer, progress, temporal, names, stop, long_term)
+
+
+def _earlier(history: deque[PreviousFrame], long_term: Sequence[int]) -> list[EarlierFrame]:
+    """The long-term frames ``history`` (frame t−1 last) holds, offsets increasing."""
+    return [EarlierFrame(history[-k].content, history[-k].stylized, k) for k in long_term if k <= len(history)]
 
 
 def _run_chunk(source: SequenceSource, folder: Path, chunk: Chunk, stylize_frame: FrameStylizer,
                progress: _SharedProgress, temporal: bool, names: dict[int, str],
-               stop: threading.Event | None) -> tuple[int, int]:
+               stop: threading.Event | None, long_term: Sequence[int] = ()) -> tuple[int, int]:
     """One chunk's frames in order, each from the one before; (frames kept, frames stylized).
 
     A frame whose PNG is already there is kept and the next starts from it (resume), a lead frame's too
     (the chunk before wrote it in an earlier run); a lead frame not there is stylized and not written.
     """
     previous: PreviousFrame | None = None
+    history: deque[PreviousFrame] = deque(maxlen=max(long_term, default=1))  # frame t−1 last
     size: tuple[int, int] | None = None
     kept = done = 0
     resumed = False
@@ -198,6 +216,7 @@ def _run_chunk(source: SequenceSource, folder: Path, chunk: Chunk, stylize_frame
         written = folder / f"{frame.name}.png"
         if written.is_file():  # resume: kept as it is, and the next frame starts from it
             previous = PreviousFrame(frame.image, read_image(written))
+            history.append(previous)
             if not lead:
                 kept += 1
                 progress.kept()
@@ -206,12 +225,17 @@ def _run_chunk(source: SequenceSource, folder: Path, chunk: Chunk, stylize_frame
             log.info("resuming: %d frame(s) already in %s kept", kept, folder)
             resumed = True
         progress.start(index, frame.name)
-        stylized = stylize_frame(frame.image, previous if temporal else None, progress.report, stop=stop)
+        if temporal and long_term:
+            stylized = stylize_frame(frame.image, previous, progress.report, stop=stop,
+                                     earlier=_earlier(history, long_term))
+        else:
+            stylized = stylize_frame(frame.image, previous if temporal else None, progress.report, stop=stop)
         if not lead:
             write_frame(folder, frame.name, stylized)
             progress.finish()
             done += 1
         previous = PreviousFrame(frame.image, stylized)
+        history.append(previous)
     return kept, done
 
 
@@ -273,7 +297,7 @@ class LocalFrames:
         self.planned = True
 
     def __call__(self, content: Rgb8, previous: PreviousFrame | None, on_progress: Callable[[Any], None], *,
-                 stop: threading.Event | None = None) -> Rgb8:
+                 stop: threading.Event | None = None, earlier: Sequence[EarlierFrame] = ()) -> Rgb8:
         import torch
 
         from .engine import stylize
@@ -291,13 +315,14 @@ class LocalFrames:
             on_progress(progress)
 
         current = tensor(content)
+        far = [(tensor(frame.content), tensor(frame.stylized)) for frame in earlier]
         start, targets = (temporal_inputs(current, tensor(previous.content), tensor(previous.stylized), self.params,
-                                          self.flow) if previous is not None else (None, ()))
+                                          self.flow, far) if previous is not None else (None, ()))
         result = stylize(self.model, current, self.styles, self.params, style_blend=self.blend,
                          on_progress=report, target_cache=self.cache, start_image=start, temporal=targets,
                          on_plan=self._plan)
         return np.asarray(tensor_to_array(result.image)[..., :3])
 
 
-__all__ = ["SequenceError", "PreviousFrame", "FrameStylizer", "SequenceSource", "open_source", "frames_folder",
-           "run_sequence", "LocalFrames", "DEFAULT_RATE"]
+__all__ = ["SequenceError", "PreviousFrame", "EarlierFrame", "FrameStylizer", "SequenceSource", "open_source",
+           "frames_folder", "run_sequence", "LocalFrames", "DEFAULT_RATE"]

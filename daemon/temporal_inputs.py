@@ -27,19 +27,26 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def temporal_inputs(content: torch.Tensor, previous_content: torch.Tensor, previous_stylized: torch.Tensor,
-                    params: StyleParams, flow: str = "dis") -> tuple[torch.Tensor, Sequence[TemporalTarget]]:
+                    params: StyleParams, flow: str = "dis",
+                    earlier: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> tuple[torch.Tensor,
+                                                                                        Sequence[TemporalTarget]]:
     """(start image, temporal targets) for ``content`` given the previous frame's content and result.
 
-    The start is the warped previous result (the content where the flow is not certain); the one target
-    is that warped result with its certainty. Both at the output size ``params`` gives ``content``.
-    With ``temporal_weight`` 0 the targets are empty (the start is still the warped result).
+    The start is the warped previous result (the content where the flow is not certain); the first target
+    is that warped result with its certainty, then one per ``earlier`` (content, result) frame, closest
+    first, each holding the pixels the closer frames leave (long-term consistency). All at the output size
+    ``params`` gives ``content``. With ``temporal_weight`` 0 the targets are empty (the start is still the
+    warped result).
     """
     size = output_size(params, (int(content.shape[-2]), int(content.shape[-1])))
-    prepared = frame_start(_array(content), _array(previous_content), _array(previous_stylized), size, flow)
+    prepared = frame_start(_array(content), _array(previous_content), _array(previous_stylized), size, flow,
+                           [(_array(before), _array(stylized)) for before, stylized in earlier]
+                           if params.temporal_weight else ())  # weight 0: no targets, so no long-term flows
     start = _tensor(prepared.start)
     if not params.temporal_weight:
         return start, ()
-    return start, (TemporalTarget(_tensor(prepared.target), torch.from_numpy(prepared.certainty)),)
+    first = TemporalTarget(_tensor(prepared.target), torch.from_numpy(prepared.certainty))
+    return start, (first, *(TemporalTarget(_tensor(w.image), torch.from_numpy(w.weight)) for w in prepared.earlier))
 
 
 __all__ = ["temporal_inputs"]

@@ -24,6 +24,7 @@ from .messages import (
     Accepted,
     Cancel,
     CancelAck,
+    Earlier,
     Error,
     Heartbeat,
     Message,
@@ -61,7 +62,8 @@ class DaemonClient(Protocol):
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False,
                 previous: Optional[Previous] = None, style_masks: Optional[Sequence[Optional[ImageData]]] = None,
-                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None) -> StylizeStream:
+                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None,
+                earlier: Optional[Sequence[Earlier]] = None) -> StylizeStream:
         """A job's events (Accepted, Progress…, Result; Heartbeat with ``heartbeats``); an ``error`` reply raises
         DaemonError, and closing the stream early cancels the job. ``style_masks``: a region per style."""
         ...
@@ -177,7 +179,8 @@ class Client:
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False,
                 previous: Optional[Previous] = None, style_masks: Optional[Sequence[Optional[ImageData]]] = None,
-                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None) -> StylizeStream:
+                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None,
+                earlier: Optional[Sequence[Earlier]] = None) -> StylizeStream:
         """Submit a job and yield its events: Accepted, Progress…, and finally Result.
 
         An ``error`` reply raises DaemonError. Heartbeats are consumed silently unless
@@ -187,7 +190,8 @@ class Client:
         message = Stylize(request_id or new_request_id(), content, list(styles), dict(params or {}),
                           list(style_blend) if style_blend is not None else None, previous,
                           list(style_masks) if style_masks is not None else None,
-                          list(style_source_masks) if style_source_masks is not None else None)
+                          list(style_source_masks) if style_source_masks is not None else None,
+                          list(earlier) if earlier else None)
         frames = message.to_frames()  # validate before anything is sent
         request_bytes = sum(memoryview(frame).nbytes for frame in frames)
         return self._stream(message.id, frames, heartbeats, request_bytes / self.transfer_rate,

@@ -93,6 +93,17 @@ class Previous:
 
 
 @dataclass
+class Earlier:
+    """A sequence's frame further back than the previous one (long-term consistency): its content frame,
+    its stylized result and how many frames back it is (``offset`` ≥ 2); the daemon flows it to this frame
+    and holds each pixel by the closest frame (``previous`` first) where it is visible."""
+
+    content: Optional[ImageData] = wire(None, required=True, nullable=False)  # the same size as the request's
+    stylized: Optional[ImageData] = wire(None, required=True, nullable=False)  # the content's shape
+    offset: int = wire(2, required=True, minimum=2)  # frames back; increasing along the list
+
+
+@dataclass
 class Stylize(Message):
     TYPE: ClassVar[str] = "stylize"
     content: Optional[ImageData] = wire(None, required=True)  # nil for texture synthesis, never by omission
@@ -103,6 +114,7 @@ class Stylize(Message):
     # Regions (issue 17): one entry per style, in the order of ``styles``; nil = the whole image.
     style_masks: Optional[list[Optional[ImageData]]] = wire(None, omit_nil=True)  # each the content's size
     style_source_masks: Optional[list[Optional[ImageData]]] = wire(None, omit_nil=True)  # each its style's size
+    earlier: Optional[list[Earlier]] = wire(None, omit_nil=True)  # frames further back (long-term), with previous
 
 
 @dataclass
@@ -312,7 +324,7 @@ def error_frames(request_id: Optional[str], code: Union[ErrorCode, str], message
 
 __all__ = [
     "Message", "Ping", "Status", "Stylize", "Cancel", "Pong", "StatusReply", "CancelAck", "Accepted",
-    "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "Previous", "JobInfo", "ImageData",
+    "Heartbeat", "Progress", "Result", "Error", "UnknownReply", "Loss", "Previous", "Earlier", "JobInfo", "ImageData",
     "ImageRef", "Request", "Reply", "REQUEST_TYPES", "REPLY_TYPES", "TERMINAL_TYPES", "decode_request", "decode_reply",
     "error_frames", "JOB_STATES", "MAX_NESTING",
 ]

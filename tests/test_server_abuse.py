@@ -28,6 +28,8 @@ from neural_style.protocol.errors import ERROR_CODES
 
 MiB = 1 << 20
 MAX_STYLES = 2
+MAX_EARLIER = 4  # the default
+MAX_FRAMES = 4 + 2 * MAX_EARLIER + 3 * MAX_STYLES  # PROTOCOL.md section 9, "One message"
 LIMIT_ARGS = ("--max-message-mb", "1", "--max-styles", str(MAX_STYLES), "--max-queue", "24")
 PING_BOUND = 1.0  # seconds: a well-behaved client's ping is answered within this, whatever the bad one does
 
@@ -112,9 +114,9 @@ def test_a_message_of_many_frames_is_refused_frame_by_frame_without_stalling_oth
         done = subprocess.run([sys.executable, "-c", MANY_FRAMES, daemon.endpoint, "300000"],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (f"the message has 300001 frames; a request has at most {4 + 3 * MAX_STYLES} "
-                                   f"(a header, a content image, a previous frame's two and up to {MAX_STYLES} "
-                                   f"style images with two masks each)")
+    assert done.stdout.strip() == (f"the message has 300001 frames; a request has at most {MAX_FRAMES} "
+                                   "(a header, a content image, a sequence's previous and earlier frames with two "
+                                   "each, and the style images with two masks each: see pong's limits)")
     bystander.check()
 
 
@@ -128,10 +130,11 @@ def test_messages_over_the_byte_or_frame_bound_are_refused_and_a_huge_frame_drop
         assert (reply["code"], reply["message"]) == (
             "too_large", f"the message is {3 * MiB // 2 + 1 + len(_frames(header)[0])} bytes; "
                          f"this daemon accepts at most {MiB} bytes per message")
-        # one small frame more than a request may have (a header, a content image, a previous frame's two
-        # and MAX_STYLES styles with two masks each): refused by count before their size matters
-        reply = _ask(bad, _frames({**header, "id": "many"}, *[b"x"] * (4 + 3 * MAX_STYLES)), "many")
-        assert reply["code"] == "too_large" and f"{5 + 3 * MAX_STYLES} frames" in reply["message"]
+        # one small frame more than a request may have (a header, a content image, a previous frame's two,
+        # MAX_EARLIER earlier frames' two and MAX_STYLES styles with two masks each): refused by count
+        # before their size matters
+        reply = _ask(bad, _frames({**header, "id": "many"}, *[b"x"] * MAX_FRAMES), "many")
+        assert reply["code"] == "too_large" and f"{MAX_FRAMES + 1} frames" in reply["message"]
         # one frame over libzmq's per-frame ceiling (the limit + 1 MiB): the connection is closed
         # before anything is buffered; no reply is possible
         bad.send_frames(_frames({**header, "id": "huge"}, b"\x00" * (2 * MiB + 1)))

@@ -30,10 +30,11 @@ class SyntheticSequence:
 
 def pan_with_occluder(photo: FloatArray, occluder: FloatArray, count: int, height: int, width: int, *,
                       pan: tuple[int, int] = (3, 1), speed: tuple[int, int] = (-5, 2),
-                      side: int | None = None) -> SyntheticSequence:
+                      side: int | None = None, turn: int | None = None) -> SyntheticSequence:
     """``count`` frames of ``height``×``width`` panning over ``photo`` by ``pan`` (dx, dy) pixels a frame,
     with a ``side``-pixel square cut from ``occluder`` moving by ``speed`` in the frame (default side:
-    a third of the shorter side). ``photo`` must be large enough for the pan."""
+    a third of the shorter side). ``photo`` must be large enough for the pan. ``turn``: the square goes
+    back the way it came after that frame, uncovering what earlier frames saw (the long-term case)."""
     side = side or min(height, width) // 3
     dx, dy = pan
     need_w, need_h = width + abs(dx) * (count - 1), height + abs(dy) * (count - 1)
@@ -52,7 +53,8 @@ def pan_with_occluder(photo: FloatArray, occluder: FloatArray, count: int, heigh
     for t in range(count):
         ox, oy = origin_x + dx * t, origin_y + dy * t
         frame = np.array(photo[oy:oy + height, ox:ox + width, :3], dtype=np.float32)
-        qx, qy = start_x + sx * t, start_y + sy * t
+        step = t if turn is None or t <= turn else 2 * turn - t
+        qx, qy = start_x + sx * step, start_y + sy * step
         _paste(frame, patch, qx, qy)
         frames.append(frame)
         boxes.append((qx, qy, side, side))
@@ -61,12 +63,13 @@ def pan_with_occluder(photo: FloatArray, occluder: FloatArray, count: int, heigh
     visible: list[Mask | None] = [None]
     for t in range(1, count):
         inside_now, inside_before = _box_mask(height, width, boxes[t]), _box_mask(height, width, boxes[t - 1])
+        vx, vy = boxes[t][0] - boxes[t - 1][0], boxes[t][1] - boxes[t - 1][1]  # the square's motion
         b = np.empty((height, width, 2), np.float32)
         b[...] = (dx, dy)
-        b[inside_now] = (-sx, -sy)
+        b[inside_now] = (-vx, -vy)
         f = np.empty((height, width, 2), np.float32)
         f[...] = (-dx, -dy)
-        f[inside_before] = (sx, sy)
+        f[inside_before] = (vx, vy)
         backward.append(b)
         forward.append(f)
         visible.append(_visible(b, inside_now, inside_before))

@@ -25,7 +25,7 @@ from neural_style.daemon.engine.sizes import output_size
 from neural_style.daemon.mask_images import mask_frame
 from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import GREY, ImageData
-from neural_style.protocol.messages import Previous, Stylize
+from neural_style.protocol.messages import Earlier, Previous, Stylize
 
 from .decode import decode_mask_levels, probe
 from .jobs import StylizeRequest
@@ -148,16 +148,43 @@ def _check_previous(previous: Previous, content: tuple[int, int] | None, limits:
         raise CodedError(ErrorCode.BAD_REQUEST, f"previous.flow must be one of {', '.join(FLOW_METHODS)}",
                          field="previous.flow")
     assert previous.content is not None and previous.stylized is not None  # the decoder requires both
+    _check_frame(previous.content, previous.stylized, "previous", content, limits)
+
+
+def _check_frame(before: ImageData, stylized: ImageData, name: str, content: tuple[int, int], limits: Limits) -> None:
+    """An earlier frame (``name``: "previous", "earlier[1]"): its content frame of the content's size, its
+    stylized frame of the content's shape (its size or the output's: within a pixel)."""
     width, height = content
-    before = _picture_size(previous.content, "previous.content", limits)
-    if before != content:
-        raise CodedError(ErrorCode.BAD_REQUEST, f"previous.content is {before[0]}x{before[1]} but the content "
+    size = _picture_size(before, f"{name}.content", limits)
+    if size != content:
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{name}.content is {size[0]}x{size[1]} but the content "
                                                 f"frame is {width}x{height}: a sequence's frames have one size",
-                         field="previous.content")
-    sw, sh = _picture_size(previous.stylized, "previous.stylized", limits)
+                         field=f"{name}.content")
+    sw, sh = _picture_size(stylized, f"{name}.stylized", limits)
     if abs(sh * width / sw - height) > 1.0 or abs(sw * height / sh - width) > 1.0:
-        raise CodedError(ErrorCode.BAD_REQUEST, f"previous.stylized is {sw}x{sh}, not the content frame's shape "
-                                                f"({width}x{height}, or that scaled)", field="previous.stylized")
+        raise CodedError(ErrorCode.BAD_REQUEST, f"{name}.stylized is {sw}x{sh}, not the content frame's shape "
+                                                f"({width}x{height}, or that scaled)", field=f"{name}.stylized")
+
+
+def _check_earlier(earlier: list[Earlier], previous: Previous | None, content: tuple[int, int] | None,
+                   limits: Limits) -> None:
+    """A sequence's long-term frames: only beside ``previous`` (frame t−1 holds first), at most
+    ``max_earlier`` of them, offsets increasing from 2, each frame checked as ``previous`` is."""
+    if previous is None or content is None:
+        raise CodedError(ErrorCode.BAD_REQUEST, "earlier frames go with a previous frame (frame t−1), which this "
+                                                "request does not carry", field="earlier")
+    if len(earlier) > limits.max_earlier:
+        raise CodedError(ErrorCode.TOO_LARGE, f"{len(earlier)} earlier frames; this daemon accepts at most "
+                                              f"{limits.max_earlier}", field="earlier")
+    last = 1  # previous is frame t−1
+    for i, frame in enumerate(earlier):
+        if frame.offset <= last:
+            raise CodedError(ErrorCode.BAD_REQUEST, f"earlier[{i}].offset {frame.offset} must be over {last}: "
+                                                    "offsets increase from 2 (previous is 1)",
+                             field=f"earlier[{i}].offset")
+        last = frame.offset
+        assert frame.content is not None and frame.stylized is not None  # the decoder requires both
+        _check_frame(frame.content, frame.stylized, f"earlier[{i}]", content, limits)
 
 
 def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
@@ -195,11 +222,13 @@ def admit_stylize(message: Stylize, limits: Limits) -> StylizeRequest:
     _check_working_size(params, content, limits)
     if message.previous is not None:
         _check_previous(message.previous, content, limits)
+    if message.earlier is not None:
+        _check_earlier(message.earlier, message.previous, content, limits)
     _check_masks(message, content, styles, limits)
 
     params = dataclasses.replace(params, max_memory=job_bound(params.max_memory, limits.max_memory),
                                  preview_size=job_bound(params.preview_size, limits.max_preview_size))
     blend = tuple(message.style_blend) if message.style_blend is not None else None
     return StylizeRequest(params=params, content=message.content, styles=list(message.styles), style_blend=blend,
-                          previous=message.previous, style_masks=message.style_masks,
+                          previous=message.previous, earlier=message.earlier, style_masks=message.style_masks,
                           style_source_masks=message.style_source_masks)

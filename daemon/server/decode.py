@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # torch only in annotations: the socket loop and the CLI impo
 
     from neural_style.daemon.engine.params import StyleParams
     from neural_style.daemon.engine.temporal import TemporalTarget
-    from neural_style.protocol.messages import Previous
+    from neural_style.protocol.messages import Earlier, Previous
 
 __all__ = ["probe", "decode_request_image", "decode_mask_levels", "decode_masks", "decode_previous", "encode_result"]
 
@@ -114,9 +114,11 @@ def decode_masks(masks: Sequence[ImageData | None] | None, max_pixels: int,
 
 
 def decode_previous(content: torch.Tensor | None, previous: Previous | None, params: StyleParams,
-                    max_pixels: int) -> tuple[torch.Tensor | None, Sequence[TemporalTarget]]:
+                    max_pixels: int, earlier: Sequence[Earlier] | None = None,
+                    ) -> tuple[torch.Tensor | None, Sequence[TemporalTarget]]:
     """A frame's ``stylize`` arguments ``start_image`` and ``temporal`` from its request's previous frame
-    (None and none without one): the images decoded, then flow, warp and certainty (``temporal_inputs``)."""
+    and long-term ``earlier`` frames (None and none without a previous frame): the images decoded, then
+    flow, warp, certainty and the closest-visible weights (``temporal_inputs``)."""
     if previous is None or content is None:
         return None, ()
     from neural_style.daemon.temporal_inputs import temporal_inputs
@@ -124,8 +126,13 @@ def decode_previous(content: torch.Tensor | None, previous: Previous | None, par
     assert previous.content is not None and previous.stylized is not None  # the decoder requires both
     before = decode_request_image(previous.content, max_pixels, "previous.content")
     stylized = decode_request_image(previous.stylized, max_pixels, "previous.stylized")
+    far = []
+    for i, frame in enumerate(earlier or ()):
+        assert frame.content is not None and frame.stylized is not None  # the decoder requires both
+        far.append((decode_request_image(frame.content, max_pixels, f"earlier[{i}].content"),
+                    decode_request_image(frame.stylized, max_pixels, f"earlier[{i}].stylized")))
     try:
-        return temporal_inputs(content, before, stylized, params, previous.flow)
+        return temporal_inputs(content, before, stylized, params, previous.flow, far)
     except ValueError as exc:  # frames of different sizes (admission compares the descriptors)
         raise CodedError(ErrorCode.BAD_REQUEST, f"previous.content: {exc}", field="previous.content") from None
 

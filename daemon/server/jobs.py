@@ -18,7 +18,7 @@ from enum import Enum
 
 from neural_style.daemon.engine.params import StyleParams
 from neural_style.protocol.image_data import ImageData
-from neural_style.protocol.messages import Previous
+from neural_style.protocol.messages import Earlier, Previous
 
 __all__ = ["JobState", "Job", "JobQueue", "JobTimings", "StylizeRequest"]
 
@@ -35,6 +35,7 @@ class StylizeRequest:
     styles: list[ImageData]
     style_blend: tuple[float, ...] | None = None
     previous: Previous | None = None  # a sequence's previous frame (content and result), still encoded
+    earlier: list[Earlier] | None = None  # its long-term frames (offsets 2, …), still encoded
     style_masks: list[ImageData | None] | None = None  # a region per style (issue 17), still encoded
     style_source_masks: list[ImageData | None] | None = None  # the part of each style image to use
 

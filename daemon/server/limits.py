@@ -73,6 +73,8 @@ class Limits:
                                 "content's own size (size 0) is bounded by --max-pixels instead")
     max_queue: int = limit(16, "jobs that may wait behind the running one before requests get 'busy'", minimum=0)
     max_styles: int = limit(8, "style images per request")
+    max_earlier: int = limit(4, "earlier frames (long-term consistency) a sequence's request may carry besides "
+                                "its previous frame", minimum=0)
     max_memory: int = limit(0, "memory one job may use, e.g. 8G or 512M: a request's max_memory is capped to it "
                                "and a request without one gets it; 0: what the device gives",
                             minimum=0, memory=True, param="max_memory", metavar="SIZE")
@@ -96,9 +98,10 @@ class Limits:
 
     @property
     def max_request_frames(self) -> int:
-        """A request is a header, a content image, a sequence's previous frame (two images) and up to
-        ``max_styles`` style images, each with its region mask and its source mask (issue 17)."""
-        return 4 + 3 * self.max_styles
+        """A request is a header, a content image, a sequence's previous frame (two images), up to
+        ``max_earlier`` earlier frames (two images each) and up to ``max_styles`` style images, each with its
+        region mask and its source mask (issue 17)."""
+        return 4 + 2 * self.max_earlier + 3 * self.max_styles
 
     def describe(self) -> dict[str, int]:
         """The limits as a map, for ``pong`` replies: every bound the daemon applies, so that a client

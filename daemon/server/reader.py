@@ -70,8 +70,8 @@ class Incoming:
         if self.frame_count > bounds.max_frames:
             self.refused_message = (
                 f"the message has {self.frame_count} frames; a request has at most {bounds.max_frames} "
-                f"(a header, a content image, a previous frame's two and up to {(bounds.max_frames - 4) // 3} "
-                f"style images with two masks each)")
+                "(a header, a content image, a sequence's previous and earlier frames with two each, and the "
+                "style images with two masks each: see pong's limits)")
         else:
             self.refused_message = (f"the message is {self.size} bytes; this daemon accepts at most "
                                     f"{bounds.max_bytes} bytes per message")

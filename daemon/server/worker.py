@@ -224,13 +224,14 @@ def execute_job(job: Job, context: JobContext) -> None:
         content = (decode_request_image(request.content, context.max_pixels, "content")
                    if request.content is not None else None)
         styles = [decode_request_image(s, context.max_pixels, f"styles[{i}]") for i, s in enumerate(request.styles)]
-        start_image, temporal = decode_previous(content, request.previous, request.params, context.max_pixels)
+        start_image, temporal = decode_previous(content, request.previous, request.params, context.max_pixels,
+                                                request.earlier)
         masks = decode_masks(request.style_masks, context.max_pixels, "style_masks")
         source_masks = decode_masks(request.style_source_masks, context.max_pixels, "style_source_masks")
         job.timings.decoded = time.monotonic()
         # the request's frames (up to max_message_bytes) are not needed any more: free them
         # now rather than when a long job ends
-        request.content, request.styles, request.previous = None, [], None
+        request.content, request.styles, request.previous, request.earlier = None, [], None, None
         request.style_masks = request.style_source_masks = None
 
         def on_progress(progress: Any) -> None:
