@@ -13,6 +13,7 @@ import itertools
 import sys
 from pathlib import Path
 
+import gimp_current
 import pytest
 import test_gimp_plugin as harness
 from test_gimp_plugin import (
@@ -32,15 +33,7 @@ from nsgimp import frames
 
 # The harness's fixtures, for this module: the root, a daemon with random weights, the share folder.
 daemon, share = harness.daemon, harness.share
-
-
-@pytest.fixture(scope="session")
-def gimp_root(current_gimp_root):
-    """This full set runs on the current release only in CI (test_gimp_plugin.CURRENT_SET_VERSIONS)."""
-    return current_gimp_root
-
-
-current_gimp_root = harness.current_gimp_root
+gimp_root = gimp_current.current_release_root  # GIMP 3.2 in CI (tests/gimp_current.py)
 
 pytestmark = pytest.mark.gimp
 

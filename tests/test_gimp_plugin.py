@@ -128,30 +128,18 @@ def gimp_release(root: Path) -> str:
     return f"{gimp_version(root)}.0"
 
 
+def root_or_skip(version: str) -> Path:
+    """GIMP ``version``'s root, or the test is skipped with the reason it cannot be here."""
+    root, reason = prepare_root(version)
+    if root is None:
+        pytest.skip(reason)
+    return root
+
+
 @pytest.fixture(scope="session", params=GIMP_VERSIONS, ids=lambda v: f"gimp{v}")
 def gimp_root(request) -> Path:
     """The root of each GIMP version the tests run: every test that uses it runs once per version."""
-    root, reason = prepare_root(request.param)
-    if root is None:
-        pytest.skip(reason)
-    return root
-
-
-# CI's time (tests/gimp/README.md): the newer features' full sets (animations, regions) run on the current
-# release only, the essential cases (this file, the GUI defects) on both; $NEURAL_STYLE_GIMP_EVERY_VERSION=1
-# runs those sets on every selected version too.
-CURRENT_GIMP = "3.2"
-CURRENT_SET_VERSIONS = (GIMP_VERSIONS if os.environ.get("NEURAL_STYLE_GIMP_EVERY_VERSION") == "1"
-                        else [v for v in GIMP_VERSIONS if v == CURRENT_GIMP])
-
-
-@pytest.fixture(scope="session", params=CURRENT_SET_VERSIONS, ids=lambda v: f"gimp{v}")
-def current_gimp_root(request) -> Path:
-    """``gimp_root`` for a full set that runs on the current release only (unless every version is asked)."""
-    root, reason = prepare_root(request.param)
-    if root is None:
-        pytest.skip(reason)
-    return root
+    return root_or_skip(request.param)
 
 
 # --------------------------------------------------------------------------- the daemon

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 
+import gimp_current
 import pytest
 import test_gimp_plugin as harness
 from test_gimp_plugin import (
@@ -35,15 +36,7 @@ from test_gimp_plugin import (
 
 # The harness's fixtures, for this module: the root, a daemon with random weights, the share folder.
 daemon, share = harness.daemon, harness.share
-
-
-@pytest.fixture(scope="session")
-def gimp_root(current_gimp_root):
-    """This full set runs on the current release only in CI (test_gimp_plugin.CURRENT_SET_VERSIONS)."""
-    return current_gimp_root
-
-
-current_gimp_root = harness.current_gimp_root
+gimp_root = gimp_current.current_release_root  # GIMP 3.2 in CI (tests/gimp_current.py)
 
 pytestmark = pytest.mark.gimp
 
