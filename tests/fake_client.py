@@ -18,7 +18,7 @@ from neural_style.protocol import (
     StylizeEvent,
     StylizeStream,
 )
-from neural_style.protocol.messages import Previous
+from neural_style.protocol.messages import Earlier, Previous
 
 Step = Union[StylizeEvent, BaseException]
 
@@ -48,10 +48,11 @@ class FakeClient:
                 params: Optional[Mapping[str, Any]] = None, style_blend: Optional[Sequence[float]] = None,
                 *, request_id: Optional[str] = None, heartbeats: bool = False,
                 previous: Optional[Previous] = None, style_masks: Optional[Sequence[Optional[ImageData]]] = None,
-                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None) -> StylizeStream:
+                style_source_masks: Optional[Sequence[Optional[ImageData]]] = None,
+                earlier: Optional[Sequence[Earlier]] = None) -> StylizeStream:
         self.requests.append({"content": content, "styles": styles, "params": params, "style_blend": style_blend,
                               "heartbeats": heartbeats, "previous": previous, "style_masks": style_masks,
-                              "style_source_masks": style_source_masks})
+                              "style_source_masks": style_source_masks, "earlier": earlier})
         return self._stream()
 
     def _stream(self) -> StylizeStream:
