@@ -13,6 +13,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -45,9 +46,11 @@ from neural_style.protocol.connection import serve_command
 
 if TYPE_CHECKING:
     from neural_style.daemon.engine.params import StyleParams
+    from neural_style.protocol.client import StylizeStream
+    from neural_style.protocol.messages import Earlier, Previous
 
 __all__ = ["status", "stylize_with_daemon", "stylize_all_with_daemon", "daemon_command", "request_params",
-           "image_for_request", "daemon_failure", "DaemonFrames", "video_with_daemon"]
+           "image_for_request", "daemon_failure", "RunRequest", "DaemonFrames", "video_with_daemon"]
 
 
 #: Seconds each request/reply exchange with the daemon may take (and the wait for a job's ``accepted``).
@@ -93,6 +96,26 @@ def image_for_request(path: Path) -> ImageData:
 
     raw, width, height, channels = tensor_to_bytes(load_image(path))
     return ImageData.raw(raw, width, height, channels)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What every request of one run carries unchanged: a photo's (each photo of a folder) or every frame's of a
+    sequence. Why one record: the photo path and the frames path send the same fields, so a new request field
+    is one edit here (a field and its keyword in ``send``), not another positional argument through each call."""
+
+    styles: list[ImageData]
+    params: dict[str, Any]  #: the wire's ``params`` map (``request_params``)
+    blend: list[float] | None = None
+    style_masks: list[ImageData | None] | None = None
+    style_source_masks: list[ImageData | None] | None = None
+
+    def send(self, client: Client, content: ImageData | None, *, heartbeats: bool,
+             previous: Previous | None = None, earlier: Sequence[Earlier] | None = None) -> StylizeStream:
+        """This run's request for ``content`` (and a frame's ``previous``/``earlier``) on ``client``: its stream."""
+        return client.stylize(content, self.styles, self.params, self.blend, heartbeats=heartbeats,
+                              previous=previous, earlier=earlier, style_masks=self.style_masks,
+                              style_source_masks=self.style_source_masks)
 
 
 def _connect(args: argparse.Namespace, endpoint: str) -> tuple[Client, Pong]:
@@ -183,13 +206,14 @@ def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path 
     except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
-    wire_params = request_params(params)
     blend = list(style_blend) if style_blend is not None else None
     try:
-        masks = [_request_masks(getattr(args, name, None)) for name in ("style_masks", "style_source_masks")]
+        masks, source_masks = (_request_masks(getattr(args, name, None))
+                               for name in ("style_masks", "style_source_masks"))
     except Exception as exc:  # unreadable file, not an image
         _say(f"error: {exc}")
         return EXIT_BAD_INPUT
+    run = RunRequest(style_images, request_params(params), blend, masks, source_masks)
 
     def one_photo(client: Client, content: Path | None, output: Path, stop: threading.Event | None) -> int:
         try:
@@ -197,8 +221,7 @@ def stylize_all_with_daemon(args: argparse.Namespace, jobs: Sequence[tuple[Path 
         except Exception as exc:  # unreadable file, not an image (non-PNG/JPEG decoded here)
             _say(f"error: {exc}")
             return EXIT_BAD_INPUT
-        result = _stream_job(client, endpoint, content_image, style_images, wire_params, blend, params, masks,
-                             stop)
+        result = _stream_job(client, endpoint, run, content_image, params.iterations, stop)
         if result is None or result.image is None:  # pragma: no cover - the client raises instead
             _say(f"error: the daemon at {endpoint} ended the job without a result")
             return EXIT_DAEMON_ERROR
@@ -275,18 +298,15 @@ def _request_masks(paths: Sequence[Path | None] | None) -> list[ImageData | None
     return [None if path is None else load_mask(path) for path in paths] if paths else None
 
 
-def _stream_job(client: Client, endpoint: str, content: ImageData | None, styles: list[ImageData],
-                wire_params: dict[str, Any], blend: list[float] | None, params: StyleParams,
-                masks: Sequence[list[ImageData | None] | None] = (None, None),
+def _stream_job(client: Client, endpoint: str, run: RunRequest, content: ImageData | None, iterations: int,
                 stop: threading.Event | None = None) -> Result | None:
-    """One job's events into a progress bar (started when the job starts running); its Result.
+    """One job's events into a progress bar of ``iterations`` (started when the job starts running); its Result.
 
     With ``stop`` (one of several jobs in flight): no bar (several would garble one terminal line), and the
     job is cancelled at its next event (a heartbeat at least every 0.5 s) once ``stop`` is set."""
     bar: ProgressBar | None = None
     result: Result | None = None
-    stream = client.stylize(content, styles, wire_params, blend, heartbeats=True, style_masks=masks[0],
-                            style_source_masks=masks[1])
+    stream = run.send(client, content, heartbeats=True)
     try:
         for event in stream:
             if isinstance(event, Result):
@@ -298,10 +318,10 @@ def _stream_job(client: Client, endpoint: str, content: ImageData | None, styles
                 if event.position > 0:
                     _say(f"queued behind {event.position} job(s) at {endpoint}")
                 else:  # starts now: start the bar's clock now, so its rate is right
-                    bar = ProgressBar(params.iterations)
+                    bar = ProgressBar(iterations)
             elif isinstance(event, Heartbeat):
                 if bar is None and event.state == "running":
-                    bar = ProgressBar(params.iterations)
+                    bar = ProgressBar(iterations)
             elif isinstance(event, Progress):
                 if bar is None:
                     bar = ProgressBar(event.iterations)
@@ -325,13 +345,11 @@ def daemon_failure(exc: Exception, endpoint: str) -> int:
 class DaemonFrames:
     """A sequence's frames stylized through one connection to the daemon (``neural-style video``): each
     request carries its previous frame (``Previous``) and its long-term frames (``Earlier``), so the daemon
-    keeps nothing between frames, and the
-    style's Gram targets come from the daemon's cache after the first frame."""
+    keeps nothing between frames, and the style's Gram targets come from the daemon's cache after the first
+    frame; ``run`` is what every frame's request shares."""
 
-    def __init__(self, client: Client, styles: Sequence[ImageData], params: dict[str, Any],
-                 style_blend: Sequence[float] | None, flow: str) -> None:
-        self.client, self.styles, self.params, self.flow = client, list(styles), params, flow
-        self.blend = list(style_blend) if style_blend is not None else None
+    def __init__(self, client: Client, run: RunRequest, flow: str) -> None:
+        self.client, self.run, self.flow = client, run, flow
 
     def __call__(self, content: Any, previous: Any, on_progress: Any, *, stop: threading.Event | None = None,
                  earlier: Sequence[Any] = ()) -> Any:
@@ -346,8 +364,8 @@ class DaemonFrames:
         before = Previous(raw(previous.content), raw(previous.stylized), self.flow) if previous is not None else None
         far = [Earlier(raw(frame.content), raw(frame.stylized), frame.offset) for frame in earlier]
         result: Result | None = None
-        stream = self.client.stylize(raw(content), self.styles, self.params, self.blend, previous=before,
-                                     heartbeats=stop is not None, earlier=far or None)
+        stream = self.run.send(self.client, raw(content), heartbeats=stop is not None, previous=before,
+                               earlier=far or None)
         try:
             for event in stream:
                 if isinstance(event, Progress):
@@ -386,8 +404,9 @@ def video_with_daemon(args: argparse.Namespace, styles: list[Path], params: Styl
                  "(serve --max-earlier)")
             return EXIT_BAD_INPUT
         clients += _more_clients(endpoint, pong.slots - 1)
-        wire_params = request_params(params)
-        return run([DaemonFrames(own, style_images, wire_params, style_blend, flow) for own in clients])
+        request = RunRequest(style_images, request_params(params),
+                             list(style_blend) if style_blend is not None else None)
+        return run([DaemonFrames(own, request, flow) for own in clients])
     except (DaemonError, DaemonUnavailable) as exc:
         return daemon_failure(exc, endpoint)
     except ValueError as exc:
