@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = {"size": 32, "content_layers": ["relu2_1"], "style_layers": ["relu1_1", "relu2_1"]}
 # A job that would run for minutes: used for cancel, kill and shutdown tests (it never finishes).
 ENDLESS = {"size": 32, "iterations": 4000, "progress_every": 1}
+# How much of a daemon's log a failed start quotes (the end: where it stopped).
+LOG_TAIL_LINES = 40
 
 
 def free_port() -> int:
@@ -84,15 +86,26 @@ class Daemon:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
     def stop(self, timeout: float = 15.0) -> int:
+        if not self.end(timeout):
+            raise AssertionError(f"daemon did not exit within {timeout}s of SIGTERM\n{self.log()}")
+        return self.process.returncode
+
+    def end(self, grace: float = 5.0) -> bool:
+        """SIGTERM, then SIGKILL after ``grace`` s; True when SIGTERM sufficed. Once this returns, the
+        process is gone (reaped)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            self.process.wait(grace)
+            return True
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-            raise AssertionError(f"daemon did not exit within {timeout}s of SIGTERM\n{self.log()}") from None
+            return False
 
 
 def daemon_command(endpoint: str, *extra: str, weights: str | None = "random", entry: str = "cli") -> list[str]:
@@ -115,7 +128,15 @@ def start_daemon(tmp: Path, *extra: str, endpoint: str | None = None, weights: s
                                    env=full_env, cwd=str(tmp))
     daemon = Daemon(process, endpoint, log_path, command)
     if wait:
-        wait_for_ping(daemon, timeout)
+        try:
+            wait_for_ping(daemon, timeout)
+        except BaseException as exc:  # never leave a daemon that failed to come up running behind the test
+            daemon.end()
+            if not isinstance(exc, AssertionError):
+                raise
+            reason = str(exc).splitlines()[0].rstrip(":")
+            raise AssertionError(f"{reason}; the daemon was stopped (exit {daemon.process.returncode}). "
+                                 f"Its log ({log_path}), last {LOG_TAIL_LINES} lines:\n{daemon.log_tail()}") from None
     return daemon
 
 
