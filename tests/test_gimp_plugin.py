@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from neural_style.protocol.connection import serve_command
+from neural_style.protocol.connection import AUTOSTART_TIMEOUT, serve_command
 
 pytestmark = pytest.mark.gimp
 
@@ -63,6 +63,7 @@ CONTENT_SIZE = (160, 120)
 STYLE_SIZE = (256, 256)
 GIMP_TIMEOUT = 240
 QUICK_ARGS = {"iterations": 4, "size": 48, "init": "noise", "autostart": False, "timeout": 20}
+NO_DAEMON_WAIT = 300  # the "no daemon" step's wait for the daemon (seconds): far above the first ping's 1 s
 NATIVE_SIZE = (200, 150)  # a layer larger than the preview cap of the native-size case
 PREVIEW_CAP = 64
 
@@ -593,7 +594,8 @@ def failures(gimp_root, share, daemon):
     quick = {**QUICK_ARGS, "endpoint": daemon.endpoint}
     nobody = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     steps = [
-        step(share, "no-daemon", {**quick, "endpoint": nobody}),
+        # The user allows NO_DAEMON_WAIT s for any word from the daemon: "no daemon" must not wait for it.
+        step(share, "no-daemon", {**quick, "endpoint": nobody, "timeout": NO_DAEMON_WAIT}),
         # The recorded daemon command is a host path that does not exist inside the root.
         step(share, "autostart-fails", {**quick, "endpoint": nobody, "autostart": True}),
         step(share, "text-as-style", {**quick, "style": "/share/in/notes.txt"}),
@@ -603,14 +605,18 @@ def failures(gimp_root, share, daemon):
     return run_session(gimp_root, share, "failures", steps), nobody
 
 
-def test_gimp_no_daemon_gives_clear_error_within_seconds(failures, share):
+def test_gimp_no_daemon_is_decided_by_the_first_ping_not_the_users_wait(failures, share):
+    """"No daemon" is decided by one short ping (FIRST_PING_TIMEOUT, 1 s), not by the step's
+    NO_DAEMON_WAIT s the user allows for the daemon's word. The bound is a behaviour's, not a timing: the
+    whole procedure (the plug-in's interpreter starting included) took 3.2 s on GIMP 3.2 on one core shared
+    with other work, 9.1 s once under heavier load; only waiting the user's timeout, or a hang, reaches it."""
     results, nobody = failures
     result, out = results["no-daemon"]
     assert result["status"] == "execution-error", result
     assert_left_as_before(result, f"no daemon answers at {nobody}.")
     message = result["error"]
     assert "Start it with:" in message and "tick 'Start the daemon if needed'" in message, message
-    assert result["elapsed"] < 6, f"'no daemon' took {result['elapsed']:.1f} s to decide"
+    assert result["elapsed"] < NO_DAEMON_WAIT / 5, f"'no daemon' took {result['elapsed']:.1f} s to decide"
     assert_source_untouched(share, out)
 
 
@@ -621,7 +627,9 @@ def test_gimp_autostart_failure_names_the_command(failures, share):
                            / "neural_style_gimp.json").read_text())["daemon_command"][0]
     assert_left_as_before(result, f"could not start `{recorded}`: no such file")
     assert "did not help" not in result["error"]
-    assert result["elapsed"] < 10
+    # A command that cannot start is reported at once, not after the start's wait (AUTOSTART_TIMEOUT, 120 s):
+    # a bound only that wait or a hang reaches, whatever the load.
+    assert result["elapsed"] < AUTOSTART_TIMEOUT / 2, f"took {result['elapsed']:.1f} s"
     assert_source_untouched(share, out)
 
 
