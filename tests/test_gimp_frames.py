@@ -202,3 +202,8 @@ def test_the_frames_dialog_ok_makes_and_shows_the_new_image(frames_gui, share):
     # the new image still shown, after the batch has finished)
     log = (share / "out" / "frames-gui.gimp.log").read_text(errors="replace").split("batch command executed")[0]
     assert "no mnemonic for property" not in log and "CRITICAL" not in log, gimp_log(share, "frames-gui")
+    # the size note speaks of the whole animation, every frame at the canvas size, not of one layer
+    notes = [line for line in log.splitlines() if "neural-style-gimp: size note: " in line]
+    width, height = FRAME_SIZE
+    assert notes and all(f"The animation is {len(DELAYS)} frames of {width} × {height} px" in line
+                         for line in notes), notes

@@ -101,3 +101,19 @@ def test_the_time_left_before_a_frame_has_finished_is_the_current_frames_length_
 def test_waiting_in_the_queue_names_the_frame(tmp_path):
     text = frames.FrameProgressText(10, clock=frames.SequenceClock(6, done=[1.0, 1.0]))
     assert text.waiting("queued", 2) == ("Neural Style: frame 3 of 6 · queued behind 2 jobs", 2 / 6)
+
+
+def test_the_frames_dialogs_size_note_counts_every_frame_of_the_animation():
+    assert frames.size_note(6, 200, 150) == ("The animation is 6 frames of 200 × 150 px "
+                                             "(6 × 0.03 megapixels = 0.18 megapixels).")
+    assert frames.size_note(1, 4000, 3000).startswith("The animation is 1 frame of 4000 × 3000 px (1 × 12 megapixels")
+
+
+def test_a_frame_deleted_during_the_run_is_found_from_the_frame_asked_on():
+    ids = [31, 30, 29, 28]  # frame order: the bottom layer first
+    assert frames.missing_frame(ids, [28, 29, 30, 31]) is None
+    assert frames.missing_frame(ids, [28, 30, 31]) == 2  # the third frame's layer went
+    assert frames.missing_frame(ids, [28, 29, 30, 99], first=1) is None  # frame 1, done already, does not matter
+    assert frames.missing_frame(ids, [], first=4) is None  # every frame read
+    text = frames.frame_gone_text(2, 4, "Frame 3 (100ms)")
+    assert text.startswith("Neural Style: frame 3 of 4 ('Frame 3 (100ms)') was deleted from the animation")

@@ -334,19 +334,25 @@ def _endpoint_hint(dialog):
             pending.extend(widget.get_children())
 
 
-def _size_note_text(config, source, selection, rate):
+def _size_note_text(config, source, selection, rate, animation=None):
     """What will be computed, and (from the last run's speed) how long it will take: shown before OK. A selection
-    chosen as a style's region limits nothing: the whole layer is computed."""
+    chosen as a style's region limits nothing: the whole layer is computed. With ``animation`` (the frames
+    dialog): every frame at the animation's canvas size, the estimate for all of them."""
+    size = S.size_from_dialog(config.get_property("full-resolution"), config.get_property("working-size"))
+    if animation is not None:
+        count, canvas = len(animation.get_layers()), (animation.get_width(), animation.get_height())
+        width, height = S.sent_size(*canvas, size)
+        return (f"{frames.size_note(count, *canvas)}\n"
+                f"{speed.estimate_text(config.get_property('iterations'), count * width * height, rate)}")
     limited = selection and not regions.selection_is_a_region([config.get_property(name)
                                                                for name in S.REGION_ARGUMENTS])
     _, *region = _region(source, limited)
-    size = S.size_from_dialog(config.get_property("full-resolution"), config.get_property("working-size"))
     width, height = S.sent_size(*region, size)
     return (f"{S.size_note(*region, limited)}\n"
             f"{speed.estimate_text(config.get_property('iterations'), width * height, rate)}")
 
 
-def _build_dialog(procedure, config, source, selection):
+def _build_dialog(procedure, config, source, selection, animation=None):
     gi.require_version("GimpUi", "3.0")
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
@@ -358,11 +364,17 @@ def _build_dialog(procedure, config, source, selection):
     problem.set_max_width_chars(60)
     problem.set_xalign(0.0)
     rate = speed.load(speed.speed_path(Gimp.directory()))
-    note = dialog.get_label("size-note", _size_note_text(config, source, selection, rate), False, False)
+    note = dialog.get_label("size-note", "", False, False)
     note.set_xalign(0.0)
+
+    def show_note(*_args):
+        text = _size_note_text(config, source, selection, rate, animation)
+        _debug(f"size note: {text!r}")  # NEURAL_STYLE_DEBUG: the GUI tests read it off the console
+        note.set_text(text)
+
+    show_note()
     for name in ("iterations", "full-resolution", "working-size", *S.REGION_ARGUMENTS):  # it follows the settings
-        config.connect(f"notify::{name}",
-                       lambda *_args: note.set_text(_size_note_text(config, source, selection, rate)))
+        config.connect(f"notify::{name}", show_note)
     for name in ("strength", "blend"):  # sliders, like GIMP's own filters
         dialog.get_spin_scale(name, 1.0)
     buttons = {}
@@ -666,13 +678,16 @@ class _GimpView:
     stream, which closes it (the daemon is told to cancel) instead of failing GIMP calls on an
     invalid ID, one error message per preview."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, check=None):
         self.layer = layer
+        self.check = check  # also called before each report: an animation's frames still there (the frames job)
 
     def _check(self):
         if not self.layer.is_valid():
             _debug(f"layer {self.layer.get_id()} gone during the run (the image closed?): cancelling the job")
             raise _LayerGone()
+        if self.check is not None:
+            self.check()
 
     def show(self, text, fraction):
         self._check()
@@ -758,7 +773,7 @@ def neural_style_frames(procedure, run_mode, image, drawables, config, data):
             _recall(config)
             for name in S.REGION_ARGUMENTS:  # a region remembered from the main dialog means nothing here
                 config.set_property(name, regions.REGION_DEFAULT)
-            dialog, problem, _buttons = _build_dialog(procedure, config, image.get_layers()[-1], False)
+            dialog, problem, _buttons = _build_dialog(procedure, config, image.get_layers()[-1], False, image)
         try:
             while dialog is None or dialog.run():
                 if dialog is not None:
@@ -855,7 +870,19 @@ def neural_style_frames_job(procedure, config, data):
     settings = _read_settings(config)
     targets = image.get_layers()
     order = frames.frame_order(len(targets))
-    names = [animation.get_layers()[i].get_name() for i in order]
+    layers = animation.get_layers()
+    sources = [layers[i] for i in order]  # the frames as the run began: read by layer, not by position
+    names = [layer.get_name() for layer in sources]
+    frame_ids = [layer.get_id() for layer in sources]
+
+    def check_frames(first):
+        """The frames still to be read are the animation's still (it is not locked): else one clear message."""
+        gone = frames.missing_frame(frame_ids, [layer.get_id() for layer in animation.get_layers()], first)
+        if gone is not None:
+            _debug(f"frame {gone + 1} ({names[gone]!r}) left the animation during the run: stopping")
+            raise UserError(frames.frame_gone_text(gone, len(order), names[gone]))
+
+    unread = [0]  # the first frame not read yet: what a failing GIMP call may have met deleted
     clock = frames.SequenceClock(len(order))
     chain = frames.FrameChain()
     Gimp.progress_init("Neural Style")
@@ -868,9 +895,11 @@ def neural_style_frames_job(procedure, config, data):
         try:
             for index, position in enumerate(order):
                 clock.start_frame()
-                view = _GimpView(targets[position])
-                view.paint(composer.frame(animation.get_layers()[position], frames.draws_alone(names, index), 0),
+                check_frames(index)
+                view = _GimpView(targets[position], check=lambda later=index + 1: check_frames(later))
+                view.paint(composer.frame(sources[index], frames.draws_alone(names, index), 0),
                            False)  # the frame as it will be stylized, until the first preview
+                unread[0] = index + 1
                 content = composer.frame(None, True, settings.size)
                 previous = chain.previous()
                 _debug(f"frame {index + 1} of {len(order)} ({names[index]!r}): {content.width}x{content.height}, "
@@ -882,12 +911,21 @@ def neural_style_frames_job(procedure, config, data):
                 clock.finish_frame()
         finally:
             connection.client.close()
-    except _LayerGone:  # the new image was closed: nothing to finish
+    except _LayerGone:  # the new image was closed (nothing to finish), or one of its layers deleted
+        if image.is_valid():
+            return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                               GLib.Error(frames.RESULT_LAYER_GONE))
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     except (job.JobFailed, UserError) as exc:
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
                                            GLib.Error(S.tag_argument(str(exc), exc.argument)))
     except Exception as exc:
+        try:  # a frame deleted between the check and a GIMP call on it: that, not the call's error
+            check_frames(unread[0])
+        except UserError as gone:
+            return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(gone)))
+        except Exception:  # the animation itself unreadable: the original error says more
+            pass
         return _error_values(procedure, exc)
     finally:
         Gimp.progress_end()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from .progress import PREFIX, ProgressText
+from .settings import megapixels
 
 if TYPE_CHECKING:  # the menu entry imports this module before it knows that pyzmq is there
     from neural_style.protocol import ImageData, Previous
@@ -70,6 +72,34 @@ def result_file_name(animation_file_name: str) -> str:
     ``walk-neural-style.xcf``, beside it."""
     stem = animation_file_name.rsplit(".", 1)[0] if "." in animation_file_name.lstrip(".") else animation_file_name
     return f"{stem}{RESULT_SUFFIX}.xcf"
+
+
+def size_note(frames: int, width: int, height: int) -> str:
+    """The frames dialog's line about what will be computed: every frame at the animation's canvas size, each
+    frame a run of its own (what the estimate beside it counts)."""
+    plural = "s" if frames != 1 else ""
+    return (f"The animation is {frames} frame{plural} of {width} × {height} px "
+            f"({frames} × {megapixels(width * height)} = {megapixels(frames * width * height)}).")
+
+
+def missing_frame(frame_ids: Sequence[int], present_ids: Collection[int], first: int = 0) -> Optional[int]:
+    """The first frame from ``first`` on (0-based, frame order) whose layer (its ID, as the run began) is no longer
+    one of the animation's layers (``present_ids``: deleted, or moved into a group), or None.
+
+    Why: the animation is not locked during a run (locking would add undo steps to an image the run only
+    reads), so a frame the user deletes must end the run with one clear message, not a failing GIMP call."""
+    present = set(present_ids)
+    return next((index for index in range(first, len(frame_ids)) if frame_ids[index] not in present), None)
+
+
+def frame_gone_text(index: int, frames: int, name: str) -> str:
+    """The message of a run stopped because frame ``index`` (0-based) left the animation."""
+    return (f"{PREFIX}frame {index + 1} of {frames} ({name!r}) was deleted from the animation during the run, "
+            "so the run stopped and its unfinished new image was closed. Run it again on the animation as it is now.")
+
+
+RESULT_LAYER_GONE = (f"{PREFIX}a layer of the new image was deleted during the run, so the run stopped and the "
+                     "unfinished image was closed. Leave the new image's layers alone until the run ends.")
 
 
 @dataclass
