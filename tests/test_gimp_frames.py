@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import time
 from pathlib import Path
 
 import gimp_current
@@ -207,3 +208,43 @@ def test_the_frames_dialog_ok_makes_and_shows_the_new_image(frames_gui, share):
     width, height = FRAME_SIZE
     assert notes and all(f"The animation is {len(DELAYS)} frames of {width} × {height} px" in line
                          for line in notes), notes
+
+
+# Edit → Keyboard Shortcuts for Layer → Delete Layers, which has none by default (GIMP's shortcutsrc syntax, then
+# xdotool's): the driver deletes the animation's selected layer (its top one, the last frame) during the run
+DELETE_SHORTCUT = ("<Primary><Alt><Shift>x", "ctrl+alt+shift+x")
+
+
+def test_a_frame_deleted_during_the_run_ends_it_with_a_message_naming_the_frame(gimp_root, share, daemon, animation):
+    """The animation is not locked during a run: the user deletes a frame still to come (on Xvfb, through GIMP's
+    own Delete Layers) while the first frame refines. The run ends with one message naming that frame, not an
+    unexpected error; the daemon's job is dropped and the unfinished new image closed."""
+    for tool in ("usr/bin/Xvfb", "usr/bin/xdotool", f"usr/bin/gimp-{gimp_version(gimp_root)}"):
+        if not (gimp_root / tool).exists():
+            pytest.skip(f"the root has no /{tool} (build_root.sh installs xvfb and xdotool)")
+    (harness.profile_dir(share, gimp_root) / "shortcutsrc").write_text(
+        f'(file-version 1)\n(action "layers-delete" "{DELETE_SHORTCUT[0]}")\n')
+    args = {**FRAMES_ARGS, "endpoint": daemon.endpoint, "iterations": 2000}
+    steps = [step(share, "frame-deleted", args, image="still.gif", procedure=frames.PROCEDURE_NAME, display=True)]
+    gui = [{"wait_file": "/share/out/delete-now", "window": "still", "keys": [DELETE_SHORTCUT[1]],
+            "window_closes": False, "report": "/share/out/delete.gui.json"}]
+    proc = run_session(gimp_root, share, "frames-deleted", steps, gui=gui, background=True)
+    try:
+        deadline = time.monotonic() + harness.GIMP_TIMEOUT
+        while time.monotonic() < deadline and not daemon.running_job(min_iteration=12):
+            assert proc.poll() is None, gimp_log(share, "frames-deleted")
+            time.sleep(0.2)
+        assert daemon.running_job(min_iteration=12), gimp_log(share, "frames-deleted")
+        (share / "out" / "delete-now").write_text("1\n")
+        result, _out = harness.finish_session(proc, share, "frames-deleted", steps)["frame-deleted"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    last = len(DELAYS)
+    assert result["status"] == "execution-error", result
+    assert f"frame {last} of {last} (" in result["error"] and "was deleted from the animation" in result["error"], \
+        result["error"]
+    assert "unexpectedly" not in result["error"], result["error"]
+    assert len(result["layers_after"]) == last - 1, "the driver's Delete Layers did not delete a frame"
+    assert result["images_after"] == result["images_before"], "the unfinished new image was left behind"
+    assert not daemon.running_job(), "the daemon kept the frame's job after the run ended"
