@@ -8,15 +8,16 @@ inflated is answered before that request's refusal.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
-from server_fixtures import FAST, RawClient, raw_image, rgb_bytes, shared_daemon, terminal_of
+from server_fixtures import FAST, RawClient, png_bytes, raw_image, rgb_bytes, shared_daemon, terminal_of
 
 from neural_style.daemon.engine.params import StyleParams
-from neural_style.daemon.server.admission import judge_pixels, needs_pixels
+from neural_style.daemon.server.admission import judge_pixels, needs_reading
 from neural_style.daemon.server.jobs import StylizeRequest
 from neural_style.daemon.server.limits import Limits
 from neural_style.protocol.errors import CodedError
@@ -56,16 +57,18 @@ def big_mask() -> bytes:
 
 def send(client: RawClient, request_id: str, masks: list[tuple[str, bytes]], *, content: bytes | None = None,
          size: tuple[int, int] = (W, H), iterations: int = 2) -> None:
-    """A stylize of a ``size`` content (raw, or the PNG ``content``) and one 24×24 style per mask, each
-    mask (encoding, bytes) in its own frame."""
+    """A stylize of a ``size`` content (raw, or the PNG ``content``) and one 24×24 style per mask (at least
+    one), each mask (encoding, bytes) in its own frame."""
     width, height = size
     frames = [content if content is not None else rgb_bytes(width, height)]
     header = {"type": "stylize", "id": request_id,
               "content": {"frame": 1, "encoding": "png"} if content is not None else raw_image(1, width, height),
-              "styles": [], "style_masks": [], "params": {**FAST, "iterations": iterations}}
-    for i in range(len(masks)):
+              "styles": [], "params": {**FAST, "iterations": iterations}}
+    for i in range(max(1, len(masks))):
         frames.append(rgb_bytes(STYLE, STYLE, seed=i + 1))
         header["styles"].append(raw_image(len(frames), STYLE, STYLE))
+    if masks:
+        header["style_masks"] = []
     for encoding, data in masks:
         frames.append(data)
         header["style_masks"].append({"frame": len(frames), "encoding": encoding})
@@ -85,12 +88,15 @@ def _request(masks: list[ImageData | None], sources: list[ImageData | None] | No
                           style_masks=masks, style_source_masks=sources)
 
 
-def test_only_png_and_jpeg_masks_need_the_pool() -> None:
+def test_png_and_jpeg_masks_and_png_pictures_need_the_pool() -> None:
     raw = ImageData.raw(half(W, H).tobytes(), W, H, 1)
-    assert not needs_pixels(_request([raw, None]))
-    assert not needs_pixels(_request([]))
-    assert needs_pixels(_request([None], sources=[ImageData.png(encoded(half(STYLE, STYLE)))]))
-    assert needs_pixels(_request([raw, ImageData.jpeg(encoded(half(W, H), "jpeg"))]))
+    assert not needs_reading(_request([raw, None]))
+    assert not needs_reading(_request([]))
+    assert needs_reading(dataclasses.replace(_request([]), content=ImageData.png(png_bytes(W, H))))
+    jpeg = ImageData.jpeg(encoded(np.zeros((H, W, 3), np.uint8), "jpeg"))
+    assert not needs_reading(dataclasses.replace(_request([]), content=jpeg))  # its validity: when it starts
+    assert needs_reading(_request([None], sources=[ImageData.png(encoded(half(STYLE, STYLE)))]))
+    assert needs_reading(_request([raw, ImageData.jpeg(encoded(half(W, H), "jpeg"))]))
 
 
 def test_an_eight_bit_mask_is_handed_on_as_raw_grey8_and_a_sixteen_bit_one_as_its_png() -> None:
@@ -129,7 +135,41 @@ def test_a_mask_that_selects_nothing_or_does_not_inflate_is_refused_with_its_fie
     assert words in caught.value.message
 
 
+def _flipped(data: bytes) -> bytes:
+    """``data`` with one byte of its image data changed: its chunk's CRC no longer matches."""
+    broken = bytearray(data)
+    broken[len(data) // 2] ^= 0xFF
+    return bytes(broken)
+
+
+@pytest.mark.parametrize("which, broken", [
+    ("content", png_bytes(W, H)[:-40]),
+    ("styles[1]", _flipped(png_bytes(STYLE, STYLE))),
+], ids=["truncated-content", "corrupted-style"])
+def test_a_truncated_or_corrupted_png_picture_is_refused_with_its_field(which, broken) -> None:
+    request = _request([])
+    if which == "content":
+        request.content = ImageData.png(broken)
+    else:
+        request.styles = [request.styles[0], ImageData.png(broken)]
+    with pytest.raises(CodedError) as caught:
+        judge_pixels(request, Limits())
+    assert (caught.value.code, caught.value.field) == ("bad_request", which)
+    assert "not a readable png image" in caught.value.message
+
+
 # ----------------------------------------------------------------------------- a real daemon
+
+
+def test_a_truncated_png_picture_is_refused_alone_with_no_accepted(daemon) -> None:
+    with RawClient(daemon.endpoint) as client:
+        send(client, "cut", [], content=png_bytes(W, H)[:-40])
+        stream = client.stream("cut", timeout=60, quiet=0.6)
+        assert types(stream) == ["error"] and (stream[0][0]["code"], stream[0][0]["field"]) == \
+            ("bad_request", "content"), stream[0][0]
+        send(client, "whole", [], content=png_bytes(W, H))  # the same picture whole runs
+        stream = client.stream("whole", timeout=120, quiet=0)
+        assert stream[0][0]["type"] == "accepted" and terminal_of(stream)["type"] == "result"
 
 
 @pytest.mark.parametrize("mask", [

@@ -11,10 +11,14 @@ Two stages, both before ``accepted``.  ``admit_stylize`` runs in the socket loop
 compressed pixels: PNG/JPEG headers are only probed (``decode.probe``), so that a decompression bomb is
 refused before anything inflates it, and raw grey8 region masks, one byte per pixel within ``max_pixels``,
 have their levels checked by the engine's rule (``check_masks``) and dropped.  A request with PNG/JPEG
-masks (``needs_pixels``) then goes to ``judge_pixels`` on the admission pool's threads
-(``admission_pool.py``): their levels are inflated there, off the loop, an all-black or undecodable one
-refused with the same code and field, and a grey8 one handed on to the worker as raw grey8 so that it is
-not inflated twice (within ``max_message_bytes``, the bound a request's images already had).
+masks or PNG pictures (``needs_reading``) then goes to ``judge_pixels`` on the admission pool's threads
+(``admission_pool.py``), off the loop: a PNG picture's chunks are checked (structure and CRCs, no
+inflating: a truncated or corrupted one is refused), a mask's levels are inflated, an all-black or
+undecodable mask refused with the same code and field as a raw one, and an 8-bit mask handed on to the
+worker as raw grey8 so that it is not inflated twice (within ``max_message_bytes``, the bound a
+request's images already had).  A picture's pixels, and a JPEG picture's validity, are read by the
+worker when the job starts: inflating every picture before ``accepted`` would cost each request the
+decode a second time (or hold its decoded pixels while it waits in the queue).
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import GREY, ImageData
 from neural_style.protocol.messages import Earlier, Previous, Stylize
 
-from .decode import decode_mask_levels, probe
+from .decode import decode_mask_levels, probe, verify_png
 from .jobs import StylizeRequest
 from .limits import Limits, job_bound
 
-__all__ = ["admit_stylize", "judge_pixels", "needs_pixels", "wire_field"]
+__all__ = ["admit_stylize", "judge_pixels", "needs_reading", "wire_field"]
 
 
 def wire_field(exc: ParamError) -> str | None:
@@ -127,26 +131,44 @@ def _all_masks(request: StylizeRequest) -> list[ImageData | None]:
     return [*(request.style_masks or ()), *(request.style_source_masks or ())]
 
 
-def needs_pixels(request: StylizeRequest) -> bool:
-    """Whether an admitted request still has masks to judge by their pixels (PNG/JPEG: ``judge_pixels``)."""
-    return any(mask is not None and mask.encoding != "raw" for mask in _all_masks(request))
+def _pictures(request: StylizeRequest) -> list[tuple[str, ImageData]]:
+    """A request's pictures (not its masks), each with its field."""
+    pictures = [("content", request.content)] if request.content is not None else []
+    pictures += [(f"styles[{i}]", style) for i, style in enumerate(request.styles)]
+    frames: list[tuple[str, Previous | Earlier]] = [("previous", request.previous)] if request.previous else []
+    frames += [(f"earlier[{i}]", frame) for i, frame in enumerate(request.earlier or ())]
+    for name, frame in frames:
+        assert frame.content is not None and frame.stylized is not None  # the decoder requires both
+        pictures += [(f"{name}.content", frame.content), (f"{name}.stylized", frame.stylized)]
+    return pictures
+
+
+def needs_reading(request: StylizeRequest) -> bool:
+    """Whether an admitted request still has images to read before it is judged (``judge_pixels``): a
+    PNG/JPEG mask's levels, a PNG picture's chunks."""
+    return any(mask is not None and mask.encoding != "raw" for mask in _all_masks(request)) or \
+        any(image.encoding == "png" for _, image in _pictures(request))
 
 
 def _request_bytes(request: StylizeRequest) -> int:
     """The bytes of a request's images, as they count against ``max_message_bytes``."""
-    images: list[ImageData | None] = [request.content, *request.styles, *_all_masks(request)]
-    for frame in [request.previous, *(request.earlier or ())]:
-        if frame is not None:
-            images += [frame.content, frame.stylized]
-    return sum(memoryview(image.data).nbytes for image in images if image is not None)
+    images = [image for _, image in _pictures(request)] + [m for m in _all_masks(request) if m is not None]
+    return sum(memoryview(image.data).nbytes for image in images)
 
 
 def judge_pixels(request: StylizeRequest, limits: Limits) -> StylizeRequest:
-    """The second stage of admission, off the socket loop (``admission_pool.py``): the PNG/JPEG masks of an
-    admitted request inflated and judged by the engine's rule (all black: ``bad_request`` naming the mask; a
-    PNG that does not inflate: ``bad_request``; past ``max_pixels``: ``too_large``), the request returned
-    with each 8-bit one as raw grey8, while the request's images stay within ``max_message_bytes``
-    (a 16-bit one keeps its PNG, and its precision; the worker inflates it again)."""
+    """The second stage of admission, off the socket loop (``admission_pool.py``): an admitted request's PNG
+    pictures have their chunks checked (``verify_png``: a truncated or corrupted one is a ``bad_request``
+    naming it), and its PNG/JPEG masks are inflated and judged by the engine's rule (all black: ``bad_request``
+    naming the mask; one that does not inflate: ``bad_request``; past ``max_pixels``: ``too_large``).  The
+    request is returned with each 8-bit mask as raw grey8, while the request's images stay within
+    ``max_message_bytes`` (a 16-bit one keeps its PNG, and its precision; the worker inflates it again)."""
+    for what, image in _pictures(request):
+        if image.encoding == "png":
+            try:
+                verify_png(image.data)
+            except CodedError as exc:
+                raise CodedError(exc.code, f"{what}: {exc.message}", field=what) from None
     content = _picture_size(request.content, "content", limits) if request.content is not None else None
     styles = [_picture_size(style, f"styles[{i}]", limits) for i, style in enumerate(request.styles)]
     budget = limits.max_message_bytes - _request_bytes(request)

@@ -43,7 +43,7 @@ from neural_style.protocol.messages import (
 )
 from neural_style.protocol.wire import PROTOCOL_VERSION
 
-from .admission import admit_stylize, judge_pixels, needs_pixels
+from .admission import admit_stylize, judge_pixels, needs_reading
 from .admission_pool import DECODERS, AdmissionPool, Admitting
 from .events import ModelState, WorkerEvent
 from .jobs import Job, JobQueue, JobState, StylizeRequest
@@ -229,8 +229,8 @@ class Router:
             self._end(job, ErrorCode.CANCELLED, reason)
 
     def _stylize(self, client: bytes, request: Stylize) -> None:
-        """Admit ``request`` in the loop, then accept it, or first hand it to the admission pool when its
-        masks must be inflated to be judged (``_admitted`` accepts or refuses it when that is done)."""
+        """Admit ``request`` in the loop, then accept it, or first hand it to the admission pool when images
+        must be read to judge it (``needs_reading``; ``_admitted`` accepts or refuses it when that is done)."""
         key = (client, request.id)
         outbox = self.outboxes.get(client)
         if outbox is not None and outbox.refuses_jobs:
@@ -252,12 +252,12 @@ class Router:
         except CodedError as exc:
             self._reject(client, request.id, exc.code, exc.message, exc.field)
             return
-        if not needs_pixels(admitted):
+        if not needs_reading(admitted):
             self._accept(client, request.id, admitted)
         elif not self._queue_full(client, request.id):  # its place is held while the pool reads its masks
             item = Admitting(client, request.id, admitted)
             self.admitting[key] = item
-            log.debug("request %r from %s: its masks are read off the loop before it is accepted",
+            log.debug("request %r from %s: its images are read off the loop before it is accepted",
                       request.id, client.hex())
             self.admission.submit(item)
 
