@@ -2,9 +2,10 @@
 
 Why a thread pool of its own: a PNG or JPEG region mask is judged by its levels (an all-black one is
 refused before ``accepted``, docs/PROTOCOL.md section 4, "Regions"), and inflating a 24 MP PNG takes
-seconds (bench/mask_admission_bench.py) that the socket loop must spend answering pings, heartbeats
-and other clients.  So the loop hands such a request here (``admission.needs_pixels``), and sends
-``accepted`` or the refusal when ``admission.judge_pixels`` is done with it.
+up to seconds (bench/mask_admission_bench.py) that the socket loop must spend answering pings,
+heartbeats and other clients; a PNG picture's chunks are checked here too (``decode.verify_png``).
+So the loop hands such a request here (``admission.needs_reading``), and sends ``accepted`` or the
+refusal when ``admission.judge_pixels`` is done with it.
 
 Bounded: ``decoders`` requests are decoded at once (each image within ``max_pixels``, so the memory
 decoding holds is at most that many requests' worth), and the loop counts every request handed here
@@ -45,7 +46,7 @@ class Admitting:
 
     client: bytes
     request_id: str
-    request: StylizeRequest  # what the socket loop's admission admitted, its PNG/JPEG masks not read yet
+    request: StylizeRequest  # what the socket loop's admission admitted, its PNG/JPEG images not read yet
     received: float = field(default_factory=time.monotonic)  # when it arrived, for the job's log line
     cancelled: bool = False  # ended already (cancel, a vanished client, shutdown): its outcome is dropped
     outcome: StylizeRequest | CodedError | None = None

@@ -9,9 +9,10 @@ message built and encoded already, and pokes the PAIR socket; the loop routes th
 
 No client can hold the loop: requests are read within a budget of frames and
 messages per round (``reader.py``), what a client does not read waits in its
-bounded outbox (``outbox.py``), and a request whose PNG/JPEG masks must be inflated to
-be judged is judged on the admission pool's threads (``admission_pool.py``) before its
-``accepted`` or refusal, so every round also sends heartbeats and replies.
+bounded outbox (``outbox.py``), and a request whose images must be read to be judged
+(PNG/JPEG masks' levels, PNG pictures' chunks) is judged on the admission pool's threads
+(``admission_pool.py``) before its ``accepted`` or refusal, so every round also sends
+heartbeats and replies.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ class Router:
             return
         if not needs_reading(admitted):
             self._accept(client, request.id, admitted)
-        elif not self._queue_full(client, request.id):  # its place is held while the pool reads its masks
+        elif not self._queue_full(client, request.id):  # its place is held while the pool reads its images
             item = Admitting(client, request.id, admitted)
             self.admitting[key] = item
             log.debug("request %r from %s: its images are read off the loop before it is accepted",
@@ -419,9 +420,9 @@ class Router:
         self._vanishing.add(client)
         try:
             self.outboxes.pop(client, None)
-            # a job already cancelled (a running one still stopping) needs nothing more
             for item in [a for a in self.admitting.values() if a.client == client]:
-                self._drop_admitting(item)  # nothing can reach it: no reply
+                self._drop_admitting(item)  # not accepted yet, and nothing can reach it: no reply
+            # a job already cancelled (a running one still stopping) needs nothing more
             jobs = [j for j in self.unfinished.values() if j.client == client and not j.cancelled]
             if jobs:
                 log.warning("client %s is gone; cancelling %d job(s)", client.hex(), len(jobs))
