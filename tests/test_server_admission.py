@@ -14,7 +14,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from server_fixtures import FAST, RawClient, png_bytes, raw_image, rgb_bytes, shared_daemon, terminal_of
+from server_fixtures import FAST, RawClient, png_bytes, raw_image, rgb_bytes, shared_daemon, terminal_of, wait_until
 
 from neural_style.daemon.engine.params import StyleParams
 from neural_style.daemon.server.admission import judge_pixels, needs_reading
@@ -231,4 +231,21 @@ def test_an_id_being_admitted_is_taken_and_a_cancel_ends_it_once(daemon, big_mas
         assert (ack["type"], ack["target"]) == ("cancel_ack", "held"), ack
         stream = client.stream("held", timeout=60, quiet=3.0)  # its masks are read meanwhile: nothing follows
         assert types(stream) == ["error"] and stream[0][0]["code"] == "cancelled", stream
+        assert client.request({"type": "ping", "id": "after"})["type"] == "pong"
+
+
+def test_a_client_gone_during_admission_has_its_request_ended_once_and_the_daemon_serves_on(daemon, big_mask) -> None:
+    """The request's client closes while its masks are inflated: the accepted that follows cannot be sent, so
+    the job it made is cancelled ("the client disconnected", the job's one log line) and nothing else is owed."""
+    content = encoded(np.full((BIG_H, BIG_W, 3), 128, np.uint8))
+    with RawClient(daemon.endpoint) as client:
+        send(client, "admission-gone", [("png", big_mask), ("png", big_mask)], content=content, size=(BIG_W, BIG_H),
+             iterations=4000)
+        client.send({"type": "ping", "id": "sent"})  # the request is in the daemon once this is answered
+        assert client.recv_for("sent", timeout=60) is not None
+    wait_until(lambda: "id='admission-gone'" in daemon.log() and "the client disconnected" in daemon.log(), 120,
+               "the vanished client's job to be cancelled")
+    ended = [line for line in daemon.log().splitlines() if "id='admission-gone'" in line and "cancelled:" in line]
+    assert len(ended) == 1, ended
+    with RawClient(daemon.endpoint) as client:
         assert client.request({"type": "ping", "id": "after"})["type"] == "pong"
