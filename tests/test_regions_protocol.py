@@ -164,22 +164,22 @@ def test_each_bad_mask_is_refused_before_accepted_with_its_code_and_field(daemon
         assert client.request({"type": "ping", "id": "p"})["type"] == "pong"  # still serving
 
 
-def test_an_all_black_png_mask_has_its_size_checked_before_accepted_and_its_pixels_when_it_starts(daemon) -> None:
-    """A PNG mask is not inflated in the socket loop (bench/mask_admission_bench.py): a wrong size is refused
-    at once, an all-black one ends its accepted job with the same code and field."""
+def test_an_all_black_png_mask_is_refused_before_accepted_like_a_raw_one(daemon) -> None:
+    """A PNG mask's size is checked from its header in the socket loop, its levels off the loop (the admission
+    pool, tests/test_server_admission.py): both refusals come alone, with no ``accepted``."""
     def send(request_id: str, width: int) -> list:
         client.send({"type": "stylize", "id": request_id, "content": raw_image(1, W, H),
                      "styles": [raw_image(2, STYLE, STYLE)], "style_masks": [{"frame": 3, "encoding": "png"}],
                      "params": {**FAST, "iterations": 2}},
                     rgb_bytes(W, H), rgb_bytes(STYLE, STYLE), png_of(np.zeros((H, width), np.uint8)))
-        return client.stream(request_id, timeout=60, quiet=0)
+        return client.stream(request_id, timeout=60, quiet=0.6)
 
     with RawClient(daemon.endpoint) as client:
         wrong = send("png-wrong", W + 1)
         assert [h["type"] for h, _ in wrong] == ["error"] and wrong[0][0]["field"] == "style_masks[0]"
         black = send("png-black", W)
-        assert black[0][0]["type"] == "accepted"
-        error = terminal_of(black)
+        assert [h["type"] for h, _ in black] == ["error"], "refused before accepted: one error alone"
+        error = black[0][0]
         assert (error["code"], error["field"]) == ("bad_request", "style_masks[0]") and "all black" in error["message"]
 
 

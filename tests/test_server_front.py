@@ -16,7 +16,7 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
-from server_fixtures import FAST, RawClient, png_bytes, start_curve_daemon, start_daemon
+from server_fixtures import ENDLESS, FAST, RawClient, png_bytes, start_curve_daemon, start_daemon
 from zmtp_peer import ZmtpPeer
 
 from neural_style.daemon.server.main import ServerConfig
@@ -225,6 +225,71 @@ def test_connections_past_the_maximum_are_closed_at_once_and_the_others_kept(dae
     time.sleep(0.3)  # the front notices the closed connections
     with RawClient(daemon.endpoint) as client:
         assert client.request({"type": "ping", "id": "room"})["type"] == "pong"
+
+
+# ------------------------------------------------------------------ idle connections (--idle-timeout)
+IDLE_TIMEOUT = 2  # seconds: this daemon's --idle-timeout, with a single place (--max-connections 1)
+
+
+@pytest.fixture(scope="module")
+def one_place_daemon(tmp_path_factory):
+    d = start_daemon(tmp_path_factory.mktemp("front-idle"), "--max-connections", "1",
+                     "--idle-timeout", str(IDLE_TIMEOUT))
+    yield d
+    assert d.stop() == 0
+
+
+def _take_the_place(endpoint: str) -> ZmtpPeer:
+    """A peer that handshakes into the one place; checked by a second peer's being refused."""
+    time.sleep(0.3)  # the fixture's or the last test's client leaves its place first
+    holder = ZmtpPeer(endpoint)
+    extra = ZmtpPeer(endpoint, handshake=False)
+    try:
+        assert extra.closed(5), "a second connection was accepted with --max-connections 1"
+    finally:
+        extra.close()
+    return holder
+
+
+def test_a_peer_idle_past_the_timeout_is_closed_and_its_place_goes_to_the_next(one_place_daemon):
+    idle = _take_the_place(one_place_daemon.endpoint)
+    try:
+        started = time.monotonic()
+        assert idle.closed(IDLE_TIMEOUT + 20), "a peer that sends nothing kept its place"
+        assert time.monotonic() - started >= IDLE_TIMEOUT - 0.5, "closed before its idle timeout"
+    finally:
+        idle.close()
+    time.sleep(0.3)  # the front notices its closed connection
+    with RawClient(one_place_daemon.endpoint) as client:
+        assert client.request({"type": "ping", "id": "in"})["type"] == "pong"
+
+
+def test_a_peer_that_only_pings_is_not_idle(one_place_daemon):
+    peer = _take_the_place(one_place_daemon.endpoint)
+    try:
+        for n in range(4 * IDLE_TIMEOUT):  # twice the timeout, a ZMTP PING (no TTL) every 0.5 s
+            peer.command(b"\x04PING" + bytes(2) + b"ctx-%d" % n)
+            flags, body = peer.read_frame()
+            assert flags & 4 and body == b"\x04PONG" + b"ctx-%d" % n, body
+            time.sleep(0.5)
+        peer.frame(msgpack.packb({"v": 1, "type": "ping", "id": "still"}), more=False)
+        assert msgpack.unpackb(peer.read_message()[0])["id"] == "still"
+    finally:
+        peer.close()
+
+
+def test_a_peer_whose_job_runs_is_not_idle_though_it_sends_nothing(one_place_daemon):
+    """No ZMTP heartbeats and no request for twice the timeout: the job's own messages (progress, the
+    daemon's heartbeats) are its traffic, and its cancel still reaches the daemon on the same connection."""
+    time.sleep(0.3)
+    with RawClient(one_place_daemon.endpoint, heartbeat=(0, 0, 0)) as client:
+        client.stylize("long", ENDLESS)
+        assert client.recv_for("long", timeout=60)[0]["type"] == "accepted"
+        time.sleep(2 * IDLE_TIMEOUT)
+        ack = client.request({"type": "cancel", "id": "stop", "target": "long"}, timeout=30)
+        assert ack["type"] == "cancel_ack", ack
+        stream = client.stream("long", timeout=60, quiet=0)
+        assert stream[-1][0]["type"] == "error" and stream[-1][0]["code"] == "cancelled", stream[-1][0]
 
 
 # ------------------------------------------------------------------ where the front applies

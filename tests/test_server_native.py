@@ -60,7 +60,8 @@ def test_pong_reports_every_limit_the_daemon_applies(daemon):
     assert limits == {"max_pixels": MAX_PIXELS, "max_message_bytes": 256 << 20, "max_iterations": 40,
                       "max_size": MAX_SIZE, "max_queue": 16, "max_styles": 8, "max_earlier": 4,
                       "max_memory": DAEMON_MEMORY_MIB,
-                      "max_preview_size": PREVIEW_CAP, "max_connections": 64, "handshake_timeout": 10}
+                      "max_preview_size": PREVIEW_CAP, "max_connections": 64, "handshake_timeout": 10,
+                      "idle_timeout": 300}
 
 
 def test_a_native_job_returns_the_contents_size_with_capped_previews_and_its_scales(daemon):

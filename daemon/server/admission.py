@@ -7,16 +7,25 @@ parameters accept is the engine's schema (``StyleParams``, ``plan_inputs``); onl
 daemon's own limits (``limits.py``) are applied here.  The socket loop calls ``admit_stylize``
 and stays free of rules.
 
-Nothing here decodes a picture's pixels: PNG/JPEG headers are only probed (``decode.probe``) so that
-a decompression bomb is refused before the worker ever inflates it.  Raw grey8 region masks are the exception:
-an all-black one is refused before ``accepted``, so their levels are read here (one byte per pixel,
-within ``max_pixels``), checked by the engine's rule and dropped; a PNG/JPEG mask only has its size
-probed, like a picture.
+Two stages, both before ``accepted``.  ``admit_stylize`` runs in the socket loop and reads no
+compressed pixels: PNG/JPEG headers are only probed (``decode.probe``), so that a decompression bomb is
+refused before anything inflates it, and raw grey8 region masks, one byte per pixel within ``max_pixels``,
+have their levels checked by the engine's rule (``check_masks``) and dropped.  A request with PNG/JPEG
+masks or PNG pictures (``needs_reading``) then goes to ``judge_pixels`` on the admission pool's threads
+(``admission_pool.py``), off the loop: a PNG picture's chunks are checked (structure and CRCs, no
+inflating: a truncated or corrupted one is refused), a mask's levels are inflated, an all-black or
+undecodable mask refused with the same code and field as a raw one, and an 8-bit mask handed on to the
+worker as raw grey8 so that it is not inflated twice (within ``max_message_bytes``, the bound a
+request's images already had).  A picture's pixels, and a JPEG picture's validity, are read by the
+worker when the job starts: inflating every picture before ``accepted`` would cost each request the
+decode a second time (or hold its decoded pixels while it waits in the queue).
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 from neural_style.daemon.engine.engine_errors import ParamError
 from neural_style.daemon.engine.params import StyleParams, plan_inputs
@@ -27,11 +36,11 @@ from neural_style.protocol.errors import CodedError, ErrorCode
 from neural_style.protocol.image_data import GREY, ImageData
 from neural_style.protocol.messages import Earlier, Previous, Stylize
 
-from .decode import decode_mask_levels, probe
+from .decode import decode_mask_levels, probe, verify_png
 from .jobs import StylizeRequest
 from .limits import Limits, job_bound
 
-__all__ = ["admit_stylize", "wire_field"]
+__all__ = ["admit_stylize", "judge_pixels", "needs_reading", "wire_field"]
 
 
 def wire_field(exc: ParamError) -> str | None:
@@ -79,8 +88,8 @@ def _picture_size(image: ImageData, what: str, limits: Limits) -> tuple[int, int
 def _mask_frames(masks: list[ImageData | None] | None, name: str, limits: Limits) -> list[MaskFrame | None] | None:
     """What the engine's rule needs of each mask: its size, and its peak where reading it is cheap (a raw
     grey8 frame: milliseconds at 24 MP).  A PNG's or JPEG's pixels are not inflated in the socket loop (a
-    24 MP one takes about a second, bench/mask_admission_bench.py): only its header is read here, and its
-    peak is judged by ``stylize``'s own check when the job starts (the same error, after ``accepted``)."""
+    24 MP one takes a second or more, bench/mask_admission_bench.py): only its header is read here, and its
+    peak is judged by ``judge_pixels`` on the admission pool's threads, still before ``accepted``."""
     if masks is None:
         return None
     frames: list[MaskFrame | None] = []
@@ -91,8 +100,18 @@ def _mask_frames(masks: list[ImageData | None] | None, name: str, limits: Limits
         what = f"{name}[{i}]"
         width, height = _image_size(mask, what, limits)  # the pixel bound and a bomb, from the header alone
         frames.append(mask_frame(decode_mask_levels(mask, limits.max_pixels, what)) if mask.encoding == "raw"
-                      else MaskFrame(height, width, peak=1.0))  # the peak not read yet: judged at the start
+                      else MaskFrame(height, width, peak=1.0))  # the peak not read yet: judge_pixels reads it
     return frames
+
+
+def _judge_masks(masks: list[MaskFrame | None] | None, sources: list[MaskFrame | None] | None,
+                 content: tuple[int, int] | None, styles: list[tuple[int, int]]) -> None:
+    """The engine's region rule on mask frames, its ParamError coded as the wire's ``bad_request``."""
+    try:
+        check_masks(masks, sources, content_size=(content[1], content[0]) if content is not None else None,
+                    style_sizes=[(height, width) for width, height in styles])
+    except ParamError as exc:
+        raise CodedError(ErrorCode.BAD_REQUEST, str(exc), field=wire_field(exc)) from None
 
 
 def _check_masks(message: Stylize, content: tuple[int, int] | None, styles: list[tuple[int, int]],
@@ -104,13 +123,82 @@ def _check_masks(message: Stylize, content: tuple[int, int] | None, styles: list
             return [None] * len(masks)
         return _mask_frames(masks, name, limits)
 
-    try:
-        check_masks(frames(message.style_masks, "style_masks"), frames(message.style_source_masks,
-                                                                       "style_source_masks"),
-                    content_size=(content[1], content[0]) if content is not None else None,
-                    style_sizes=[(height, width) for width, height in styles])
-    except ParamError as exc:
-        raise CodedError(ErrorCode.BAD_REQUEST, str(exc), field=wire_field(exc)) from None
+    _judge_masks(frames(message.style_masks, "style_masks"), frames(message.style_source_masks, "style_source_masks"),
+                 content, styles)
+
+
+def _all_masks(request: StylizeRequest) -> list[ImageData | None]:
+    return [*(request.style_masks or ()), *(request.style_source_masks or ())]
+
+
+def _pictures(request: StylizeRequest) -> list[tuple[str, ImageData]]:
+    """A request's pictures (not its masks), each with its field."""
+    pictures = [("content", request.content)] if request.content is not None else []
+    pictures += [(f"styles[{i}]", style) for i, style in enumerate(request.styles)]
+    frames: list[tuple[str, Previous | Earlier]] = [("previous", request.previous)] if request.previous else []
+    frames += [(f"earlier[{i}]", frame) for i, frame in enumerate(request.earlier or ())]
+    for name, frame in frames:
+        assert frame.content is not None and frame.stylized is not None  # the decoder requires both
+        pictures += [(f"{name}.content", frame.content), (f"{name}.stylized", frame.stylized)]
+    return pictures
+
+
+def needs_reading(request: StylizeRequest) -> bool:
+    """Whether an admitted request still has images to read before it is judged (``judge_pixels``): a
+    PNG/JPEG mask's levels, a PNG picture's chunks."""
+    return any(mask is not None and mask.encoding != "raw" for mask in _all_masks(request)) or \
+        any(image.encoding == "png" for _, image in _pictures(request))
+
+
+def _request_bytes(request: StylizeRequest) -> int:
+    """The bytes of a request's images, as they count against ``max_message_bytes``."""
+    images = [image for _, image in _pictures(request)] + [m for m in _all_masks(request) if m is not None]
+    return sum(memoryview(image.data).nbytes for image in images)
+
+
+def judge_pixels(request: StylizeRequest, limits: Limits) -> StylizeRequest:
+    """The second stage of admission, off the socket loop (``admission_pool.py``): an admitted request's PNG
+    pictures have their chunks checked (``verify_png``: a truncated or corrupted one is a ``bad_request``
+    naming it), and its PNG/JPEG masks are inflated and judged by the engine's rule (all black: ``bad_request``
+    naming the mask; one that does not inflate: ``bad_request``; past ``max_pixels``: ``too_large``).  The
+    request is returned with each 8-bit mask as raw grey8, while the request's images stay within
+    ``max_message_bytes`` (a 16-bit one keeps its PNG, and its precision; the worker inflates it again)."""
+    for what, image in _pictures(request):
+        if image.encoding == "png":
+            try:
+                verify_png(image.data)
+            except CodedError as exc:
+                raise CodedError(exc.code, f"{what}: {exc.message}", field=what) from None
+    content = _picture_size(request.content, "content", limits) if request.content is not None else None
+    styles = [_picture_size(style, f"styles[{i}]", limits) for i, style in enumerate(request.styles)]
+    budget = limits.max_message_bytes - _request_bytes(request)
+
+    def read(masks: list[ImageData | None] | None, name: str
+             ) -> tuple[list[MaskFrame | None] | None, list[ImageData | None] | None]:
+        nonlocal budget
+        if masks is None:
+            return None, None
+        frames: list[MaskFrame | None] = []
+        kept: list[ImageData | None] = []
+        for i, mask in enumerate(masks):
+            if mask is None or mask.encoding == "raw":  # judged whole in the loop already
+                frames.append(None)
+                kept.append(mask)
+                continue
+            levels = decode_mask_levels(mask, limits.max_pixels, f"{name}[{i}]")
+            frames.append(mask_frame(levels))
+            grown = levels.nbytes - memoryview(mask.data).nbytes
+            if levels.dtype == np.uint8 and grown <= budget:
+                budget -= grown
+                height, width = levels.shape
+                mask = ImageData.raw(levels.tobytes(), width, height, GREY)
+            kept.append(mask)
+        return frames, kept
+
+    mask_frames, masks = read(request.style_masks, "style_masks")
+    source_frames, sources = read(request.style_source_masks, "style_source_masks")
+    _judge_masks(mask_frames, source_frames, content, styles)
+    return dataclasses.replace(request, style_masks=masks, style_source_masks=sources)
 
 
 def _check_working_size(params: StyleParams, content: tuple[int, int] | None, limits: Limits) -> None:

@@ -17,8 +17,12 @@ before).  The DEALER's queue is one message deep each way, so what one peer cost
     max_message_bytes + max_frame_bytes (being read)  +  2 × max_message_bytes (queued to the router)
 
 and ``max_connections`` peers at most are accepted; a peer gets ``handshake_timeout`` seconds to
-finish its handshake, and one that asked for a ZMTP heartbeat TTL is dropped after that much
-silence (RFC 37), which is how a hung client's jobs are cancelled.
+finish its handshake, one that asked for a ZMTP heartbeat TTL is dropped after that much
+silence (RFC 37), which is how a hung client's jobs are cancelled, and one idle for ``idle_timeout``
+seconds (no complete message and no command from it, no reply to it) is closed, so that
+``max_connections`` peers that connect and do nothing cannot lock everyone else out.  Idle is judged
+by traffic both ways because the front does not read the replies: a peer with an unfinished job is
+never idle, as the daemon sends each unfinished job a heartbeat every 0.5 s (PROTOCOL.md section 7).
 
 ipc endpoints keep libzmq's listener: only local users with access to the socket file reach them.
 """
@@ -80,6 +84,7 @@ class FrontSettings:
     max_connections: int
     handshake_timeout: float
     curve: CurveServerKeys | None = None
+    idle_timeout: float = 0.0  # seconds; 0: an idle peer is kept (the daemon's default is Limits')
 
 
 def tcp_address(endpoint: str) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
@@ -174,7 +179,8 @@ class _Peer:
         self.label = f"{address[0]}:{address[1]}"
         self.loop = asyncio.get_running_loop()
         self.reader = _Reader(self.loop, sock, self)
-        self.last_rx = self.last_reply = self.loop.time()
+        self.last_rx = self.last_reply = self.last_message = self.loop.time()
+        self.ready = False  # handshake done: from then on an idle peer is closed
         self.ttl = 0.0  # the peer's ZMTP heartbeat TTL, once a PING asked for one
         self.handing_over = False  # a message is on its way to the daemon: the peer is not read meanwhile
         self.curve: CurveSession | None = None
@@ -234,6 +240,8 @@ class _Peer:
                 log.info("front: %s did not finish its handshake in %g s; closed", self.label,
                          self.door.settings.handshake_timeout)
                 return
+            self.ready = True
+            self.last_message = self.loop.time()
             dealer = self.door.zctx.socket(zmq.DEALER)
             dealer.setsockopt(zmq.LINGER, 0)
             dealer.setsockopt(zmq.SNDHWM, 1)
@@ -331,7 +339,7 @@ class _Peer:
                     await self._deliver(current, dealer)
                 finally:
                     self.handing_over = False
-                    self.last_rx = self.loop.time()
+                    self.last_rx = self.last_message = self.loop.time()
                 current = None
             turn += 1
             if turn == FRAMES_PER_TURN:
@@ -350,6 +358,7 @@ class _Peer:
 
     async def _on_command(self, body: bytes) -> None:
         name, data = parse_command(body)
+        self.last_message = self.loop.time()  # a PING (or PONG) is a live peer's traffic
         if name == b"PING":
             ttl, context = ping_reply(data)
             self.ttl = ttl
@@ -448,12 +457,26 @@ class FrontDoor:
             peer.task = asyncio.create_task(peer.run())
 
     async def _watch(self) -> None:
-        """Drop a peer silent for longer than the TTL its PINGs asked for (RFC 37)."""
+        """Drop a peer silent for longer than the TTL its PINGs asked for (RFC 37), or idle past
+        ``idle_timeout`` (``_idle``)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.1)
             now = loop.time()
             for peer in list(self.peers):
-                if peer.ttl and not peer.handing_over and now - peer.last_rx > peer.ttl and peer.task is not None:
+                if peer.task is None:
+                    continue
+                if peer.ttl and not peer.handing_over and now - peer.last_rx > peer.ttl:
                     log.info("front: %s was silent for over its heartbeat TTL of %g s; closed", peer.label, peer.ttl)
                     peer.task.cancel()
+                elif self._idle(peer, now):
+                    log.info("front: %s was idle for over %g s (--idle-timeout); closed", peer.label,
+                             self.settings.idle_timeout)
+                    peer.task.cancel()
+
+    def _idle(self, peer: _Peer, now: float) -> bool:
+        """Handshaken, with neither a complete message nor a command from it nor a reply to it for
+        ``idle_timeout`` s, and nothing on its way either way (a message handed over, a reply written)."""
+        limit = self.settings.idle_timeout
+        return bool(limit) and peer.ready and not peer.handing_over and not peer.write_lock.locked() and \
+            now - max(peer.last_message, peer.last_reply) > limit

@@ -84,6 +84,13 @@ class Limits:
                                      "--max-message-mb it bounds what peers can make the daemon hold")
     handshake_timeout: int = limit(10, "seconds a connection to the network front has to finish its ZMTP "
                                        "(and CURVE) handshake before it is closed", metavar="SECONDS")
+    # Five minutes: this protocol's clients send a ZMTP PING every 0.1 s and a peer with an unfinished job
+    # gets a heartbeat every 0.5 s, so only a peer doing nothing at all is idle; five minutes still leaves
+    # a hand-written client without heartbeats (a REPL, a script between files) its connection between
+    # requests, and a max_message_bytes message (256 MiB) arriving at 1 MiB/s is one message.
+    idle_timeout: int = limit(300, "seconds a connection to the network front may stay idle (no message or "
+                                   "ZMTP PING from it, nothing to it) before it is closed and its place "
+                                   "(--max-connections) freed; 0: never", minimum=0, metavar="SECONDS")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -336,7 +336,8 @@ def _listen(ctx: zmq.Context, config: ServerConfig) -> tuple[zmq.Socket, CurveSe
     backend = f"inproc://neural-style-front-{id(ctx):x}"
     front = FrontDoor(ctx, FrontSettings(
         config.bind, backend, MessageBounds(limits.max_request_frames, limits.max_message_bytes),
-        max_frame_bytes(limits.max_message_bytes), limits.max_connections, float(limits.handshake_timeout), keys))
+        max_frame_bytes(limits.max_message_bytes), limits.max_connections, float(limits.handshake_timeout), keys,
+        idle_timeout=float(limits.idle_timeout)))
     try:
         sock, curve, lock = bind_router(ctx, backend, RouterSettings(limits.max_message_bytes, config.send_hwm,
                                                                      receive_hwm=1), None)

@@ -8,8 +8,11 @@ reports through a thread-safe queue of ``WorkerEvent`` (``events.py``), each job
 message built and encoded already, and pokes the PAIR socket; the loop routes them.
 
 No client can hold the loop: requests are read within a budget of frames and
-messages per round (``reader.py``), and what a client does not read waits in its
-bounded outbox (``outbox.py``), so every round also sends heartbeats and replies.
+messages per round (``reader.py``), what a client does not read waits in its
+bounded outbox (``outbox.py``), and a request whose images must be read to be judged
+(PNG/JPEG masks' levels, PNG pictures' chunks) is judged on the admission pool's threads
+(``admission_pool.py``) before its ``accepted`` or refusal, so every round also sends
+heartbeats and replies.
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ from neural_style.protocol.messages import (
 )
 from neural_style.protocol.wire import PROTOCOL_VERSION
 
-from .admission import admit_stylize
+from .admission import admit_stylize, judge_pixels, needs_reading
+from .admission_pool import DECODERS, AdmissionPool, Admitting
 from .events import ModelState, WorkerEvent
-from .jobs import Job, JobQueue, JobState
+from .jobs import Job, JobQueue, JobState, StylizeRequest
 from .limits import Limits
 from .outbox import DEFAULT_OUTBOX_CAP, Outbox, Outgoing
 from .reader import Incoming, MessageBounds, RequestReader
@@ -63,7 +67,7 @@ class Router:
 
     def __init__(self, sock: zmq.Socket, wake: zmq.Socket, jobs: JobQueue, worker: JobRunner,
                  limits: Limits, daemon_version: str, device_hint: str,
-                 outbox_cap: int = DEFAULT_OUTBOX_CAP) -> None:
+                 outbox_cap: int = DEFAULT_OUTBOX_CAP, decoders: int = DECODERS) -> None:
         self.sock = sock
         self.reader = RequestReader(sock, MessageBounds(limits.max_request_frames, limits.max_message_bytes))
         self.outbox_cap = outbox_cap
@@ -74,6 +78,8 @@ class Router:
         self.daemon_version = daemon_version
         self.model = ModelState(device=device_hint)
         self.unfinished: dict[tuple[bytes, str], Job] = {}  # queued or running, by (client, id)
+        self.admitting: dict[tuple[bytes, str], Admitting] = {}  # on the admission pool, by (client, id)
+        self.admission = AdmissionPool(lambda request: judge_pixels(request, limits), decoders)
         self.outboxes: dict[bytes, Outbox] = {}
         self._next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
         self._vanishing: set[bytes] = set()  # connections being cleaned up: nothing can reach them
@@ -95,12 +101,15 @@ class Router:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.wake, zmq.POLLIN)
+        poller.register(self.admission.fileno(), zmq.POLLIN)
         while not stop.is_set():
             timeout = self._poll_timeout()
             ready = dict(poller.poll(round(timeout * 1000)))
             if self.wake in ready:
                 self._drain_wake()
             self._route_events()
+            if self.admission.fileno() in ready:
+                self._admitted()
             if self.sock in ready or self.reader.mid_message:
                 self._receive_some()
             now = time.monotonic()
@@ -199,6 +208,13 @@ class Router:
         return max(0, earlier - (self.slots - 1))
 
     def _cancel(self, client: bytes, request: Cancel) -> None:
+        admitting = self.admitting.get((client, request.target))
+        if admitting is not None:  # not accepted yet: it ends with its one error, and no accepted
+            self._reply(client, CancelAck(request.id, request.target, JobState.QUEUED.value))
+            self._drop_admitting(admitting)
+            self._reject(client, request.target, ErrorCode.CANCELLED.value,
+                         "cancelled by the client (before it was accepted)")
+            return
         job = self.unfinished.get((client, request.target))
         if job is None:
             self._reject(client, request.id, ErrorCode.NOT_FOUND.value,
@@ -214,6 +230,8 @@ class Router:
             self._end(job, ErrorCode.CANCELLED, reason)
 
     def _stylize(self, client: bytes, request: Stylize) -> None:
+        """Admit ``request`` in the loop, then accept it, or first hand it to the admission pool when images
+        must be read to judge it (``needs_reading``; ``_admitted`` accepts or refuses it when that is done)."""
         key = (client, request.id)
         outbox = self.outboxes.get(client)
         if outbox is not None and outbox.refuses_jobs:
@@ -221,7 +239,7 @@ class Router:
                          f"this connection has not read {len(outbox)} replies, its jobs' messages among them; "
                          f"read them before sending more jobs")
             return
-        if key in self.unfinished:
+        if key in self.unfinished or key in self.admitting:
             self._reject(client, request.id, ErrorCode.BAD_REQUEST.value,
                          f"id {request.id!r} is already used by an unfinished job on this connection")
             return
@@ -235,11 +253,51 @@ class Router:
         except CodedError as exc:
             self._reject(client, request.id, exc.code, exc.message, exc.field)
             return
-        job = Job(client=client, request_id=request.id, request=admitted)
+        if not needs_reading(admitted):
+            self._accept(client, request.id, admitted)
+        elif not self._queue_full(client, request.id):  # its place is held while the pool reads its images
+            item = Admitting(client, request.id, admitted)
+            self.admitting[key] = item
+            log.debug("request %r from %s: its images are read off the loop before it is accepted",
+                      request.id, client.hex())
+            self.admission.submit(item)
+
+    def _queue_full(self, client: bytes, request_id: str) -> bool:
+        """Refuse with ``busy`` when the queue has no place, counting the requests on the admission pool."""
         # max_queue counts jobs waiting behind the running ones (one per slot): with max_queue 0 an
         # idle daemon still takes a job
-        if len(self.unfinished) >= self.limits.max_queue + self.slots or self.jobs.put(job) is None:
-            self._reject(client, request.id, ErrorCode.BUSY.value,
+        if len(self.unfinished) + self.admission.pending < self.limits.max_queue + self.slots:
+            return False
+        self._reject(client, request_id, ErrorCode.BUSY.value,
+                     f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
+        return True
+
+    def _admitted(self) -> None:
+        """The requests the admission pool is done with: each accepted, or refused with its error."""
+        for item in self.admission.completed():
+            if item.cancelled or self.admitting.get(item.key) is not item:
+                continue  # ended already (cancelled, its client gone): it had its one reply
+            del self.admitting[item.key]
+            if isinstance(item.outcome, CodedError):
+                self._reject(item.client, item.request_id, item.outcome.code, item.outcome.message,
+                             item.outcome.field)
+            elif item.outcome is not None:
+                self._accept(item.client, item.request_id, item.outcome, item.received)
+
+    def _drop_admitting(self, item: Admitting) -> None:
+        item.cancelled = True
+        self.admitting.pop(item.key, None)
+
+    def _accept(self, client: bytes, request_id: str, admitted: StylizeRequest, received: float | None = None) -> None:
+        """Queue the job of an admitted request and send its ``accepted`` (or ``busy``: no place)."""
+        key = (client, request_id)
+        if self._queue_full(client, request_id):
+            return
+        job = Job(client=client, request_id=request_id, request=admitted)
+        if received is not None:  # its admission took time off the loop: the job's log line counts it
+            job.timings.received = received
+        if self.jobs.put(job) is None:
+            self._reject(client, request_id, ErrorCode.BUSY.value,
                          f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
             return
         self.unfinished[key] = job
@@ -252,7 +310,7 @@ class Router:
                  f"{params.max_memory} MiB" if params.max_memory else "what the device gives",
                  "off" if not params.preview else f"≤ {params.preview_size} px" if params.preview_size
                  else "at the working size")
-        self._reply(client, Accepted(request.id, position), essential=True)
+        self._reply(client, Accepted(request_id, position), essential=True)
 
     # ================================================================== worker events
     def _route_events(self) -> None:
@@ -362,6 +420,8 @@ class Router:
         self._vanishing.add(client)
         try:
             self.outboxes.pop(client, None)
+            for item in [a for a in self.admitting.values() if a.client == client]:
+                self._drop_admitting(item)  # not accepted yet, and nothing can reach it: no reply
             # a job already cancelled (a running one still stopping) needs nothing more
             jobs = [j for j in self.unfinished.values() if j.client == client and not j.cancelled]
             if jobs:
@@ -377,7 +437,12 @@ class Router:
     # ================================================================== shutdown
     def shutdown(self, grace: float = 5.0, flush: float = 2.0) -> None:
         """Cancel every job with ``cancelled``, wait up to ``grace`` s for the running one to stop,
-        then give the outgoing messages up to ``flush`` s to leave."""
+        then give the outgoing messages up to ``flush`` s to leave.  A request still being admitted
+        gets its ``cancelled`` error alone."""
+        for item in list(self.admitting.values()):
+            self._drop_admitting(item)
+            self._reject(item.client, item.request_id, ErrorCode.CANCELLED.value, SHUTDOWN_MESSAGE)
+        self.admission.close()
         for job in self.jobs.drain():
             job.cancel(SHUTDOWN_MESSAGE)
             self._end(job, ErrorCode.CANCELLED, SHUTDOWN_MESSAGE)
