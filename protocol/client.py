@@ -18,8 +18,8 @@ import zmq
 
 from .connection import resolve_endpoint
 from .errors import DaemonError, DaemonUnavailable, ErrorCode
-from .heartbeat import CLIENT_LIVENESS_TIMEOUT, MIN_TRANSFER_RATE, configure_client_socket
-from .image_data import ImageData
+from .heartbeat import CLIENT_LIVENESS_TIMEOUT, MIN_JUDGE_RATE, MIN_TRANSFER_RATE, configure_client_socket
+from .image_data import Encoding, ImageData
 from .messages import (
     Accepted,
     Cancel,
@@ -88,6 +88,14 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _judged_pixels(masks: Sequence[Optional[ImageData]], content: Optional[ImageData]) -> int:
+    """The pixels of the encoded masks a daemon inflates before ``accepted`` (raw ones it reads as they are):
+    each mask's own size from its header, else the content's (a style mask has the content's size)."""
+    fallback = content.pixels() if content is not None else None
+    return sum(mask.pixels() or fallback or 0 for mask in masks
+               if mask is not None and mask.encoding != Encoding.RAW.value)
+
+
 def _result_bytes(content: Optional[ImageData]) -> int:
     """The most a job's result can weigh: the content's pixels, raw RGBA (a result is never larger than its
     content); 0 where the content's size is not known (an encoded image without its size, a texture)."""
@@ -104,7 +112,9 @@ class Client:
     declared gone (the daemon sends heartbeats every 0.5 s, so this only fires when it is).
     A job's waits grow by the time its request (for ``accepted``) and its result (while it runs)
     take to travel at ``transfer_rate`` bytes per second: nothing of a message arrives before all
-    of it has, so a full-resolution image on a slow link must not look like a dead daemon.
+    of it has, so a full-resolution image on a slow link must not look like a dead daemon. The wait
+    for ``accepted`` grows too by the time the daemon may take to judge encoded region masks
+    (``heartbeat.MIN_JUDGE_RATE``), which it inflates before it accepts.
     """
 
     def __init__(self, endpoint: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, *,
@@ -194,7 +204,9 @@ class Client:
                           list(earlier) if earlier else None)
         frames = message.to_frames()  # validate before anything is sent
         request_bytes = sum(memoryview(frame).nbytes for frame in frames)
-        return self._stream(message.id, frames, heartbeats, request_bytes / self.transfer_rate,
+        judged = _judged_pixels([*(style_masks or ()), *(style_source_masks or ())], content)
+        return self._stream(message.id, frames, heartbeats,
+                            request_bytes / self.transfer_rate + judged / MIN_JUDGE_RATE,
                             _result_bytes(content) / self.transfer_rate)
 
     def stylize_blocking(self, content: Optional[ImageData], styles: Sequence[ImageData],

@@ -35,6 +35,10 @@ CLIENT_LIVENESS_TIMEOUT = 5.0  # a client waiting on a job gives up after this m
 #: message arrives only once all of it has, so a client's waits grow by the time its request and the
 #: job's full-size result take at this rate (a 96 MB raw 24-megapixel RGBA layer: about 10 s).
 MIN_TRANSFER_RATE = 10_000_000
+#: The slowest a daemon judges an encoded (PNG/JPEG) region mask before ``accepted``, in pixels per second: it
+#: inflates the mask to refuse an all-black one (docs/PROTOCOL.md, Regions). A 24-megapixel 16-bit PNG took
+#: 2.5–7.2 s on a loaded 2-core CPU (docs/PERFORMANCE.md); at this rate a client allows it 12 s.
+MIN_JUDGE_RATE = 2_000_000
 ZMTP_HEARTBEAT_IVL_MS = 100  # ZMQ_HEARTBEAT_IVL of a client: a ZMTP PING every 0.1 s (a few bytes)
 ZMTP_HEARTBEAT_TTL_MS = 2000  # ZMQ_HEARTBEAT_TTL of a client: the daemon drops it after 2 s of silence
 

@@ -126,6 +126,22 @@ def check_payload(encoding: str, payload: Buffer, width: Optional[int], height: 
         raise _bad("image frame is not a JPEG (bad signature)", request_id)
 
 
+def encoded_size(data: Buffer) -> Optional[tuple[int, int]]:
+    """(width, height) of PNG or JPEG bytes from their headers alone, else None."""
+    head = bytes(data[:64 * 1024])  # a JPEG's frame header follows its APPn segments (EXIF, ICC: usually small)
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:3] != JPEG_SIGNATURE:
+        return None
+    at = 2
+    while at + 9 <= len(head) and head[at] == 0xFF:
+        marker, length = head[at + 1], int.from_bytes(head[at + 2:at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
+            return int.from_bytes(head[at + 7:at + 9], "big"), int.from_bytes(head[at + 5:at + 7], "big")
+        at += 2 + length
+    return None
+
+
 @dataclass(frozen=True)
 class ImageData:
     """An image as code handles it: the bytes and what they are. Validated on construction.
@@ -168,6 +184,14 @@ class ImageData:
         if head[:3] == JPEG_SIGNATURE:
             return cls.jpeg(data)
         return None
+
+    def pixels(self) -> Optional[int]:
+        """Width × height: from the descriptor, or read from a PNG's IHDR or a JPEG's frame header (no decoding);
+        None where neither says (a damaged header: the daemon will say so)."""
+        if self.width is not None and self.height is not None:
+            return self.width * self.height
+        size = encoded_size(self.data)
+        return size[0] * size[1] if size is not None else None
 
     def ref(self, frame: int) -> ImageRef:
         return ImageRef(frame, self.encoding, self.width, self.height, self.channels)

@@ -345,3 +345,44 @@ def test_endpoint_comes_from_the_environment(monkeypatch) -> None:
         assert client.endpoint == "ipc:///tmp/ns-test.sock"
     monkeypatch.setenv("NEURAL_STYLE_ENDPOINT", "  ")
     assert default_endpoint() == DEFAULT_ENDPOINT == "tcp://127.0.0.1:5570"
+
+
+def _encoded(kind: str, width: int, height: int, mode: str = "L") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height), 255).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind, mode", [("PNG", "L"), ("PNG", "I;16"), ("JPEG", "L"), ("JPEG", "RGB")])
+def test_encoded_size_reads_png_and_jpeg_headers(kind, mode) -> None:
+    from neural_style.protocol.image_data import encoded_size
+
+    data = _encoded(kind, 321, 123, mode)
+    assert encoded_size(data) == (321, 123)
+    assert ImageData.from_file_bytes(data).pixels() == 321 * 123
+    assert encoded_size(b"\x89PNG\r\n\x1a\n") is None and encoded_size(b"not an image") is None
+
+
+@pytest.mark.parametrize("judge_rate, survives", [(300_000, True), (1e12, False)])
+def test_the_wait_for_accepted_allows_the_daemon_to_judge_encoded_masks(daemon, monkeypatch, judge_rate,
+                                                                          survives) -> None:
+    """A daemon inflates a PNG/JPEG region mask before it accepts (docs/PROTOCOL.md, Regions): a 600×500 mask at
+    300 kpx/s may take 1 s more to be accepted; without that allowance the same wait looks like a dead daemon.
+    A raw mask adds nothing (the daemon reads it as it is)."""
+    from neural_style.protocol import client as client_module
+
+    monkeypatch.setattr(client_module, "MIN_JUDGE_RATE", judge_rate)
+    mask = ImageData.png(_encoded("PNG", 600, 500))
+    params = {"mode": "late", "accept_after": 0.7, "silence": 0.0}
+    with Client(daemon.endpoint, timeout=0.3, liveness_timeout=0.3) as client:
+        events = client.stylize(image(), [image()], params, style_masks=[mask])
+        if survives:
+            assert [type(e) for e in events] == [Accepted, Result]
+        else:
+            with pytest.raises(DaemonUnavailable, match="no daemon accepted the job"):
+                list(events)
+    assert client_module._judged_pixels([mask, None, ImageData.raw(bytes(4), 2, 2, 1)], None) == 600 * 500
