@@ -43,9 +43,10 @@ VARIANTS = {
     "box + carried γ (engine)": ENGINE,
     "box + carried γ and pairs": OptimiserSettings(carry="pairs"),
     "box + carried γ, first step ≤ the last scale's last": OptimiserSettings(cap_by_last_step=True),
+    "box + carried γ, bilinear upsampling (last session's engine)": OptimiserSettings(upsampling="bilinear"),
 }
 #: --variants' short names for VARIANTS' keys, in order.
-SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep"), VARIANTS))
+SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep", "bilinear"), VARIANTS))
 
 
 def chosen(args) -> dict:
@@ -130,7 +131,14 @@ def start(args, what: str) -> Runner:
 
 
 def single_scale_target(runner: Runner, args, variant=TODAY, name: str = "today") -> tuple[float, float]:
-    """``variant`` (today's engine) for N iterations at full size: its delivered loss (the target), its seconds."""
+    """``variant`` (today's engine) for N iterations at full size: its delivered loss (the target), its seconds.
+
+    ``--target LOSS:SECONDS`` gives today's instead: a single-scale run of the same commit, size and weights in
+    another process (at 2048×1536 it alone costs over half an hour of one core), so both can run at once."""
+    if args.target and name == "today":
+        loss, seconds = (float(v) for v in args.target.split(":"))
+        print(f"single scale ({name}): given, {seconds:.1f} s, delivered {loss:.6g} (the target)", flush=True)
+        return loss, seconds
     baseline = run(runner, [Scale(*runner.output, args.iterations)], variant)
     target, single = delivered_loss(runner, baseline.image), baseline.trace.seconds[-1]
     print(f"single scale ({name}): {single:.1f} s, optimiser's loss {baseline.trace.losses[-1]:.6g}, "
@@ -145,6 +153,8 @@ def carry(args) -> int:
     # --no-single: the single-scale runs are another process's (run in parallel on a shared machine); the
     # full traces printed below give the time to any target afterwards
     target, single = single_scale_target(runner, args) if not args.no_single else (-math.inf, math.nan)
+    if args.single_only:
+        return 0
     if args.engine_target:  # the stricter target: the new engine's own single-scale result
         engine_target, engine_single = single_scale_target(runner, args, VARIANTS[SHORT["engine"]], "engine")
     rows = []
@@ -153,10 +163,10 @@ def carry(args) -> int:
         plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
         for name, variant in chosen(args).items():
             began = time.perf_counter()
-            result = run(runner, scales, variant, target=None)
+            result = run(runner, scales, variant, target=target if args.stop_at_target else None)
             trace = result.trace
             reached = trace.time_to(target)
-            final = delivered_loss(runner, result.image)
+            final = delivered_loss(runner, result.image) if result.image.numel() else math.nan
             rows.append((t, plan, name, trace.losses[:3], reached, final, time.perf_counter() - began))
             share = f"{reached / single:.3f}" if reached is not None else "not reached"
             print(f"  T={t} {plan}, {name}: first full-size losses {', '.join(f'{v:.5g}' for v in trace.losses[:3])};"
@@ -186,7 +196,7 @@ def steps(args) -> int:
     configs += [(f"box, max_step {cap}, first_step {first}", OptimiserSettings(max_step=cap, first_step=first))
                 for cap in (float(c) for c in args.max_steps.split(",")) for first in
                 (float(f) for f in args.first_steps.split(","))]
-    marks = sorted({1, 2, 5, args.iterations // 2, args.iterations})
+    marks = sorted(m for m in {1, 2, 5, args.iterations // 2, args.iterations} if 1 <= m <= args.iterations)
     print("\n| engine | " + " | ".join(f"loss after {m}" for m in marks) + " | delivered loss |")
     print("| --- | " + " | ".join("---" for _ in marks) + " | --- |")
     for name, variant in configs:
@@ -213,9 +223,10 @@ def schedule(args) -> int:
           "1, 2, 3 | time to the target / single | delivered loss at the end |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for coarse, step, front, history, t, scales in configs:
-        result = run(runner, scales, ENGINE, target=None, state=OptimizerState("lbfgs", history))
+        result = run(runner, scales, ENGINE, target=target if args.stop_at_target else None,
+                     state=OptimizerState("lbfgs", history))
         reached = result.trace.time_to(target)
-        final = delivered_loss(runner, result.image)
+        final = delivered_loss(runner, result.image) if result.image.numel() else math.nan  # nan: stopped at the target
         share = f"{reached / single:.3f}" if reached is not None else "not reached"
         plan = " → ".join(f"{s.width}×{s.height}:{s.iterations}" for s in scales)
         first = ", ".join(f"{v:.5g}" for v in result.trace.losses[:3])
@@ -244,9 +255,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
     parser.add_argument("--variants", default=",".join(SHORT),
-                        help="carry: which engines (today,box,engine,pairs,laststep)")
+                        help="carry: which engines (today,box,engine,pairs,laststep,bilinear)")
     parser.add_argument("--no-single", action="store_true",
                         help="carry: no single-scale run (another process's gives the target): the traces only")
+    parser.add_argument("--target", help="carry, schedule: today's single-scale LOSS:SECONDS from another process "
+                        "of the same commit, instead of running it here")
+    parser.add_argument("--single-only", action="store_true", help="carry: only the single-scale target line")
+    parser.add_argument("--stop-at-target", action="store_true",
+                        help="carry, schedule: end each run once it reaches the target (saves the rest of its time)")
     parser.add_argument("--engine-target", action="store_true",
                         help="carry: also the new engine's single-scale run as a (stricter) target")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",

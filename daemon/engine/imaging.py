@@ -14,13 +14,15 @@ _RGB_TO_YIQ = torch.tensor(
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
 
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (C, H, W) or (N, C, H, W), antialiased when shrinking."""
+def resize(image: torch.Tensor, size: tuple[int, int], *, growing: str = "bilinear") -> torch.Tensor:
+    """Bilinear resize of (C, H, W) or (N, C, H, W), antialiased when shrinking; ``growing`` "bicubic" upsamples
+    bicubically (sharper, and may overshoot [0, 1]: the caller clamps)."""
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     batched = image if image.dim() == 4 else image.unsqueeze(0)
     shrinking = size[0] < batched.shape[-2] or size[1] < batched.shape[-1]
-    out = F.interpolate(batched, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+    mode = "bilinear" if shrinking else growing
+    out = F.interpolate(batched, size=size, mode=mode, align_corners=False, antialias=shrinking)
     return out if image.dim() == 4 else out.squeeze(0)
 
 

@@ -28,6 +28,9 @@ LBFGS_HISTORY = 100
 #: or "pairs" (also L-BFGS's curvature pairs, prolongated).
 Carry = Literal["none", "gamma", "pairs"]
 CARRIES: tuple[Carry, ...] = ("none", "gamma", "pairs")
+#: How a scale's result is enlarged to the next scale's start.
+Upsampling = Literal["bilinear", "bicubic"]
+UPSAMPLINGS: tuple[Upsampling, ...] = ("bilinear", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -39,24 +42,28 @@ class OptimiserSettings:
     clamped copy of it (None: torch's L-BFGS step for step). ``carry``: what a scale hands the next.
     ``max_step`` and ``first_step``: ``lbfgs.py``'s trust region and fresh first step, shares of the box.
     ``cap_by_last_step``: a scale's carried first step is no longer than the last scale's last one (a
-    candidate, measured against the fixed cap in docs/PERFORMANCE.md)."""
+    candidate, measured against the fixed cap in docs/PERFORMANCE.md). ``upsampling``: how a scale's image
+    is enlarged to start the next (bicubic keeps more of its detail: a smaller jump in loss at the new size)."""
 
     box: tuple[float, float] | None = (0.0, 1.0)
     carry: Carry = "gamma"
     max_step: float = _lbfgs.MAX_STEP
     first_step: float = _lbfgs.FIRST_STEP
     cap_by_last_step: bool = False
+    upsampling: Upsampling = "bicubic"
 
     def __post_init__(self) -> None:
         if self.carry not in CARRIES:
             raise ValueError(f"carry must be one of {CARRIES}, not {self.carry!r}")
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, not {self.upsampling!r}")
 
 
 #: The engine's optimiser: the measured winners.
 ENGINE = OptimiserSettings()
-#: The paper's (and the engine's before issue 19): no box, the image clamped only when delivered, and
-#: torch's L-BFGS restarted at every scale.
-PAPER = OptimiserSettings(box=None, carry="none")
+#: The paper's (and the engine's before issue 19): no box, the image clamped only when delivered,
+#: torch's L-BFGS restarted at every scale, a scale's image enlarged bilinearly.
+PAPER = OptimiserSettings(box=None, carry="none", upsampling="bilinear")
 
 #: Called after every evaluation with (evaluations done in this call, x, terms).
 OnEvaluation = Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None]

@@ -158,7 +158,8 @@ def stylize(
                                   working_dtype) if grams else {}
         # the image is optimised in the network's precision (a float64 network: a float64 image and optimiser)
         given = x if x is not None or start_image is None else start_image[:3].float().unsqueeze(0)
-        start = _start_image(given, scale, content_at, styles, params, generator).to(device, working_dtype)
+        start = _start_image(given, scale, content_at, styles, params, generator,
+                             optimiser.upsampling).to(device, working_dtype)
         x = None  # the last scale's image lives on only in the start
         held = tuple(t.at(scale.size, device, working_dtype) for t in temporal) if params.temporal_weight else ()
 
@@ -297,10 +298,11 @@ def _objective(model: VGG19Features, params: StyleParams, memory: MemoryPlan, ta
 
 
 def _start_image(previous: torch.Tensor | None, scale: Scale, content: torch.Tensor | None,
-                 styles: Sequence[torch.Tensor], params: StyleParams, generator: torch.Generator) -> torch.Tensor:
+                 styles: Sequence[torch.Tensor], params: StyleParams, generator: torch.Generator,
+                 upsampling: str = "bilinear") -> torch.Tensor:
     """The first scale starts from noise, the content or the style; later scales from the upsampled result."""
     if previous is not None:
-        return resize(previous, scale.size).clamp(0, 1)
+        return resize(previous, scale.size, growing=upsampling).clamp(0, 1)
     if params.init == "content" and content is not None:
         return content  # minimise() optimises its own contiguous copy
     if params.init == "style" and styles:
