@@ -44,8 +44,9 @@ TEMPORAL_SAVED_VECTORS = 2
 #: A region's map at the scale's size, one float32 a pixel: a masked style's mask as given (held for the run), or
 #: for "the rest" 1 − the masks' total; on the first style layer's grid it is that layer's guide itself.
 REGION_MAP_BYTES_PER_PIXEL = 4
-#: Gram-sized matrices per region and style layer: its guided Gram (kept for the backward, or block-wise the
-#: share S_l,r pass 2 reads), dE/dG_r, and its own target when "the rest" blends several styles.
+#: Gram-sized matrices per region and style layer: its target (held), and during each evaluation its guided Gram
+#: (kept for the backward) and dE/dG_r (block-wise: the share S_l,r pass 2 reads). Counted once, with the held
+#: bytes, since they do not shrink with the block.
 REGION_GRAMS = 3
 
 
