@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from child_runs import CHILD_ENV, add_child_arguments, run_child, serve_child
 
-from neural_style.daemon.engine import random_vgg19
+from neural_style.daemon.engine import memory_cost, random_vgg19
 from neural_style.daemon.engine.blockwise import (
     BlockwiseObjective,
     RecomputedContent,
@@ -41,14 +41,7 @@ from neural_style.daemon.engine.blockwise import (
 from neural_style.daemon.engine.imaging import resize, split_alpha
 from neural_style.daemon.engine.losses import gram_matrix
 from neural_style.daemon.engine.memory_budget import available_ram, process_rss
-from neural_style.daemon.engine.memory_cost import (
-    EvaluationCost,
-    activation_floats,
-    element_bytes,
-    recompute_share,
-    region_evaluation_bytes,
-    region_held_bytes,
-)
+from neural_style.daemon.engine.memory_cost import EvaluationCost, activation_floats, element_bytes, recompute_share
 from neural_style.daemon.engine.objective import whole_image_objective
 from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from neural_style.daemon.engine.regions import layer_regions, scale_regions
@@ -250,8 +243,8 @@ def region_cost(args, layers: dict) -> int:
                 print(f"| {path} | {regions} | error: {result['error']} | | | | | |")
                 return 1
             baseline = baseline or result
-            held = region_held_bytes(regions, style_layers, size * size)
-            evaluation = region_evaluation_bytes(regions, style_layers, result["model_pixels"])
+            held = memory_cost.region_held_bytes(regions, style_layers, size * size)
+            evaluation = memory_cost.region_evaluation_bytes(regions, style_layers, result["model_pixels"])
             more_before = result["rss_before"] - baseline["rss_before"]
             more_evaluation = result["evaluation"] - baseline["evaluation"]
             print(f"| {path} | {regions} | {result['rss_before'] / MiB:.0f} MiB | {result['evaluation'] / MiB:.0f} MiB "
