@@ -11,6 +11,7 @@ relu1_1…relu5_1), average pooling, Tübingen + Starry Night when the shared im
     python bench/blockwise_bench.py --calibrate     # whole-image peaks for the cost model's κ and fixed bytes
     python bench/blockwise_bench.py --content-cost  # stored against recomputed content targets, seconds
     python bench/blockwise_bench.py --whole never --mmap-threshold 131072   # glibc's allocator pinned
+    python bench/blockwise_bench.py --regions 4 --sizes 768   # 0, 1, 2 and 4 region masks: RSS against the model
 
 The whole-image path runs only where the cost model predicts it fits in half the available RAM.
 Never run in CI: the 4096² block-wise evaluation alone takes minutes on two cores.
@@ -30,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from child_runs import CHILD_ENV, add_child_arguments, run_child, serve_child
 
-from neural_style.daemon.engine import random_vgg19
+from neural_style.daemon.engine import memory_cost, random_vgg19
 from neural_style.daemon.engine.blockwise import (
     BlockwiseObjective,
     RecomputedContent,
@@ -43,6 +44,7 @@ from neural_style.daemon.engine.memory_budget import available_ram, process_rss
 from neural_style.daemon.engine.memory_cost import EvaluationCost, activation_floats, element_bytes, recompute_share
 from neural_style.daemon.engine.objective import whole_image_objective
 from neural_style.daemon.engine.params import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from neural_style.daemon.engine.regions import layer_regions, scale_regions
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 MiB = 1 << 20
@@ -63,6 +65,9 @@ def child(spec: dict) -> dict:
     kwargs = dict(style_targets=grams, layer_weights=weights, content_weight=1.0, style_weight=1e3, pooling=pooling)
     if autocast is not None:
         kwargs["autocast"] = autocast
+    if spec.get("regions"):  # vertical stripes, each its own region (the same style's Grams: memory only)
+        kwargs["style_regions"] = _stripe_regions(spec["regions"], size, grams, style_layers)
+        del kwargs["style_targets"]
     block = spec.get("block", 512)
     if path == "whole":
         with torch.no_grad():
@@ -95,6 +100,17 @@ def child(spec: dict) -> dict:
             "peak": peak, "masked": high_water_before > before + 16 * MiB and peak <= high_water_before,
             "evaluation": peak - before, "activations_model": predicted, "model_floats": floats,
             "model_pixels": pixels, "seconds": seconds, "total": total}
+
+
+def _stripe_regions(count: int, size: int, grams: dict, style_layers: tuple[str, ...]) -> dict:
+    """``count`` masks cutting the image into vertical stripes, at each style layer's grid (``engine/regions.py``)."""
+    masks = []
+    for i in range(count):
+        mask = torch.zeros(1, size, size)
+        mask[..., i * size // count:(i + 1) * size // count] = 1
+        masks.append(mask)
+    regions = scale_regions(masks, [1 / count] * count, (size, size))
+    return layer_regions(regions, [grams] * count, style_layers, torch.device("cpu"), torch.float32)
 
 
 def _evaluate(objective, x: torch.Tensor) -> float:
@@ -133,6 +149,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--content-cost", action="store_true")
+    parser.add_argument("--regions", type=int, default=0,
+                        help="evaluations with 0, 1, 2 … this many region masks at the first of --sizes")
     parser.add_argument("--whole", choices=("auto", "never"), default="auto",
                         help="auto: run the whole-image path where it fits in half the available RAM")
     add_child_arguments(parser)
@@ -146,6 +164,8 @@ def main() -> int:
         return calibrate(args, layers)
     if args.content_cost:
         return content_cost(args, layers)
+    if args.regions:
+        return region_cost(args, layers)
     return memory_against_size(args, layers)
 
 
@@ -203,6 +223,33 @@ def calibrate(args, layers: dict) -> int:
             (p1, m1, unit), (p2, m2, _) = points
             kappa = (m2 - m1) / (p2 - p1) / unit
             print(f"| {name} | slope | κ = {kappa:.3f} | fixed = {(m1 - kappa * unit * p1) / MiB:.0f} MiB | |")
+    return 0
+
+
+def region_cost(args, layers: dict) -> int:
+    """Region masks' memory (issue 17): per path, one evaluation with 0, 1, 2 and ``--regions`` regions, each in a
+    fresh process. What the regions add to the RSS before the evaluation (their guides and masks) and to the
+    evaluation itself, beside the cost model's ``region_held_bytes`` and ``region_evaluation_bytes``."""
+    size, style_layers = int(args.sizes.split(",")[0]), tuple(layers["style_layers"])
+    print(f"{size}², blocks of {args.block}; each row against the same path without masks (the baseline)")
+    print("| path | regions | RSS before | evaluation | Δ before | model: held | Δ evaluation | model: evaluation |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for path in ("whole", "blocks"):
+        baseline = None
+        for regions in sorted({0, 1, 2, args.regions}):
+            result = run_child(__file__, {"size": size, "path": path, "block": args.block, "threads": args.threads,
+                                          "regions": regions, **layers})
+            if "error" in result:
+                print(f"| {path} | {regions} | error: {result['error']} | | | | | |")
+                return 1
+            baseline = baseline or result
+            held = memory_cost.region_held_bytes(regions, style_layers, size * size)
+            evaluation = memory_cost.region_evaluation_bytes(regions, style_layers, result["model_pixels"])
+            more_before = result["rss_before"] - baseline["rss_before"]
+            more_evaluation = result["evaluation"] - baseline["evaluation"]
+            print(f"| {path} | {regions} | {result['rss_before'] / MiB:.0f} MiB | {result['evaluation'] / MiB:.0f} MiB "
+                  f"| {more_before / MiB:+.0f} MiB | {held / MiB:.0f} MiB | {more_evaluation / MiB:+.0f} MiB "
+                  f"| {evaluation / MiB:.0f} MiB |", flush=True)
     return 0
 
 

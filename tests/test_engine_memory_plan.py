@@ -13,7 +13,10 @@ from neural_style.daemon.engine.memory_cost import (
     VECTOR_BYTES_PER_PIXEL,
     EvaluationCost,
     activation_floats,
+    guide_bytes_per_pixel,
     recompute_share,
+    region_evaluation_bytes,
+    region_held_bytes,
     stored_target_bytes_per_pixel,
     temporal_vectors,
 )
@@ -39,7 +42,7 @@ def sizing(height, width, **kwargs):
     options = {"pooling": "avg", "precision": "fp32", **kwargs}
     layers = (*DEFAULT_STYLE_LAYERS, *DEFAULT_CONTENT_LAYERS)
     return _Sizing(height, width, layers, DEFAULT_CONTENT_LAYERS, options["pooling"], options["precision"],
-                   EvaluationCost(), options.get("temporal_frames", 0))
+                   EvaluationCost(), options.get("temporal_frames", 0), options.get("regions", 0), DEFAULT_STYLE_LAYERS)
 
 
 # ---------------------------------------------------------------------- decisions
@@ -243,3 +246,92 @@ def test_stylize_plans_for_the_temporal_targets_it_is_given(model, content, styl
     stylize(model, content, [style], params.replace(temporal_weight=10.0), temporal=[target, target])
     stylize(model, content, [style], params.replace(temporal_weight=0.0), temporal=[target])
     assert seen == [2, 0]
+
+
+# ---------------------------------------------------------------------- region masks (issue 17)
+#: The paper's style layers' Gram sides N_l (relu1_1…relu5_1) and pooling levels k_l.
+PAPER_CHANNELS, PAPER_LEVELS = (64, 128, 256, 512, 512), (0, 1, 2, 3, 4)
+
+
+def test_region_masks_bytes_are_counted_per_region():
+    """By hand from the documented figures (docs/PERFORMANCE.md, "Region masks' memory"): per region, float32
+    guides on every style layer's grid (4 B/4^k a pixel: 5.33 B/px), its map (4 B/px) and three Gram-sized
+    matrices per layer, held; per evaluation, its m² (5.33 B/px again) and, from two regions on, one relu1_1-sized
+    float32 buffer (64 × 4 = 256 B/px) where their gradients are summed."""
+    guides = sum(4 / 4**k for k in PAPER_LEVELS)
+    assert guides == pytest.approx(5.33, abs=0.01) and guide_bytes_per_pixel(DEFAULT_STYLE_LAYERS) == guides
+    grams = 3 * sum(4 * n * n for n in PAPER_CHANNELS)
+    height, width, regions = 768, 1024, 3
+    pixels = height * width
+    plain, masked = sizing(height, width), sizing(height, width, regions=regions)
+    state = OptimizerState("lbfgs", 100)
+    held = masked.fixed_bytes(state, "stored") - plain.fixed_bytes(state, "stored")
+    assert held == pytest.approx(regions * ((guides + 4) * pixels + grams), abs=2)
+    assert held == region_held_bytes(regions, DEFAULT_STYLE_LAYERS, pixels)
+    evaluation = masked.whole_bytes() - plain.whole_bytes()
+    assert evaluation == pytest.approx((regions * guides + 256) * pixels, abs=2)
+    grid = masked.grid_for(512)  # block-wise: the held guides are the whole image's, the rest goes with the crop
+    crop = grid.crop_side(height) * grid.crop_side(width)
+    assert masked.block_bytes(512) - plain.block_bytes(512) == pytest.approx((regions * guides + 256) * crop, abs=2)
+    # One region's backward sums no gradients (measured: as the unmasked one's); none costs nothing.
+    assert region_evaluation_bytes(1, DEFAULT_STYLE_LAYERS, pixels) == pytest.approx(guides * pixels, abs=1)
+    assert region_held_bytes(0, DEFAULT_STYLE_LAYERS, pixels) == region_evaluation_bytes(0, DEFAULT_STYLE_LAYERS,
+                                                                                        pixels) == 0
+    # Deeper style layers only: coarser guides, a smaller summed buffer (relu3_1: 256 channels at 1/16).
+    assert region_evaluation_bytes(2, ("relu3_1",), pixels) == pytest.approx((2 * 4 / 16 + 256 * 4 / 16) * pixels,
+                                                                             abs=1)
+
+
+@pytest.mark.parametrize("regions", [2, 3, 4])
+def test_a_budget_that_fits_the_job_alone_sends_its_regions_block_wise(regions):
+    """A budget with room for the plain job, not for its region masks' buffers: the plan goes block-wise (or to a
+    smaller optimiser state) and still keeps its prediction, the regions' bytes included, within the budget."""
+    whole = plan(768, 1024, 64)
+    assert whole.path == "whole"
+    extra = (sizing(768, 1024, regions=regions).fixed_bytes(whole.optimizer, "stored") + sizing(
+        768, 1024, regions=regions).whole_bytes()) - whole.predicted_peak
+    assert extra > 0
+    tight = (whole.predicted_peak + extra / 2) / GiB
+    assert plan(768, 1024, tight).path == "whole"
+    masked = plan(768, 1024, tight, regions=regions)
+    assert masked.path == "blocks" or masked.optimizer != whole.optimizer
+    assert masked.predicted_peak <= tight * GiB
+
+
+def test_the_out_of_memory_retry_keeps_the_region_count(content, style):
+    """``job_plan.shrink`` (the retry's smaller blocks) predicts with the plan's regions, as the first plan did."""
+    from neural_style.daemon.engine import StyleParams
+    from neural_style.daemon.engine.job_plan import plan_job, shrink
+
+    params, cpu, roomy = StyleParams(iterations=2, size=512), torch.device("cpu"), Budget(64 * GiB, "test")
+    plain = plan_job(content, [style], params, None, cpu, budget=roomy)
+    masked = plan_job(content, [style], params, None, cpu, budget=roomy, regions=2)
+    assert masked.regions == 2 and plain.regions == 0
+    smaller_plain, smaller_masked = (shrink(p, params, cpu, p.memory[-1]) for p in (plain, masked))
+    assert smaller_plain is not None and smaller_masked is not None
+    assert smaller_masked.block_size == smaller_plain.block_size
+    height, width = masked.memory[-1].height, masked.memory[-1].width
+    grid = _Sizing(height, width, (*DEFAULT_STYLE_LAYERS, *DEFAULT_CONTENT_LAYERS), DEFAULT_CONTENT_LAYERS, "avg",
+                   "fp32", EvaluationCost()).grid_for(smaller_masked.block_size)
+    crop = grid.crop_side(height) * grid.crop_side(width)
+    assert smaller_masked.predicted_peak - smaller_plain.predicted_peak == pytest.approx(
+        region_held_bytes(2, DEFAULT_STYLE_LAYERS, height * width)
+        + region_evaluation_bytes(2, DEFAULT_STYLE_LAYERS, crop), abs=2)
+
+
+def test_stylize_plans_for_the_regions_its_masks_make(model, content, style, monkeypatch):
+    """The region count reaches the planner: one per masked style, and "the rest" for the unmasked ones."""
+    from neural_style.daemon.engine import StyleParams, job_plan, stylize, transfer
+
+    seen: list[int] = []
+    real = job_plan.plan_job
+    monkeypatch.setattr(transfer, "plan_job", lambda *a, **k: (seen.append(k["regions"]), real(*a, **k))[1])
+    params = StyleParams(iterations=1, size=32)
+    left = torch.zeros(1, 40, 48)
+    left[..., :24] = 1
+    right = 1 - left
+    stylize(model, content, [style, style], params, style_masks=[left, right])
+    stylize(model, content, [style, style], params, style_masks=[left])  # the second style takes the rest
+    stylize(model, content, [style, style], params, style_masks=[None, None])
+    stylize(model, content, [style], params)
+    assert seen == [2, 2, 0, 0]

@@ -46,6 +46,7 @@ class JobPlan:
     scales: list[Scale]
     memory: list[MemoryPlan]  # one per scale
     temporal_frames: int = 0  # the earlier frames a sequence frame is held to: their buffers are planned for
+    regions: int = 0  # the style loss's regions (region masks, ``region_count``): their guides are planned for
 
     @property
     def smallest(self) -> int:
@@ -59,12 +60,22 @@ class JobPlan:
         return lines
 
 
+def region_count(style_masks: Sequence[torch.Tensor | None] | None) -> int:
+    """The regions ``regions.scale_regions`` makes of a run's masks (one per style, None where a style has none):
+    one per masked style, and "the rest" when a style has no mask. What the masks' memory is planned by: an upper
+    bound, since the rest vanishes where the masks cover everything."""
+    if not style_masks or all(mask is None for mask in style_masks):
+        return 0
+    return sum(mask is not None for mask in style_masks) + any(mask is None for mask in style_masks)
+
+
 def plan_job(content: torch.Tensor | None, styles: Sequence[torch.Tensor], params: StyleParams,
              style_blend: Sequence[float] | None, device: torch.device, budget: Budget | None = None,
-             temporal_frames: int = 0) -> JobPlan:
+             temporal_frames: int = 0, regions: int = 0) -> JobPlan:
     """Check the inputs (``plan_inputs``) and plan the run; ``MemoryBudgetTooSmall`` if a scale cannot fit.
 
-    ``temporal_frames``: a sequence frame's earlier frames with a temporal term (their buffers count)."""
+    ``temporal_frames``: a sequence frame's earlier frames with a temporal term (their buffers count);
+    ``regions``: the style regions of a run with region masks (``region_count``; their guides count)."""
     for style in styles:
         if style.dim() != 3 or style.shape[0] not in (3, 4):
             raise ParamError("style images must be (3|4, H, W) tensors")
@@ -77,23 +88,26 @@ def plan_job(content: torch.Tensor | None, styles: Sequence[torch.Tensor], param
     smallest = smallest_side(inputs.content_layers + inputs.style_layers)
     scales = schedule(height, width, scales=params.scales, iterations=params.iterations, smallest=smallest)
     budget = budget or memory_budget(device, params.max_memory_bytes)
-    options = memory_options(params, inputs.style_layers, inputs.content_layers, device, temporal_frames)
+    options = memory_options(params, inputs.style_layers, inputs.content_layers, device, temporal_frames, regions)
     memory = [plan_memory(s.height, s.width, budget=budget, **options) for s in scales]
     return JobPlan(content_rgb, alpha, inputs.content_layers, inputs.style_layers, inputs.blend, scales, memory,
-                   temporal_frames)
+                   temporal_frames, regions)
 
 
 def memory_options(params: StyleParams, style_layers: tuple[str, ...], content_layers: tuple[str, ...],
-                   device: torch.device, temporal_frames: int = 0) -> dict[str, Any]:
+                   device: torch.device, temporal_frames: int = 0, regions: int = 0) -> dict[str, Any]:
     """What ``plan_memory`` needs to know of the run, besides the size and the budget."""
     return dict(style_layers=style_layers, content_layers=content_layers, optimizer=params.optimizer,
                 history=LBFGS_HISTORY, pooling=params.pooling, precision=params.precision, device_type=device.type,
-                temporal_frames=temporal_frames)
+                temporal_frames=temporal_frames, regions=regions)
 
 
 def shrink(plan: JobPlan, params: StyleParams, device: torch.device, memory: MemoryPlan) -> MemoryPlan | None:
-    """``memory_plan.smaller_blocks`` for this run's layers and settings (the retry after running out of memory)."""
-    options = memory_options(params, plan.style_layers, plan.content_layers, device, plan.temporal_frames)
+    """``memory_plan.smaller_blocks`` for this run's layers and settings (the retry after running out of memory),
+    with the plan's temporal frames and regions, so the retry's prediction still counts their buffers."""
+    options = memory_options(params, plan.style_layers, plan.content_layers, device, plan.temporal_frames,
+                             plan.regions)
     return smaller_blocks(memory, style_layers=options["style_layers"], content_layers=options["content_layers"],
                           pooling=options["pooling"], precision=options["precision"],
-                          device_type=options["device_type"], temporal_frames=plan.temporal_frames)
+                          device_type=options["device_type"], temporal_frames=options["temporal_frames"],
+                          regions=options["regions"])

@@ -11,13 +11,16 @@ Torch-free arithmetic on VGG19's layer table, in bytes:
 - **image-sized buffers**: the image, its gradient, the content image, start and result copies;
   the optimiser's state (L-BFGS keeps 2 × history vectors, Adam 2); stored content targets; a
   sequence frame's temporal targets (``temporal_vectors``).
+- **region masks** (issue 17, ``regions.py``): what each style region holds for a scale's evaluations
+  (``region_held_bytes``: its guides and map, image-sized but not RGB) and adds to each evaluation
+  (``region_evaluation_bytes``), per region, measured in docs/PERFORMANCE.md ("Region masks' memory").
 """
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from .layers import LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG
+from .layers import LAYER_INDEX, LAYER_NAMES, VGG19_CONFIG, poolings_before
 
 #: Bytes of one image-sized float32 RGB vector, per pixel.
 VECTOR_BYTES_PER_PIXEL = 3 * 4
@@ -38,11 +41,48 @@ TEMPORAL_TARGET_VECTORS = 2 * 4 / 3
 TEMPORAL_SAVED_VECTORS = 2
 
 
+#: A region's map at the scale's size, one float32 a pixel: a masked style's mask as given (held for the run), or
+#: for "the rest" 1 − the masks' total; on the first style layer's grid it is that layer's guide itself.
+REGION_MAP_BYTES_PER_PIXEL = 4
+#: Gram-sized matrices per region and style layer: its target (held), and during each evaluation its guided Gram
+#: (kept for the backward) and dE/dG_r (block-wise: the share S_l,r pass 2 reads). Counted once, with the held
+#: bytes, since they do not shrink with the block.
+REGION_GRAMS = 3
+
+
 def temporal_vectors(frames: int) -> float:
     """Image-sized vectors a sequence frame's temporal term adds for ``frames`` earlier frames. The earlier
     frames themselves are these buffers only (no network pass); the start image (the warped previous
     result) replaces the noise start and is one of ``IMAGE_VECTORS``."""
     return frames * (TEMPORAL_TARGET_VECTORS + TEMPORAL_SAVED_VECTORS)
+
+
+def guide_bytes_per_pixel(style_layers: Collection[str]) -> float:
+    """One region's guides per input pixel: float32 on every style layer's grid, 2^k × 2^k pixels a value
+    (``regions.layer_guides``): 5.33 B/px for the paper's relu1_1…relu5_1."""
+    return sum(4 / (1 << 2 * poolings_before(name)) for name in dict.fromkeys(style_layers))
+
+
+def region_held_bytes(regions: int, style_layers: Collection[str], pixels: int) -> int:
+    """What a scale's ``regions`` hold through all its evaluations (``regions.layer_regions``): per region its
+    guides on the whole image (the block-wise path slices its blocks' interiors out of them), its map, and its
+    Gram-sized terms. ``regions`` counts the loss's regions (``job_plan.region_count``), 0 for an unmasked run."""
+    grams = REGION_GRAMS * sum(4 * _channels(name) ** 2 for name in dict.fromkeys(style_layers))
+    per_pixel = guide_bytes_per_pixel(style_layers) + REGION_MAP_BYTES_PER_PIXEL
+    return int(regions * (per_pixel * pixels + grams))
+
+
+def region_evaluation_bytes(regions: int, style_layers: Collection[str], pixels: int) -> int:
+    """What ``regions`` add to one evaluation over ``pixels`` (the whole image, or a block's crop), beyond the
+    unmasked evaluation's ``EvaluationCost``: each region's m² on every style layer's grid, saved for the
+    backward (``losses.guided_gram_sum``), and from two regions on one feature-sized float32 buffer at the
+    shallowest style layer, where the regions' gradients are summed (256 B/px at relu1_1; one region's
+    backward needs no more than the plain Gram's)."""
+    if not regions or not style_layers:
+        return 0
+    shallowest = min(style_layers, key=LAYER_INDEX.__getitem__)
+    summed = 4 * _layer_floats(shallowest) if regions > 1 else 0.0
+    return int((regions * guide_bytes_per_pixel(style_layers) + summed) * pixels)
 
 
 @dataclass(frozen=True)
@@ -142,6 +182,12 @@ def _layer_floats(name: str) -> float:
     """Values per input pixel of one layer's output."""
     *_, (_, _, channels, level) = _walk(name)
     return channels / 4.0**level
+
+
+def _channels(name: str) -> int:
+    """Channels of one layer's output (N_l, a Gram matrix's side)."""
+    *_, (_, _, channels, _) = _walk(name)
+    return channels
 
 
 def _walk(last: str) -> Iterator[tuple[str, int, int, int]]:

@@ -36,6 +36,8 @@ from .memory_cost import (
     activation_floats,
     element_bytes,
     recompute_share,
+    region_evaluation_bytes,
+    region_held_bytes,
     stored_target_bytes_per_pixel,
     temporal_vectors,
 )
@@ -123,19 +125,23 @@ def plan_memory(
     host_history_supported: bool = False,
     cost: EvaluationCost | None = None,
     temporal_frames: int = 0,
+    regions: int = 0,
 ) -> MemoryPlan:
     """The plan for optimising a ``height`` × ``width`` image within ``budget`` (see the module docstring).
 
     ``history`` is the L-BFGS history the optimiser is configured with; ``host_budget`` the host RAM free for a GPU
     run's
     L-BFGS history, used only when ``host_history_supported``. ``temporal_frames``: the earlier frames a
-    sequence frame's temporal term holds it to (their buffers, ``memory_cost.temporal_vectors``).
+    sequence frame's temporal term holds it to (their buffers, ``memory_cost.temporal_vectors``). ``regions``: the
+    style regions of a run with region masks (``job_plan.region_count``; ``memory_cost.region_held_bytes`` and
+    ``region_evaluation_bytes``).
     """
     layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
     if not layers:
         raise ValueError("a plan needs at least one style or content layer")
     cost = cost or EvaluationCost.for_device(device_type)
-    sizing = _Sizing(height, width, layers, tuple(content_layers), pooling, precision, cost, temporal_frames)
+    sizing = _Sizing(height, width, layers, tuple(content_layers), pooling, precision, cost, temporal_frames,
+                     regions, tuple(style_layers))
     steps = economy_ladder(optimizer, history, tuple(style_layers), tuple(content_layers), device_type, host_budget,
                            host_history_supported, height * width)
     fallback: MemoryPlan | None = None
@@ -159,13 +165,14 @@ def plan_memory(
 
 def smaller_blocks(plan: MemoryPlan, *, style_layers: Collection[str], content_layers: Collection[str] = (),
                    pooling: str = "avg", precision: str = "fp32", device_type: str = "cpu",
-                   cost: EvaluationCost | None = None, temporal_frames: int = 0) -> MemoryPlan | None:
+                   cost: EvaluationCost | None = None, temporal_frames: int = 0,
+                   regions: int = 0) -> MemoryPlan | None:
     """The plan to retry with after an evaluation ran out of memory: blocks of half the side (from the
     whole image: half its longest side), the same optimiser and content targets; None when the blocks
     are already the smallest the layers allow. Its predicted peak is the model's, whatever the budget."""
     layers = tuple(dict.fromkeys((*style_layers, *content_layers)))
     sizing = _Sizing(plan.height, plan.width, layers, tuple(content_layers), pooling, precision,
-                     cost or EvaluationCost.for_device(device_type), temporal_frames)
+                     cost or EvaluationCost.for_device(device_type), temporal_frames, regions, tuple(style_layers))
     current = plan.block_size if plan.path == "blocks" and plan.block_size else max(plan.height, plan.width)
     if current <= sizing.grid:
         return None
@@ -208,6 +215,8 @@ class _Sizing:
     precision: str
     cost: EvaluationCost
     temporal_frames: int = 0
+    regions: int = 0
+    style_layers: tuple[str, ...] = ()
 
     @property
     def pixels(self) -> int:
@@ -222,16 +231,17 @@ class _Sizing:
 
     def fixed_bytes(self, state: OptimizerState, targets: str) -> int:
         """Image-sized buffers: the images, the optimiser's state on the device, stored content targets, the
-        temporal term's targets."""
+        temporal term's targets, the region masks' guides."""
         per_pixel: float = ((IMAGE_VECTORS + state.device_vectors() + temporal_vectors(self.temporal_frames))
                             * VECTOR_BYTES_PER_PIXEL)
         if targets == "stored":
             per_pixel += stored_target_bytes_per_pixel(self.content_layers)
-        return int(per_pixel * self.pixels)
+        return int(per_pixel * self.pixels) + region_held_bytes(self.regions, self.style_layers, self.pixels)
 
     def whole_bytes(self) -> int:
         tv = WHOLE_IMAGE_TV_VECTORS * VECTOR_BYTES_PER_PIXEL * self.pixels
-        return self.cost.bytes(self.pixels, self.floats(), element_bytes(self.precision)) + tv
+        regions = region_evaluation_bytes(self.regions, self.style_layers, self.pixels)
+        return self.cost.bytes(self.pixels, self.floats(), element_bytes(self.precision)) + tv + regions
 
     def grid_for(self, block: int) -> BlockGrid:
         return BlockGrid.for_layers(self.height, self.width, self.layers, block)
@@ -239,7 +249,8 @@ class _Sizing:
     def block_bytes(self, block: int) -> int:
         grid = self.grid_for(block)
         crop = grid.crop_side(self.height) * grid.crop_side(self.width)
-        return self.cost.bytes(crop, self.floats(), element_bytes(self.precision), blocks=True)
+        return (self.cost.bytes(crop, self.floats(), element_bytes(self.precision), blocks=True)
+                + region_evaluation_bytes(self.regions, self.style_layers, crop))
 
     def overhead(self, block: int) -> float:
         """Crop area over interior area of the largest block: the work spent on margins."""

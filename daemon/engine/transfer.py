@@ -22,7 +22,7 @@ from .device_tuning import on_tuned_device
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
 from .imaging import join_alpha, match_colors, preserve_colors, resize, split_alpha
-from .job_plan import JobPlan, plan_job, shrink
+from .job_plan import JobPlan, plan_job, region_count, shrink
 from .losses import LossTerms
 from .memory_plan import MemoryPlan
 from .objective import whole_image_objective
@@ -121,7 +121,7 @@ def stylize(
     if params.max_memory and device.type == "cpu":  # the budget caps RSS: freed tensors must leave the process
         pin_mmap_threshold()
     plan = plan_job(content, styles, params, style_blend, device,
-                    temporal_frames=len(temporal) if params.temporal_weight else 0)
+                    temporal_frames=len(temporal) if params.temporal_weight else 0, regions=region_count(masks))
     if on_plan is not None:
         on_plan(plan)
     else:
