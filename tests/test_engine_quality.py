@@ -188,3 +188,28 @@ def test_a_carried_first_step_can_be_capped_by_the_last_scales_last_step():
         assert float((seen[1] - seen[0]).abs().max()) == pytest.approx(min(moved, FIRST_STEP), rel=1e-5)
         assert isinstance(outcome.learnt, Learnt)
     assert outcome.learnt.last_step == pytest.approx(0.01, rel=1e-5)  # recorded for the next scale
+
+
+@pytest.mark.parametrize("settings, mode", [(optimize.ENGINE, "bicubic"), (optimize.PAPER, "bilinear")])
+def test_the_next_scale_starts_from_the_last_result_enlarged_as_the_settings_say(model, content, style, monkeypatch,
+                                                                                  settings, mode):
+    """The engine enlarges a scale's result bicubically (a smaller jump in loss at the new size, docs/PERFORMANCE.md),
+    the paper's setting bilinearly as before; either is clamped into the box."""
+    starts: list[torch.Tensor] = []
+    real = optimize.minimise
+    monkeypatch.setattr(transfer, "minimise", lambda objective, start, *a, **k: (starts.append(start.detach().clone()),
+                                                                                 real(objective, start, *a, **k))[1])
+    ends: list[torch.Tensor] = []
+    real_start = transfer._start_image
+    monkeypatch.setattr(transfer, "_start_image", lambda previous, *a, **k: (
+        ends.append(previous.detach().clone()) if previous is not None else None, real_start(previous, *a, **k))[1])
+    stylize(model, content, [style], FAST.replace(scales=2, iterations=6), optimiser=settings)
+    coarse_result, fine_start = ends[-1], starts[1]
+    expected = torch.nn.functional.interpolate(coarse_result, size=fine_start.shape[-2:], mode=mode,
+                                               align_corners=False).clamp(0, 1)
+    assert torch.allclose(fine_start, expected, atol=1e-6)
+    other = "bilinear" if mode == "bicubic" else "bicubic"
+    assert not torch.allclose(fine_start, torch.nn.functional.interpolate(
+        coarse_result, size=fine_start.shape[-2:], mode=other, align_corners=False).clamp(0, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="upsampling"):
+        optimize.OptimiserSettings(upsampling="nearest")  # type: ignore[arg-type]
