@@ -49,3 +49,12 @@ def shared_images() -> Path:
     if not (SHARED_IMAGES / "tubingen.jpg").exists():
         pytest.skip(f"the shared test images are not at {SHARED_IMAGES}")
     return SHARED_IMAGES
+
+
+@pytest.fixture
+def full_history_only(monkeypatch):
+    """The planner without shorter L-BFGS histories: it would otherwise run these small budgets on the whole
+    image with a history of 10 (its first choice over blocks), and these tests compare paths, not histories."""
+    from neural_style.daemon.engine import memory_plan as memory_plan_module
+
+    monkeypatch.setattr(memory_plan_module, "HISTORY_FRACTIONS", ())

@@ -43,7 +43,7 @@ def test_size_0_without_a_content_needs_the_textures_size(model, style):
     assert texture.image.shape == (3, 24, 40)
 
 
-def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(model, style, no_rss):
+def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(model, style, no_rss, full_history_only):
     content = smooth_image(96, 128, seed=4)
     params = StyleParams(iterations=5, size=0, progress_every=1, **SHALLOW)
     whole = stylize(model, content, [style], params)
@@ -60,7 +60,8 @@ def test_a_small_max_memory_goes_block_wise_and_gives_the_whole_images_result(mo
     assert blocks.loss.total == pytest.approx(whole.loss.total, rel=1e-3)
 
 
-def test_in_float64_the_block_wise_job_ends_exactly_where_the_whole_image_job_does(model, style, no_rss):
+def test_in_float64_the_block_wise_job_ends_exactly_where_the_whole_image_job_does(model, style, no_rss,
+                                                                                    full_history_only):
     """With rounding at 1e-16 there is nothing for L-BFGS to amplify: the whole job, not only one evaluation,
     gives the whole image's result block by block (the image and the optimiser take the network's dtype)."""
     model64 = copy.deepcopy(model).double()

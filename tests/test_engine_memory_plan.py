@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neural_style.daemon.engine import memory_budget as budget_module
+from neural_style.daemon.engine import memory_plan
 from neural_style.daemon.engine.memory_budget import Budget, available_ram, memory_budget, parse_meminfo
 from neural_style.daemon.engine.memory_cost import (
     VECTOR_BYTES_PER_PIXEL,
@@ -53,7 +54,19 @@ def test_an_image_that_fits_is_optimised_whole_with_the_full_history():
     assert p.predicted_peak <= 8 * GiB
 
 
-def test_an_image_that_does_not_fit_whole_gets_the_largest_blocks_that_fit():
+def test_the_whole_image_with_a_shorter_history_comes_before_any_blocks():
+    """Block-wise evaluations cost 2.0–2.4× the whole image's (docs/PERFORMANCE.md): where a history of 10 lets
+    the whole image fit but 100 does not, the plan is the whole image with the shorter history."""
+    s = sizing(1152, 1536)
+    short, full = OptimizerState("lbfgs", 10), OptimizerState("lbfgs", 100)
+    budget = (s.fixed_bytes(short, "stored") + s.whole_bytes() + 1) / GiB
+    assert s.fixed_bytes(full, "stored") + s.whole_bytes() > budget * GiB  # the full history would need blocks
+    p = plan(1152, 1536, budget)
+    assert (p.path, p.optimizer) == ("whole", short) and p.predicted_peak <= budget * GiB
+
+
+def test_an_image_that_does_not_fit_whole_gets_the_largest_blocks_that_fit(monkeypatch):
+    monkeypatch.setattr(memory_plan, "HISTORY_FRACTIONS", ())  # else a shorter history fits it whole (above)
     s = sizing(2048, 2048)
     full = OptimizerState("lbfgs", 100)
     budget = (s.fixed_bytes(full, "stored") + s.block_bytes(1024) + 1) / GiB

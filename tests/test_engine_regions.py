@@ -230,7 +230,8 @@ def test_masks_reach_the_run_and_are_checked_as_tensors(model, content, style):
     assert refused.value.field == "style_masks"
 
 
-def test_in_float64_a_block_wise_job_with_regions_ends_where_the_whole_image_job_does(model64, style, monkeypatch):
+def test_in_float64_a_block_wise_job_with_regions_ends_where_the_whole_image_job_does(model64, style, monkeypatch,
+                                                                                       full_history_only):
     """Every scale's regions reach both paths alike: a tight budget (blocks) gives the whole image's result."""
     monkeypatch.setattr(memory_budget, "process_rss", lambda: 0)  # the budget is max_memory itself
     content = smooth_image(96, 128, seed=4)

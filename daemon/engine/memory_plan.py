@@ -8,11 +8,14 @@ from ``memory_cost``, the budget from ``memory_budget``. The rule, in order:
    ``RECOMPUTE_CHEAP_SHARE`` of an evaluation's work, then shorter L-BFGS histories, L-BFGS's
    history in host memory (GPU only, when the optimiser supports it), Adam, and finally recomputed
    content targets whatever they cost.
-2. At each step: the whole image if it fits (the fastest path), else the largest block that fits;
+2. The whole image at the first L-BFGS step where it fits, if any: a block-wise evaluation costs 2.0–2.4
+   times the whole image's at 1536×1152 whatever the block size (docs/PERFORMANCE.md, "Time to quality,
+   third session"), far more than a history of 10 instead of 100 loses.
+3. Else at each step: the largest block that fits;
    accept that step if its blocks are efficient: the crop (interior plus margins) no more than
    ``MAX_CROP_OVERHEAD`` times the interior.
-3. If no step gives efficient blocks, the step that gives the largest block that fits at all.
-4. If not even the smallest block fits: ``MemoryBudgetTooSmall``, saying how much is needed.
+4. If no step gives efficient blocks, the step that gives the largest block that fits at all.
+5. If not even the smallest block fits: ``MemoryBudgetTooSmall``, saying how much is needed.
 
 The ladder's order is measured (docs/PERFORMANCE.md, "L-BFGS history against Adam"): per evaluation,
 L-BFGS with a history of 10 reached the loss of a history of 100, and Adam stayed far behind both.
@@ -144,6 +147,11 @@ def plan_memory(
                      regions, tuple(style_layers))
     steps = economy_ladder(optimizer, history, tuple(style_layers), tuple(content_layers), device_type, host_budget,
                            host_history_supported, height * width)
+    for state, targets in steps:  # the whole image with a shorter L-BFGS history before any blocks
+        if state.optimizer == "lbfgs" and not state.host_history:
+            plan = sizing.plan(state, targets, budget)
+            if plan is not None and plan.block_size is None:
+                return plan
     fallback: MemoryPlan | None = None
     fallback_block = 0
     for state, targets in steps:
