@@ -147,15 +147,13 @@ def plan_memory(
                      regions, tuple(style_layers))
     steps = economy_ladder(optimizer, history, tuple(style_layers), tuple(content_layers), device_type, host_budget,
                            host_history_supported, height * width)
-    for state, targets in steps:  # the whole image with a shorter L-BFGS history before any blocks
-        if state.optimizer == "lbfgs" and not state.host_history:
-            plan = sizing.plan(state, targets, budget)
-            if plan is not None and plan.block_size is None:
-                return plan
+    plans = [(state, sizing.plan(state, targets, budget)) for state, targets in steps]
+    for state, plan in plans:  # the whole image with a shorter L-BFGS history before any blocks
+        if state.optimizer == "lbfgs" and not state.host_history and plan is not None and plan.block_size is None:
+            return plan
     fallback: MemoryPlan | None = None
     fallback_block = 0
-    for state, targets in steps:
-        plan = sizing.plan(state, targets, budget)
+    for _, plan in plans:
         if plan is None:
             continue
         if plan.block_size is None or sizing.overhead(plan.block_size) <= MAX_CROP_OVERHEAD:
