@@ -268,9 +268,12 @@ class Router:
         # idle daemon still takes a job
         if len(self.unfinished) + self.admission.pending < self.limits.max_queue + self.slots:
             return False
+        self._busy(client, request_id)
+        return True
+
+    def _busy(self, client: bytes, request_id: str) -> None:
         self._reject(client, request_id, ErrorCode.BUSY.value,
                      f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
-        return True
 
     def _admitted(self) -> None:
         """The requests the admission pool is done with: each accepted, or refused with its error."""
@@ -297,8 +300,7 @@ class Router:
         if received is not None:  # its admission took time off the loop: the job's log line counts it
             job.timings.received = received
         if self.jobs.put(job) is None:
-            self._reject(client, request_id, ErrorCode.BUSY.value,
-                         f"the queue is full ({self.limits.max_queue} jobs waiting); retry later")
+            self._busy(client, request_id)
             return
         self.unfinished[key] = job
         position = self._position(job)
