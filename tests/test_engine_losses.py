@@ -78,3 +78,22 @@ def test_default_parameters_follow_the_paper():
     assert params.style_layer_weight_map == {layer: 0.2 for layer in params.style_layers}
     assert params.content_weight / params.style_weight == pytest.approx(1e-3)
     assert (params.init, params.pooling, params.optimizer, params.tv_weight) == ("noise", "avg", "lbfgs", 0.0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_gram_backward_in_one_product_is_autograds(channels_last):
+    """gram_sum's own backward, P (dG + dGᵀ) in one product, gives what autograd's two-product matmul gives."""
+    from neural_style.daemon.engine.losses import gram_sum
+
+    features = torch.randn(1, 6, 5, 7, dtype=torch.float64)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    features.requires_grad_(True)
+    weights = torch.randn(6, 6, dtype=torch.float64)  # a non-symmetric upstream gradient too
+    (gram_sum(features) * weights).sum().backward()
+    ours = features.grad.clone()
+    features.grad = None
+    plain = features.reshape(6, -1)
+    ((plain @ plain.t()) * weights).sum().backward()
+    assert torch.allclose(ours, features.grad, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(gram_sum, (features,))

@@ -53,8 +53,24 @@ def positions_of(features: torch.Tensor) -> int:
 
 def gram_sum(features: torch.Tensor) -> torch.Tensor:
     """G = F Fᵀ (not normalised), the sum over positions that block-wise evaluation accumulates block by block."""
-    positions = _positions(features)
-    return positions.t() @ positions
+    result: torch.Tensor = _Gram.apply(_positions(features))
+    return result
+
+
+class _Gram(torch.autograd.Function):
+    """Pᵀ P for positions P (M, N); dP = P (dG + dGᵀ) in one product, where autograd's matmul takes two (one per
+    operand, P being both): a Gram's backward at half the cost (docs/PERFORMANCE.md, "Time to quality, fourth
+    session")."""
+
+    @staticmethod
+    def forward(ctx: Any, positions: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(positions)
+        return positions.t() @ positions
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor) -> torch.Tensor:
+        (positions,) = ctx.saved_tensors
+        return positions @ (upstream + upstream.t())
 
 
 def guided_gram_sum(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
