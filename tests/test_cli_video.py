@@ -79,7 +79,7 @@ def test_an_interrupted_run_resumes_from_the_frames_written(inputs, tmp_path) ->
     """Ctrl+C leaves only whole frames and exit 130; the same command again keeps them and does the rest."""
     frames, _video, style = inputs
     out = tmp_path / "out"
-    slow = [*FAST[:5], "40", *FAST[6:]]  # --iterations 40: long enough to be interrupted mid-frame
+    slow = [*FAST[:5], "400", *FAST[6:]]  # --iterations 400: a frame takes about 2 s, so Ctrl+C lands mid-run
     command = [sys.executable, "-m", "neural_style.daemon.cli", "video", str(frames), str(style), "-o", str(out),
                "--local", *slow]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
