@@ -40,13 +40,14 @@ TODAY = PAPER
 VARIANTS = {
     "today (clamped at the end, restart per scale)": TODAY,
     "box only": OptimiserSettings(carry="none"),
-    "box + carried γ (engine)": ENGINE,
+    "box + carried γ, bf16 coarse sizes (engine)": ENGINE,
     "box + carried γ and pairs": OptimiserSettings(carry="pairs"),
     "box + carried γ, first step ≤ the last scale's last": OptimiserSettings(cap_by_last_step=True),
-    "box + carried γ, bilinear upsampling (last session's engine)": OptimiserSettings(upsampling="bilinear"),
+    "box + carried γ, bilinear upsampling": OptimiserSettings(upsampling="bilinear", coarse_bf16=False),
+    "box + carried γ, float32 coarse sizes (last session's engine)": OptimiserSettings(coarse_bf16=False),
 }
 #: --variants' short names for VARIANTS' keys, in order.
-SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep", "bilinear"), VARIANTS))
+SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep", "bilinear", "fp32coarse"), VARIANTS))
 
 
 def chosen(args) -> dict:
@@ -255,7 +256,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
     parser.add_argument("--variants", default=",".join(SHORT),
-                        help="carry: which engines (today,box,engine,pairs,laststep,bilinear)")
+                        help="carry: which engines (today,box,engine,pairs,laststep,bilinear,fp32coarse)")
     parser.add_argument("--no-single", action="store_true",
                         help="carry: no single-scale run (another process's gives the target): the traces only")
     parser.add_argument("--target", help="carry, schedule: today's single-scale LOSS:SECONDS from another process "

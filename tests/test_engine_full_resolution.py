@@ -192,7 +192,8 @@ def test_a_coarse_scale_optimises_the_outputs_trade_off(model, style):
     positions, the style's Grams average over them): the first scale of a two-scale job is exactly a one-scale
     job at that size with α × 4, and its reported loss estimates the output's."""
     content = smooth_image(96, 128, seed=6)
-    params = StyleParams(iterations=6, size=0, scales=2, progress_every=1, **SHALLOW)
+    # float32 at both sizes: under "auto" a coarse size may run in bf16 (device_tuning.scale_precision)
+    params = StyleParams(iterations=6, size=0, scales=2, progress_every=1, precision="fp32", **SHALLOW)
     coarse_part, fine_part = schedule(96, 128, scales=2, iterations=6, smallest=2)
     assert content_weight_factor(coarse_part, fine_part) == 4 and content_weight_factor(fine_part, fine_part) == 1
     two_scales, alone = [], []

@@ -213,3 +213,64 @@ def test_the_next_scale_starts_from_the_last_result_enlarged_as_the_settings_say
         coarse_result, size=fine_start.shape[-2:], mode=other, align_corners=False).clamp(0, 1), atol=1e-6)
     with pytest.raises(ValueError, match="upsampling"):
         optimize.OptimiserSettings(upsampling="nearest")  # type: ignore[arg-type]
+
+
+def _network_dtypes(model):
+    """(input size, dtype of the first convolution's output) for every network pass, and the hook to remove."""
+    seen: list[tuple[tuple[int, int], torch.dtype]] = []
+    hook = model.conv_layers[0].register_forward_hook(lambda m, i, out: seen.append((tuple(out.shape[-2:]), out.dtype)))
+    return seen, hook
+
+
+@pytest.mark.parametrize("settings, requested, coarse", [
+    (optimize.ENGINE, "auto", torch.bfloat16),  # the engine: coarse sizes in bf16 where it is native
+    (optimize.PAPER, "auto", torch.float32),  # the paper's setting (today's baseline): float32 throughout
+    (optimize.ENGINE, "fp32", torch.float32),  # asked for float32: float32 at every size
+])
+def test_auto_precision_runs_only_the_coarse_sizes_in_bf16(model, content, style, monkeypatch, settings, requested,
+                                                           coarse):
+    """Under "auto" the coarse sizes, whose result only starts the next size, run the network in bf16 on a device
+    that computes it natively; the output's size (its losses reported, its image delivered) stays float32."""
+    from neural_style.daemon.engine import device_tuning
+
+    monkeypatch.setattr(device_tuning, "native_bf16", lambda device_type: True)
+    seen, hook = _network_dtypes(model)
+    try:
+        result = stylize(model, content, [style], FAST.replace(scales=2, iterations=6, precision=requested),
+                         optimiser=settings)
+    finally:
+        hook.remove()
+    coarse_size, output = [(p.height, p.width) for p in result.plans]
+    assert coarse_size != output
+    coarse_passes = {dtype for size, dtype in seen if size == coarse_size}  # the content's targets and the image's
+    final_passes = {dtype for size, dtype in seen if size == output}
+    assert coarse_passes == {coarse} and final_passes == {torch.float32}
+    assert result.loss.total == result.loss.total and result.loss.total > 0  # a finite float32 loss at the end
+
+
+def test_auto_precision_is_float32_where_bf16_is_not_native(model, content, style, monkeypatch):
+    """Without native bf16 (an emulating CPU, or CUDA, where it is not measured) "auto" is float32 at every size."""
+    from neural_style.daemon.engine import device_tuning
+
+    monkeypatch.setattr(device_tuning, "native_bf16", lambda device_type: False)
+    seen, hook = _network_dtypes(model)
+    try:
+        stylize(model, content, [style], FAST.replace(scales=2, iterations=4))
+    finally:
+        hook.remove()
+    assert {dtype for _size, dtype in seen} == {torch.float32}
+
+
+def test_scale_precision_follows_the_request():
+    """An explicit precision holds at every size; "auto" is bf16 only at a coarse size with native bf16."""
+    from neural_style.daemon.engine import device_tuning
+
+    cpu = torch.device("cpu")
+    native = device_tuning.native_bf16("cpu")
+    for requested in ("fp32", "fp16", "bf16"):
+        assert {device_tuning.scale_precision(requested, cpu, final=f) for f in (True, False)} == {requested}
+    assert device_tuning.scale_precision("auto", cpu, final=True) == "fp32"
+    assert device_tuning.scale_precision("auto", cpu, final=False) == ("bf16" if native else "fp32")
+    assert device_tuning.scale_precision("auto", cpu, final=False, coarse_bf16=False) == "fp32"
+    assert device_tuning.relative_cost("fp32", cpu) == 1.0
+    assert device_tuning.native_bf16("cuda") is False  # not measured against TF32 there: float32 with TF32

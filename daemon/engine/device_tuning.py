@@ -1,4 +1,4 @@
-"""A job's settings of the accelerator's libraries: cuDNN's autotuner and TF32 convolutions on CUDA.
+"""A job's settings of the accelerator's libraries: cuDNN's autotuner, TF32 convolutions on CUDA, bf16 at coarse sizes.
 
 - ``cudnn.benchmark``: each scale evaluates at one fixed size (a block-wise scale at a few), hundreds of
   times, so timing cuDNN's algorithms once per shape pays for itself from the second evaluation.
@@ -6,6 +6,10 @@
   mantissa, sums in float32. The paper's loss does not need full float32 mantissas in the convolutions
   (``bench/tf32_emulation_bench.py`` measures the loss and gradient difference on the CPU by rounding
   as TF32 does); the Gram matrices and the losses stay full float32 (matmul TF32 stays off).
+- bf16 at the coarse sizes of a coarse-to-fine run (``scale_precision``), on a CPU that computes it natively
+  (AVX512-BF16 or AMX): their result only starts the next size, and a bf16 evaluation costs about half
+  a float32 one there (docs/PERFORMANCE.md, "Time to quality, fourth session"); the output's own size, whose
+  losses are reported and delivered, stays float32.
 - The image and network are channels-last already (``vgg.py``); nothing is copied to the host per
   evaluation but the scalars the optimiser reads and the previews a caller asks for.
 
@@ -22,6 +26,40 @@ import torch
 
 #: Whether a CUDA job may use TF32 convolutions (the default: measured harmless to the loss).
 TF32_CONVOLUTIONS = True
+
+
+@functools.cache
+def native_bf16(device_type: str) -> bool:
+    """Whether bf16 convolutions run natively, not emulated: a CPU with AVX512-BF16 or AMX (oneDNN's own test).
+
+    CUDA answers False: bf16 against TF32 there is not measured yet (``bench/gpu_bench.py``), so its coarse
+    sizes keep float32 with TF32 convolutions."""
+    if device_type != "cpu":
+        return False
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except RuntimeError:  # a torch built without oneDNN
+        return False
+
+
+#: A bf16 evaluation's CPU time against a float32 one's on a CPU with native bf16 (one thread, AMD EPYC Zen 4:
+#: 1.05 / 1.6 s at 512×384, 4.7 / 9.0 s at 1024×768): what the time-left estimate weighs a bf16 size by.
+BF16_CPU_COST = 0.6
+
+
+def relative_cost(precision: str, device: torch.device) -> float:
+    """An evaluation's cost in ``precision`` against float32's on ``device``, for the time-left estimate."""
+    return BF16_CPU_COST if precision == "bf16" and native_bf16(device.type) else 1.0
+
+
+def scale_precision(requested: str, device: torch.device, *, final: bool, coarse_bf16: bool = True) -> str:
+    """The network's precision at one size of a run: ``requested`` ("auto", "fp32", "fp16", "bf16"), except that
+    "auto" runs a coarse size (not ``final``) in bf16 where the device computes it natively and ``coarse_bf16``
+    (``optimize.OptimiserSettings``) allows; the output's size under "auto" is always float32."""
+    if requested != "auto":
+        return requested
+    return "bf16" if coarse_bf16 and not final and native_bf16(device.type) else "fp32"
 
 
 @contextmanager

@@ -43,7 +43,9 @@ class OptimiserSettings:
     ``max_step`` and ``first_step``: ``lbfgs.py``'s trust region and fresh first step, shares of the box.
     ``cap_by_last_step``: a scale's carried first step is no longer than the last scale's last one (a
     candidate, measured against the fixed cap in docs/PERFORMANCE.md). ``upsampling``: how a scale's image
-    is enlarged to start the next (bicubic keeps more of its detail: a smaller jump in loss at the new size)."""
+    is enlarged to start the next (bicubic keeps more of its detail: a smaller jump in loss at the new size).
+    ``coarse_bf16``: with the job's precision "auto", the coarse sizes run the network in bf16 where the device
+    computes it natively (``device_tuning.scale_precision``): they only find the next size's start."""
 
     box: tuple[float, float] | None = (0.0, 1.0)
     carry: Carry = "gamma"
@@ -51,6 +53,7 @@ class OptimiserSettings:
     first_step: float = _lbfgs.FIRST_STEP
     cap_by_last_step: bool = False
     upsampling: Upsampling = "bicubic"
+    coarse_bf16: bool = True
 
     def __post_init__(self) -> None:
         if self.carry not in CARRIES:
@@ -62,8 +65,8 @@ class OptimiserSettings:
 #: The engine's optimiser: the measured winners.
 ENGINE = OptimiserSettings()
 #: The paper's (and the engine's before issue 19): no box, the image clamped only when delivered,
-#: torch's L-BFGS restarted at every scale, a scale's image enlarged bilinearly.
-PAPER = OptimiserSettings(box=None, carry="none", upsampling="bilinear")
+#: torch's L-BFGS restarted at every scale, a scale's image enlarged bilinearly, every size in float32.
+PAPER = OptimiserSettings(box=None, carry="none", upsampling="bilinear", coarse_bf16=False)
 
 #: Called after every evaluation with (evaluations done in this call, x, terms).
 OnEvaluation = Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None]

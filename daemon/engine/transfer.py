@@ -18,7 +18,7 @@ from typing import TypedDict
 import torch
 
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
-from .device_tuning import on_tuned_device
+from .device_tuning import on_tuned_device, relative_cost, scale_precision
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import pin_mmap_threshold
 from .imaging import join_alpha, match_colors, preserve_colors, resize, split_alpha
@@ -129,9 +129,11 @@ def stylize(
             log.info("plan: %s", line)
     stats = CacheStats()
     generator = torch.Generator().manual_seed(params.seed)
-    autocast = autocast_for(params.precision, device)
-    clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) for m in plan.memory],
-                     [s.iterations for s in plan.scales])
+    # each size's network precision: bf16 at the coarse sizes under "auto" where the device computes it natively
+    precisions = [scale_precision(params.precision, device, final=i + 1 == len(plan.scales),
+                                  coarse_bf16=optimiser.coarse_bf16) for i in range(len(plan.scales))]
+    clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) * relative_cost(p, device)
+                      for m, p in zip(plan.memory, precisions)], [s.iterations for s in plan.scales])
     preview = _Previews(plan, params)
 
     working_dtype = torch.promote_types(model.dtype, torch.float32)
@@ -143,9 +145,11 @@ def stylize(
     for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
         content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
                       if plan.content_rgb is not None else None)
+        precision = precisions[index]  # one precision for everything at this size: targets and evaluations
+        autocast = autocast_for(precision, device)
         targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
         style_options: _StyleOptions = dict(output=scale.size, style_scale=params.style_scale, smallest=plan.smallest,
-                                            pooling=params.pooling, precision=params.precision, autocast=autocast,
+                                            pooling=params.pooling, precision=precision, autocast=autocast,
                                             cache=target_cache, stats=stats, source_masks=sources,
                                             block_size=memory.block_size if memory.path == "blocks"
                                             else max(scale.size))
@@ -166,9 +170,9 @@ def stylize(
         content_weight = params.content_weight * content_weight_factor(scale, plan.scales[-1])
 
         def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: StyleTerms = style,
-                  _content_weight: float = content_weight,
-                  _held: tuple[TemporalTarget, ...] = held) -> Objective:
-            return with_temporal(_objective(model, params, m, _targets, _style, autocast, _content_weight), _held,
+                  _content_weight: float = content_weight, _held: tuple[TemporalTarget, ...] = held,
+                  _autocast: Autocast = autocast) -> Objective:
+            return with_temporal(_objective(model, params, m, _targets, _style, _autocast, _content_weight), _held,
                                  params.temporal_weight)
 
         def replanned(m: MemoryPlan, why: str, _i: int = index) -> None:
