@@ -70,7 +70,8 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> torch.Tensor:
         (positions,) = ctx.saved_tensors
-        return positions @ (upstream + upstream.t())
+        gradient: torch.Tensor = positions @ (upstream + upstream.t())
+        return gradient
 
 
 def guided_gram_sum(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
