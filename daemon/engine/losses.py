@@ -53,25 +53,8 @@ def positions_of(features: torch.Tensor) -> int:
 
 def gram_sum(features: torch.Tensor) -> torch.Tensor:
     """G = F Fᵀ (not normalised), the sum over positions that block-wise evaluation accumulates block by block."""
-    result: torch.Tensor = _Gram.apply(_positions(features))
+    result: torch.Tensor = _Gram.apply(_positions(features), None)
     return result
-
-
-class _Gram(torch.autograd.Function):
-    """Pᵀ P for positions P (M, N); dP = P (dG + dGᵀ) in one product, where autograd's matmul takes two (one per
-    operand, P being both): a Gram's backward at half the cost (docs/PERFORMANCE.md, "Time to quality, fourth
-    session")."""
-
-    @staticmethod
-    def forward(ctx: Any, positions: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(positions)
-        return positions.t() @ positions
-
-    @staticmethod
-    def backward(ctx: Any, upstream: torch.Tensor) -> torch.Tensor:
-        (positions,) = ctx.saved_tensors
-        gradient: torch.Tensor = positions @ (upstream + upstream.t())
-        return gradient
 
 
 def guided_gram_sum(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
@@ -81,22 +64,26 @@ def guided_gram_sum(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor
     Its backward keeps only the features (already kept by the network's own backward) and m², not a
     feature-sized F∘m per region: regions cost their guides' memory, not a copy of every style layer's."""
     positions = _positions(features)
-    result: torch.Tensor = _GuidedGram.apply(positions, guide.reshape(-1, 1).to(positions.dtype).pow(2))
+    result: torch.Tensor = _Gram.apply(positions, guide.reshape(-1, 1).to(positions.dtype).pow(2))
     return result
 
 
-class _GuidedGram(torch.autograd.Function):
-    """Pᵀ diag(w) P for positions P (M, N) and weights w (M, 1); dP = w ∘ P (dG + dGᵀ)."""
+class _Gram(torch.autograd.Function):
+    """Pᵀ diag(w) P for positions P (M, N) and weights w (M, 1), or Pᵀ P without; dP = w ∘ P (dG + dGᵀ).
+
+    One product for the backward, where autograd's matmul takes two (one per operand, P being both): a Gram's
+    backward at half the cost (docs/PERFORMANCE.md, "Time to quality, fourth session")."""
 
     @staticmethod
-    def forward(ctx: Any, positions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, positions: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(positions, weights)
-        return (positions * weights).t() @ positions
+        return (positions if weights is None else positions * weights).t() @ positions
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor, None]:
         positions, weights = ctx.saved_tensors
-        return (positions @ (upstream + upstream.t())) * weights, None
+        gradient: torch.Tensor = positions @ (upstream + upstream.t())
+        return (gradient if weights is None else gradient * weights), None
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
