@@ -475,6 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(bare_flags(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .engine.heap_threshold import share_one_arena
+
+    share_one_arena()  # before any thread starts: the engine's heap can then keep large blocks (heap_threshold.py)
     return _guarded(_COMMANDS[args.command], args)
 
 

@@ -230,3 +230,20 @@ def test_coarse_and_fine_scales_see_the_style_at_the_same_relative_size(model, c
             StyleParams(iterations=2, size=0, scales=2, style_scale=0.5))
     assert [(out, style) for out, style in sizes] == [((32, 40), (20, 20)), ((64, 80), (40, 40))]
     assert all(math.isclose(max(style) / max(out), 0.5) for out, style in sizes)
+
+
+def test_only_a_cpu_job_without_a_budget_and_with_room_keeps_its_freed_blocks(model, style, monkeypatch, no_rss):
+    """heap_threshold.freed_blocks_kept: wanted for a CPU job without ``max_memory`` whose plan fits 1.5 times over;
+    a budgeted job's freed tensors must leave the process instead."""
+    asked: list[bool] = []
+    real = transfer.freed_blocks_kept
+    monkeypatch.setattr(transfer, "freed_blocks_kept", lambda wanted: asked.append(wanted) or real(wanted))
+    content = smooth_image(48, 64, seed=5)
+    params = StyleParams(iterations=1, size=0, **SHALLOW)
+    stylize(model, content, [style], params)
+    stylize(model, content, [style], params.replace(max_memory=135))
+    plain = stylize(model, content, [style], params, on_plan=lambda plan: None)
+    plan = plain.plans[0]
+    monkeypatch.setattr(budget_module, "available_ram", lambda: (int(1.4 * plan.predicted_peak), "test"))
+    stylize(model, content, [style], params)  # the plan fits, but not 1.5 times over
+    assert asked == [True, False, True, False]

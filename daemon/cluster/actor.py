@@ -77,6 +77,9 @@ class StyleWorker:
         node has no file at ``spec.model.weights`` (read from the node's own disk otherwise)."""
         import torch
 
+        from ..engine.heap_threshold import share_one_arena
+
+        share_one_arena()  # for the threads Ray starts from now on (the engine's heap, heap_threshold.py)
         torch.set_num_threads(max(1, spec.threads))
         self.name = name
         self._spec = spec

@@ -52,6 +52,11 @@ class JobPlan:
     def smallest(self) -> int:
         return smallest_side(self.content_layers + self.style_layers)
 
+    def fits(self, headroom: float) -> bool:
+        """Whether every scale's predicted peak, ``headroom`` times over, fits that scale's budget: room for
+        what the plan does not predict (a heap that keeps freed blocks, ``heap_threshold.freed_blocks_kept``)."""
+        return all(headroom * m.predicted_peak <= m.budget.bytes for m in self.memory)
+
     def describe(self) -> list[str]:
         """Lines for the job log: the schedule, then each scale's memory plan."""
         steps = " → ".join(f"{s.width}×{s.height} ({s.iterations} it.)" for s in self.scales)

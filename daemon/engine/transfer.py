@@ -20,7 +20,7 @@ import torch
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
 from .device_tuning import on_tuned_device, relative_cost, scale_precision
 from .engine_errors import Cancelled, NonFiniteLoss
-from .heap_threshold import pin_mmap_threshold
+from .heap_threshold import KEPT_HEAP_HEADROOM, freed_blocks_kept, pin_mmap_threshold
 from .imaging import join_alpha, match_colors, preserve_colors, resize, split_alpha
 from .job_plan import JobPlan, plan_job, region_count, shrink
 from .losses import LossTerms
@@ -127,98 +127,100 @@ def stylize(
     else:
         for line in plan.describe():
             log.info("plan: %s", line)
-    stats = CacheStats()
-    generator = torch.Generator().manual_seed(params.seed)
-    # each size's network precision: bf16 at the coarse sizes under "auto" where the device computes it natively
-    precisions = [scale_precision(params.precision, device, final=i + 1 == len(plan.scales),
-                                  coarse_bf16=optimiser.coarse_bf16) for i in range(len(plan.scales))]
-    clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) * relative_cost(p, device)
-                      for m, p in zip(plan.memory, precisions)], [s.iterations for s in plan.scales])
-    preview = _Previews(plan, params)
+    # a CPU job without a budget keeps its freed blocks for the next evaluation (heap_threshold.py)
+    with freed_blocks_kept(device.type == "cpu" and not params.max_memory
+                           and plan.fits(KEPT_HEAP_HEADROOM)):
+        stats = CacheStats()
+        generator = torch.Generator().manual_seed(params.seed)
+        # each size's network precision: bf16 at the coarse sizes under "auto" where the device computes it natively
+        precisions = [scale_precision(params.precision, device, final=i + 1 == len(plan.scales),
+                                      coarse_bf16=optimiser.coarse_bf16) for i in range(len(plan.scales))]
+        clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) * relative_cost(p, device)
+                          for m, p in zip(plan.memory, precisions)], [s.iterations for s in plan.scales])
+        preview = _Previews(plan, params)
 
-    working_dtype = torch.promote_types(model.dtype, torch.float32)
-    x: torch.Tensor | None = None
-    iteration_offset = 0
-    last_terms: dict[str, torch.Tensor] = {}
-    used: list[MemoryPlan] = []
-    learnt: Carried | None = None
-    for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
-        content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
-                      if plan.content_rgb is not None else None)
-        precision = precisions[index]  # one precision for everything at this size: targets and evaluations
-        autocast = autocast_for(precision, device)
-        targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
-        style_options: _StyleOptions = dict(output=scale.size, style_scale=params.style_scale, smallest=plan.smallest,
-                                            pooling=params.pooling, precision=precision, autocast=autocast,
-                                            cache=target_cache, stats=stats, source_masks=sources,
-                                            block_size=memory.block_size if memory.path == "blocks"
-                                            else max(scale.size))
-        style: StyleTerms
-        if masks is None:
-            style = style_targets(model, styles, plan.blend, plan.style_layers, **style_options)
-        else:  # spatial control: each region against its own style's Gram (engine/regions.py)
-            grams = style_grams(model, styles, plan.style_layers, **style_options) if plan.style_layers else []
-            style = layer_regions(scale_regions(masks, plan.blend, scale.size), grams, plan.style_layers, device,
-                                  working_dtype) if grams else {}
-        # the image is optimised in the network's precision (a float64 network: a float64 image and optimiser)
-        given = x if x is not None or start_image is None else start_image[:3].float().unsqueeze(0)
-        start = _start_image(given, scale, content_at, styles, params, generator,
-                             optimiser.upsampling).to(device, working_dtype)
-        x = None  # the last scale's image lives on only in the start
-        held = tuple(t.at(scale.size, device, working_dtype) for t in temporal) if params.temporal_weight else ()
+        working_dtype = torch.promote_types(model.dtype, torch.float32)
+        x: torch.Tensor | None = None
+        iteration_offset = 0
+        last_terms: dict[str, torch.Tensor] = {}
+        used: list[MemoryPlan] = []
+        learnt: Carried | None = None
+        for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
+            content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
+                          if plan.content_rgb is not None else None)
+            precision = precisions[index]  # one precision for everything at this size: targets and evaluations
+            autocast = autocast_for(precision, device)
+            targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
+            style_options: _StyleOptions = dict(
+                output=scale.size, style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
+                precision=precision, autocast=autocast, cache=target_cache, stats=stats, source_masks=sources,
+                block_size=memory.block_size if memory.path == "blocks" else max(scale.size))
+            style: StyleTerms
+            if masks is None:
+                style = style_targets(model, styles, plan.blend, plan.style_layers, **style_options)
+            else:  # spatial control: each region against its own style's Gram (engine/regions.py)
+                grams = style_grams(model, styles, plan.style_layers, **style_options) if plan.style_layers else []
+                style = layer_regions(scale_regions(masks, plan.blend, scale.size), grams, plan.style_layers, device,
+                                      working_dtype) if grams else {}
+            # the image is optimised in the network's precision (a float64 network: a float64 image and optimiser)
+            given = x if x is not None or start_image is None else start_image[:3].float().unsqueeze(0)
+            start = _start_image(given, scale, content_at, styles, params, generator,
+                                 optimiser.upsampling).to(device, working_dtype)
+            x = None  # the last scale's image lives on only in the start
+            held = tuple(t.at(scale.size, device, working_dtype) for t in temporal) if params.temporal_weight else ()
 
-        content_weight = params.content_weight * content_weight_factor(scale, plan.scales[-1])
+            content_weight = params.content_weight * content_weight_factor(scale, plan.scales[-1])
 
-        def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: StyleTerms = style,
-                  _content_weight: float = content_weight, _held: tuple[TemporalTarget, ...] = held,
-                  _autocast: Autocast = autocast) -> Objective:
-            return with_temporal(_objective(model, params, m, _targets, _style, _autocast, _content_weight), _held,
-                                 params.temporal_weight)
+            def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: StyleTerms = style,
+                      _content_weight: float = content_weight, _held: tuple[TemporalTarget, ...] = held,
+                      _autocast: Autocast = autocast) -> Objective:
+                return with_temporal(_objective(model, params, m, _targets, _style, _autocast, _content_weight), _held,
+                                     params.temporal_weight)
 
-        def replanned(m: MemoryPlan, why: str, _i: int = index) -> None:
-            log.warning("scale %d/%d ran out of memory (%s); retrying with %s", _i + 1, len(plan.scales), why,
-                        m.describe())
+            def replanned(m: MemoryPlan, why: str, _i: int = index) -> None:
+                log.warning("scale %d/%d ran out of memory (%s); retrying with %s", _i + 1, len(plan.scales), why,
+                            m.describe())
 
-        objective = RetryingObjective(build, memory, lambda m: shrink(plan, params, device, m), replanned)
+            objective = RetryingObjective(build, memory, lambda m: shrink(plan, params, device, m), replanned)
 
-        def report(done: int, image: torch.Tensor, terms: dict[str, torch.Tensor], _offset: int = iteration_offset,
-                   _scale: int = index + 1) -> None:
-            seconds_left = clock.evaluated()
-            iteration = _offset + done
-            if on_progress is None:
-                return
-            if iteration % params.progress_every and iteration != params.iterations:
-                return
-            loss = _terms(terms, iteration)
-            image_out = preview(image[0]) if params.preview else None
-            on_progress(EngineProgress(iteration, params.iterations, loss, time.perf_counter() - started,
-                                       image_out, _scale, len(plan.scales), seconds_left))
+            def report(done: int, image: torch.Tensor, terms: dict[str, torch.Tensor], _offset: int = iteration_offset,
+                       _scale: int = index + 1) -> None:
+                seconds_left = clock.evaluated()
+                iteration = _offset + done
+                if on_progress is None:
+                    return
+                if iteration % params.progress_every and iteration != params.iterations:
+                    return
+                loss = _terms(terms, iteration)
+                image_out = preview(image[0]) if params.preview else None
+                on_progress(EngineProgress(iteration, params.iterations, loss, time.perf_counter() - started,
+                                           image_out, _scale, len(plan.scales), seconds_left))
 
-        clock.start_scale(index)
-        try:
-            outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
-                               on_evaluation=report, should_stop=should_stop,
-                               history_size=memory.optimizer.history or LBFGS_HISTORY, settings=optimiser,
-                               carried=learnt)
-        except StopRequested as stop:
-            raise Cancelled(iteration_offset + stop.evaluations) from None
-        used.append(objective.plan)
-        del start, objective, targets, style, held
-        x = outcome.image
-        last_terms = outcome.terms
-        learnt = outcome.learnt if index + 1 < len(plan.scales) else None
-        iteration_offset += outcome.evaluations
+            clock.start_scale(index)
+            try:
+                outcome = minimise(objective, start, scale.iterations, memory.optimizer.optimizer, params.learning_rate,
+                                   on_evaluation=report, should_stop=should_stop,
+                                   history_size=memory.optimizer.history or LBFGS_HISTORY, settings=optimiser,
+                                   carried=learnt)
+            except StopRequested as stop:
+                raise Cancelled(iteration_offset + stop.evaluations) from None
+            used.append(objective.plan)
+            del start, objective, targets, style, held
+            x = outcome.image
+            last_terms = outcome.terms
+            learnt = outcome.learnt if index + 1 < len(plan.scales) else None
+            iteration_offset += outcome.evaluations
 
-    assert x is not None
-    return StyleResult(
-        image=_finish(x[0], plan, params),
-        loss=_terms(last_terms, iteration_offset),
-        iterations=iteration_offset,
-        elapsed=time.perf_counter() - started,
-        style_cache_hits=stats.hits,
-        style_cache_misses=stats.misses,
-        plans=tuple(used),
-    )
+        assert x is not None
+        return StyleResult(
+            image=_finish(x[0], plan, params),
+            loss=_terms(last_terms, iteration_offset),
+            iterations=iteration_offset,
+            elapsed=time.perf_counter() - started,
+            style_cache_hits=stats.hits,
+            style_cache_misses=stats.misses,
+            plans=tuple(used),
+        )
 
 
 # ---------------------------------------------------------------------- one scale's pieces
