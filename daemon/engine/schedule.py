@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 #: The automatic schedule's coarsest longest side: where the arrangement of the style is settled.
 COARSE_SIDE = 512
-#: The automatic schedule's step between sizes: ×2 reached the single-scale loss sooner than ×√2 in two
-#: of three runs at 1024 px (docs/PERFORMANCE.md, "Coarse to fine against one size").
+#: The automatic schedule's step between sizes: ×2 and ×√2 reach the single-scale loss within the spread
+#: between runs at 768, 1024 and 2048 px (docs/PERFORMANCE.md, "Time to quality, fifth session"): ×2, one
+#: size fewer.
 AUTO_STEP = 2.0
 #: ``scales = N``: each size twice the last.
 EXPLICIT_STEP = 2.0
