@@ -18,17 +18,21 @@ import pytest
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
                                 reason="mallopt's mmap threshold is glibc's (Linux)")
 
-ALLOCATIONS = """
-import ctypes, ctypes.util, os, sys
-from neural_style.daemon.engine.heap_threshold import pin_mmap_threshold
+#: Both cases' start: glibc's malloc and free, and this process's RSS.
+PREAMBLE = """
+import ctypes, ctypes.util, os, sys, threading
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 def rss():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-pinned = pin_mmap_threshold() if sys.argv[1] == "pin" else None
 MiB = 1 << 20
+"""
+
+ALLOCATIONS = PREAMBLE + """
+from neural_style.daemon.engine.heap_threshold import pin_mmap_threshold
+pinned = pin_mmap_threshold() if sys.argv[1] == "pin" else None
 libc.free(libc.malloc(8 * MiB))  # an mmapped block freed: unpinned, glibc raises its threshold past 8 MiB
 blocks = [libc.malloc(8 * MiB) for _ in range(8)]
 for block in blocks:
@@ -41,12 +45,17 @@ print(pinned, (before - rss()) // MiB)
 """
 
 
-def run(mode: str, **env: str) -> tuple[str, int]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")} | env
-    done = subprocess.run([sys.executable, "-c", ALLOCATIONS, mode], capture_output=True, text=True, timeout=60,
-                          env=environment)
+def printed(script: str, *argv: str, **env: str) -> list[str]:
+    """What ``script`` prints in a fresh interpreter, with glibc's malloc settings only from ``env``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60,
+                          env=environment | env)
     assert done.returncode == 0, done.stderr
-    pinned, released = done.stdout.split()
+    return done.stdout.split()
+
+
+def run(mode: str, **env: str) -> tuple[str, int]:
+    pinned, released = printed(ALLOCATIONS, mode, **env)
     return pinned, int(released)
 
 
@@ -69,16 +78,8 @@ def test_a_threshold_the_user_set_is_left_alone(setting: dict[str, str]):
     assert pinned == "False" and released in RELEASED_MIB  # glibc applied the user's own value
 
 
-KEPT = """
-import ctypes, ctypes.util, os, sys, threading
+KEPT = PREAMBLE + """
 from neural_style.daemon.engine.heap_threshold import freed_blocks_kept, share_one_arena
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-def rss():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-MiB = 1 << 20
 SIZE = 80 * MiB  # over 32 MiB (mmap's largest threshold) and 64 MiB (another arena's largest heap)
 def case(out):
     with freed_blocks_kept(sys.argv[1] == "keep") as kept:
@@ -110,12 +111,7 @@ NONE_MIB = range(-30, 30)
 
 def kept_case(*argv: str, **env: str) -> tuple[str, int, int]:
     """(whether the settings were in force, MiB released by the frees, MiB released when the block ended)."""
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"} | env
-    done = subprocess.run([sys.executable, "-c", KEPT, *argv], capture_output=True, text=True, timeout=60,
-                          env=environment)
-    assert done.returncode == 0, done.stderr
-    kept, by_frees, at_end = done.stdout.split()
+    kept, by_frees, at_end = printed(KEPT, *argv, **env)
     return kept, int(by_frees), int(at_end)
 
 

@@ -14,8 +14,8 @@ afresh costs page faults; the setting is the process's, so it stays for later jo
 Without a budget (``freed_blocks_kept``): glibc maps every block over 32 MiB afresh, so each evaluation of a
 large image faults in and zeroes gigabytes of new pages (a 1024×768 feature map of 64 channels is 200 MB): at
 1024×768 a third of the single-scale job's CPU time went to the kernel. During such a job every block comes
-from the heap and what is freed stays there, so the next evaluation reuses the pages: the same job 34 % faster,
-its peak RSS 17 % higher (docs/PERFORMANCE.md, "The heap kept between evaluations"). Only glibc's main arena
+from the heap and what is freed stays there, so the next evaluation reuses the pages: the same job 32 % faster,
+its peak RSS 16 % higher (docs/PERFORMANCE.md, "Time to quality, fifth session"). Only glibc's main arena
 can hold a block over 64 MiB without mmap, so ``share_one_arena`` makes the threads an entry point starts
 afterwards allocate from it.
 """
@@ -27,7 +27,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ DEFAULT_TRIM_THRESHOLD = 128 * 1024
 #: M_TRIM_THRESHOLD's largest value (a C int): the heap's free top is never given back during the job.
 NEVER_TRIM = 2**31 - 1
 #: A job keeps its freed blocks only where this many times each scale's predicted peak fits the scale's
-#: budget: the heap's fragmentation raised the peak RSS by 17 % at 1024×768 (docs/PERFORMANCE.md).
+#: budget: the heap's fragmentation raised the peak RSS by 16 % at 1024×768 (docs/PERFORMANCE.md).
 KEPT_HEAP_HEADROOM = 1.5
 #: 128 KiB: glibc's own starting threshold, the value measured in docs/PERFORMANCE.md.
 PINNED_THRESHOLD = 128 * 1024
@@ -67,8 +67,6 @@ def user_chose_threshold() -> bool:
 
 @functools.cache  # the C library's functions, once: None where they are not glibc's
 def _libc() -> ctypes.CDLL | None:
-    if not hasattr(ctypes, "CDLL"):
-        return None
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -81,19 +79,14 @@ def _libc() -> ctypes.CDLL | None:
     return libc
 
 
-def _mallopt() -> Callable[[int, int], int] | None:
-    libc = _libc()
-    return None if libc is None else libc.mallopt
-
-
 @functools.cache  # once per process: the setting is the process's
 def pin_mmap_threshold(threshold: int = PINNED_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes for this process; False where that is not possible
     (not glibc, e.g. macOS or musl) or not wanted (the user set one: glibc already applied it)."""
-    mallopt = _mallopt()
-    if user_chose_threshold() or mallopt is None:
+    libc = _libc()
+    if user_chose_threshold() or libc is None:
         return False
-    if mallopt(M_MMAP_THRESHOLD, threshold) != 1:
+    if libc.mallopt(M_MMAP_THRESHOLD, threshold) != 1:
         return False
     log.info("memory budget: glibc's mmap threshold pinned at %d KiB, so that freed tensors leave the process",
              threshold // 1024)
@@ -106,10 +99,10 @@ def share_one_arena() -> bool:
     ``freed_blocks_kept`` can keep a large block (another arena's heaps hold at most 64 MiB, so its larger
     blocks are mapped afresh whatever mmap's limit). For an entry point (``neural-style``, a cluster worker)
     to call before it starts the thread that runs jobs; False where not glibc or the user chose the arenas."""
-    mallopt = _mallopt()
-    if mallopt is None or _user_chose(*ARENA_SETTING):
+    libc = _libc()
+    if libc is None or _user_chose(*ARENA_SETTING):
         return False
-    return mallopt(M_ARENA_MAX, 1) == 1
+    return bool(libc.mallopt(M_ARENA_MAX, 1) == 1)
 
 
 _kept_lock = threading.Lock()
@@ -124,23 +117,21 @@ def freed_blocks_kept(wanted: bool = True) -> Iterator[bool]:
     not glibc, or the user set them). For a CPU job without a memory budget: with one, freed tensors must
     leave the process instead (``pin_mmap_threshold``)."""
     global _kept_jobs
-    mallopt = _mallopt() if wanted else None
-    if mallopt is None or any(_user_chose(*setting) for setting in KEPT_HEAP_SETTINGS):
+    libc = _libc() if wanted else None
+    if libc is None or any(_user_chose(*setting) for setting in KEPT_HEAP_SETTINGS):
         yield False
         return
     with _kept_lock:
         _kept_jobs += 1
         if _kept_jobs == 1:
-            mallopt(M_MMAP_MAX, 0)
-            mallopt(M_TRIM_THRESHOLD, NEVER_TRIM)
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM)
     try:
         yield True
     finally:
         with _kept_lock:
             _kept_jobs -= 1
             if _kept_jobs == 0:
-                mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-                mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-                libc = _libc()
-                if libc is not None:
-                    libc.malloc_trim(0)
+                libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
+                libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                libc.malloc_trim(0)
