@@ -40,14 +40,19 @@ TODAY = PAPER
 VARIANTS = {
     "today (clamped at the end, restart per scale)": TODAY,
     "box only": OptimiserSettings(carry="none"),
-    "box + carried γ, bf16 coarse sizes (engine)": ENGINE,
+    "box + carried γ, bf16 coarse sizes and the output's first 3 evaluations (engine)": ENGINE,
     "box + carried γ and pairs": OptimiserSettings(carry="pairs"),
     "box + carried γ, first step ≤ the last scale's last": OptimiserSettings(cap_by_last_step=True),
-    "box + carried γ, bilinear upsampling": OptimiserSettings(upsampling="bilinear", coarse_bf16=False),
-    "box + carried γ, float32 coarse sizes (last session's engine)": OptimiserSettings(coarse_bf16=False),
+    "box + carried γ, bilinear upsampling": OptimiserSettings(upsampling="bilinear", coarse_bf16=False,
+                                                                 output_bf16=0),
+    "box + carried γ, float32 coarse sizes": OptimiserSettings(coarse_bf16=False, output_bf16=0),
+    "box + carried γ, bf16 coarse sizes, float32 output size (last session's engine)": OptimiserSettings(output_bf16=0),
+    **{f"box + carried γ, bf16 coarse sizes and the output's first {n} evaluations": OptimiserSettings(output_bf16=n)
+       for n in (2, 4)},
 }
 #: --variants' short names for VARIANTS' keys, in order.
-SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep", "bilinear", "fp32coarse"), VARIANTS))
+SHORT = dict(zip(("today", "box", "engine", "pairs", "laststep", "bilinear", "fp32coarse", "fp32out", "out2", "out4"),
+                 VARIANTS))
 
 
 def chosen(args) -> dict:
@@ -256,7 +261,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style-weight", type=float, default=4e6, help="β (α = 1)")
     parser.add_argument("--variants", default=",".join(SHORT),
-                        help="carry: which engines (today,box,engine,pairs,laststep,bilinear,fp32coarse)")
+                        help=f"carry: which engines ({','.join(SHORT)})")
     parser.add_argument("--no-single", action="store_true",
                         help="carry: no single-scale run (another process's gives the target): the traces only")
     parser.add_argument("--target", help="carry, schedule: today's single-scale LOSS:SECONDS from another process "

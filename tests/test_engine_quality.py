@@ -224,14 +224,16 @@ def _network_dtypes(model):
 
 
 @pytest.mark.parametrize("settings, requested, coarse", [
-    (optimize.ENGINE, "auto", torch.bfloat16),  # the engine: coarse sizes in bf16 where it is native
+    # the engine's coarse sizes in bf16 where it is native (its output size's first evaluations: the next test)
+    (optimize.OptimiserSettings(output_bf16=0), "auto", torch.bfloat16),
     (optimize.PAPER, "auto", torch.float32),  # the paper's setting (today's baseline): float32 throughout
     (optimize.ENGINE, "fp32", torch.float32),  # asked for float32: float32 at every size
 ])
 def test_auto_precision_runs_only_the_coarse_sizes_in_bf16(model, content, style, monkeypatch, settings, requested,
                                                            coarse):
     """Under "auto" the coarse sizes, whose result only starts the next size, run the network in bf16 on a device
-    that computes it natively; the output's size (its losses reported, its image delivered) stays float32."""
+    that computes it natively; the output's size (its losses reported, its image delivered) stays float32
+    without ``output_bf16``."""
     from neural_style.daemon.engine import device_tuning
 
     monkeypatch.setattr(device_tuning, "native_bf16", lambda device_type: True)
@@ -247,6 +249,38 @@ def test_auto_precision_runs_only_the_coarse_sizes_in_bf16(model, content, style
     final_passes = {dtype for size, dtype in seen if size == output}
     assert coarse_passes == {coarse} and final_passes == {torch.float32}
     assert math.isfinite(result.loss.total) and result.loss.total > 0  # a float32 loss at the end
+
+
+@pytest.mark.parametrize("leading, requested, iterations", [
+    (2, "auto", 12),  # the output size's first two in bf16, then float32
+    (9, "auto", 8),  # more asked than the size has: all but its last
+    (2, "fp32", 12),  # an explicit precision holds at every evaluation
+    (2, "bf16", 12),
+])
+def test_the_output_sizes_first_evaluations_run_in_bf16_and_its_last_in_float32(
+        model, content, style, monkeypatch, leading, requested, iterations):
+    """``output_bf16``: the output size's first evaluations run the network in bf16 within the same L-BFGS run,
+    while its targets and its last evaluation (the reported loss, the delivered image) stay float32."""
+    from neural_style.daemon.engine import device_tuning
+
+    monkeypatch.setattr(device_tuning, "native_bf16", lambda device_type: True)
+    passes: list[tuple[tuple[int, int], torch.dtype, bool]] = []  # (size, dtype, an evaluation's pass)
+    hook = model.conv_layers[0].register_forward_hook(
+        lambda m, i, out: passes.append((tuple(out.shape[-2:]), out.dtype, torch.is_grad_enabled())))
+    try:
+        result = stylize(model, content, [style], FAST.replace(precision=requested, scales=2, iterations=iterations),
+                         optimiser=optimize.OptimiserSettings(output_bf16=leading))
+    finally:
+        hook.remove()
+    output = (result.plans[-1].height, result.plans[-1].width)
+    evaluations = [dtype for size, dtype, grad in passes if size == output and grad]
+    n = len(evaluations)
+    bf16 = {"auto": min(leading, n - 1), "fp32": 0, "bf16": n}[requested]
+    assert n - 1 > leading if iterations == 12 else n <= leading  # the case's premise: fewer asked, or more
+    assert evaluations == [torch.bfloat16] * bf16 + [torch.float32] * (n - bf16)
+    targets = {torch.bfloat16} if requested == "bf16" else {torch.float32}
+    assert {dtype for size, dtype, grad in passes if size == output and not grad} == targets
+    assert math.isfinite(result.loss.total) and result.loss.total > 0
 
 
 def test_auto_precision_is_float32_where_bf16_is_not_native(model, content, style, monkeypatch):

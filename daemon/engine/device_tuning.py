@@ -9,7 +9,7 @@
 - bf16 at the coarse sizes of a coarse-to-fine run (``scale_precision``), on a CPU that computes it natively
   (AVX512-BF16 or AMX): their result only starts the next size, and a bf16 evaluation costs about half
   a float32 one there (docs/PERFORMANCE.md, "Time to quality, fourth session"); the output's own size, whose
-  losses are reported and delivered, stays float32.
+  losses are reported and delivered, stays float32 but for its first few evaluations (``LeadingBf16``).
 - The image and network are channels-last already (``vgg.py``); nothing is copied to the host per
   evaluation but the scalars the optimiser reads and the previews a caller asks for.
 
@@ -17,6 +17,7 @@ Each setting is restored when the job ends, so that a process embedding the engi
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,10 +57,38 @@ def relative_cost(precision: str, device: torch.device) -> float:
 def scale_precision(requested: str, device: torch.device, *, final: bool, coarse_bf16: bool = True) -> str:
     """The network's precision at one size of a run: ``requested`` ("auto", "fp32", "fp16", "bf16"), except that
     "auto" runs a coarse size (not ``final``) in bf16 where the device computes it natively and ``coarse_bf16``
-    (``optimize.OptimiserSettings``) allows; the output's size under "auto" is always float32."""
+    (``optimize.OptimiserSettings``) allows; the output's size under "auto" is float32 (its targets and, but
+    for its first few evaluations, ``LeadingBf16``, its evaluations)."""
     if requested != "auto":
         return requested
     return "bf16" if coarse_bf16 and not final and native_bf16(device.type) else "fp32"
+
+
+class LeadingBf16:
+    """The output size's network precision, evaluation by evaluation: bf16 for its first ``evaluations`` (at most
+    all but the last of ``total``), float32 after them, as an ``Autocast`` the objective enters per pass.
+
+    Its first evaluations only move the image on from the coarse sizes' result, as theirs did, at about half a
+    float32 one's cost; its targets stay float32 and L-BFGS keeps its pairs across the switch, so no evaluation
+    is repeated, and the last, whose loss is reported and whose image is delivered, is float32.
+    ``evaluated()`` counts one down; the caller calls it after each evaluation."""
+
+    def __init__(self, device: torch.device, evaluations: int, total: int) -> None:
+        self.device, self.left = device, max(0, min(evaluations, total - 1))
+
+    def __call__(self) -> contextlib.AbstractContextManager[Any]:
+        if self.left > 0:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def evaluated(self) -> None:
+        self.left = max(0, self.left - 1)
+
+
+def output_bf16(requested: str, device: torch.device, evaluations: int) -> int:
+    """How many of the output size's first evaluations run in bf16: ``evaluations`` under "auto" where the device
+    computes bf16 natively, none otherwise (an explicit precision holds at every evaluation)."""
+    return evaluations if requested == "auto" and native_bf16(device.type) else 0
 
 
 @contextmanager

@@ -45,7 +45,10 @@ class OptimiserSettings:
     candidate, measured against the fixed cap in docs/PERFORMANCE.md). ``upsampling``: how a scale's image
     is enlarged to start the next (bicubic keeps more of its detail: a smaller jump in loss at the new size).
     ``coarse_bf16``: with the job's precision "auto", the coarse sizes run the network in bf16 where the device
-    computes it natively (``device_tuning.scale_precision``): they only find the next size's start."""
+    computes it natively (``device_tuning.scale_precision``): they only find the next size's start.
+    ``output_bf16``: as many of the output size's first evaluations run the network in bf16 too, against its
+    float32 targets, in the same L-BFGS run (``device_tuning.LeadingBf16``); the size's last evaluation, whose
+    loss is reported and whose image is delivered, is always float32."""
 
     box: tuple[float, float] | None = (0.0, 1.0)
     carry: Carry = "gamma"
@@ -54,19 +57,23 @@ class OptimiserSettings:
     cap_by_last_step: bool = False
     upsampling: Upsampling = "bicubic"
     coarse_bf16: bool = True
+    output_bf16: int = 3
 
     def __post_init__(self) -> None:
+        if self.output_bf16 < 0:
+            raise ValueError(f"output_bf16 counts evaluations: {self.output_bf16} < 0")
         if self.carry not in CARRIES:
             raise ValueError(f"carry must be one of {CARRIES}, not {self.carry!r}")
         if self.upsampling not in UPSAMPLINGS:
             raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, not {self.upsampling!r}")
 
 
-#: The engine's optimiser: the measured winners.
+#: The engine's optimiser: the measured winners (docs/PERFORMANCE.md, "Time to quality"; the output size's first
+#: three evaluations in bf16: its sixth session).
 ENGINE = OptimiserSettings()
 #: The paper's (and the engine's before issue 19): no box, the image clamped only when delivered,
 #: torch's L-BFGS restarted at every scale, a scale's image enlarged bilinearly, every size in float32.
-PAPER = OptimiserSettings(box=None, carry="none", upsampling="bilinear", coarse_bf16=False)
+PAPER = OptimiserSettings(box=None, carry="none", upsampling="bilinear", coarse_bf16=False, output_bf16=0)
 
 #: Called after every evaluation with (evaluations done in this call, x, terms).
 OnEvaluation = Callable[[int, torch.Tensor, dict[str, torch.Tensor]], None]

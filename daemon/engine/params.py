@@ -286,8 +286,8 @@ class StyleParams:
     height: int | None = param(None, "output height for texture synthesis (no content)", minimum=16,
                                maximum=MAX_SIDE, unset="size", texture_only=True)
     precision: str = param("auto", "autocast of the network; Gram matrices and losses stay float32 "
-                                   "(auto = fp32 at the output's size, bf16 at the coarse sizes on a CPU "
-                                   "with native bf16)", choices=PRECISIONS)
+                                   "(auto, on a CPU with native bf16: bf16 at the coarse sizes and the "
+                                   "output size's first three evaluations, fp32 after them)", choices=PRECISIONS)
     progress_every: int = param(10, "report progress every this many iterations (and after the last)",
                                 minimum=1, maximum=MAX_ITERATIONS)
     preview: bool = param(False, "attach the current image to progress reports", cli=False)

@@ -18,7 +18,7 @@ from typing import TypedDict
 import torch
 
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
-from .device_tuning import on_tuned_device, relative_cost, scale_precision
+from .device_tuning import LeadingBf16, on_tuned_device, output_bf16, relative_cost, scale_precision
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import KEPT_HEAP_HEADROOM, freed_blocks_kept, pin_mmap_threshold
 from .imaging import join_alpha, match_colors, preserve_colors, resize, split_alpha
@@ -148,8 +148,12 @@ def stylize(
         for index, (scale, memory) in enumerate(zip(plan.scales, plan.memory)):
             content_at = (resize(plan.content_rgb, scale.size).unsqueeze(0).to(device)
                           if plan.content_rgb is not None else None)
-            precision = precisions[index]  # one precision for everything at this size: targets and evaluations
+            precision = precisions[index]  # the targets' precision at this size, and its evaluations' but below
             autocast = autocast_for(precision, device)
+            # the output size's first evaluations in bf16, against its float32 targets (device_tuning.LeadingBf16)
+            final = index + 1 == len(plan.scales)
+            in_bf16 = output_bf16(params.precision, device, optimiser.output_bf16) if final else 0
+            leading = LeadingBf16(device, in_bf16, scale.iterations) if in_bf16 else None
             targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
             style_options: _StyleOptions = dict(
                 output=scale.size, style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
@@ -173,7 +177,7 @@ def stylize(
 
             def build(m: MemoryPlan, _targets: _ScaleTargets = targets, _style: StyleTerms = style,
                       _content_weight: float = content_weight, _held: tuple[TemporalTarget, ...] = held,
-                      _autocast: Autocast = autocast) -> Objective:
+                      _autocast: Autocast = leading or autocast) -> Objective:
                 return with_temporal(_objective(model, params, m, _targets, _style, _autocast, _content_weight), _held,
                                      params.temporal_weight)
 
@@ -184,7 +188,9 @@ def stylize(
             objective = RetryingObjective(build, memory, lambda m: shrink(plan, params, device, m), replanned)
 
             def report(done: int, image: torch.Tensor, terms: dict[str, torch.Tensor], _offset: int = iteration_offset,
-                       _scale: int = index + 1) -> None:
+                       _scale: int = index + 1, _leading: LeadingBf16 | None = leading) -> None:
+                if _leading is not None:
+                    _leading.evaluated()
                 seconds_left = clock.evaluated()
                 iteration = _offset + done
                 if on_progress is None:
@@ -205,7 +211,7 @@ def stylize(
             except StopRequested as stop:
                 raise Cancelled(iteration_offset + stop.evaluations) from None
             used.append(objective.plan)
-            del start, objective, targets, style, held
+            del start, objective, targets, style, held, leading
             x = outcome.image
             last_terms = outcome.terms
             learnt = outcome.learnt if index + 1 < len(plan.scales) else None
