@@ -251,16 +251,18 @@ def test_auto_precision_runs_only_the_coarse_sizes_in_bf16(model, content, style
     assert math.isfinite(result.loss.total) and result.loss.total > 0  # a float32 loss at the end
 
 
-@pytest.mark.parametrize("leading, requested, iterations", [
-    (2, "auto", 12),  # the output size's first two in bf16, then float32
-    (9, "auto", 8),  # more asked than the size has: all but its last
-    (2, "fp32", 12),  # an explicit precision holds at every evaluation
-    (2, "bf16", 12),
+@pytest.mark.parametrize("leading, requested, iterations, scales", [
+    (2, "auto", 12, 2),  # the output size's first two in bf16, then float32
+    (9, "auto", 8, 2),  # more asked than the size has: all but its last
+    (2, "fp32", 12, 2),  # an explicit precision holds at every evaluation
+    (2, "bf16", 12, 2),
+    (2, "auto", 12, 1),  # a single size has no coarse result to move on from: float32 throughout
 ])
 def test_the_output_sizes_first_evaluations_run_in_bf16_and_its_last_in_float32(
-        model, content, style, monkeypatch, leading, requested, iterations):
-    """``output_bf16``: the output size's first evaluations run the network in bf16 within the same L-BFGS run,
-    while its targets and its last evaluation (the reported loss, the delivered image) stay float32."""
+        model, content, style, monkeypatch, leading, requested, iterations, scales):
+    """``output_bf16``: a coarse-to-fine run's output size runs its first evaluations in bf16 within the same
+    L-BFGS run, while its targets and its last evaluation (the reported loss, the delivered image) stay float32;
+    a single-size run starts from noise, the content or a warped frame, where bf16 misleads the first steps."""
     from neural_style.daemon.engine import device_tuning
 
     monkeypatch.setattr(device_tuning, "native_bf16", lambda device_type: True)
@@ -268,14 +270,16 @@ def test_the_output_sizes_first_evaluations_run_in_bf16_and_its_last_in_float32(
     hook = model.conv_layers[0].register_forward_hook(
         lambda m, i, out: passes.append((tuple(out.shape[-2:]), out.dtype, torch.is_grad_enabled())))
     try:
-        result = stylize(model, content, [style], FAST.replace(precision=requested, scales=2, iterations=iterations),
+        result = stylize(model, content, [style],
+                         FAST.replace(precision=requested, scales=scales, iterations=iterations),
                          optimiser=optimize.OptimiserSettings(output_bf16=leading))
     finally:
         hook.remove()
+    assert len(result.plans) == scales
     output = (result.plans[-1].height, result.plans[-1].width)
     evaluations = [dtype for size, dtype, grad in passes if size == output and grad]
     n = len(evaluations)
-    bf16 = {"auto": min(leading, n - 1), "fp32": 0, "bf16": n}[requested]
+    bf16 = {"auto": min(leading, n - 1) if scales > 1 else 0, "fp32": 0, "bf16": n}[requested]
     assert n - 1 > leading if iterations == 12 else n <= leading  # the case's premise: fewer asked, or more
     assert evaluations == [torch.bfloat16] * bf16 + [torch.float32] * (n - bf16)
     targets = {torch.bfloat16} if requested == "bf16" else {torch.float32}

@@ -9,7 +9,8 @@
 - bf16 at the coarse sizes of a coarse-to-fine run (``scale_precision``), on a CPU that computes it natively
   (AVX512-BF16 or AMX): their result only starts the next size, and a bf16 evaluation costs about half
   a float32 one there (docs/PERFORMANCE.md, "Time to quality, fourth session"); the output's own size, whose
-  losses are reported and delivered, stays float32 but for its first few evaluations (``LeadingBf16``).
+  losses are reported and delivered, stays float32 but for a coarse-to-fine run's first few evaluations there
+  (``LeadingBf16``; a single-size run is float32 throughout).
 - The image and network are channels-last already (``vgg.py``); nothing is copied to the host per
   evaluation but the scalars the optimiser reads and the previews a caller asks for.
 
@@ -68,7 +69,8 @@ class LeadingBf16:
     """The output size's network precision, evaluation by evaluation: bf16 for its first ``evaluations`` (at most
     all but the last of ``total``), float32 after them, as an ``Autocast`` the objective enters per pass.
 
-    Its first evaluations only move the image on from the coarse sizes' result, as theirs did, at about half a
+    Only a coarse-to-fine run uses it (``transfer.stylize``): its first evaluations there only move the image on
+    from the coarse sizes' result, as theirs did, at about half a
     float32 one's cost; its targets stay float32 and L-BFGS keeps its pairs across the switch, so no evaluation
     is repeated, and the last, whose loss is reported and whose image is delivered, is float32.
     ``evaluated()`` counts one down; the caller calls it after each evaluation."""

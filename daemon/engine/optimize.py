@@ -46,9 +46,12 @@ class OptimiserSettings:
     is enlarged to start the next (bicubic keeps more of its detail: a smaller jump in loss at the new size).
     ``coarse_bf16``: with the job's precision "auto", the coarse sizes run the network in bf16 where the device
     computes it natively (``device_tuning.scale_precision``): they only find the next size's start.
-    ``output_bf16``: as many of the output size's first evaluations run the network in bf16 too, against its
-    float32 targets, in the same L-BFGS run (``device_tuning.LeadingBf16``); the size's last evaluation, whose
-    loss is reported and whose image is delivered, is always float32."""
+    ``output_bf16``: in a coarse-to-fine run, as many of the output size's first evaluations run the network in
+    bf16 too, against its float32 targets, in the same L-BFGS run (``device_tuning.LeadingBf16``); the size's
+    last evaluation, whose loss is reported and whose image is delivered, is always float32. A single-size run
+    keeps float32: three of its hundreds of evaluations would save little, and from the content or a sequence's
+    warped frame, where the content features already match, bf16's rounding against the float32 target is
+    noise as large as what is left to fit (docs/PERFORMANCE.md, "Time to quality, seventh session")."""
 
     box: tuple[float, float] | None = (0.0, 1.0)
     carry: Carry = "gamma"

@@ -150,9 +150,10 @@ def stylize(
                           if plan.content_rgb is not None else None)
             precision = precisions[index]  # the targets' precision at this size, and its evaluations' but below
             autocast = autocast_for(precision, device)
-            # the output size's first evaluations in bf16, against its float32 targets (device_tuning.LeadingBf16)
+            # a coarse-to-fine run's output size: its first evaluations in bf16, against its float32 targets
+            # (device_tuning.LeadingBf16); a single size keeps float32 throughout
             final = index + 1 == len(plan.scales)
-            in_bf16 = output_bf16(params.precision, device, optimiser.output_bf16) if final else 0
+            in_bf16 = output_bf16(params.precision, device, optimiser.output_bf16) if final and index > 0 else 0
             leading = LeadingBf16(device, in_bf16, scale.iterations) if in_bf16 else None
             targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
             style_options: _StyleOptions = dict(
