@@ -109,6 +109,24 @@ def test_time_left_follows_the_measured_rate_and_counts_later_scales_as_dearer()
     assert left.evaluated() == 0.0
 
 
+def test_time_left_weighs_the_output_sizes_leading_bf16_evaluations_and_then_follows_the_float32_ones():
+    """The output size's first evaluations are cheaper (``cheap``: 2 at half the cost): the estimate weighs
+    them so while they run, then follows the float32 ones' own rate, whatever the bf16 ones' share turned out."""
+    clock = FakeClock()
+    left = TimeLeft(work=[100.0], iterations=[5], clock=clock, cheap=[(2, 0.5)])
+    left.start_scale(0)
+    clock.now = 3.0  # the first (bf16) evaluation pays set-up: the run's rate so far, 3 s for 50 units
+    assert left.evaluated() == pytest.approx(3.0 / 50 * (50 + 3 * 100))
+    clock.now = 4.0  # the second bf16 one: 1 s for 50 units, the three float32 ones left at that rate
+    assert left.evaluated() == pytest.approx(1.0 / 50 * 300)
+    clock.now = 9.0  # the first float32 one took 5 s, not the 2 s the share predicted: its rate from now on
+    assert left.evaluated() == pytest.approx(5.0 / 100 * 200)
+    clock.now = 13.0
+    assert left.evaluated() == pytest.approx(4.5 / 100 * 100)  # the float32 ones' mean: (5 + 4) / 2
+    clock.now = 17.0
+    assert left.evaluated() == 0.0
+
+
 def test_a_block_wise_evaluation_counts_as_more_work_than_its_pixels():
     budget = Budget(1 << 40, "test")
     whole = plan_memory(2048, 2048, budget=budget, history=100, **PAPER)

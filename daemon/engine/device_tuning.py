@@ -66,8 +66,8 @@ def scale_precision(requested: str, device: torch.device, *, final: bool, coarse
 
 
 class LeadingBf16:
-    """The output size's network precision, evaluation by evaluation: bf16 for its first ``evaluations`` (at most
-    all but the last of ``total``), float32 after them, as an ``Autocast`` the objective enters per pass.
+    """The output size's network precision, evaluation by evaluation: bf16 for its first ``evaluations``
+    (``output_bf16``'s count), float32 after them, as an ``Autocast`` the objective enters per pass.
 
     Only a coarse-to-fine run uses it (``transfer.stylize``): its first evaluations there only move the image on
     from the coarse sizes' result, as theirs did, at about half a
@@ -75,8 +75,8 @@ class LeadingBf16:
     is repeated, and the last, whose loss is reported and whose image is delivered, is float32.
     ``evaluated()`` counts one down; the caller calls it after each evaluation."""
 
-    def __init__(self, device: torch.device, evaluations: int, total: int) -> None:
-        self.device, self.left = device, max(0, min(evaluations, total - 1))
+    def __init__(self, device: torch.device, evaluations: int) -> None:
+        self.device, self.left = device, evaluations
 
     def __call__(self) -> contextlib.AbstractContextManager[Any]:
         if self.left > 0:
@@ -87,10 +87,11 @@ class LeadingBf16:
         self.left = max(0, self.left - 1)
 
 
-def output_bf16(requested: str, device: torch.device, evaluations: int) -> int:
-    """How many of the output size's first evaluations run in bf16: ``evaluations`` under "auto" where the device
-    computes bf16 natively, none otherwise (an explicit precision holds at every evaluation)."""
-    return evaluations if requested == "auto" and native_bf16(device.type) else 0
+def output_bf16(requested: str, device: torch.device, evaluations: int, total: int) -> int:
+    """How many of the output size's ``total`` first evaluations run in bf16: ``evaluations``, at most all but the
+    last, under "auto" where the device computes bf16 natively; none otherwise (an explicit precision holds at
+    every evaluation)."""
+    return max(0, min(evaluations, total - 1)) if requested == "auto" and native_bf16(device.type) else 0
 
 
 @contextmanager

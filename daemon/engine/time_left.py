@@ -5,7 +5,9 @@ the pixels. A block-wise evaluation costs more per pixel (``evaluation_work``): 
 by their margins, and pass 1 runs the network once more to the deepest style layer. So a later,
 larger scale is estimated as dearer than the coarse ones in proportion, and the rate measured on
 the scale now running (once it has two evaluations: the first pays one-off set-up) is what the
-estimate follows.
+estimate follows. A coarse-to-fine run's output size starts with a few cheaper bf16 evaluations
+(``device_tuning.LeadingBf16``): they are weighed as cheaper (``BF16_CPU_COST``), and once a float32 one
+has been timed the rate follows the float32 ones alone, since the bf16 share of the cost varies by host.
 """
 from __future__ import annotations
 
@@ -35,22 +37,32 @@ def evaluation_work(plan: MemoryPlan, style_layers: Collection[str], content_lay
 
 
 class TimeLeft:
-    """Seconds left in a run of scales with ``iterations[i]`` evaluations of ``work[i]`` units each."""
+    """Seconds left in a run of scales with ``iterations[i]`` evaluations of ``work[i]`` units each.
+
+    ``cheap[i] = (n, share)``: scale i's first n evaluations cost ``share`` of its others (none by default)."""
 
     def __init__(self, work: Sequence[float], iterations: Sequence[int],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 cheap: Sequence[tuple[int, float]] | None = None) -> None:
         self.work, self.iterations, self.clock = list(work), list(iterations), clock
+        self.cheap = list(cheap) if cheap is not None else [(0, 1.0)] * len(self.work)
         self.spent = 0.0  # seconds of evaluation in finished scales
         self.done = 0.0  # their work
         self.scale = 0
         self.scale_started = clock()
         self.marks: list[float] = []  # the clock after each evaluation of the current scale
 
+    def _work(self, scale: int, start: int, stop: int) -> float:
+        """The work of scale ``scale``'s evaluations ``start`` to ``stop`` (0-based, ``stop`` excluded)."""
+        count, share = self.cheap[scale]
+        cheap = max(0, min(stop, count) - start)
+        return self.work[scale] * (max(0, stop - start - cheap) + share * cheap)
+
     def start_scale(self, index: int) -> None:
         """Scale ``index`` begins optimising now (its targets are ready)."""
         if self.marks:
             self.spent += self.marks[-1] - self.scale_started
-            self.done += len(self.marks) * self.work[self.scale]
+            self.done += self._work(self.scale, 0, len(self.marks))
         self.scale, self.scale_started, self.marks = index, self.clock(), []
 
     def evaluated(self) -> float | None:
@@ -59,14 +71,18 @@ class TimeLeft:
         rate = self._rate()
         if rate is None:
             return None
-        left = (self.iterations[self.scale] - len(self.marks)) * self.work[self.scale]
-        left += sum(n * w for n, w in zip(self.iterations[self.scale + 1:], self.work[self.scale + 1:]))
+        left = self._work(self.scale, len(self.marks), self.iterations[self.scale])
+        left += sum(self._work(i, 0, self.iterations[i]) for i in range(self.scale + 1, len(self.work)))
         return max(0.0, rate * left)
 
     def _rate(self) -> float | None:
-        """Seconds per unit: this scale's after its first evaluation, else the run's so far."""
-        if len(self.marks) >= 2:
-            return (self.marks[-1] - self.marks[0]) / ((len(self.marks) - 1) * self.work[self.scale])
+        """Seconds per unit: this scale's after its first evaluation (its full-cost ones' once one is timed),
+        else the run's so far."""
+        timed = len(self.marks)
+        full_cost = max(1, self.cheap[self.scale][0])  # the first full-cost evaluation (the first pays set-up)
+        first = full_cost if timed - 1 >= full_cost else 1
+        if timed >= 2:
+            return (self.marks[-1] - self.marks[first - 1]) / self._work(self.scale, first, timed)
         spent = self.spent + (self.marks[-1] - self.scale_started if self.marks else 0.0)
-        done = self.done + len(self.marks) * self.work[self.scale]
+        done = self.done + self._work(self.scale, 0, timed)
         return spent / done if done > 0 else None

@@ -135,8 +135,13 @@ def stylize(
         # each size's network precision: bf16 at the coarse sizes under "auto" where the device computes it natively
         precisions = [scale_precision(params.precision, device, final=i + 1 == len(plan.scales),
                                       coarse_bf16=optimiser.coarse_bf16) for i in range(len(plan.scales))]
+        # a coarse-to-fine run's output size: its first evaluations in bf16, against its float32 targets
+        # (device_tuning.LeadingBf16); a single size keeps float32 throughout
+        leading_bf16 = [output_bf16(params.precision, device, optimiser.output_bf16, s.iterations)
+                        if i + 1 == len(plan.scales) and i > 0 else 0 for i, s in enumerate(plan.scales)]
         clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) * relative_cost(p, device)
-                          for m, p in zip(plan.memory, precisions)], [s.iterations for s in plan.scales])
+                          for m, p in zip(plan.memory, precisions)], [s.iterations for s in plan.scales],
+                         cheap=[(n, relative_cost("bf16", device)) for n in leading_bf16])
         preview = _Previews(plan, params)
 
         working_dtype = torch.promote_types(model.dtype, torch.float32)
@@ -150,11 +155,7 @@ def stylize(
                           if plan.content_rgb is not None else None)
             precision = precisions[index]  # the targets' precision at this size, and its evaluations' but below
             autocast = autocast_for(precision, device)
-            # a coarse-to-fine run's output size: its first evaluations in bf16, against its float32 targets
-            # (device_tuning.LeadingBf16); a single size keeps float32 throughout
-            final = index + 1 == len(plan.scales)
-            in_bf16 = output_bf16(params.precision, device, optimiser.output_bf16) if final and index > 0 else 0
-            leading = LeadingBf16(device, in_bf16, scale.iterations) if in_bf16 else None
+            leading = LeadingBf16(device, leading_bf16[index]) if leading_bf16[index] else None
             targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
             style_options: _StyleOptions = dict(
                 output=scale.size, style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
