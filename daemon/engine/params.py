@@ -287,7 +287,7 @@ class StyleParams:
                                maximum=MAX_SIDE, unset="size", texture_only=True)
     precision: str = param("auto", "autocast of the network; Gram matrices and losses stay float32 "
                                    "(auto, on a CPU with native bf16: bf16 at the coarse sizes and the "
-                                   "output size's first three evaluations after them, fp32 then; a "
+                                   "output size's first four evaluations after them, fp32 then; a "
                                    "single size is fp32)", choices=PRECISIONS)
     progress_every: int = param(10, "report progress every this many iterations (and after the last)",
                                 minimum=1, maximum=MAX_ITERATIONS)
