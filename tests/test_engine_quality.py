@@ -314,5 +314,10 @@ def test_scale_precision_follows_the_request(monkeypatch, native):
     assert device_tuning.scale_precision("auto", cpu, final=True) == "fp32"
     assert device_tuning.scale_precision("auto", cpu, final=False) == ("bf16" if native else "fp32")
     assert device_tuning.scale_precision("auto", cpu, final=False, coarse_bf16=False) == "fp32"
+    # the output size's leading bf16 evaluations: a coarse-to-fine run's only, all but its last at the most
+    assert device_tuning.leading_bf16("auto", cpu, 4, [20, 10]) == ([0, 4] if native else [0, 0])
+    assert device_tuning.leading_bf16("auto", cpu, 4, [16, 9, 3]) == ([0, 0, 2] if native else [0, 0, 0])
+    assert device_tuning.leading_bf16("auto", cpu, 4, [30]) == [0]
+    assert device_tuning.leading_bf16("bf16", cpu, 4, [20, 10]) == [0, 0]  # bf16 at every evaluation already
     assert device_tuning.relative_cost("bf16", cpu) == (device_tuning.BF16_CPU_COST if native else 1.0)
     assert device_tuning.relative_cost("fp32", cpu) == 1.0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -59,7 +59,7 @@ def scale_precision(requested: str, device: torch.device, *, final: bool, coarse
     """The network's precision at one size of a run: ``requested`` ("auto", "fp32", "fp16", "bf16"), except that
     "auto" runs a coarse size (not ``final``) in bf16 where the device computes it natively and ``coarse_bf16``
     (``optimize.OptimiserSettings``) allows; the output's size under "auto" is float32 (its targets and, but
-    for its first few evaluations, ``LeadingBf16``, its evaluations)."""
+    for a coarse-to-fine run's first few evaluations there, ``leading_bf16``, its evaluations)."""
     if requested != "auto":
         return requested
     return "bf16" if coarse_bf16 and not final and native_bf16(device.type) else "fp32"
@@ -67,7 +67,7 @@ def scale_precision(requested: str, device: torch.device, *, final: bool, coarse
 
 class LeadingBf16:
     """The output size's network precision, evaluation by evaluation: bf16 for its first ``evaluations``
-    (``output_bf16``'s count), float32 after them, as an ``Autocast`` the objective enters per pass.
+    (``leading_bf16``'s count), float32 after them, as an ``Autocast`` the objective enters per pass.
 
     Only a coarse-to-fine run uses it (``transfer.stylize``): its first evaluations there only move the image on
     from the coarse sizes' result, as theirs did, at about half a
@@ -87,11 +87,16 @@ class LeadingBf16:
         self.left = max(0, self.left - 1)
 
 
-def output_bf16(requested: str, device: torch.device, evaluations: int, total: int) -> int:
-    """How many of the output size's ``total`` first evaluations run in bf16: ``evaluations``, at most all but the
-    last, under "auto" where the device computes bf16 natively; none otherwise (an explicit precision holds at
-    every evaluation)."""
-    return max(0, min(evaluations, total - 1)) if requested == "auto" and native_bf16(device.type) else 0
+def leading_bf16(requested: str, device: torch.device, evaluations: int, iterations: Sequence[int]) -> list[int]:
+    """For each size of a run (``iterations[i]`` evaluations each), how many of its first evaluations run in bf16
+    (``LeadingBf16``) beside ``scale_precision``'s: under "auto" where the device computes bf16 natively, a
+    coarse-to-fine run's output size its first ``evaluations``, at most all but its last; no other size, and
+    none under an explicit precision, which holds at every evaluation. A single size has no coarse result to
+    move on from (``optimize.OptimiserSettings.output_bf16``)."""
+    counts = [0] * len(iterations)
+    if requested == "auto" and len(iterations) > 1 and native_bf16(device.type):
+        counts[-1] = max(0, min(evaluations, iterations[-1] - 1))
+    return counts
 
 
 @contextmanager

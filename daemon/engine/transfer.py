@@ -18,7 +18,7 @@ from typing import TypedDict
 import torch
 
 from .blockwise import Autocast, BlockwiseObjective, ContentTargets, RecomputedContent, StoredContent
-from .device_tuning import LeadingBf16, on_tuned_device, output_bf16, relative_cost, scale_precision
+from .device_tuning import LeadingBf16, leading_bf16, on_tuned_device, relative_cost, scale_precision
 from .engine_errors import Cancelled, NonFiniteLoss
 from .heap_threshold import KEPT_HEAP_HEADROOM, freed_blocks_kept, pin_mmap_threshold
 from .imaging import join_alpha, match_colors, preserve_colors, resize, split_alpha
@@ -135,13 +135,12 @@ def stylize(
         # each size's network precision: bf16 at the coarse sizes under "auto" where the device computes it natively
         precisions = [scale_precision(params.precision, device, final=i + 1 == len(plan.scales),
                                       coarse_bf16=optimiser.coarse_bf16) for i in range(len(plan.scales))]
-        # a coarse-to-fine run's output size: its first evaluations in bf16, against its float32 targets
-        # (device_tuning.LeadingBf16); a single size keeps float32 throughout
-        leading_bf16 = [output_bf16(params.precision, device, optimiser.output_bf16, s.iterations)
-                        if i + 1 == len(plan.scales) and i > 0 else 0 for i, s in enumerate(plan.scales)]
+        # and a coarse-to-fine run's output size's first evaluations, against its float32 targets
+        iterations = [s.iterations for s in plan.scales]
+        in_bf16 = leading_bf16(params.precision, device, optimiser.output_bf16, iterations)
         clock = TimeLeft([evaluation_work(m, plan.style_layers, plan.content_layers) * relative_cost(p, device)
-                          for m, p in zip(plan.memory, precisions)], [s.iterations for s in plan.scales],
-                         cheap=[(n, relative_cost("bf16", device)) for n in leading_bf16])
+                          for m, p in zip(plan.memory, precisions)], iterations,
+                         cheap=[(n, relative_cost("bf16", device)) for n in in_bf16])
         preview = _Previews(plan, params)
 
         working_dtype = torch.promote_types(model.dtype, torch.float32)
@@ -155,7 +154,7 @@ def stylize(
                           if plan.content_rgb is not None else None)
             precision = precisions[index]  # the targets' precision at this size, and its evaluations' but below
             autocast = autocast_for(precision, device)
-            leading = LeadingBf16(device, leading_bf16[index]) if leading_bf16[index] else None
+            leading = LeadingBf16(device, in_bf16[index]) if in_bf16[index] else None
             targets = _ScaleTargets(model, plan, params, scale, content_at, autocast)
             style_options: _StyleOptions = dict(
                 output=scale.size, style_scale=params.style_scale, smallest=plan.smallest, pooling=params.pooling,
